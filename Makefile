@@ -1,0 +1,44 @@
+# Everything a fresh machine needs is installed by these targets; nothing by hand.
+# Requires: python3.11 (or 3.10), Java 17 as `java`, a C++ compiler and cmake (for Horovod).
+PYTHON ?= $(shell command -v python3.11 || command -v python3.10 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+# Horovod has no wheel: it compiles against the TensorFlow installed first (pip caches the wheel).
+HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
+	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
+
+# Spark 3.5 runs on Java 17; use it even where a newer JDK is the default.
+JAVA17 := $(firstword $(wildcard /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk-arm64 /usr/lib/jvm/java-17-openjdk))
+ifneq ($(JAVA17),)
+export JAVA_HOME ?= $(JAVA17)
+endif
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel setuptools
+	$(PIP) install -q -r requirements.lock
+	$(HOROVOD_ENV) $(PIP) install -q --no-build-isolation horovod==0.28.1
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(VENV)/bin/horovodrun --check-build
+	touch $(STAMP)
+
+test: setup
+	$(VENV)/bin/pytest
+
+demo: setup
+	$(PY) -m jobs.demo --workdir demo_output
+
+bench: setup
+	$(PY) benchmarks/convert_images.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache
