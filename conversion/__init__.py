@@ -1,0 +1,1 @@
+"""Spark jobs that turn raw files into sharded TFRecord datasets with a manifest."""

@@ -1,0 +1,87 @@
+"""Executor side: read, check and encode the files of one shard, and write it to staging."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from conversion.discovery import Skip
+from conversion.images import Rejected, check_image
+from conversion.listing import filesystem
+from conversion.options import ImageTransform
+from conversion.plan import ShardPlan
+from conversion.records import image_example
+from conversion.tfrecord_io import TFRecordFileWriter
+
+
+class InjectedFault(RuntimeError):
+    """Raised mid-write by the test-only fault injection (see `ShardJob.fail_once_after`)."""
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What every shard task shares (small and picklable)."""
+
+    input_url: str
+    staging_url: str
+    labels: tuple[str, ...]
+    transform: ImageTransform
+    fail_once_after: int | None = None  # test-only: the first attempt of task 0 fails after N records
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What a finished shard task reports to the driver."""
+
+    split: str
+    index: int
+    name: str
+    tmp_path: str
+    num_records: int
+    num_bytes: int
+    input_bytes: int
+    rejects: tuple[Skip, ...]
+    label_counts: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def write_shard(plan: ShardPlan, job: ShardJob, attempt_tag: str, fail_after: int | None = None) -> ShardResult:
+    """Write one shard as `<staging>/<name>.tmp-<attempt_tag>`; the driver renames the winner."""
+    start = time.perf_counter()
+    fs_in, root = filesystem(job.input_url)
+    fs_out, staging = filesystem(job.staging_url)
+    tmp_path = f"{staging}/{plan.name}.tmp-{attempt_tag}"
+    rejects: list[Skip] = []
+    labels: Counter[int] = Counter()
+    input_bytes = 0
+    with TFRecordFileWriter(fs_out.open(tmp_path, "wb"), plan.compression) as writer:
+        for task in plan.files:
+            if fail_after is not None and writer.num_records >= fail_after:
+                raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
+            try:
+                data = fs_in.cat_file(f"{root}/{task.relpath}")
+            except OSError as err:
+                rejects.append(Skip(task.relpath, "unreadable", f"{type(err).__name__}: {err.strerror or err}"))
+                continue
+            input_bytes += len(data)
+            try:
+                image = check_image(data, job.transform)
+            except Rejected as rejected:
+                rejects.append(Skip(task.relpath, rejected.reason, rejected.detail))
+                continue
+            writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
+            labels[task.label_id] += 1
+        num_records = writer.num_records
+    return ShardResult(
+        split=plan.split,
+        index=plan.index,
+        name=plan.name,
+        tmp_path=tmp_path,
+        num_records=num_records,
+        num_bytes=fs_out.size(tmp_path),
+        input_bytes=input_bytes,
+        rejects=tuple(rejects),
+        label_counts=dict(labels),
+        seconds=time.perf_counter() - start,
+    )

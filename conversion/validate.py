@@ -1,0 +1,95 @@
+"""Reading a dataset back with `tf.data`: CRCs, parsing with the manifest's spec, counts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from conversion.errors import DatasetError
+from conversion.listing import filesystem
+from conversion.manifest import Manifest, read_manifest
+
+_OFFSET = re.compile(r"at (?:byte )?(\d+)")
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    data: str
+    num_shards: int
+    num_records: int
+    records_per_split: dict[str, int]
+
+    def text(self) -> str:
+        per_split = ", ".join(f"{name} {n}" for name, n in sorted(self.records_per_split.items()))
+        return f"OK {self.data}: {self.num_records} records in {self.num_shards} shards ({per_split}); CRCs, parsing and counts agree"
+
+
+def _dataset(manifest: Manifest, path: str):
+    import tensorflow as tf
+
+    compression = "GZIP" if manifest.compression == "gzip" else ""
+    return tf.data.TFRecordDataset(path, compression_type=compression)
+
+
+def _count_shard(manifest: Manifest, path: str, spec: dict[str, Any]) -> int:
+    import tensorflow as tf
+
+    count = 0
+    try:
+        for batch in _dataset(manifest, path).batch(512):
+            tf.io.parse_example(batch, spec)
+            count += int(batch.shape[0])
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as err:
+        where = _OFFSET.search(err.message or "")
+        at = f"byte offset {where.group(1)}" if where else f"record {count}"
+        first_line = (err.message or type(err).__name__).splitlines()[0]
+        raise DatasetError(f"corrupt shard {path} at {at} (after {count} good records): {first_line}") from None
+    return count
+
+
+def validate_dataset(data_url: str) -> ValidationReport:
+    """Read every record of every shard, check CRCs and parsing, compare counts with the manifest.
+
+    Raises:
+        DatasetError: naming the first shard that is missing, corrupt or holds another count.
+    """
+    manifest = read_manifest(data_url)
+    fs, root = filesystem(data_url)
+    spec = manifest.tf_feature_spec()
+    per_split, shards = {}, 0
+    for split, info in sorted(manifest.splits.items()):
+        total = 0
+        for shard in info.files:
+            path = fs.unstrip_protocol(f"{root}/{shard.path}")
+            if not fs.exists(f"{root}/{shard.path}"):
+                raise DatasetError(f"shard {path} listed in the manifest is missing")
+            found = _count_shard(manifest, path, spec)
+            if found != shard.num_records:
+                raise DatasetError(f"shard {path} holds {found} records, the manifest says {shard.num_records}")
+            total += found
+            shards += 1
+        per_split[split] = total
+    return ValidationReport(data_url, shards, sum(per_split.values()), per_split)
+
+
+def inspect_examples(data_url: str, split: str, count: int) -> Iterator[dict[str, Any]]:
+    """Yield the first `count` examples of a split, decoded by the manifest's spec (bytes shortened)."""
+    import tensorflow as tf
+
+    manifest = read_manifest(data_url)
+    if split not in manifest.splits:
+        raise DatasetError(f"split {split!r} is not in {data_url}; it has {', '.join(sorted(manifest.splits))}")
+    fs, root = filesystem(data_url)
+    files = [fs.unstrip_protocol(f"{root}/{f.path}") for f in manifest.splits[split].files]
+    spec = manifest.tf_feature_spec()
+    for serialized in _dataset(manifest, files).take(count):
+        parsed = tf.io.parse_single_example(serialized, spec)
+        row = {}
+        for name, value in sorted(parsed.items()):
+            value = value.numpy()
+            if isinstance(value, bytes):
+                value = f"<{len(value)} bytes>" if name == "image/encoded" else value.decode("utf-8", "replace")
+            row[name] = value.item() if hasattr(value, "item") else value
+        yield row

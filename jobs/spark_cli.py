@@ -1,0 +1,54 @@
+"""The one way every job configures Spark from its command line.
+
+Under spark-submit or in a Databricks notebook the session that exists is used as it is;
+run with plain `python`, a local Spark (`local[*]`) is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+DEFAULT_CONF = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def add_spark_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Spark (ignored when a session already exists)")
+    group.add_argument("--master", help="Spark master URL; default: the spark-submit session, else local[*]")
+    group.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark conf entry (repeatable)")
+    group.add_argument("--jars", help="comma-separated jar paths or URLs to add to the session")
+    group.add_argument("--packages", help="comma-separated Maven coordinates to add to the session")
+
+
+def spark_session(args: argparse.Namespace, app_name: str) -> SparkSession:
+    """The active session, or a new one configured from `args`."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName(app_name)
+    under_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit hands Python its JVM gateway
+    if args.master:
+        builder = builder.master(args.master)
+    elif not under_submit:
+        builder = builder.master("local[*]")
+    conf = dict(DEFAULT_CONF)
+    if not under_submit:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # local workers run this same environment
+    for item in args.conf:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: --conf {item!r} is not KEY=VALUE")
+        conf[key.strip()] = value
+    if args.jars:
+        conf["spark.jars"] = args.jars
+    if args.packages:
+        conf["spark.jars.packages"] = args.packages
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
