@@ -39,6 +39,7 @@ class ConversionSummary:
     bytes_written: int
     input_bytes: int
     num_files_seen: int
+    retried_shards: int
     timings: dict[str, float]
 
     def text(self) -> str:
@@ -49,6 +50,8 @@ class ConversionSummary:
         rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
         lines.append(f"  rejected: {rejected}  (of {self.num_files_seen} files seen; see {REJECTED_REPORT})")
         lines.append(f"  written: {self.bytes_written / 1e6:.1f} MB from {self.input_bytes / 1e6:.1f} MB read")
+        if self.retried_shards:
+            lines.append(f"  {self.retried_shards} shard tasks failed once and were retried")
         return "\n".join(lines)
 
 
@@ -66,8 +69,9 @@ def _run_tasks(spark: SparkSession, plans: list[ShardPlan], job: ShardJob) -> li
     def run_partition(partition: int, items):  # runs on executors; one shard plan per partition
         context = TaskContext.get()
         for plan in items:
-            fail_after = job.fail_once_after if partition == 0 and context.attemptNumber() == 0 else None
-            yield write_shard(plan, job, str(context.taskAttemptId()), fail_after)
+            attempt = context.attemptNumber()
+            fail_after = job.fail_once_after if partition == 0 and attempt == 0 else None
+            yield write_shard(plan, job, str(context.taskAttemptId()), attempt, fail_after)
 
     sc = spark.sparkContext
     sc.setJobDescription(f"convert_images: {len(plans)} shards")
@@ -177,5 +181,6 @@ def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging
         bytes_written=sum(r.num_bytes for r in results),
         input_bytes=sum(r.input_bytes for r in results),
         num_files_seen=found.num_files_seen,
+        retried_shards=sum(1 for r in results if r.attempt > 0),
         timings=timings,
     )

@@ -27,7 +27,7 @@ class ShardJob:
     staging_url: str
     labels: tuple[str, ...]
     transform: ImageTransform
-    fail_once_after: int | None = None  # test-only: the first attempt of task 0 fails after N records
+    fail_once_after: int | None = None  # test-only: the first attempt of task 0 fails after N records (or at its end)
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,16 @@ class ShardResult:
     rejects: tuple[Skip, ...]
     label_counts: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    attempt: int = 0
 
 
-def write_shard(plan: ShardPlan, job: ShardJob, attempt_tag: str, fail_after: int | None = None) -> ShardResult:
-    """Write one shard as `<staging>/<name>.tmp-<attempt_tag>`; the driver renames the winner."""
+def write_shard(
+    plan: ShardPlan, job: ShardJob, attempt_tag: str, attempt: int = 0, fail_after: int | None = None
+) -> ShardResult:
+    """Write one shard as `<staging>/<name>.tmp-<attempt_tag>`; the driver renames the winner.
+
+    `attempt` is Spark's attempt number of the task (0 unless it was retried).
+    """
     start = time.perf_counter()
     fs_in, root = filesystem(job.input_url)
     fs_out, staging = filesystem(job.staging_url)
@@ -72,6 +78,8 @@ def write_shard(plan: ShardPlan, job: ShardJob, attempt_tag: str, fail_after: in
                 continue
             writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
             labels[task.label_id] += 1
+        if fail_after is not None:  # a shard shorter than fail_after still fails, before it is closed
+            raise InjectedFault(f"injected failure in {plan.name} at its end")
         num_records = writer.num_records
     return ShardResult(
         split=plan.split,
@@ -84,4 +92,5 @@ def write_shard(plan: ShardPlan, job: ShardJob, attempt_tag: str, fail_after: in
         rejects=tuple(rejects),
         label_counts=dict(labels),
         seconds=time.perf_counter() - start,
+        attempt=attempt,
     )
