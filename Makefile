@@ -24,7 +24,7 @@ setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip wheel setuptools
+	$(PIP) install -q --upgrade "pip>=24" wheel "setuptools>=77,<81"
 	$(PIP) install -q -r requirements.lock
 	$(HOROVOD_ENV) $(PIP) install -q --no-build-isolation horovod==0.28.1
 	$(PIP) install -q --no-deps --no-build-isolation -e .

@@ -1,0 +1,1 @@
+"""Horovod-on-Spark Estimator training over the TFRecord datasets (coming next)."""
