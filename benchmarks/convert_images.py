@@ -109,6 +109,7 @@ class SparkResult:
     rejected: int
     input_bytes: int
     bytes_written: int
+    retried_shards: int
     session_start_s: float
     job_s: float
     timings: dict[str, float]
@@ -380,6 +381,7 @@ def run_spark(spark: Any, session_start_s: float, images: Path, output: Path, tr
         rejected=sum(summary.rejected.values()),
         input_bytes=summary.input_bytes,
         bytes_written=summary.bytes_written,
+        retried_shards=summary.retried_shards,
         session_start_s=session_start_s,
         job_s=job_s,
         timings=dict(summary.timings),
@@ -450,6 +452,8 @@ def report(workload: Workload, result: dict[str, Any]) -> str:
         f"  per-core efficiency     {result['efficiency']:>11.2f}{_target_text(workload, 'efficiency', result['efficiency'])}"
         f"   (work images/s / {cores} cores / loop images/s)",
     ]
+    if spark["retried_shards"]:
+        lines.append(f"  WARNING: {spark['retried_shards']} Spark shard tasks were retried; the timing includes them")
     if loop["images"] != spark["images"] or loop["rejected"] or spark["rejected"]:
         lines.append(
             f"  WARNING: loop wrote {loop['images']} ({loop['rejected']} rejected), "

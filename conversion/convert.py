@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from functools import partial
 from datetime import datetime, timezone
 
-from pyspark import TaskContext
 from pyspark.sql import SparkSession
 
 from conversion.discovery import Discovery, Skip, discover
@@ -18,14 +19,15 @@ from conversion.errors import ConversionError
 from conversion.listing import filesystem, list_files
 from conversion.manifest import FeatureInfo, Manifest, ShardFile, SplitInfo
 from conversion.options import ImageConvertOptions
-from conversion.plan import ShardPlan, plan_shards
+from conversion.plan import ShardPlan, group_into_tasks, plan_shards
 from conversion.records import IMAGE_FEATURES
-from conversion.shard_writer import ShardJob, ShardResult, write_shard
+from conversion.shard_writer import ShardJob, ShardResult, run_task, warm_up
 from conversion.staging import MANIFEST, SUCCESS, Staging
 
 # Test-only: the first attempt of the first shard task fails after this many records.
 FAULT_CONF = "spark.tfrecordpipe.test.failOnceAfterRecords"
 REJECTED_REPORT = "_rejected/rejected.jsonl"
+TASKS_PER_CORE = 2  # enough to even out uneven shards, few enough to keep per-task overhead low
 # Reasons given before any image is read: they are reported but not counted as bad images.
 SKIP_REASONS = ("hidden", "outside_label_folder", "unsupported_extension")
 
@@ -66,16 +68,19 @@ def _check_paths(options: ImageConvertOptions) -> None:
 
 
 def _run_tasks(spark: SparkSession, plans: list[ShardPlan], job: ShardJob) -> list[ShardResult]:
-    def run_partition(partition: int, items):  # runs on executors; one shard plan per partition
-        context = TaskContext.get()
-        for plan in items:
-            attempt = context.attemptNumber()
-            fail_after = job.fail_once_after if partition == 0 and attempt == 0 else None
-            yield write_shard(plan, job, str(context.taskAttemptId()), attempt, fail_after)
-
     sc = spark.sparkContext
-    sc.setJobDescription(f"convert_images: {len(plans)} shards")
-    return sc.parallelize(plans, len(plans)).mapPartitionsWithIndex(run_partition).collect()
+    tasks = group_into_tasks(plans, TASKS_PER_CORE * sc.defaultParallelism)
+    sc.setJobDescription(f"convert_images: {len(plans)} shards in {len(tasks)} tasks")
+    return sc.parallelize(tasks, len(tasks)).mapPartitionsWithIndex(partial(run_task, job)).collect()
+
+
+def _start_workers(spark: SparkSession) -> threading.Thread:
+    """Start the executors' Python workers (and their imports) while the driver lists files."""
+    sc = spark.sparkContext
+    slots = sc.defaultParallelism
+    thread = threading.Thread(target=lambda: sc.parallelize(range(slots), slots).foreach(warm_up), daemon=True)
+    thread.start()
+    return thread
 
 
 def _rejected_lines(skips: list[Skip]) -> str:
@@ -141,9 +146,11 @@ class RejectLimitExceeded(ConversionError):
 
 
 def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging, start: float) -> ConversionSummary:
+    warming = _start_workers(spark)
     found = discover(list_files(options.input), options.labels, options.split_from_folders)
     plans = plan_shards(found.candidates, found.labels, options)
     timings = {"listing_planning_s": time.perf_counter() - start}
+    warming.join()
     fault = spark.conf.get(FAULT_CONF, None)
     job = ShardJob(options.input, staging.url(), found.labels, options.transform, int(fault) if fault else None)
     results = _run_tasks(spark, plans, job)

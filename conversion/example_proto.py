@@ -14,7 +14,12 @@ from typing import Union
 FeatureValue = Union[bytes, str, int, float, Sequence[bytes], Sequence[int], Sequence[float]]
 
 
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+
+
 def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
     if value < 0:
         value += 1 << 64  # int64 is encoded as its 64-bit two's complement
     out = bytearray()
@@ -26,7 +31,7 @@ def _varint(value: int) -> bytes:
 
 
 def _delimited(tag: int, payload: bytes) -> bytes:
-    return bytes((tag,)) + _varint(len(payload)) + payload
+    return b"".join((_ONE_BYTE[tag], _varint(len(payload)), payload))
 
 
 def bytes_feature(values: Sequence[bytes]) -> bytes:
@@ -61,10 +66,18 @@ def encode_feature(value: FeatureValue) -> bytes:
     raise TypeError(f"cannot encode {type(value).__name__} values {value!r:.80} as a tf.train.Feature")
 
 
-def example_from_features(features: Mapping[str, bytes]) -> bytes:
-    """Serialize a `tf.train.Example` from already serialized `Feature`s (keys in sorted order)."""
+def feature_key(name: str) -> bytes:
+    """The serialized key field of a feature map entry (precompute it for fixed layouts)."""
+    return _delimited(0x0A, name.encode("utf-8"))
+
+
+def example_from_features(features: Mapping[str, bytes], keys: Mapping[str, bytes] | None = None) -> bytes:
+    """Serialize a `tf.train.Example` from already serialized `Feature`s (keys in sorted order).
+
+    `keys` may hold `feature_key(name)` for the names, precomputed.
+    """
     entries = b"".join(
-        _delimited(0x0A, _delimited(0x0A, name.encode("utf-8")) + _delimited(0x12, features[name]))
+        _delimited(0x0A, (keys[name] if keys else feature_key(name)) + _delimited(0x12, features[name]))
         for name in sorted(features)
     )
     return _delimited(0x0A, entries)

@@ -32,6 +32,7 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 def _walk_local(root: str) -> list[ListedFile]:
     # os.scandir is several times faster than fsspec's generic find on local trees with many files.
     found: list[ListedFile] = []
+    cut = len(root.rstrip(os.sep)) + 1
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -44,7 +45,7 @@ def _walk_local(root: str) -> list[ListedFile]:
                     size = entry.stat(follow_symlinks=True).st_size
                 except OSError:
                     size = -1  # a dangling link or a file that vanished: the read will reject it
-                found.append(ListedFile(os.path.relpath(entry.path, root).replace(os.sep, "/"), size))
+                found.append(ListedFile(entry.path[cut:].replace(os.sep, "/"), size))
     return found
 
 

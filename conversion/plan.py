@@ -22,6 +22,15 @@ def stable_hash(key: str, salt: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{salt}\0{key}".encode("utf-8")).digest()[:8], "big")
 
 
+def path_hashes(relpath: str, seed: int = 0) -> tuple[int, int, int]:
+    """Three independent 64-bit hashes of a path from one SHA-256: (split, shard, order)."""
+    digest = hashlib.sha256(relpath.encode("utf-8")).digest()
+    order = int.from_bytes(digest[16:24], "big")
+    if seed:
+        order = stable_hash(relpath, f"order{seed}")
+    return int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:16], "big"), order
+
+
 @dataclass(frozen=True)
 class FileTask:
     relpath: str
@@ -44,9 +53,9 @@ class ShardPlan:
         return f"{self.split}-{self.index:05d}-of-{self.num_shards:05d}.tfrecord{COMPRESSIONS[self.compression]}"
 
 
-def assign_split(relpath: str, splits: tuple[tuple[str, float], ...]) -> str:
+def assign_split(relpath: str, splits: tuple[tuple[str, float], ...], split_key: int | None = None) -> str:
     """The split of one file: its hash as a fraction in [0, 1) against the cumulative fractions."""
-    position = stable_hash(relpath, "split") / 2.0**64
+    position = (path_hashes(relpath)[0] if split_key is None else split_key) / 2.0**64
     cumulative = 0.0
     for name, fraction in splits:
         cumulative += fraction
@@ -55,13 +64,16 @@ def assign_split(relpath: str, splits: tuple[tuple[str, float], ...]) -> str:
     return splits[-1][0]
 
 
-def _fill_shards(files: list[FileTask], num_shards: int) -> list[list[FileTask]]:
-    shards: list[list[FileTask]] = [[] for _ in range(num_shards)]
+Keyed = tuple[int, int, FileTask]  # (shard hash, order hash, task)
+
+
+def _fill_shards(files: list[Keyed], num_shards: int) -> list[list[Keyed]]:
+    shards: list[list[Keyed]] = [[] for _ in range(num_shards)]
     heap = [(0, index) for index in range(num_shards)]  # (bytes so far, shard index)
-    for task in sorted(files, key=lambda t: (stable_hash(t.relpath, "shard"), t.relpath)):
+    for keyed in sorted(files, key=lambda k: (k[0], k[2].relpath)):
         size, index = heapq.heappop(heap)
-        shards[index].append(task)
-        heapq.heappush(heap, (size + max(task.size, 0), index))
+        shards[index].append(keyed)
+        heapq.heappush(heap, (size + max(keyed[2].size, 0), index))
     return shards
 
 
@@ -70,15 +82,31 @@ def plan_shards(
 ) -> list[ShardPlan]:
     """Split the candidates and cut every split into shards."""
     label_ids = {label: i for i, label in enumerate(labels)}
-    by_split: dict[str, list[FileTask]] = {}
+    by_split: dict[str, list[Keyed]] = {}
     for c in candidates:
-        split = c.split if c.split is not None else assign_split(c.relpath, options.splits)
-        by_split.setdefault(split, []).append(FileTask(c.relpath, c.size, label_ids[c.label]))
+        split_key, shard_key, order_key = path_hashes(c.relpath, options.seed)
+        split = c.split if c.split is not None else assign_split(c.relpath, options.splits, split_key)
+        by_split.setdefault(split, []).append((shard_key, order_key, FileTask(c.relpath, c.size, label_ids[c.label])))
     plans = []
     for split in sorted(by_split):
         files = by_split[split]
-        num_shards = options.shards_for(len(files), sum(max(t.size, 0) for t in files))
+        num_shards = options.shards_for(len(files), sum(max(k[2].size, 0) for k in files))
         for index, shard in enumerate(_fill_shards(files, num_shards)):
-            ordered = sorted(shard, key=lambda t: (stable_hash(t.relpath, f"order{options.seed}"), t.relpath))
-            plans.append(ShardPlan(split, index, num_shards, tuple(ordered), options.compression))
+            ordered = tuple(k[2] for k in sorted(shard, key=lambda k: (k[1], k[2].relpath)))
+            plans.append(ShardPlan(split, index, num_shards, ordered, options.compression))
     return plans
+
+
+def group_into_tasks(plans: list[ShardPlan], num_tasks: int) -> list[tuple[ShardPlan, ...]]:
+    """Spread shards over `num_tasks` Spark tasks, largest first onto the least-loaded task.
+
+    Each Python task costs Spark tens of milliseconds however small it is, so a few tasks per
+    core, each writing several shards, beat one task per shard on many small files.
+    """
+    tasks: list[list[ShardPlan]] = [[] for _ in range(max(1, min(num_tasks, len(plans))))]
+    heap = [(0, index) for index in range(len(tasks))]
+    for plan in sorted(plans, key=lambda p: (-sum(max(f.size, 0) for f in p.files), p.split, p.index)):
+        load, index = heapq.heappop(heap)
+        tasks[index].append(plan)
+        heapq.heappush(heap, (load + sum(max(f.size, 0) for f in plan.files) + 1, index))
+    return [tuple(task) for task in tasks]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from conversion.example_proto import bytes_feature, example_from_features, int64_feature
+from conversion.example_proto import bytes_feature, example_from_features, feature_key, int64_feature
 from conversion.images import ImageRecord
 
 # name → (tf dtype, Spark type). Every image feature is one fixed-length scalar.
@@ -23,6 +23,7 @@ IMAGE_FEATURES: dict[str, tuple[str, str]] = {
     "image/filename": ("string", "string"),
     "image/key/sha256": ("string", "string"),
 }
+_KEYS = {name: feature_key(name) for name in IMAGE_FEATURES}
 
 
 def image_example(image: ImageRecord, label_id: int, label: str, relpath: str) -> bytes:
@@ -38,5 +39,5 @@ def image_example(image: ImageRecord, label_id: int, label: str, relpath: str) -
         "image/key/sha256": bytes_feature([hashlib.sha256(image.encoded).hexdigest().encode("ascii")]),
         "image/width": int64_feature([image.width]),
     }
-    return example_from_features(entries)
+    return example_from_features(entries, _KEYS)
 

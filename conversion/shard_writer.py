@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from conversion.discovery import Skip
@@ -94,3 +95,19 @@ def write_shard(
         seconds=time.perf_counter() - start,
         attempt=attempt,
     )
+
+
+def run_task(job: ShardJob, partition: int, groups: Iterable[tuple[ShardPlan, ...]]) -> Iterator[ShardResult]:
+    """The body of one Spark task: write each shard of its group (runs on executors)."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    attempt = context.attemptNumber()
+    for group in groups:
+        for position, plan in enumerate(group):
+            fail = job.fail_once_after if (partition, position, attempt) == (0, 0, 0) else None
+            yield write_shard(plan, job, str(context.taskAttemptId()), attempt, fail)
+
+
+def warm_up(_: object) -> None:
+    """A no-op task that makes a Python worker import this module ahead of the real tasks."""

@@ -127,15 +127,17 @@ def test_rejects_are_reported_with_reasons_and_counts_reconcile(converted):
 
 def test_layout_manifest_and_shards(converted):
     out, good, _ = converted
+    manifest = read_manifest(str(out))
+    shards = {split: min(2, info.num_records) for split, info in manifest.splits.items()}
+    assert sorted(shards) == ["test", "train", "validation"] and shards["train"] == 2
     names = sorted(p.name for p in out.iterdir())
     assert names == ["_SUCCESS", "_rejected", "manifest.json"] + sorted(
-        f"{split}-0000{i}-of-00002.tfrecord" for split in ("test", "train", "validation") for i in range(2)
+        f"{split}-0000{i}-of-0000{n}.tfrecord" for split, n in shards.items() for i in range(n)
     )
-    manifest = read_manifest(str(out))
     assert manifest.features["image/encoded"].dtype == "string"
     assert manifest.features["image/class/label"].spark_type == "bigint"
     for split, info in manifest.splits.items():
-        assert [f.path for f in info.files] == [f"{split}-0000{i}-of-00002.tfrecord" for i in range(2)]
+        assert [f.path for f in info.files] == [f"{split}-0000{i}-of-0000{shards[split]}.tfrecord" for i in range(shards[split])]
         assert all(f.num_records > 0 and f.bytes == (out / f.path).stat().st_size for f in info.files)
         assert sum(info.label_counts.values()) == info.num_records
     assert not list(out.parent.glob(".dataset.staging-*"))
