@@ -259,7 +259,9 @@ def ensure_data(workload: Workload, base: Path, processes: int) -> tuple[Path, i
     seconds = time.perf_counter() - start
     marker_path.write_text(json.dumps({"spec": _marker(workload), "files": workload.count, "bytes": total}))
     files, total = _tree_stats(images)
-    print(f"  generated {files:,} files ({total / MB:.1f} MB) in {seconds:.1f} s with {processes} processes", flush=True)
+    print(
+        f"  generated {files:,} files ({total / MB:.1f} MB) in {seconds:.1f} s with {processes} processes", flush=True
+    )
     return images, total
 
 
@@ -362,8 +364,9 @@ def start_spark(args: argparse.Namespace) -> tuple[Any, float]:
     return spark, time.perf_counter() - start
 
 
-def run_spark(spark: Any, session_start_s: float, images: Path, output: Path, transform: ImageTransform,
-              num_shards: int) -> SparkResult:
+def run_spark(
+    spark: Any, session_start_s: float, images: Path, output: Path, transform: ImageTransform, num_shards: int
+) -> SparkResult:
     """Convert `images` with the Spark job (overwriting `output`)."""
     options = ImageConvertOptions(
         input=str(images),
@@ -469,23 +472,31 @@ def workloads(args: argparse.Namespace) -> list[Workload]:
     """The workloads chosen on the command line."""
     chosen = []
     if args.workload in ("small", "both"):
-        chosen.append(Workload(
-            name="small",
-            title=f"small files: {args.small_files:,} PNG {SMALL_SIZE}x{SMALL_SIZE} RGB, header check only",
-            count=args.small_files,
-            transform=ImageTransform(),
-            generate_one=generate_small,
-            targets={"ratio": Target(">=", 0.8), "fixed_cost_s": Target("<=", 6.0), "efficiency": Target(">=", 0.7)},
-        ))
+        chosen.append(
+            Workload(
+                name="small",
+                title=f"small files: {args.small_files:,} PNG {SMALL_SIZE}x{SMALL_SIZE} RGB, header check only",
+                count=args.small_files,
+                transform=ImageTransform(),
+                generate_one=generate_small,
+                targets={
+                    "ratio": Target(">=", 0.8),
+                    "fixed_cost_s": Target("<=", 6.0),
+                    "efficiency": Target(">=", 0.7),
+                },
+            )
+        )
     if args.workload in ("photos", "both"):
-        chosen.append(Workload(
-            name="photos",
-            title=f"photos: {args.photos:,} JPEG ~{PHOTO_TARGET_BYTES // 1000} KB, resize 224x224 + JPEG q90",
-            count=args.photos,
-            transform=ImageTransform(resize=(224, 224), reencode="jpeg", jpeg_quality=90),
-            generate_one=generate_photo,
-            targets={"ratio": Target(">=", 1.5)},
-        ))
+        chosen.append(
+            Workload(
+                name="photos",
+                title=f"photos: {args.photos:,} JPEG ~{PHOTO_TARGET_BYTES // 1000} KB, resize 224x224 + JPEG q90",
+                count=args.photos,
+                transform=ImageTransform(resize=(224, 224), reencode="jpeg", jpeg_quality=90),
+                generate_one=generate_photo,
+                targets={"ratio": Target(">=", 1.5)},
+            )
+        )
     return chosen
 
 
@@ -499,8 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workload", choices=["small", "photos", "both"], default="both", help="what to run")
     parser.add_argument("--small-files", type=int, default=50_000, help="number of small PNGs")
     parser.add_argument("--photos", type=int, default=4_000, help="number of ~100 KB photos")
-    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1,
-                        help="local[N] Spark cores, generation processes and the per-core figures")
+    parser.add_argument(
+        "--cores",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="local[N] Spark cores, generation processes and the per-core figures",
+    )
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="generated data, outputs, results.json")
     parser.add_argument("--num-shards", type=int, default=16, help="shards per split of the Spark job")
     add_spark_arguments(parser)
@@ -527,8 +542,11 @@ def main(argv: list[str] | None = None) -> int:
 
     tf = import_tensorflow()
     spark, session_start_s = start_spark(args)
-    print(f"Spark {spark.version} on {args.master}: session started in {session_start_s:.2f} s; that start-up is "
-          "counted once in each workload's end-to-end time and fixed cost (the session is shared).\n", flush=True)
+    print(
+        f"Spark {spark.version} on {args.master}: session started in {session_start_s:.2f} s; that start-up is "
+        "counted once in each workload's end-to-end time and fixed cost (the session is shared).\n",
+        flush=True,
+    )
 
     results: dict[str, Any] = {}
     try:
@@ -536,8 +554,9 @@ def main(argv: list[str] | None = None) -> int:
             images, _ = data[workload.name]
             base = args.workdir / workload.folder_name
             loop = run_loop(tf, images, base / "loop_out", workload.transform)
-            spark_result = run_spark(spark, session_start_s, images, base / "spark_out", workload.transform,
-                                     args.num_shards)
+            spark_result = run_spark(
+                spark, session_start_s, images, base / "spark_out", workload.transform, args.num_shards
+            )
             results[workload.name] = figures(workload, loop, spark_result, args.cores)
             print(report(workload, results[workload.name]) + "\n", flush=True)
     except ConversionError as err:

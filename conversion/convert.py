@@ -9,8 +9,8 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 
 from pyspark.sql import SparkSession
 
@@ -47,7 +47,9 @@ class ConversionSummary:
     def text(self) -> str:
         total = sum(self.records.values())
         seconds = self.timings["total_s"]
-        lines = [f"Converted {total} images into {self.output} in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} images/s)"]
+        lines = [
+            f"Converted {total} images into {self.output} in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} images/s)"
+        ]
         lines += [f"  {split}: {n} records in {self.shards[split]} shards" for split, n in sorted(self.records.items())]
         rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
         lines.append(f"  rejected: {rejected}  (of {self.num_files_seen} files seen; see {REJECTED_REPORT})")
@@ -64,7 +66,9 @@ def _check_paths(options: ImageConvertOptions) -> None:
         real = os.path.realpath if in_fs.protocol in ("file", ("file", "local")) else posixpath.normpath
         inside, root = real(out_path), real(in_path)
         if inside == root or inside.startswith(root.rstrip("/") + "/"):
-            raise ConversionError(f"output {options.output} lies inside input {options.input}; choose an --output outside it")
+            raise ConversionError(
+                f"output {options.output} lies inside input {options.input}; choose an --output outside it"
+            )
 
 
 def _run_tasks(spark: SparkSession, plans: list[ShardPlan], job: ShardJob) -> list[ShardResult]:
@@ -90,7 +94,9 @@ def _rejected_lines(skips: list[Skip]) -> str:
     )
 
 
-def _manifest(options: ImageConvertOptions, found: Discovery, results: list[ShardResult], rejects: list[Skip]) -> Manifest:
+def _manifest(
+    options: ImageConvertOptions, found: Discovery, results: list[ShardResult], rejects: list[Skip]
+) -> Manifest:
     splits = {}
     for split in sorted({r.split for r in results}):
         mine = sorted((r for r in results if r.split == split), key=lambda r: r.index)
@@ -110,7 +116,9 @@ def _manifest(options: ImageConvertOptions, found: Discovery, results: list[Shar
         source_root=options.input,
         options=option_values,
         labels=found.labels,
-        features={name: FeatureInfo(dtype, (), "fixed", spark_type) for name, (dtype, spark_type) in IMAGE_FEATURES.items()},
+        features={
+            name: FeatureInfo(dtype, (), "fixed", spark_type) for name, (dtype, spark_type) in IMAGE_FEATURES.items()
+        },
         splits=splits,
         compression=options.compression,
         num_files_seen=found.num_files_seen,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from conversion.errors import ConversionError
 from conversion.images import IMAGE_EXTENSIONS
 from conversion.listing import ListedFile
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):  # a NamedTuple: built and pickled per file, so kept cheap
     """A file that looks like an image in a label folder; `split` is set by folder trees only."""
 
     relpath: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -12,8 +12,7 @@ from fsspec.implementations.local import LocalFileSystem
 from conversion.errors import ConversionError
 
 
-@dataclass(frozen=True)
-class ListedFile:
+class ListedFile(NamedTuple):  # a NamedTuple: built and pickled per file, so kept cheap
     """One file under the root: its path relative to the root (posix) and its size in bytes."""
 
     relpath: str

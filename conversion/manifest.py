@@ -101,8 +101,10 @@ class Manifest:
             source_root=data["source_root"],
             options=data["options"],
             labels=tuple(data["labels"]),
-            features={k: FeatureInfo(v["dtype"], tuple(v["shape"]), v["length"], v["spark_type"])
-                      for k, v in data["features"].items()},
+            features={
+                k: FeatureInfo(v["dtype"], tuple(v["shape"]), v["length"], v["spark_type"])
+                for k, v in data["features"].items()
+            },
             splits={
                 k: SplitInfo(v["num_records"], tuple(ShardFile(**f) for f in v["files"]), v["label_counts"])
                 for k, v in data["splits"].items()

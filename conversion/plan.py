@@ -8,9 +8,11 @@ ordered within a shard by a second, seeded hash.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from conversion.discovery import Candidate
 from conversion.options import ImageConvertOptions
@@ -31,8 +33,7 @@ def path_hashes(relpath: str, seed: int = 0) -> tuple[int, int, int]:
     return int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:16], "big"), order
 
 
-@dataclass(frozen=True)
-class FileTask:
+class FileTask(NamedTuple):  # a NamedTuple: built and pickled per file, so kept cheap
     relpath: str
     size: int
     label_id: int
@@ -53,27 +54,30 @@ class ShardPlan:
         return f"{self.split}-{self.index:05d}-of-{self.num_shards:05d}.tfrecord{COMPRESSIONS[self.compression]}"
 
 
+def _split_bounds(splits: tuple[tuple[str, float], ...]) -> list[int]:
+    bounds, cumulative = [], 0.0
+    for _, fraction in splits:
+        cumulative += fraction
+        bounds.append(int(cumulative * 2**64))
+    return bounds
+
+
 def assign_split(relpath: str, splits: tuple[tuple[str, float], ...], split_key: int | None = None) -> str:
     """The split of one file: its hash as a fraction in [0, 1) against the cumulative fractions."""
-    position = (path_hashes(relpath)[0] if split_key is None else split_key) / 2.0**64
-    cumulative = 0.0
-    for name, fraction in splits:
-        cumulative += fraction
-        if position < cumulative:
-            return name
-    return splits[-1][0]
+    key = path_hashes(relpath)[0] if split_key is None else split_key
+    return splits[min(bisect.bisect_right(_split_bounds(splits), key), len(splits) - 1)][0]
 
 
-Keyed = tuple[int, int, FileTask]  # (shard hash, order hash, task)
+Keyed = tuple[int, int, str, FileTask]  # (shard hash, order hash, path, task): sorts by hash, then path
 
 
 def _fill_shards(files: list[Keyed], num_shards: int) -> list[list[Keyed]]:
     shards: list[list[Keyed]] = [[] for _ in range(num_shards)]
     heap = [(0, index) for index in range(num_shards)]  # (bytes so far, shard index)
-    for keyed in sorted(files, key=lambda k: (k[0], k[2].relpath)):
+    for keyed in sorted(files, key=lambda k: (k[0], k[2])):
         size, index = heapq.heappop(heap)
         shards[index].append(keyed)
-        heapq.heappush(heap, (size + max(keyed[2].size, 0), index))
+        heapq.heappush(heap, (size + max(keyed[3].size, 0), index))
     return shards
 
 
@@ -83,16 +87,19 @@ def plan_shards(
     """Split the candidates and cut every split into shards."""
     label_ids = {label: i for i, label in enumerate(labels)}
     by_split: dict[str, list[Keyed]] = {}
+    bounds = _split_bounds(options.splits)
+    last = len(options.splits) - 1
     for c in candidates:
         split_key, shard_key, order_key = path_hashes(c.relpath, options.seed)
-        split = c.split if c.split is not None else assign_split(c.relpath, options.splits, split_key)
-        by_split.setdefault(split, []).append((shard_key, order_key, FileTask(c.relpath, c.size, label_ids[c.label])))
+        split = c.split if c.split is not None else options.splits[min(bisect.bisect_right(bounds, split_key), last)][0]
+        task = FileTask(c.relpath, c.size, label_ids[c.label])
+        by_split.setdefault(split, []).append((shard_key, order_key, c.relpath, task))
     plans = []
     for split in sorted(by_split):
         files = by_split[split]
-        num_shards = options.shards_for(len(files), sum(max(k[2].size, 0) for k in files))
+        num_shards = options.shards_for(len(files), sum(max(k[3].size, 0) for k in files))
         for index, shard in enumerate(_fill_shards(files, num_shards)):
-            ordered = tuple(k[2] for k in sorted(shard, key=lambda k: (k[1], k[2].relpath)))
+            ordered = tuple(k[3] for k in sorted(shard, key=lambda k: (k[1], k[2])))
             plans.append(ShardPlan(split, index, num_shards, ordered, options.compression))
     return plans
 

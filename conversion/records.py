@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import hashlib
 
-from conversion.example_proto import bytes_feature, example_from_features, feature_key, int64_feature
+from conversion.example_proto import (
+    bytes_feature,
+    example_from_features,
+    feature_key,
+    int64_feature,
+)
 from conversion.images import ImageRecord
 
 # name → (tf dtype, Spark type). Every image feature is one fixed-length scalar.
@@ -40,4 +45,3 @@ def image_example(image: ImageRecord, label_id: int, label: str, relpath: str) -
         "image/width": int64_feature([image.width]),
     }
     return example_from_features(entries, _KEYS)
-

@@ -1,7 +1,7 @@
 """spark-submit entry point: image label folders → sharded TFRecords with a manifest.
 
-    spark-submit jobs/convert_images.py --input ROOT --output DIR [options]
-    python jobs/convert_images.py --input ROOT --output DIR   # starts local[*] Spark
+spark-submit jobs/convert_images.py --input ROOT --output DIR [options]
+python jobs/convert_images.py --input ROOT --output DIR   # starts local[*] Spark
 """
 
 from __future__ import annotations
@@ -21,25 +21,49 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert ROOT/<label>/**/<image> trees into sharded TFRecord splits with manifest.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--input", required=True, help="root folder (file, hdfs://, s3a://, gs://, abfs://, dbfs:/ ...)")
+    parser.add_argument(
+        "--input", required=True, help="root folder (file, hdfs://, s3a://, gs://, abfs://, dbfs:/ ...)"
+    )
     parser.add_argument("--output", required=True, help="dataset folder to create; appears only when complete")
-    parser.add_argument("--splits", default="train=0.8,validation=0.1,test=0.1",
-                        help="NAME=FRACTION list; a file's split is a stable hash of its relative path")
-    parser.add_argument("--split-from-folders", action="store_true",
-                        help="take splits from ROOT/<split>/<label>/... folders instead of --splits")
-    parser.add_argument("--labels", help="fixed comma-separated label list (index = label id); other folders are rejected")
+    parser.add_argument(
+        "--splits",
+        default="train=0.8,validation=0.1,test=0.1",
+        help="NAME=FRACTION list; a file's split is a stable hash of its relative path",
+    )
+    parser.add_argument(
+        "--split-from-folders",
+        action="store_true",
+        help="take splits from ROOT/<split>/<label>/... folders instead of --splits",
+    )
+    parser.add_argument(
+        "--labels", help="fixed comma-separated label list (index = label id); other folders are rejected"
+    )
     parser.add_argument("--num-shards", type=int, help="shards per split (default: one per --target-shard-mb)")
-    parser.add_argument("--target-shard-mb", type=float, default=128.0, help="shard size when --num-shards is not given")
-    parser.add_argument("--compression", choices=["none", "gzip"], default="none", help="shard codec (tf.data reads both)")
-    parser.add_argument("--mode", choices=["error", "overwrite"], default="error", help="what to do when --output exists")
-    parser.add_argument("--verify", choices=["header", "full"], default="header",
-                        help="header: Pillow header plus end-of-file check; full: decode every image")
+    parser.add_argument(
+        "--target-shard-mb", type=float, default=128.0, help="shard size when --num-shards is not given"
+    )
+    parser.add_argument(
+        "--compression", choices=["none", "gzip"], default="none", help="shard codec (tf.data reads both)"
+    )
+    parser.add_argument(
+        "--mode", choices=["error", "overwrite"], default="error", help="what to do when --output exists"
+    )
+    parser.add_argument(
+        "--verify",
+        choices=["header", "full"],
+        default="header",
+        help="header: Pillow header plus end-of-file check; full: decode every image",
+    )
     parser.add_argument("--max-bytes", type=int, default=64 * 1024 * 1024, help="reject files larger than this")
     parser.add_argument("--resize", help="resize every image to HxW, e.g. 224x224")
     parser.add_argument("--reencode", choices=["jpeg", "png"], help="re-encode every image in this format")
     parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality for re-encoding")
-    parser.add_argument("--max-reject-fraction", type=float, default=0.05,
-                        help="fail (after writing the report) when more images than this are rejected")
+    parser.add_argument(
+        "--max-reject-fraction",
+        type=float,
+        default=0.05,
+        help="fail (after writing the report) when more images than this are rejected",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the record order within shards")
     add_spark_arguments(parser)
     return parser

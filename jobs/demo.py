@@ -1,6 +1,6 @@
 """`make demo`: generate a small labelled image tree, convert it on a local Spark, validate it.
 
-    python -m jobs.demo --workdir demo_output
+python -m jobs.demo --workdir demo_output
 """
 
 from __future__ import annotations
@@ -69,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         print(convert_images(spark_session(args, "demo"), options).text())
         print(validate_dataset(str(dataset)).text())
         for row in inspect_examples(str(dataset), "train", 3):
-            print("  example:", {k: row[k] for k in ("image/filename", "image/class/text", "image/format", "image/height", "image/width")})
+            print(
+                "  example:",
+                {
+                    k: row[k]
+                    for k in ("image/filename", "image/class/text", "image/format", "image/height", "image/width")
+                },
+            )
     except (ConversionError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

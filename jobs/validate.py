@@ -1,7 +1,7 @@
 """Check a dataset folder with tf.data, or print decoded examples.
 
-    python jobs/validate.py --data DIR                     # CRCs, parsing, counts per shard
-    python jobs/validate.py --data DIR --inspect 5 --split train
+python jobs/validate.py --data DIR                     # CRCs, parsing, counts per shard
+python jobs/validate.py --data DIR --inspect 5 --split train
 """
 
 from __future__ import annotations

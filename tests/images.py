@@ -31,6 +31,7 @@ def write(root: Path, relpath: str, data: bytes) -> Path:
 
 def bomb_png(width: int = 40000, height: int = 40000) -> bytes:
     """A tiny PNG whose header claims more pixels than Pillow's decompression-bomb limit."""
+
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 

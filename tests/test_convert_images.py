@@ -47,7 +47,9 @@ def make_tree(root: Path, extra_per_label: int = 20) -> dict[str, bytes]:
     for label in ("cat", "dog"):
         for i in range(extra_per_label):
             relpath = f"{label}/many/{i:03d}.png"
-            good[relpath] = write(root, relpath, image_bytes("PNG", (6, 6), seed=1000 + i + (label == "dog") * 500)).read_bytes()
+            good[relpath] = write(
+                root, relpath, image_bytes("PNG", (6, 6), seed=1000 + i + (label == "dog") * 500)
+            ).read_bytes()
     jpeg = image_bytes("JPEG", (64, 64), seed=7)
     write(root, "cat/zero.png", b"")
     write(root, "cat/text.jpg", b"plain text pretending to be a JPEG\n")
@@ -104,7 +106,12 @@ def test_every_image_comes_back_with_identical_bytes_and_its_label(converted):
         assert row["image/class/text"].decode() == label
         assert row["image/class/label"] == labels.index(label)
     gray = records["cat/b gray.png"]
-    assert (gray["image/format"], gray["image/channels"], gray["image/width"], gray["image/height"]) == (b"png", 1, 11, 9)
+    assert (gray["image/format"], gray["image/channels"], gray["image/width"], gray["image/height"]) == (
+        b"png",
+        1,
+        11,
+        9,
+    )
     assert records["cat/c-rgba.PNG"]["image/channels"] == 4
     assert records["dog/Ünïcødé 狗.JPEG"]["image/format"] == b"jpeg"
 
@@ -118,8 +125,15 @@ def test_rejects_are_reported_with_reasons_and_counts_reconcile(converted):
     assert manifest.num_files_seen == len(good) + len(BAD)
     assert manifest.num_records == len(good)
     assert manifest.num_rejected == {
-        "decompression_bomb": 1, "empty": 1, "hidden": 2, "outside_label_folder": 1, "truncated": 1,
-        "undecodable": 1, "unreadable": 1, "unsupported_extension": 1}
+        "decompression_bomb": 1,
+        "empty": 1,
+        "hidden": 2,
+        "outside_label_folder": 1,
+        "truncated": 1,
+        "undecodable": 1,
+        "unreadable": 1,
+        "unsupported_extension": 1,
+    }
     data = json.loads((out / "manifest.json").read_text())
     assert data["checks"] == {"num_files_seen": 58, "written": 49, "rejected": 9, "reconciled": True}
     assert summary.rejected == manifest.num_rejected
@@ -137,7 +151,9 @@ def test_layout_manifest_and_shards(converted):
     assert manifest.features["image/encoded"].dtype == "string"
     assert manifest.features["image/class/label"].spark_type == "bigint"
     for split, info in manifest.splits.items():
-        assert [f.path for f in info.files] == [f"{split}-0000{i}-of-0000{shards[split]}.tfrecord" for i in range(shards[split])]
+        assert [f.path for f in info.files] == [
+            f"{split}-0000{i}-of-0000{shards[split]}.tfrecord" for i in range(shards[split])
+        ]
         assert all(f.num_records > 0 and f.bytes == (out / f.path).stat().st_size for f in info.files)
         assert sum(info.label_counts.values()) == info.num_records
     assert not list(out.parent.glob(".dataset.staging-*"))
@@ -171,18 +187,31 @@ def test_gzip_resize_reencode_fixed_labels_and_split_folders(spark, tmp_path):
                 write(root, f"{split}/{label}/{i}.png", image_bytes("PNG", (20, 30), "RGBA", seed=i))
     out = tmp_path / "out"
     options = ImageConvertOptions(
-        str(root), str(out), split_from_folders=True, labels=("b", "a"), num_shards=2, compression="gzip",
-        transform=ImageTransform(resize=(8, 12), reencode="jpeg"), max_reject_fraction=0.5,
+        str(root),
+        str(out),
+        split_from_folders=True,
+        labels=("b", "a"),
+        num_shards=2,
+        compression="gzip",
+        transform=ImageTransform(resize=(8, 12), reencode="jpeg"),
+        max_reject_fraction=0.5,
     )
     summary = convert_images(spark, options)
     assert summary.records == {"train": 6, "test": 6}
     assert summary.rejected == {"unknown_label": 6}
     records = read_records(out)
-    assert sorted(p.name for p in out.glob("*.gz")) == [f"{s}-0000{i}-of-00002.tfrecord.gz" for s in ("test", "train") for i in range(2)]
+    assert sorted(p.name for p in out.glob("*.gz")) == [
+        f"{s}-0000{i}-of-00002.tfrecord.gz" for s in ("test", "train") for i in range(2)
+    ]
     for name, row in records.items():
         assert row["split"] == name.split("/")[0]
         assert row["image/class/text"].decode() == name.split("/")[1]
-        assert (row["image/format"], row["image/height"], row["image/width"], row["image/channels"]) == (b"jpeg", 8, 12, 3)
+        assert (row["image/format"], row["image/height"], row["image/width"], row["image/channels"]) == (
+            b"jpeg",
+            8,
+            12,
+            3,
+        )
         assert tf.io.decode_jpeg(row["image/encoded"]).shape == (8, 12, 3)
     assert read_manifest(str(out)).labels == ("b", "a")
 
@@ -205,7 +234,12 @@ def test_output_modes_and_bad_paths(spark, tree, converted, tmp_path):
     target = tmp_path / "target"
     write(target, "old-file", b"old")
     convert_images(spark, ImageConvertOptions(str(small), str(target), splits=(("train", 1.0),), mode="overwrite"))
-    assert sorted(p.name for p in target.iterdir()) == ["_SUCCESS", "_rejected", "manifest.json", "train-00000-of-00001.tfrecord"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "_SUCCESS",
+        "_rejected",
+        "manifest.json",
+        "train-00000-of-00001.tfrecord",
+    ]
 
 
 def test_too_many_rejects_fails_and_writes_only_the_report(spark, tree, tmp_path):

@@ -16,9 +16,16 @@ HEADER = ImageTransform()
 
 @pytest.mark.parametrize(
     "fmt, mode, expected",
-    [("PNG", "RGB", ("png", 3)), ("PNG", "RGBA", ("png", 4)), ("PNG", "L", ("png", 1)),
-     ("JPEG", "RGB", ("jpeg", 3)), ("JPEG", "L", ("jpeg", 1)), ("GIF", "RGB", ("gif", 3)),
-     ("BMP", "RGB", ("bmp", 3)), ("WEBP", "RGB", ("webp", 3))],
+    [
+        ("PNG", "RGB", ("png", 3)),
+        ("PNG", "RGBA", ("png", 4)),
+        ("PNG", "L", ("png", 1)),
+        ("JPEG", "RGB", ("jpeg", 3)),
+        ("JPEG", "L", ("jpeg", 1)),
+        ("GIF", "RGB", ("gif", 3)),
+        ("BMP", "RGB", ("bmp", 3)),
+        ("WEBP", "RGB", ("webp", 3)),
+    ],
 )
 def test_accepted_images_keep_their_bytes(fmt, mode, expected):
     data = image_bytes(fmt, (12, 10), mode)

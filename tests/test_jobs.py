@@ -24,26 +24,53 @@ def run_job(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def test_help_documents_every_option():
     result = run_job("jobs/convert_images.py", "--help")
     assert result.returncode == 0
-    for option in ("--input", "--output", "--splits", "--split-from-folders", "--labels", "--num-shards",
-                   "--target-shard-mb", "--compression", "--mode", "--verify", "--max-bytes", "--resize",
-                   "--reencode", "--jpeg-quality", "--max-reject-fraction", "--master", "--conf", "--jars"):
+    for option in (
+        "--input",
+        "--output",
+        "--splits",
+        "--split-from-folders",
+        "--labels",
+        "--num-shards",
+        "--target-shard-mb",
+        "--compression",
+        "--mode",
+        "--verify",
+        "--max-bytes",
+        "--resize",
+        "--reencode",
+        "--jpeg-quality",
+        "--max-reject-fraction",
+        "--master",
+        "--conf",
+        "--jars",
+    ):
         assert option in result.stdout
 
 
 def test_bad_option_value_is_one_line_and_non_zero(tmp_path):
-    result = run_job("jobs/convert_images.py", "--input", str(tmp_path), "--output", str(tmp_path / "o"),
-                     "--splits", "train=0.5")
+    result = run_job(
+        "jobs/convert_images.py", "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--splits", "train=0.5"
+    )
     assert result.returncode == 2
     assert result.stderr == "error: --splits fractions add up to 0.5, not 1; e.g. train=0.8,validation=0.1,test=0.1\n"
 
 
 @pytest.mark.slow
 def test_missing_input_fails_with_one_clear_line(tmp_path):
-    result = run_job("jobs/convert_images.py", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o"),
-                     "--master", "local[1]")
+    result = run_job(
+        "jobs/convert_images.py",
+        "--input",
+        str(tmp_path / "nope"),
+        "--output",
+        str(tmp_path / "o"),
+        "--master",
+        "local[1]",
+    )
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: input {tmp_path / 'nope'} does not exist or is not a folder; pass the root of the label folders"]
+    assert errors == [
+        f"error: input {tmp_path / 'nope'} does not exist or is not a folder; pass the root of the label folders"
+    ]
 
 
 @pytest.mark.slow
@@ -52,10 +79,26 @@ def test_killed_conversion_leaves_nothing_for_training_and_a_rerun_completes(tmp
     for i in range(600):
         write(root, f"l{i % 3}/{i}.png", image_bytes("PNG", (96, 96), seed=i))
     out = tmp_path / "out"
-    args = ["jobs/convert_images.py", "--input", str(root), "--output", str(out), "--num-shards", "1",
-            "--verify", "full", "--resize", "64x64", "--reencode", "png", "--master", "local[1]"]
-    driver = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        "jobs/convert_images.py",
+        "--input",
+        str(root),
+        "--output",
+        str(out),
+        "--num-shards",
+        "1",
+        "--verify",
+        "full",
+        "--resize",
+        "64x64",
+        "--reencode",
+        "png",
+        "--master",
+        "local[1]",
+    ]
+    driver = subprocess.Popen(
+        [sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.staging-*/*.tmp-*")):
         assert driver.poll() is None, "the conversion ended before it could be killed"

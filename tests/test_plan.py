@@ -43,7 +43,9 @@ def test_shards_exactly_n_non_empty_balanced_and_deterministic():
 
 def test_fewer_records_than_shards_gives_one_record_each():
     found = discover(_files(3))
-    plans = plan_shards(found.candidates, found.labels, ImageConvertOptions("in", "out", splits=(("train", 1.0),), num_shards=8))
+    plans = plan_shards(
+        found.candidates, found.labels, ImageConvertOptions("in", "out", splits=(("train", 1.0),), num_shards=8)
+    )
     assert [(p.name, len(p.files)) for p in plans] == [(f"train-0000{i}-of-00003.tfrecord", 1) for i in range(3)]
 
 
@@ -55,13 +57,18 @@ def test_target_shard_size_sets_the_count_and_gzip_the_suffix():
 
 
 def test_discovery_labels_skips_and_fixed_label_list():
-    files = [ListedFile(p, 1) for p in ["b/x.PNG", "a/deep/er/y.jpeg", "root.png", ".hidden/z.png",
-                                         "a/.DS_Store", "a/notes.txt", "c/w.webp"]]
+    files = [
+        ListedFile(p, 1)
+        for p in ["b/x.PNG", "a/deep/er/y.jpeg", "root.png", ".hidden/z.png", "a/.DS_Store", "a/notes.txt", "c/w.webp"]
+    ]
     found = discover(files)
     assert found.labels == ("a", "b", "c")
     assert [(s.relpath, s.reason) for s in found.skipped] == [
-        (".hidden/z.png", "hidden"), ("a/.DS_Store", "hidden"), ("a/notes.txt", "unsupported_extension"),
-        ("root.png", "outside_label_folder")]
+        (".hidden/z.png", "hidden"),
+        ("a/.DS_Store", "hidden"),
+        ("a/notes.txt", "unsupported_extension"),
+        ("root.png", "outside_label_folder"),
+    ]
     fixed = discover(files, labels=("b", "a"))
     assert fixed.labels == ("b", "a")
     assert ("c/w.webp", "unknown_label") in [(s.relpath, s.reason) for s in fixed.skipped]

@@ -21,7 +21,9 @@ def dataset(spark, tmp_path_factory):
         for i in range(12):
             write(root, f"{label}/{i}.png", image_bytes("PNG", (16, 16), seed=i + 100 * (label == "y")))
     out = tmp_path_factory.mktemp("vout") / "data"
-    convert_images(spark, ImageConvertOptions(str(root), str(out), splits=(("train", 0.5), ("test", 0.5)), num_shards=2))
+    convert_images(
+        spark, ImageConvertOptions(str(root), str(out), splits=(("train", 0.5), ("test", 0.5)), num_shards=2)
+    )
     return out
 
 
