@@ -1,0 +1,68 @@
+"""spark-submit entry point: Horovod-on-Spark Estimator training, evaluation and export.
+
+    spark-submit jobs/train.py --data DATASET --model-dir DIR [--num-proc N] [--max-steps S | --epochs E]
+    python jobs/train.py --data DATASET --model-dir DIR       # starts local[*] Spark
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from conversion.errors import DatasetError
+from jobs.spark_cli import add_spark_arguments, spark_session
+from training.config import TrainConfig, TrainingError, load_params
+from training.run import run_training
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="train", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data", required=True, help="dataset folder written by a conversion job")
+    parser.add_argument("--model-dir", required=True, help="checkpoints, summaries, metrics.json and export/ (any tf.io.gfile path)")
+    parser.add_argument("--num-proc", type=int, help="Horovod processes (default: the cores Spark can give)")
+    steps = parser.add_mutually_exclusive_group()
+    steps.add_argument("--max-steps", type=int, help="global step to stop at (as in Estimator.train)")
+    steps.add_argument("--epochs", type=float, help="passes over the training split (default 1)")
+    parser.add_argument("--batch-size", type=int, default=32, help="examples per process per step")
+    parser.add_argument("--learning-rate", type=float, help="per-process learning rate (scaled by --num-proc)")
+    parser.add_argument("--params-file", help="JSON file of hyper-parameters (see training/config.py)")
+    parser.add_argument("--train-split", default="train", help="split to train on")
+    parser.add_argument("--eval-split", help="split to evaluate on (default: validation, else test)")
+    parser.add_argument("--labels", help="comma-separated label subset to train and evaluate on (filter hook)")
+    parser.add_argument("--checkpoint-steps", type=int, default=100, help="steps between checkpoints")
+    parser.add_argument("--summary-steps", type=int, default=20, help="steps between TensorBoard summaries")
+    parser.add_argument("--seed", type=int, default=0, help="seed of shuffling and initialization")
+    parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    add_spark_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = TrainConfig(
+            data=args.data,
+            model_dir=args.model_dir,
+            params=load_params(args.params_file, {"learning_rate": args.learning_rate}),
+            train_split=args.train_split,
+            eval_split=args.eval_split,
+            batch_size=args.batch_size,
+            max_steps=args.max_steps,
+            epochs=args.epochs,
+            seed=args.seed,
+            keep_labels=tuple(x.strip() for x in args.labels.split(",")) if args.labels else None,
+            checkpoint_steps=args.checkpoint_steps,
+            summary_steps=args.summary_steps,
+            export=not args.no_export,
+        )
+        result = run_training(spark_session(args, "train"), config, args.num_proc)
+    except (DatasetError, TrainingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(result.text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Training configuration: a frozen plan for the job, and the model's hyper-parameter dict."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from conversion.errors import DatasetError
+
+# The model's hyper-parameters: what `model_fn` receives as `params` (plus `labels`).
+DEFAULT_PARAMS: dict[str, Any] = {
+    "image_size": [32, 32],  # height, width the images are resized to
+    "channels": 3,
+    "conv_width": 16,  # filters of the first conv block; doubled per block
+    "conv_depth": 2,  # conv blocks
+    "dense_units": 64,
+    "dropout": 0.25,
+    "learning_rate": 0.002,  # per process; scaled by the number of processes
+    "warmup_steps": 20,
+    "optimizer": "adam",  # adam | sgd | momentum
+}
+
+
+class TrainingError(Exception):
+    """Training cannot start or did not finish; the message says why and what to do."""
+
+
+def load_params(path: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """DEFAULT_PARAMS, updated by a JSON file and then by command-line values.
+
+    Raises:
+        TrainingError: the file is unreadable or names unknown parameters.
+    """
+    params = dict(DEFAULT_PARAMS)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                from_file = json.load(handle)
+        except (OSError, ValueError) as err:
+            raise TrainingError(f"cannot read --params-file {path}: {err}") from err
+        params.update(from_file)
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(params) - set(DEFAULT_PARAMS))
+    if unknown:
+        raise TrainingError(f"unknown hyper-parameters {unknown}; known: {sorted(DEFAULT_PARAMS)}")
+    if params["optimizer"] not in ("adam", "sgd", "momentum"):
+        raise TrainingError(f"optimizer must be adam, sgd or momentum, got {params['optimizer']!r}")
+    return params
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; every rank gets the same copy."""
+
+    data: str
+    model_dir: str
+    params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+    train_split: str = "train"
+    eval_split: str | None = None  # default: validation, else test
+    batch_size: int = 32  # per process
+    max_steps: int | None = None  # the global step to stop at
+    epochs: float | None = None  # used when max_steps is not given
+    shuffle_buffer: int = 2048
+    seed: int = 0
+    keep_labels: tuple[str, ...] | None = None  # filter hook: train and evaluate on these labels only
+    checkpoint_steps: int = 100
+    summary_steps: int = 20
+    export: bool = True
+    fail_on_rank: int | None = None  # test-only: this rank raises right after Horovod starts
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise TrainingError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.max_steps is not None and self.max_steps < 0:
+            raise TrainingError(f"--max-steps must be >= 0, got {self.max_steps}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise TrainingError(f"--epochs must be positive, got {self.epochs}")
+
+
+def pick_eval_split(splits: dict, wanted: str | None) -> str:
+    """The evaluation split: the one asked for, else validation, else test."""
+    if wanted is not None:
+        if wanted not in splits:
+            raise DatasetError(f"split {wanted!r} is not in the dataset; it has {', '.join(sorted(splits))}")
+        return wanted
+    for name in ("validation", "test"):
+        if name in splits and splits[name].num_records:
+            return name
+    raise DatasetError(f"the dataset has no validation or test split to evaluate on ({', '.join(sorted(splits))})")

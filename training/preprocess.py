@@ -1,0 +1,31 @@
+"""Small image preprocessing steps over tensors; each works eagerly and inside `Dataset.map`."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def decode(encoded: tf.Tensor, channels: int) -> tf.Tensor:
+    """Encoded JPEG/PNG/GIF/BMP bytes (a scalar string) → uint8 [H, W, channels]."""
+    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+    image.set_shape([None, None, channels])
+    return image
+
+
+def resize(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """Bilinear resize to [height, width] (float32)."""
+    return tf.image.resize(image, size, method="bilinear")
+
+
+def normalize(image: tf.Tensor) -> tf.Tensor:
+    """Pixel values scaled to [0, 1] (float32)."""
+    return tf.cast(image, tf.float32) / 255.0
+
+
+def images_from_encoded(encoded: tf.Tensor, size: tuple[int, int], channels: int) -> tf.Tensor:
+    """A batch of encoded images [B] → float32 [B, height, width, channels] in [0, 1]."""
+
+    def one(value: tf.Tensor) -> tf.Tensor:
+        return normalize(resize(decode(value, channels), size))
+
+    return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec([*size, channels], tf.float32))

@@ -1,0 +1,96 @@
+"""What every Horovod process runs: build the Estimator, train, and (rank 0) evaluate and export."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Decided once on the driver, identical on every rank."""
+
+    config: TrainConfig
+    labels: tuple[str, ...]
+    eval_split: str
+    start_step: int  # the global step of the checkpoint in model_dir (0 when none)
+    steps: int  # steps every rank runs now: target_step - start_step, or 0
+    target_step: int
+    num_proc: int
+
+
+def weights_checksum(estimator: Any) -> str:
+    """SHA-256 over the trainable weights of the latest checkpoint (optimizer slots left out)."""
+    digest = hashlib.sha256()
+    for name in sorted(estimator.get_variable_names()):
+        if name.startswith(("conv", "dense", "logits")) and "Adam" not in name and "Momentum" not in name:
+            digest.update(name.encode())
+            digest.update(estimator.get_variable_value(name).tobytes())
+    return digest.hexdigest()
+
+
+def _session_config(threads: int, local_rank: int) -> Any:
+    import tensorflow as tf
+
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+    if tf.config.list_physical_devices("GPU"):
+        config.gpu_options.allow_growth = True
+        config.gpu_options.visible_device_list = str(local_rank)  # Horovod: one GPU per local rank
+    return config
+
+
+def train_on_rank(plan: RunPlan) -> dict[str, Any]:
+    """The Horovod process body; returns this rank's figures (rank 0 adds metrics and the export)."""
+    import horovod.tensorflow as hvd
+    import tensorflow as tf
+
+    from conversion.manifest import read_manifest
+    from training.hooks import ExamplesPerSecondHook
+    from training.input import eval_input_fn, input_spec, train_input_fn
+    from training.model import model_fn
+    from training.serving import export_model
+
+    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
+    hvd.init()  # Horovod: join the other processes
+    rank, size = hvd.rank(), hvd.size()  # Horovod: who am I, how many are we
+    config = plan.config
+    if config.fail_on_rank == rank:
+        raise RuntimeError(f"injected failure on rank {rank} (fail_on_rank)")
+    threads = max(1, (os.cpu_count() or 1) // hvd.local_size())  # Horovod: ranks on one machine share its cores
+    manifest = read_manifest(config.data)
+    params = dict(config.params, labels=list(plan.labels), horovod=True)
+    run_config = tf.estimator.RunConfig(
+        model_dir=config.model_dir if rank == 0 else None,  # Horovod: only rank 0 writes checkpoints and summaries
+        save_checkpoints_steps=config.checkpoint_steps,
+        save_summary_steps=config.summary_steps if rank == 0 else 10**9,  # Horovod: summaries from rank 0 only
+        log_step_count_steps=config.summary_steps,
+        keep_checkpoint_max=3,
+        tf_random_seed=config.seed,
+        session_config=_session_config(threads, hvd.local_rank()),  # Horovod: pin the local GPU, if any
+    )
+    estimator = tf.estimator.Estimator(model_fn=model_fn, params=params, config=run_config)
+    speed = ExamplesPerSecondHook(config.batch_size, config.summary_steps, config.model_dir if rank == 0 else None, size)
+    result: dict[str, Any] = {"rank": rank, "size": size, "steps": plan.steps}
+    start = time.perf_counter()
+    if plan.steps > 0:
+        spec = input_spec(config.data, manifest, config.train_split, config.params, threads, config.keep_labels)
+        train = train_input_fn(spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step,
+                               config.shuffle_buffer)
+        hooks = [hvd.BroadcastGlobalVariablesHook(0), speed]  # Horovod: start every rank from rank 0's weights
+        estimator.train(train, hooks=hooks)
+    result.update(train_seconds=time.perf_counter() - start, examples_per_sec=speed.examples_per_second)
+    if estimator.latest_checkpoint():
+        result["weights_sha256"] = weights_checksum(estimator)
+        result["global_step"] = int(estimator.get_variable_value("global_step"))
+    if rank == 0:  # Horovod: evaluation and export once, by rank 0
+        spec = input_spec(config.data, manifest, plan.eval_split, config.params, threads, config.keep_labels)
+        metrics = estimator.evaluate(eval_input_fn(spec, config.batch_size), name=plan.eval_split)
+        result["metrics"] = {k: float(v) for k, v in metrics.items()}
+        if config.export:
+            result["export_path"] = export_model(estimator, f"{config.model_dir}/export", params)
+    return result

@@ -1,0 +1,123 @@
+"""The driver side of training: plan the run, start the Horovod processes on Spark, write metrics.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from conversion.manifest import read_manifest
+from training.config import TrainConfig, TrainingError, pick_eval_split
+from training.input import epochs_to_steps, split_records
+from training.rank import RunPlan, train_on_rank
+
+METRICS_FILE = "metrics.json"
+START_TIMEOUT_S = 120  # Horovod: how long Spark may take to start every process
+GLOO_TIMEOUT_S = 60  # Horovod: how long a rank waits for the others in a collective before failing
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    metrics: dict[str, Any]
+    per_rank: list[dict[str, Any]]
+
+    def text(self) -> str:
+        m = self.metrics
+        evaluated = ", ".join(f"{k} {v:.4f}" for k, v in sorted(m["eval"].items()) if k != "global_step")
+        return "\n".join([
+            f"Trained {m['steps_run']} steps on {m['num_proc']} processes to global step {m['global_step']} "
+            f"in {m['wall_seconds']:.1f} s ({m['examples_per_sec_total']:.0f} examples/s)",
+            f"  eval on {m['eval_split']}: {evaluated}",
+            f"  model_dir: {m['model_dir']}",
+            f"  export: {m.get('export_path') or 'none'}",
+        ])
+
+
+def checkpoint_step(model_dir: str) -> int:
+    """The global step of the latest checkpoint in `model_dir` (0 when there is none)."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(model_dir) if tf.io.gfile.exists(model_dir) else None
+    return int(tf.train.load_variable(latest, "global_step")) if latest else 0
+
+
+def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
+    """Check the data and decide the steps every rank will run.
+
+    Raises:
+        DatasetError: the data folder is missing, unfinished or lacks the split.
+        TrainingError: the options do not fit the data.
+    """
+    manifest = read_manifest(config.data)
+    if manifest.kind != "images":
+        raise TrainingError(f"{config.data} holds {manifest.kind!r} data; this model trains on images")
+    if config.train_split not in manifest.splits:
+        raise TrainingError(f"split {config.train_split!r} is not in {config.data}; it has {', '.join(sorted(manifest.splits))}")
+    eval_split = pick_eval_split(manifest.splits, config.eval_split)
+    records = split_records(manifest, config.train_split, config.keep_labels)
+    if records < config.batch_size * num_proc:
+        raise TrainingError(
+            f"{records} training records cannot fill one global batch of {config.batch_size} x {num_proc} processes; "
+            "lower --batch-size or --num-proc"
+        )
+    start = checkpoint_step(config.model_dir)
+    if config.max_steps is not None:
+        target = config.max_steps
+    else:
+        target = start + epochs_to_steps(config.epochs or 1.0, records, config.batch_size, num_proc)
+    labels = tuple(config.keep_labels) if config.keep_labels else manifest.labels
+    return RunPlan(config, labels, eval_split, start, max(0, target - start), target, num_proc)
+
+
+def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None = None) -> TrainResult:
+    """Train with Horovod on `num_proc` Spark tasks (default: the cores Spark can give); write metrics.json."""
+    import horovod.spark
+    import tensorflow as tf
+
+    num_proc = num_proc or spark.sparkContext.defaultParallelism
+    plan = plan_run(config, num_proc)
+    start = time.perf_counter()
+    env = dict(os.environ, HOROVOD_GLOO_TIMEOUT_SECONDS=str(GLOO_TIMEOUT_S), PYTHONUNBUFFERED="1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        per_rank = horovod.spark.run(  # Horovod: one training process per Spark task
+            train_on_rank, args=(plan,), num_proc=num_proc, start_timeout=START_TIMEOUT_S,
+            use_gloo=True, env=env, verbose=0, stdout=sys.stdout, stderr=sys.stderr,
+        )
+    except Exception as err:
+        raise TrainingError(f"training failed: {_root_cause(err)}") from err
+    wall = time.perf_counter() - start
+    per_rank = sorted(per_rank, key=lambda r: r["rank"])
+    chief = per_rank[0]
+    metrics = {
+        "eval": chief["metrics"],
+        "eval_split": plan.eval_split,
+        "global_step": chief.get("global_step", plan.start_step),
+        "steps_run": plan.steps,
+        "num_proc": num_proc,
+        "batch_size_per_proc": config.batch_size,
+        "examples_per_sec_per_rank": [r["examples_per_sec"] for r in per_rank],
+        "examples_per_sec_total": sum(r["examples_per_sec"] for r in per_rank),
+        "wall_seconds": wall,
+        "export_path": chief.get("export_path"),
+        "model_dir": config.model_dir,
+        "params": config.params,
+    }
+    with tf.io.gfile.GFile(f"{config.model_dir}/{METRICS_FILE}", "w") as out:
+        out.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return TrainResult(metrics, per_rank)
+
+
+def _root_cause(err: BaseException) -> str:
+    """The last line of the innermost Python error a rank raised, without the JVM stack."""
+    text = str(err)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if ("Error:" in line or "Exception:" in line) and not line.startswith("at "):
+            return line
+    return lines[-1] if lines else type(err).__name__

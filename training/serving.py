@@ -1,0 +1,57 @@
+"""SavedModel export: two serving signatures and the label map as an asset."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from training.preprocess import images_from_encoded
+
+EXAMPLES_INPUT = "examples"  # serialized tf.Example, signature "serving_default" (and "predict")
+IMAGE_BYTES_INPUT = "image_bytes"  # encoded image bytes, signatures "image_bytes:*"
+LABELS_ASSET = "labels.txt"
+
+
+def serving_input_receiver_fn(params: dict) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
+    """Receives serialized Examples; the encoded-image tensor inside is a second signature's input."""
+    size, channels = tuple(params["image_size"]), int(params["channels"])
+
+    def receiver() -> tf.estimator.export.ServingInputReceiver:
+        serialized = tf.compat.v1.placeholder(tf.string, [None], name=EXAMPLES_INPUT)
+        parsed = tf.io.parse_example(
+            serialized,
+            {
+                "image/encoded": tf.io.FixedLenFeature([], tf.string),
+                "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=""),
+            },
+        )
+        encoded = tf.identity(parsed["image/encoded"], name=IMAGE_BYTES_INPUT)
+        features = {"image": images_from_encoded(encoded, size, channels), "key": parsed["image/filename"]}
+        return tf.estimator.export.ServingInputReceiver(
+            features,
+            {EXAMPLES_INPUT: serialized},
+            receiver_tensors_alternatives={IMAGE_BYTES_INPUT: {IMAGE_BYTES_INPUT: encoded}},
+        )
+
+    return receiver
+
+
+def export_model(estimator: tf.estimator.Estimator, export_base: str, params: dict) -> str:
+    """Export the latest checkpoint as a SavedModel with `assets.extra/labels.txt`; returns its path."""
+    with tempfile.TemporaryDirectory() as tmp:
+        labels_file = os.path.join(tmp, LABELS_ASSET)
+        with open(labels_file, "w", encoding="utf-8") as out:
+            out.write("".join(f"{label}\n" for label in params["labels"]))
+        path = estimator.export_saved_model(
+            export_base, serving_input_receiver_fn(params), assets_extra={LABELS_ASSET: labels_file}
+        )
+    return path.decode("utf-8") if isinstance(path, bytes) else path
+
+
+def load_labels(export_dir: str) -> list[str]:
+    """The label map shipped with an export (index = class id)."""
+    with tf.io.gfile.GFile(f"{export_dir}/assets.extra/{LABELS_ASSET}") as handle:
+        return [line.rstrip("\n") for line in handle]
