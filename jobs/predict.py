@@ -1,0 +1,50 @@
+"""spark-submit entry point: batch prediction with an exported SavedModel, written as Parquet.
+
+    spark-submit jobs/predict.py --model EXPORT_DIR --data DATASET --split test --output OUT
+    spark-submit jobs/predict.py --model EXPORT_DIR --images ROOT --output OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from conversion.errors import DatasetError
+from jobs.spark_cli import add_spark_arguments, spark_session
+from training.predict import accuracy, predict_images, predict_split
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="predict", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="SavedModel export folder (model_dir/export/<timestamp>)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="dataset folder written by a conversion job")
+    source.add_argument("--images", help="a folder of raw images (ROOT/<label>/... gives true labels)")
+    parser.add_argument("--split", default="test", help="split of --data to predict")
+    parser.add_argument("--output", required=True, help="Parquet folder to write")
+    parser.add_argument("--mode", choices=["error", "overwrite"], default="error", help="when --output exists")
+    add_spark_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        spark = spark_session(args, "predict")
+        if args.data:
+            predictions = predict_split(spark, args.model, args.data, args.split)
+        else:
+            predictions = predict_images(spark, args.model, args.images)
+        predictions.write.mode(args.mode).parquet(args.output)
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    written = spark.read.parquet(args.output)
+    score = accuracy(written)
+    print(f"Wrote {written.count()} predictions to {args.output}"
+          + (f"; accuracy {score:.4f}" if score is not None else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
