@@ -49,6 +49,18 @@ def _count_shard(manifest: Manifest, path: str, spec: dict[str, Any]) -> int:
     return count
 
 
+def find_corrupt_shard(data_url: str, paths: list[str]) -> str | None:
+    """The error naming the first of `paths` (shard URLs of the dataset) that does not read back, if any."""
+    manifest = read_manifest(data_url)
+    spec = manifest.tf_feature_spec()
+    for path in paths:
+        try:
+            _count_shard(manifest, path, spec)
+        except DatasetError as err:
+            return str(err)
+    return None
+
+
 def validate_dataset(data_url: str) -> ValidationReport:
     """Read every record of every shard, check CRCs and parsing, compare counts with the manifest.
 

@@ -30,3 +30,17 @@ def spark(tmp_path_factory):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def shapes_dataset(spark, tmp_path_factory):
+    """A converted dataset of generated shape images: 4 labels x 100 PNGs of 32x32, 2 shards per split."""
+    from conversion.convert import convert_images
+    from conversion.options import ImageConvertOptions
+    from jobs.demo import generate_tree
+
+    root = tmp_path_factory.mktemp("shapes")
+    generate_tree(root / "images", per_label=100)
+    out = root / "dataset"
+    convert_images(spark, ImageConvertOptions(str(root / "images"), str(out), num_shards=2))
+    return out

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,23 @@ def _session_config(threads: int, local_rank: int) -> Any:
         config.gpu_options.allow_growth = True
         config.gpu_options.visible_device_list = str(local_rank)  # Horovod: one GPU per local rank
     return config
+
+
+@contextlib.contextmanager
+def _naming_corrupt_shards(data: str, files: tuple[str, ...]) -> Iterator[None]:
+    """tf.data's errors for damaged records do not name the file: find the corrupt shard and say which."""
+    import tensorflow as tf
+
+    from conversion.errors import DatasetError
+    from conversion.validate import find_corrupt_shard
+
+    try:
+        yield
+    except (tf.errors.DataLossError, tf.errors.UnknownError, tf.errors.InvalidArgumentError):
+        corrupt = find_corrupt_shard(data, list(files))
+        if corrupt is None:
+            raise
+        raise DatasetError(corrupt) from None
 
 
 def train_on_rank(plan: RunPlan) -> dict[str, Any]:
@@ -82,14 +101,16 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
         train = train_input_fn(spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step,
                                config.shuffle_buffer)
         hooks = [hvd.BroadcastGlobalVariablesHook(0), speed]  # Horovod: start every rank from rank 0's weights
-        estimator.train(train, hooks=hooks)
+        with _naming_corrupt_shards(config.data, spec.files):
+            estimator.train(train, hooks=hooks)
     result.update(train_seconds=time.perf_counter() - start, examples_per_sec=speed.examples_per_second)
     if estimator.latest_checkpoint():
         result["weights_sha256"] = weights_checksum(estimator)
         result["global_step"] = int(estimator.get_variable_value("global_step"))
     if rank == 0:  # Horovod: evaluation and export once, by rank 0
         spec = input_spec(config.data, manifest, plan.eval_split, config.params, threads, config.keep_labels)
-        metrics = estimator.evaluate(eval_input_fn(spec, config.batch_size), name=plan.eval_split)
+        with _naming_corrupt_shards(config.data, spec.files):
+            metrics = estimator.evaluate(eval_input_fn(spec, config.batch_size), name=plan.eval_split)
         result["metrics"] = {k: float(v) for k, v in metrics.items()}
         if config.export:
             result["export_path"] = export_model(estimator, f"{config.model_dir}/export", params)

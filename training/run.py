@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import collections
+import io
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from pyspark.sql import SparkSession
 
@@ -84,13 +87,14 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
     start = time.perf_counter()
     env = dict(os.environ, HOROVOD_GLOO_TIMEOUT_SECONDS=str(GLOO_TIMEOUT_S), PYTHONUNBUFFERED="1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    errors = _StderrTail(sys.stderr)
     try:
         per_rank = horovod.spark.run(  # Horovod: one training process per Spark task
             train_on_rank, args=(plan,), num_proc=num_proc, start_timeout=START_TIMEOUT_S,
-            use_gloo=True, env=env, verbose=0, stdout=sys.stdout, stderr=sys.stderr,
+            use_gloo=True, env=env, verbose=0, stdout=sys.stdout, stderr=errors,
         )
     except Exception as err:
-        raise TrainingError(f"training failed: {_root_cause(err)}") from err
+        raise TrainingError(f"training failed: {errors.rank_error(str(err)) or _root_cause(err)}") from err
     wall = time.perf_counter() - start
     per_rank = sorted(per_rank, key=lambda r: r["rank"])
     chief = per_rank[0]
@@ -111,6 +115,34 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
     with tf.io.gfile.GFile(f"{config.model_dir}/{METRICS_FILE}", "w") as out:
         out.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return TrainResult(metrics, per_rank)
+
+
+class _StderrTail(io.TextIOBase):
+    """Passes the ranks' stderr through and keeps its last lines, to name a failed rank's error."""
+
+    def __init__(self, target: TextIO, keep: int = 2000) -> None:
+        self._target = target
+        self._lines: collections.deque[str] = collections.deque(maxlen=keep)
+
+    def write(self, text: str) -> int:
+        self._target.write(text)
+        self._lines.extend(text.splitlines())
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def rank_error(self, failure: str) -> str | None:
+        """`rank N: <its last exception line>` for the rank Horovod names first in `failure`."""
+        named = re.search(r"Process name: (\S+)", failure)
+        if not named:
+            return None
+        prefix = f"[{named.group(1)}]<stderr>:"
+        for line in reversed(self._lines):
+            body = line[len(prefix):].strip() if line.startswith(prefix) else ""
+            if re.match(r"^[\w.]+(Error|Exception|Exit)\b.*:", body):
+                return f"rank {named.group(1)}: {body}"
+        return None
 
 
 def _root_cause(err: BaseException) -> str:
