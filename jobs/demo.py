@@ -1,4 +1,4 @@
-"""`make demo`: generate a small labelled image tree, convert it on a local Spark, validate it.
+"""`make demo`: generate a labelled image tree; convert, validate, train with Horovod, predict.
 
 python -m jobs.demo --workdir demo_output
 """
@@ -6,6 +6,7 @@ python -m jobs.demo --workdir demo_output
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from conversion.errors import ConversionError, DatasetError
 from conversion.options import ImageConvertOptions
 from conversion.validate import inspect_examples, validate_dataset
 from jobs.spark_cli import add_spark_arguments, spark_session
+from training.config import TrainConfig, TrainingError
+from training.predict import accuracy, predict_split
+from training.run import run_training
 
 SHAPES = ("circle", "square", "triangle", "cross")
 
@@ -58,28 +62,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="demo_output", help="where the images and the dataset go")
     parser.add_argument("--per-label", type=int, default=250, help="images per label")
+    parser.add_argument("--num-proc", type=int, default=2, help="Horovod processes")
+    parser.add_argument("--epochs", type=float, default=8, help="passes over the training split")
     add_spark_arguments(parser)
     args = parser.parse_args(argv)
     workdir = Path(args.workdir).resolve()
-    images, dataset = workdir / "images", workdir / "dataset"
+    images, dataset, model_dir = workdir / "images", workdir / "dataset", workdir / "model"
     generate_tree(images, args.per_label)
     print(f"images:  {images} ({len(SHAPES)} labels x {args.per_label} PNGs)")
     try:
+        spark = spark_session(args, "demo")
         options = ImageConvertOptions(str(images), str(dataset), num_shards=4, mode="overwrite")
-        print(convert_images(spark_session(args, "demo"), options).text())
+        print(convert_images(spark, options).text())
         print(validate_dataset(str(dataset)).text())
-        for row in inspect_examples(str(dataset), "train", 3):
-            print(
-                "  example:",
-                {
-                    k: row[k]
-                    for k in ("image/filename", "image/class/text", "image/format", "image/height", "image/width")
-                },
-            )
-    except (ConversionError, DatasetError) as err:
+        for row in inspect_examples(str(dataset), "train", 2):
+            print("  example:", {k: row[k] for k in ("image/filename", "image/class/text", "image/height", "image/width")})
+        if model_dir.exists():
+            shutil.rmtree(model_dir)  # a rerun trains from scratch
+        config = TrainConfig(str(dataset), str(model_dir), epochs=args.epochs, eval_split="test")
+        result = run_training(spark, config, args.num_proc)
+        print(result.text())
+        predictions = predict_split(spark, result.metrics["export_path"], str(dataset), "test")
+        out = workdir / "predictions"
+        predictions.write.mode("overwrite").parquet(str(out))
+        print(f"predictions: {out} (test accuracy with the export: {accuracy(spark.read.parquet(str(out))):.4f})")
+    except (ConversionError, DatasetError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"dataset: {dataset} (manifest.json, shards, _rejected/)")
+    print(f"dataset: {dataset}\nmodel:   {model_dir} (TensorBoard: tensorboard --logdir {model_dir})")
     return 0
 
 

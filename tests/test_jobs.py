@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -111,3 +112,26 @@ def test_killed_conversion_leaves_nothing_for_training_and_a_rerun_completes(tmp
     assert result.returncode == 0, result.stderr[-2000:]
     assert read_manifest(str(out)).num_records == 600
     assert not list(tmp_path.glob(".out.staging-*"))
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_its_last_checkpoint(shapes_dataset, tmp_path):
+    model_dir = tmp_path / "model"
+    args = ["jobs/train.py", "--data", str(shapes_dataset), "--model-dir", str(model_dir), "--num-proc", "2",
+            "--max-steps", "200", "--checkpoint-steps", "20", "--batch-size", "16", "--master", "local[2]", "--no-export"]
+    driver = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not [p for p in model_dir.glob("model.ckpt-*.index") if p.name != "model.ckpt-0.index"]:
+        assert driver.poll() is None, "training ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint after 180 s"
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver, its Spark JVM and the Horovod processes
+    driver.wait(timeout=30)
+    time.sleep(2)
+    last = max(int(p.name.split("-")[1].split(".")[0]) for p in model_dir.glob("model.ckpt-*.index"))
+    assert 20 <= last < 200 and not (model_dir / "metrics.json").exists()
+    result = run_job(*args, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["global_step"] == 200 and metrics["steps_run"] == 200 - last
