@@ -32,6 +32,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 test: setup
+	$(VENV)/bin/ruff check conversion training jobs tests benchmarks
 	$(VENV)/bin/pytest
 
 demo: setup

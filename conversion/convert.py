@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import partial
 
+from fsspec.implementations.local import LocalFileSystem
 from pyspark.sql import SparkSession
 
 from conversion.discovery import Discovery, Skip, discover
@@ -63,7 +64,7 @@ def _check_paths(options: ImageConvertOptions) -> None:
     in_fs, in_path = filesystem(options.input)
     out_fs, out_path = filesystem(options.output)
     if type(in_fs) is type(out_fs):
-        real = os.path.realpath if in_fs.protocol in ("file", ("file", "local")) else posixpath.normpath
+        real = os.path.realpath if isinstance(in_fs, LocalFileSystem) else posixpath.normpath
         inside, root = real(out_path), real(in_path)
         if inside == root or inside.startswith(root.rstrip("/") + "/"):
             raise ConversionError(

@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         print(convert_images(spark, options).text())
         print(validate_dataset(str(dataset)).text())
         for row in inspect_examples(str(dataset), "train", 2):
-            print("  example:", {k: row[k] for k in ("image/filename", "image/class/text", "image/height", "image/width")})
+            print(
+                "  example:", {k: row[k] for k in ("image/filename", "image/class/text", "image/height", "image/width")}
+            )
         if model_dir.exists():
             shutil.rmtree(model_dir)  # a rerun trains from scratch
         config = TrainConfig(str(dataset), str(model_dir), epochs=args.epochs, eval_split="test")

@@ -1,7 +1,7 @@
 """spark-submit entry point: batch prediction with an exported SavedModel, written as Parquet.
 
-    spark-submit jobs/predict.py --model EXPORT_DIR --data DATASET --split test --output OUT
-    spark-submit jobs/predict.py --model EXPORT_DIR --images ROOT --output OUT
+spark-submit jobs/predict.py --model EXPORT_DIR --data DATASET --split test --output OUT
+spark-submit jobs/predict.py --model EXPORT_DIR --images ROOT --output OUT
 """
 
 from __future__ import annotations
@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     written = spark.read.parquet(args.output)
     score = accuracy(written)
-    print(f"Wrote {written.count()} predictions to {args.output}"
-          + (f"; accuracy {score:.4f}" if score is not None else ""))
+    print(
+        f"Wrote {written.count()} predictions to {args.output}"
+        + (f"; accuracy {score:.4f}" if score is not None else "")
+    )
     return 0
 
 

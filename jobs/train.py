@@ -1,7 +1,7 @@
 """spark-submit entry point: Horovod-on-Spark Estimator training, evaluation and export.
 
-    spark-submit jobs/train.py --data DATASET --model-dir DIR [--num-proc N] [--max-steps S | --epochs E]
-    python jobs/train.py --data DATASET --model-dir DIR       # starts local[*] Spark
+spark-submit jobs/train.py --data DATASET --model-dir DIR [--num-proc N] [--max-steps S | --epochs E]
+python jobs/train.py --data DATASET --model-dir DIR       # starts local[*] Spark
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ from training.run import run_training
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="train", description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--data", required=True, help="dataset folder written by a conversion job")
-    parser.add_argument("--model-dir", required=True, help="checkpoints, summaries, metrics.json and export/ (any tf.io.gfile path)")
+    parser.add_argument(
+        "--model-dir", required=True, help="checkpoints, summaries, metrics.json and export/ (any tf.io.gfile path)"
+    )
     parser.add_argument("--num-proc", type=int, help="Horovod processes (default: the cores Spark can give)")
     steps = parser.add_mutually_exclusive_group()
     steps.add_argument("--max-steps", type=int, help="global step to stop at (as in Estimator.train)")

@@ -13,10 +13,10 @@ from conversion.convert import convert_images
 from conversion.errors import DatasetError
 from conversion.manifest import read_manifest
 from conversion.options import ImageConvertOptions
+from tests.images import image_bytes
 from training.config import DEFAULT_PARAMS
 from training.input import eval_input_fn, input_spec, split_records, steps_per_epoch, train_input_fn
 from training.preprocess import decode, images_from_encoded, normalize, resize
-from tests.images import image_bytes
 
 
 def keys_of(dataset: tf.data.Dataset) -> list[str]:

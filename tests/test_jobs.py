@@ -117,10 +117,27 @@ def test_killed_conversion_leaves_nothing_for_training_and_a_rerun_completes(tmp
 @pytest.mark.slow
 def test_killed_training_resumes_from_its_last_checkpoint(shapes_dataset, tmp_path):
     model_dir = tmp_path / "model"
-    args = ["jobs/train.py", "--data", str(shapes_dataset), "--model-dir", str(model_dir), "--num-proc", "2",
-            "--max-steps", "200", "--checkpoint-steps", "20", "--batch-size", "16", "--master", "local[2]", "--no-export"]
-    driver = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        "jobs/train.py",
+        "--data",
+        str(shapes_dataset),
+        "--model-dir",
+        str(model_dir),
+        "--num-proc",
+        "2",
+        "--max-steps",
+        "200",
+        "--checkpoint-steps",
+        "20",
+        "--batch-size",
+        "16",
+        "--master",
+        "local[2]",
+        "--no-export",
+    ]
+    driver = subprocess.Popen(
+        [sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 180
     while not [p for p in model_dir.glob("model.ckpt-*.index") if p.name != "model.ckpt-0.index"]:
         assert driver.poll() is None, "training ended before it could be killed"

@@ -23,8 +23,15 @@ STEPS = 80
 
 
 def config(data, model_dir, **changes) -> TrainConfig:
-    values = dict(data=str(data), model_dir=str(model_dir), batch_size=16, max_steps=STEPS, eval_split="test",
-                  checkpoint_steps=40, summary_steps=10)
+    values = dict(
+        data=str(data),
+        model_dir=str(model_dir),
+        batch_size=16,
+        max_steps=STEPS,
+        eval_split="test",
+        checkpoint_steps=40,
+        summary_steps=10,
+    )
     values.update(changes)
     return TrainConfig(**values)
 
@@ -78,8 +85,9 @@ def test_export_predicts_examples_and_image_bytes_like_the_estimator(spark, shap
 
     rows = predict_split(spark, export, str(shapes_dataset), "test").toPandas().set_index("key")
     assert len(rows) == manifest.splits["test"].num_records
-    estimator = tf.estimator.Estimator(model_fn, model_dir=str(model_dir),
-                                       params=dict(DEFAULT_PARAMS, labels=list(manifest.labels)))
+    estimator = tf.estimator.Estimator(
+        model_fn, model_dir=str(model_dir), params=dict(DEFAULT_PARAMS, labels=list(manifest.labels))
+    )
     from training.input import eval_input_fn, input_spec
 
     spec = input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 2)
@@ -90,7 +98,8 @@ def test_export_predicts_examples_and_image_bytes_like_the_estimator(spark, shap
         assert rows.loc[key, "predicted_label"] == prediction["classes"][0].decode()
         np.testing.assert_allclose(rows.loc[key, "probabilities"], prediction["probabilities"], rtol=1e-4, atol=1e-6)
     assert accuracy(predict_split(spark, export, str(shapes_dataset), "test")) == pytest.approx(
-        result.metrics["eval"]["accuracy"], abs=1e-6)
+        result.metrics["eval"]["accuracy"], abs=1e-6
+    )
     images = predict_images(spark, export, str(shapes_dataset.parent / "images")).toPandas()
     assert len(images) == 400 and images["true_label"].notna().all()
 

@@ -39,7 +39,9 @@ class ExamplesPerSecondHook(tf.compat.v1.train.SessionRunHook):
             self._window_steps += 1
         if self._writer is not None and self._window_steps >= self._every:
             rate = self._window_steps * self._batch_size * self._scale / self._window_start
-            summary = tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(tag="examples_per_sec", simple_value=rate)])
+            summary = tf.compat.v1.Summary(
+                value=[tf.compat.v1.Summary.Value(tag="examples_per_sec", simple_value=rate)]
+            )
             self._writer.add_summary(summary, run_values.results)
             self._window_start, self._window_steps = 0.0, 0
 

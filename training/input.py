@@ -21,7 +21,11 @@ from conversion.manifest import Manifest
 from training.preprocess import images_from_encoded
 
 IMAGE_KEY, LABEL_TEXT_KEY, LABEL_ID_KEY, FILENAME_KEY = (
-    "image/encoded", "image/class/text", "image/class/label", "image/filename")
+    "image/encoded",
+    "image/class/text",
+    "image/class/label",
+    "image/filename",
+)
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,9 @@ class InputSpec:
     keep_label_ids: tuple[int, ...] | None = None
 
 
-def input_spec(data: str, manifest: Manifest, split: str, params: dict, threads: int,
-               keep_labels: tuple[str, ...] | None = None) -> InputSpec:
+def input_spec(
+    data: str, manifest: Manifest, split: str, params: dict, threads: int, keep_labels: tuple[str, ...] | None = None
+) -> InputSpec:
     """The `InputSpec` of one split.
 
     Raises:
@@ -110,8 +115,9 @@ def _options(spec: InputSpec, deterministic: bool) -> tf.data.Options:
     return options
 
 
-def train_input_fn(spec: InputSpec, batch_size: int, steps: int, rank: int, num_ranks: int, seed: int,
-                   shuffle_buffer: int) -> Callable[[], tf.data.Dataset]:
+def train_input_fn(
+    spec: InputSpec, batch_size: int, steps: int, rank: int, num_ranks: int, seed: int, shuffle_buffer: int
+) -> Callable[[], tf.data.Dataset]:
     """Exactly `steps` shuffled training batches for one rank."""
 
     def input_fn() -> tf.data.Dataset:

@@ -34,19 +34,26 @@ def _frame(keys: list[str], true: list[str | None], outputs: dict, labels: list[
     if probabilities.shape[-1] == 1:  # a binary head gives P(label 1) only
         probabilities = probabilities.reshape(-1, 1)
         probabilities = pd.concat([pd.DataFrame(1 - probabilities), pd.DataFrame(probabilities)], axis=1).to_numpy()
-    return pd.DataFrame({
-        "key": keys,
-        "true_label": true,
-        "predicted_label": [labels[i] for i in ids],
-        "probabilities": [row.astype("float32") for row in probabilities],
-    })
+    return pd.DataFrame(
+        {
+            "key": keys,
+            "true_label": true,
+            "predicted_label": [labels[i] for i in ids],
+            "probabilities": [row.astype("float32") for row in probabilities],
+        }
+    )
 
 
-def _predict_shards(export_dir: str, compression: str, labels: list[str], frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _predict_shards(
+    export_dir: str, compression: str, labels: list[str], frames: Iterator[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
     import tensorflow as tf
 
     predict = _signature(export_dir, "predict")
-    spec = {"image/filename": tf.io.FixedLenFeature([], tf.string), "image/class/text": tf.io.FixedLenFeature([], tf.string, "")}
+    spec = {
+        "image/filename": tf.io.FixedLenFeature([], tf.string),
+        "image/class/text": tf.io.FixedLenFeature([], tf.string, ""),
+    }
     for frame in frames:
         for path in frame["path"]:
             for batch in tf.data.TFRecordDataset(path, compression_type=compression).batch(BATCH):
@@ -56,7 +63,9 @@ def _predict_shards(export_dir: str, compression: str, labels: list[str], frames
                 yield _frame(keys, true, predict(**{EXAMPLES_INPUT: batch}), labels)
 
 
-def _predict_images(export_dir: str, root: str, labels: list[str], frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _predict_images(
+    export_dir: str, root: str, labels: list[str], frames: Iterator[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
     import tensorflow as tf
 
     predict = _signature(export_dir, f"{IMAGE_BYTES_INPUT}:predict")
@@ -78,29 +87,40 @@ def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -
     paths = [fs.unstrip_protocol(f"{root}/{f.path}") for f in manifest.splits[split].files]
     compression = "GZIP" if manifest.compression == "gzip" else ""
     frame = spark.createDataFrame(pd.DataFrame({"path": paths})).repartition(
-        min(len(paths), spark.sparkContext.defaultParallelism))
+        min(len(paths), spark.sparkContext.defaultParallelism)
+    )
     run = functools.partial(_predict_shards, export_dir, compression, load_labels(export_dir))
     return frame.mapInPandas(run, SCHEMA)
 
 
 def predict_images(spark: SparkSession, export_dir: str, root: str) -> DataFrame:
     """Predictions for every image file under `root`; `true_label` is its first folder, if any."""
-    files = [f for f in list_files(root)
-             if posixpath.splitext(f.relpath)[1].lower() in IMAGE_EXTENSIONS
-             and not any(part.startswith(".") for part in f.relpath.split("/"))]
+    files = [
+        f
+        for f in list_files(root)
+        if posixpath.splitext(f.relpath)[1].lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in f.relpath.split("/"))
+    ]
     if not files:
         raise DatasetError(f"no image files under {root}")
-    rows = pd.DataFrame({
-        "relpath": [f.relpath for f in files],
-        "label": [f.relpath.split("/")[0] if "/" in f.relpath else None for f in files],
-    })
-    frame = spark.createDataFrame(rows, "relpath string, label string").repartition(spark.sparkContext.defaultParallelism)
+    rows = pd.DataFrame(
+        {
+            "relpath": [f.relpath for f in files],
+            "label": [f.relpath.split("/")[0] if "/" in f.relpath else None for f in files],
+        }
+    )
+    frame = spark.createDataFrame(rows, "relpath string, label string").repartition(
+        spark.sparkContext.defaultParallelism
+    )
     run = functools.partial(_predict_images, export_dir, root, load_labels(export_dir))
     return frame.mapInPandas(run, SCHEMA)
 
 
 def accuracy(predictions: DataFrame) -> float | None:
     """Share of rows whose predicted label is the true one (None when no row has a true label)."""
-    row = predictions.where("true_label IS NOT NULL").selectExpr(
-        "avg(CAST(predicted_label = true_label AS DOUBLE)) AS acc").first()
+    row = (
+        predictions.where("true_label IS NOT NULL")
+        .selectExpr("avg(CAST(predicted_label = true_label AS DOUBLE)) AS acc")
+        .first()
+    )
     return None if row is None or row["acc"] is None else float(row["acc"])

@@ -93,13 +93,16 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
         session_config=_session_config(threads, hvd.local_rank()),  # Horovod: pin the local GPU, if any
     )
     estimator = tf.estimator.Estimator(model_fn=model_fn, params=params, config=run_config)
-    speed = ExamplesPerSecondHook(config.batch_size, config.summary_steps, config.model_dir if rank == 0 else None, size)
+    speed = ExamplesPerSecondHook(
+        config.batch_size, config.summary_steps, config.model_dir if rank == 0 else None, size
+    )
     result: dict[str, Any] = {"rank": rank, "size": size, "steps": plan.steps}
     start = time.perf_counter()
     if plan.steps > 0:
         spec = input_spec(config.data, manifest, config.train_split, config.params, threads, config.keep_labels)
-        train = train_input_fn(spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step,
-                               config.shuffle_buffer)
+        train = train_input_fn(
+            spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step, config.shuffle_buffer
+        )
         hooks = [hvd.BroadcastGlobalVariablesHook(0), speed]  # Horovod: start every rank from rank 0's weights
         with _naming_corrupt_shards(config.data, spec.files):
             estimator.train(train, hooks=hooks)

@@ -32,13 +32,15 @@ class TrainResult:
     def text(self) -> str:
         m = self.metrics
         evaluated = ", ".join(f"{k} {v:.4f}" for k, v in sorted(m["eval"].items()) if k != "global_step")
-        return "\n".join([
-            f"Trained {m['steps_run']} steps on {m['num_proc']} processes to global step {m['global_step']} "
-            f"in {m['wall_seconds']:.1f} s ({m['examples_per_sec_total']:.0f} examples/s)",
-            f"  eval on {m['eval_split']}: {evaluated}",
-            f"  model_dir: {m['model_dir']}",
-            f"  export: {m.get('export_path') or 'none'}",
-        ])
+        return "\n".join(
+            [
+                f"Trained {m['steps_run']} steps on {m['num_proc']} processes to global step {m['global_step']} "
+                f"in {m['wall_seconds']:.1f} s ({m['examples_per_sec_total']:.0f} examples/s)",
+                f"  eval on {m['eval_split']}: {evaluated}",
+                f"  model_dir: {m['model_dir']}",
+                f"  export: {m.get('export_path') or 'none'}",
+            ]
+        )
 
 
 def checkpoint_step(model_dir: str) -> int:
@@ -60,7 +62,9 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
     if manifest.kind != "images":
         raise TrainingError(f"{config.data} holds {manifest.kind!r} data; this model trains on images")
     if config.train_split not in manifest.splits:
-        raise TrainingError(f"split {config.train_split!r} is not in {config.data}; it has {', '.join(sorted(manifest.splits))}")
+        raise TrainingError(
+            f"split {config.train_split!r} is not in {config.data}; it has {', '.join(sorted(manifest.splits))}"
+        )
     eval_split = pick_eval_split(manifest.splits, config.eval_split)
     records = split_records(manifest, config.train_split, config.keep_labels)
     if records < config.batch_size * num_proc:
@@ -90,8 +94,15 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
     errors = _StderrTail(sys.stderr)
     try:
         per_rank = horovod.spark.run(  # Horovod: one training process per Spark task
-            train_on_rank, args=(plan,), num_proc=num_proc, start_timeout=START_TIMEOUT_S,
-            use_gloo=True, env=env, verbose=0, stdout=sys.stdout, stderr=errors,
+            train_on_rank,
+            args=(plan,),
+            num_proc=num_proc,
+            start_timeout=START_TIMEOUT_S,
+            use_gloo=True,
+            env=env,
+            verbose=0,
+            stdout=sys.stdout,
+            stderr=errors,
         )
     except Exception as err:
         raise TrainingError(f"training failed: {errors.rank_error(str(err)) or _root_cause(err)}") from err
@@ -139,7 +150,7 @@ class _StderrTail(io.TextIOBase):
             return None
         prefix = f"[{named.group(1)}]<stderr>:"
         for line in reversed(self._lines):
-            body = line[len(prefix):].strip() if line.startswith(prefix) else ""
+            body = line[len(prefix) :].strip() if line.startswith(prefix) else ""
             if re.match(r"^[\w.]+(Error|Exception|Exit)\b.*:", body):
                 return f"rank {named.group(1)}: {body}"
         return None
