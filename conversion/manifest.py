@@ -52,6 +52,7 @@ class Manifest:
     num_files_seen: int
     num_rejected: dict[str, int]
     format_version: int = FORMAT_VERSION
+    table: dict[str, Any] = field(default_factory=dict)  # tables only: label, task, per-column statistics
 
     @property
     def num_records(self) -> int:
@@ -112,6 +113,7 @@ class Manifest:
             compression=data["compression"],
             num_files_seen=data["num_files_seen"],
             num_rejected=data["num_rejected"],
+            table=data.get("table", {}),
         )
 
     def tf_feature_spec(self) -> dict[str, Any]:

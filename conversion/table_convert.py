@@ -1,0 +1,249 @@
+"""`convert_table`: CSV/Parquet/JSON/ORC files or a catalog table → sharded TFRecord splits,
+with per-column statistics in the manifest and rejected rows under `_rejected/`."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from conversion.convert import FAULT_CONF, RejectLimitExceeded
+from conversion.errors import ConversionError
+from conversion.manifest import FeatureInfo, Manifest, ShardFile, SplitInfo
+from conversion.staging import MANIFEST, SUCCESS, Staging
+from conversion.table_options import TableConvertOptions
+from conversion.table_schema import ColumnSpec, column_specs
+from conversion.table_stats import column_statistics
+from conversion.table_writer import RESULT_DDL, SHARD_COLUMN, TableShardJob, shard_file_name, write_table_shards
+
+ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
+MAX_CLASSES_FOR_AUTO = 50
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    output: str
+    task: str
+    records: dict[str, int]
+    shards: dict[str, int]
+    rejected: dict[str, int]
+    rows_seen: int
+    seconds: float
+
+    def text(self) -> str:
+        total = sum(self.records.values())
+        lines = [f"Converted {total} of {self.rows_seen} rows into {self.output} in {self.seconds:.1f} s ({self.task})"]
+        lines += [f"  {s}: {n} records in {self.shards[s]} shards" for s, n in sorted(self.records.items())]
+        rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
+        lines.append(f"  rejected: {rejected}  (see _rejected/)")
+        return "\n".join(lines)
+
+
+def read_source(spark: SparkSession, options: TableConvertOptions) -> DataFrame:
+    """The input as a DataFrame: files of `--format` (CSV with a header) or a catalog table."""
+    if options.table:
+        return spark.table(options.table)
+    reader = spark.read.format(options.format)
+    if options.format == "csv":
+        reader = reader.option("header", "true").option("mode", "FAILFAST")
+    if options.schema:
+        reader = reader.schema(options.schema)
+    elif options.format == "csv":
+        reader = reader.option("inferSchema", "true")
+    try:
+        return reader.load(options.input)
+    except Exception as err:  # AnalysisException: path missing, unreadable format
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConversionError(f"cannot read {options.input} as {options.format}: {first}") from None
+
+
+def _col(name: str) -> Column:
+    return F.col(f"`{name}`")
+
+
+def _task(options: TableConvertOptions, label: ColumnSpec, df: DataFrame) -> str:
+    if options.task != "auto":
+        return options.task
+    if label.dtype == "string" or label.spark_type == "boolean":
+        return "classification"
+    if label.dtype == "int64" and df.select(_col(label.name)).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO:
+        return "classification"
+    return "regression"
+
+
+def _defaults(columns: list[ColumnSpec], overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    by_name = {c.name: c for c in columns}
+    unknown = sorted(set(name for name, _ in overrides) - set(by_name))
+    if unknown:
+        raise ConversionError(f"--null-default names unknown columns {unknown}; columns are: {', '.join(by_name)}")
+    defaults: dict[str, Any] = {c.name: {"int64": 0, "float32": 0.0, "string": ""}[c.dtype] for c in columns if not c.is_list}
+    for name, text in overrides:
+        kind = by_name[name].dtype
+        try:
+            defaults[name] = int(text) if kind == "int64" else float(text) if kind == "float32" else text
+        except ValueError:
+            raise ConversionError(f"--null-default {name}={text!r} is not a valid {kind}") from None
+    return defaults
+
+
+def _filled(df: DataFrame, columns: list[ColumnSpec], defaults: dict[str, Any]) -> DataFrame:
+    out = []
+    for c in columns:
+        if c.is_list:
+            out.append(F.coalesce(_col(c.name), F.array().cast(df.schema[c.name].dataType)).alias(c.name))
+        elif c.is_binary:
+            out.append(F.coalesce(_col(c.name), F.lit(str(defaults[c.name]).encode())).alias(c.name))
+        else:
+            out.append(F.coalesce(_col(c.name), F.lit(defaults[c.name]).cast(df.schema[c.name].dataType)).alias(c.name))
+    return df.select(*out, "_split", "_h")
+
+
+def _split_column(splits: tuple[tuple[str, float], ...]) -> Column:
+    position = (F.pmod(F.col("_h"), F.lit(1 << 30)) / float(1 << 30))
+    expr, cumulative = None, 0.0
+    for name, fraction in splits[:-1]:
+        cumulative += fraction
+        expr = (F.when(position < cumulative, name) if expr is None else expr.when(position < cumulative, name))
+    return expr.otherwise(splits[-1][0]) if expr is not None else F.lit(splits[-1][0])
+
+
+def convert_table(spark: SparkSession, options: TableConvertOptions) -> TableSummary:
+    """Convert a table into shards per split, with statistics, a manifest and a rejected report.
+
+    Raises:
+        ConversionError: unreadable input, unknown label or key column, a column type with no
+            feature form, or more rejected rows than `max_reject_fraction`.
+    """
+    start = time.perf_counter()
+    source = read_source(spark, options)
+    names = source.columns
+    for role, name in (("label", options.label), ("key", options.key)):
+        if name is not None and name not in names:
+            raise ConversionError(f"{role} column {name!r} does not exist; columns are: {', '.join(names)}")
+    columns = column_specs(source.schema)
+    label = next(c for c in columns if c.name == options.label)
+    if label.is_list:
+        raise ConversionError(f"label column {label.name!r} is a list; the label must be a scalar column")
+    defaults = _defaults(columns, options.null_defaults)
+    staging = Staging(options.output)
+    staging.begin(options.mode)
+    try:
+        summary = _convert(spark, options, source, columns, label, defaults, staging, start)
+    except RejectLimitExceeded:
+        raise
+    except BaseException:
+        staging.abort()
+        raise
+    return summary
+
+
+def _convert(spark, options, source, columns, label, defaults, staging, start) -> TableSummary:
+    task = _task(options, label, source)
+    key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
+    df = source.withColumn("_h", F.xxhash64(*key)).withColumn("_split", _split_column(options.splits))
+    checks = [(label.name, F.when(_col(label.name).isNull(), "null_label"))]
+    if options.null_policy == "reject":
+        checks += [(c.name, F.when(_col(c.name).isNull(), "null")) for c in columns if c.name != label.name]
+    reason = F.coalesce(*[expr for _, expr in checks])
+    column_name = F.coalesce(*[F.when(expr.isNotNull(), F.lit(name)) for name, expr in checks])
+    df = df.withColumn("_reason", reason).withColumn("_column", column_name).cache()
+    try:
+        return _write(spark, options, df, columns, label, defaults, staging, start, task)
+    finally:
+        df.unpersist()
+
+
+def _write(spark, options, df, columns, label, defaults, staging, start, task) -> TableSummary:
+    rows_seen = df.count()
+    if rows_seen == 0:
+        raise ConversionError(f"{options.input or options.table} has no rows")
+    rejected = df.where(F.col("_reason").isNotNull())
+    kept = df.where(F.col("_reason").isNull())
+    rejected_counts = {r["_reason"]: int(r["count"]) for r in rejected.groupBy("_reason").count().collect()}
+    rejected_total = sum(rejected_counts.values())
+    key_value = _col(options.key).cast("string") if options.key else F.col("_h").cast("string")
+    rejected.select(key_value.alias("key"), F.col("_column").alias("column"), F.col("_reason").alias("reason"),
+                    F.to_json(F.struct(*[_col(c.name) for c in columns])).alias("row")) \
+        .coalesce(1).write.json(f"{staging.url()}/_rejected")
+    if rejected_total > options.max_reject_fraction * rows_seen:
+        raise RejectLimitExceeded(
+            f"{rejected_total} of {rows_seen} rows rejected ({rejected_total / rows_seen:.1%}) > --max-reject-fraction "
+            f"{options.max_reject_fraction}; nothing was written; see {staging.url()}/_rejected"
+        )
+    split_counts = {r["_split"]: int(r["count"]) for r in kept.groupBy("_split").count().collect()}
+    plan: dict[str, int] = {}
+    for split in sorted(split_counts):
+        wanted = options.num_shards or math.ceil(
+            split_counts[split] * len(columns) * ROW_BYTES_GUESS / (options.target_shard_mb * 1024 * 1024))
+        plan[split] = max(1, min(wanted, split_counts[split]))
+    offsets, names, total = {}, [], 0
+    for split, count in plan.items():
+        offsets[split] = total
+        names += [shard_file_name(split, i, count, options.compression) for i in range(count)]
+        total += count
+    offset = F.create_map(*[x for s, o in offsets.items() for x in (F.lit(s), F.lit(o))])
+    count = F.create_map(*[x for s, n in plan.items() for x in (F.lit(s), F.lit(n))])
+    shard = offset[F.col("_split")] + F.pmod(F.xxhash64(F.col("_h"), F.lit("shard")), count[F.col("_split")])
+    filled = _filled(kept, columns, defaults).withColumn(SHARD_COLUMN, shard) \
+        .withColumn("_order", F.xxhash64(F.col("_h"), F.lit("order")))
+    fault = spark.conf.get(FAULT_CONF, None)
+    job = TableShardJob(tuple(columns), tuple(names), staging.url(), options.compression, int(fault) if fault else None)
+    ordered = filled.repartition(total, SHARD_COLUMN).sortWithinPartitions(SHARD_COLUMN, "_order", "_h")
+    results = ordered.select(*[_col(c.name) for c in columns], SHARD_COLUMN) \
+        .mapInArrow(partial(write_table_shards, job), RESULT_DDL).collect()
+    written = {}
+    for r in results:
+        staging.fs.mv(r["tmp_path"], f"{staging.path}/{names[r['shard']]}")
+        written[r["shard"]] = (int(r["num_records"]), int(r["num_bytes"]))
+    for leftover in staging.fs.glob(f"{staging.path}/*.tmp-*"):
+        staging.fs.rm(leftover)
+    for index, name in enumerate(names):  # a shard no row hashed to is written empty, so the count is exact
+        if index not in written:
+            staging.fs.touch(f"{staging.path}/{name}")
+            written[index] = (0, 0)
+    label_counts: dict[str, dict[str, int]] = {s: {} for s in plan}
+    labels: list[str] = []
+    if task == "classification":
+        for r in kept.groupBy("_split", _col(label.name).cast("string").alias("v")).count().collect():
+            label_counts[r["_split"]][r["v"]] = int(r["count"])
+        labels = sorted({v for counts in label_counts.values() for v in counts})
+    stats = column_statistics(kept.where(F.col("_split") == options.splits[0][0]), columns,
+                              options.max_vocab, options.num_quantiles)
+    splits = {}
+    for split, n in plan.items():
+        files = tuple(ShardFile(names[offsets[split] + i], *written[offsets[split] + i]) for i in range(n))
+        splits[split] = SplitInfo(sum(f.num_records for f in files), files,
+                                  dict(sorted(label_counts[split].items())))
+    manifest = Manifest(
+        kind="table",
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        source_root=options.input or f"table:{options.table}",
+        options={k: v for k, v in options.__dict__.items() if k not in ("input", "output")},
+        labels=tuple(labels),
+        features={c.name: FeatureInfo(c.dtype, (), "var" if c.is_list else "fixed", c.spark_type) for c in columns},
+        splits=splits,
+        compression=options.compression,
+        num_files_seen=rows_seen,
+        num_rejected=dict(sorted(rejected_counts.items())),
+        table={
+            "label": label.name,
+            "key": options.key,
+            "task": task,
+            "stats_split": options.splits[0][0],
+            "columns": {c.name: {"dtype": c.dtype, "is_list": c.is_list, "spark_type": c.spark_type,
+                                 "stats": stats.get(c.name, {})} for c in columns},
+        },
+    )
+    manifest.check()
+    staging.write_text(MANIFEST, manifest.to_json())
+    staging.write_text(SUCCESS, "")
+    staging.commit()
+    return TableSummary(options.output, task, {s: i.num_records for s, i in splits.items()},
+                        {s: len(i.files) for s, i in splits.items()}, manifest.num_rejected, rows_seen,
+                        time.perf_counter() - start)
