@@ -210,7 +210,10 @@ def _write(spark, options, df, columns, label, defaults, staging, start, task) -
     label_counts: dict[str, dict[str, int]] = {s: {} for s in plan}
     labels: list[str] = []
     if task == "classification":
-        for r in kept.groupBy("_split", _col(label.name).cast("string").alias("v")).count().collect():
+        if label.dtype == "float32":
+            raise ConversionError(f"label column {label.name!r} holds floats; use --task regression or cast it")
+        as_text = _col(label.name).cast("int").cast("string") if label.spark_type == "boolean" else _col(label.name).cast("string")
+        for r in kept.groupBy("_split", as_text.alias("v")).count().collect():
             label_counts[r["_split"]][r["v"]] = int(r["count"])
         labels = sorted({v for counts in label_counts.values() for v in counts})
     stats = column_statistics(kept.where(F.col("_split") == options.splits[0][0]), columns,

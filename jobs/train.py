@@ -1,5 +1,7 @@
 """spark-submit entry point: Horovod-on-Spark Estimator training, evaluation and export.
 
+The model follows the dataset's kind: a CNN for images, a wide-and-deep model for tables.
+
 spark-submit jobs/train.py --data DATASET --model-dir DIR [--num-proc N] [--max-steps S | --epochs E]
 python jobs/train.py --data DATASET --model-dir DIR       # starts local[*] Spark
 """
@@ -32,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--params-file", help="JSON file of hyper-parameters (see training/config.py)")
     parser.add_argument("--train-split", default="train", help="split to train on")
     parser.add_argument("--eval-split", help="split to evaluate on (default: validation, else test)")
-    parser.add_argument("--labels", help="comma-separated label subset to train and evaluate on (filter hook)")
+    parser.add_argument("--labels", help="comma-separated label subset to train and evaluate on (filter hook; images)")
+    parser.add_argument("--feature-spec", help="tables: JSON/YAML file of how each column is used (see training/table_features.py)")
     parser.add_argument("--checkpoint-steps", type=int, default=100, help="steps between checkpoints")
     parser.add_argument("--summary-steps", type=int, default=20, help="steps between TensorBoard summaries")
     parser.add_argument("--seed", type=int, default=0, help="seed of shuffling and initialization")
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             epochs=args.epochs,
             seed=args.seed,
             keep_labels=tuple(x.strip() for x in args.labels.split(",")) if args.labels else None,
+            feature_spec=args.feature_spec,
             checkpoint_steps=args.checkpoint_steps,
             summary_steps=args.summary_steps,
             export=not args.no_export,

@@ -27,12 +27,12 @@ class TrainingError(Exception):
 
 
 def load_params(path: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """DEFAULT_PARAMS, updated by a JSON file and then by command-line values.
+    """Hyper-parameter overrides: a JSON file's, then command-line values (None: not given).
 
     Raises:
-        TrainingError: the file is unreadable or names unknown parameters.
+        TrainingError: the file is unreadable.
     """
-    params = dict(DEFAULT_PARAMS)
+    params: dict[str, Any] = {}
     if path:
         try:
             with open(path, encoding="utf-8") as handle:
@@ -41,9 +41,19 @@ def load_params(path: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
             raise TrainingError(f"cannot read --params-file {path}: {err}") from err
         params.update(from_file)
     params.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = sorted(set(params) - set(DEFAULT_PARAMS))
+    return params
+
+
+def resolve_params(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The model's defaults updated by `overrides`.
+
+    Raises:
+        TrainingError: an override names an unknown parameter, or an unknown optimizer.
+    """
+    unknown = sorted(set(overrides) - set(defaults))
     if unknown:
-        raise TrainingError(f"unknown hyper-parameters {unknown}; known: {sorted(DEFAULT_PARAMS)}")
+        raise TrainingError(f"unknown hyper-parameters {unknown}; known: {sorted(defaults)}")
+    params = dict(defaults, **overrides)
     if params["optimizer"] not in ("adam", "sgd", "momentum"):
         raise TrainingError(f"optimizer must be adam, sgd or momentum, got {params['optimizer']!r}")
     return params
@@ -55,7 +65,7 @@ class TrainConfig:
 
     data: str
     model_dir: str
-    params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+    params: dict[str, Any] = field(default_factory=dict)  # overrides of the model's defaults
     train_split: str = "train"
     eval_split: str | None = None  # default: validation, else test
     batch_size: int = 32  # per process
@@ -64,6 +74,7 @@ class TrainConfig:
     shuffle_buffer: int = 2048
     seed: int = 0
     keep_labels: tuple[str, ...] | None = None  # filter hook: train and evaluate on these labels only
+    feature_spec: str | None = None  # tables: JSON/YAML file of how each column is used
     checkpoint_steps: int = 100
     summary_steps: int = 20
     export: bool = True

@@ -28,15 +28,16 @@ IMAGE_KEY, LABEL_TEXT_KEY, LABEL_ID_KEY, FILENAME_KEY = (
 )
 
 
+Parser = Callable[[tf.Tensor], tuple[dict, tf.Tensor]]  # a batch of serialized Examples → (features, labels)
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """Where the records are and how to turn them into model inputs."""
 
     files: tuple[str, ...]
     compression: str  # "" or "GZIP", as tf.data names it
-    feature_spec: dict
-    image_size: tuple[int, int]
-    channels: int
+    parse: Parser
     threads: int  # tf.data threads for this rank
     keep_label_ids: tuple[int, ...] | None = None
 
@@ -54,26 +55,28 @@ def input_spec(
     fs, root = filesystem(data)
     files = tuple(fs.unstrip_protocol(f"{root}/{f.path}") for f in manifest.splits[split].files)
     keep = None
+    if keep_labels is not None and manifest.kind != "images":
+        raise DatasetError("--labels (a label subset) works for image datasets only")
     if keep_labels is not None:
         unknown = sorted(set(keep_labels) - set(manifest.labels))
         if unknown:
             raise DatasetError(f"labels {unknown} are not in the dataset; it has {', '.join(manifest.labels)}")
         keep = tuple(manifest.labels.index(label) for label in keep_labels)
-    return InputSpec(
-        files=files,
-        compression="GZIP" if manifest.compression == "gzip" else "",
-        feature_spec=manifest.tf_feature_spec(),
-        image_size=tuple(params["image_size"]),
-        channels=int(params["channels"]),
-        threads=max(1, threads),
-        keep_label_ids=keep,
-    )
+    if manifest.kind == "table":
+        from training.table_features import table_parser
+
+        parse = table_parser(manifest)
+    else:
+        parse = image_parser(manifest.tf_feature_spec(), tuple(params["image_size"]), int(params["channels"]))
+    return InputSpec(files, "GZIP" if manifest.compression == "gzip" else "", parse, max(1, threads), keep)
 
 
 def split_records(manifest: Manifest, split: str, keep_labels: tuple[str, ...] | None = None) -> int:
     """Records of a split (of the kept labels only, when filtered), from the manifest's counts."""
+    if keep_labels is None:
+        return manifest.splits[split].num_records
     counts = manifest.splits[split].label_counts
-    return sum(counts.values()) if keep_labels is None else sum(counts.get(label, 0) for label in keep_labels)
+    return sum(counts.get(label, 0) for label in keep_labels)
 
 
 def steps_per_epoch(num_records: int, batch_size: int, num_ranks: int) -> int:
@@ -95,13 +98,12 @@ def _label_filter(keep: tuple[int, ...]) -> Callable[[tf.Tensor], tf.Tensor]:
     return keep_record
 
 
-def _to_model_inputs(spec: InputSpec) -> Callable[[tf.Tensor], tuple[dict, tf.Tensor]]:
+def image_parser(feature_spec: dict, image_size: tuple[int, int], channels: int) -> Parser:
+    """Batch of image Examples → ({"image", "key"}, label names)."""
+
     def parse(serialized: tf.Tensor) -> tuple[dict, tf.Tensor]:
-        parsed = tf.io.parse_example(serialized, spec.feature_spec)  # vectorized over the batch
-        features = {
-            "image": images_from_encoded(parsed[IMAGE_KEY], spec.image_size, spec.channels),
-            "key": parsed[FILENAME_KEY],
-        }
+        parsed = tf.io.parse_example(serialized, feature_spec)  # vectorized over the batch
+        features = {"image": images_from_encoded(parsed[IMAGE_KEY], image_size, channels), "key": parsed[FILENAME_KEY]}
         return features, parsed[LABEL_TEXT_KEY]
 
     return parse
@@ -139,7 +141,7 @@ def train_input_fn(
             records = records.filter(_label_filter(spec.keep_label_ids))
         records = records.shuffle(shuffle_buffer, seed=seed + rank)
         batches = records.batch(batch_size, drop_remainder=True).take(steps)
-        batches = batches.map(_to_model_inputs(spec), num_parallel_calls=spec.threads, deterministic=False)
+        batches = batches.map(spec.parse, num_parallel_calls=spec.threads, deterministic=False)
         return batches.prefetch(2).with_options(_options(spec, deterministic=False))
 
     return input_fn
@@ -152,7 +154,7 @@ def eval_input_fn(spec: InputSpec, batch_size: int) -> Callable[[], tf.data.Data
         records = tf.data.TFRecordDataset(list(spec.files), compression_type=spec.compression)
         if spec.keep_label_ids is not None:
             records = records.filter(_label_filter(spec.keep_label_ids))
-        batches = records.batch(batch_size).map(_to_model_inputs(spec), num_parallel_calls=spec.threads)
+        batches = records.batch(batch_size).map(spec.parse, num_parallel_calls=spec.threads)
         return batches.prefetch(2).with_options(_options(spec, deterministic=True))
 
     return input_fn

@@ -3,6 +3,7 @@ from the Head API, and Horovod's distributed optimizer in TRAIN mode."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
@@ -41,6 +42,21 @@ def _optimizer(params: dict[str, Any], num_ranks: int) -> tf.compat.v1.train.Opt
     return tf.compat.v1.train.AdamOptimizer(rate)
 
 
+def make_train_op_fn(params: dict[str, Any]) -> Callable[[tf.Tensor], tf.Operation]:
+    """The head's `train_op_fn`: the optimizer from `params`, wrapped by Horovod in a Horovod rank."""
+
+    def train_op_fn(loss: tf.Tensor) -> tf.Operation:
+        if not params.get("horovod"):
+            return _optimizer(params, 1).minimize(loss, global_step=tf.compat.v1.train.get_global_step())
+        import horovod.tensorflow as hvd
+
+        num_ranks = hvd.size()  # Horovod: for the learning-rate scaling
+        optimizer = hvd.DistributedOptimizer(_optimizer(params, num_ranks))  # Horovod: allreduce gradients
+        return optimizer.minimize(loss, global_step=tf.compat.v1.train.get_global_step())
+
+    return train_op_fn
+
+
 def model_fn(features: dict, labels: tf.Tensor | None, mode: str, params: dict[str, Any]) -> tf.estimator.EstimatorSpec:
     """`EstimatorSpec` for TRAIN, EVAL and PREDICT.
 
@@ -51,22 +67,11 @@ def model_fn(features: dict, labels: tf.Tensor | None, mode: str, params: dict[s
     training = mode == tf.estimator.ModeKeys.TRAIN
     logits = cnn_logits(features["image"], params, head.logits_dimension, training)
 
-    def train_op_fn(loss: tf.Tensor) -> tf.Operation:
-        num_ranks = 1
-        optimizer = None
-        if params.get("horovod"):
-            import horovod.tensorflow as hvd
-
-            num_ranks = hvd.size()  # Horovod: for the learning-rate scaling
-            optimizer = hvd.DistributedOptimizer(_optimizer(params, num_ranks))  # Horovod: allreduce gradients
-        optimizer = optimizer or _optimizer(params, num_ranks)
-        return optimizer.minimize(loss, global_step=tf.compat.v1.train.get_global_step())
-
     if training:
         predicted = tf.argmax(logits, axis=-1) if head.logits_dimension > 1 else tf.cast(logits[:, 0] > 0, tf.int64)
         table = tf.constant(list(params["labels"]))
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.gather(table, predicted), tf.reshape(labels, [-1])), tf.float32))
         tf.compat.v1.summary.scalar("accuracy/train_batch", accuracy)
     return head.create_estimator_spec(
-        features=features, mode=mode, logits=logits, labels=labels, train_op_fn=train_op_fn
+        features=features, mode=mode, logits=logits, labels=labels, train_op_fn=make_train_op_fn(params)
     )

@@ -19,6 +19,7 @@ class RunPlan:
 
     config: TrainConfig
     labels: tuple[str, ...]
+    params: dict  # hyper-parameters, resolved against the model's defaults
     eval_split: str
     start_step: int  # the global step of the checkpoint in model_dir (0 when none)
     steps: int  # steps every rank runs now: target_step - start_step, or 0
@@ -30,7 +31,7 @@ def weights_checksum(estimator: Any) -> str:
     """SHA-256 over the trainable weights of the latest checkpoint (optimizer slots left out)."""
     digest = hashlib.sha256()
     for name in sorted(estimator.get_variable_names()):
-        if name.startswith(("conv", "dense", "logits")) and "Adam" not in name and "Momentum" not in name:
+        if not any(part in name for part in ("Adam", "Momentum", "_power", "global_step")):
             digest.update(name.encode())
             digest.update(estimator.get_variable_value(name).tobytes())
     return digest.hexdigest()
@@ -71,7 +72,7 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     from conversion.manifest import read_manifest
     from training.hooks import ExamplesPerSecondHook
     from training.input import eval_input_fn, input_spec, train_input_fn
-    from training.model import model_fn
+    from training.kinds import model_fn_for, model_params, receiver_for
     from training.serving import export_model
 
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
@@ -82,7 +83,7 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
         raise RuntimeError(f"injected failure on rank {rank} (fail_on_rank)")
     threads = max(1, (os.cpu_count() or 1) // hvd.local_size())  # Horovod: ranks on one machine share its cores
     manifest = read_manifest(config.data)
-    params = dict(config.params, labels=list(plan.labels), horovod=True)
+    params = dict(model_params(manifest, config, plan.params, plan.labels), horovod=True)
     run_config = tf.estimator.RunConfig(
         model_dir=config.model_dir if rank == 0 else None,  # Horovod: only rank 0 writes checkpoints and summaries
         save_checkpoints_steps=config.checkpoint_steps,
@@ -92,14 +93,14 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
         tf_random_seed=config.seed,
         session_config=_session_config(threads, hvd.local_rank()),  # Horovod: pin the local GPU, if any
     )
-    estimator = tf.estimator.Estimator(model_fn=model_fn, params=params, config=run_config)
+    estimator = tf.estimator.Estimator(model_fn=model_fn_for(manifest), params=params, config=run_config)
     speed = ExamplesPerSecondHook(
         config.batch_size, config.summary_steps, config.model_dir if rank == 0 else None, size
     )
     result: dict[str, Any] = {"rank": rank, "size": size, "steps": plan.steps}
     start = time.perf_counter()
     if plan.steps > 0:
-        spec = input_spec(config.data, manifest, config.train_split, config.params, threads, config.keep_labels)
+        spec = input_spec(config.data, manifest, config.train_split, plan.params, threads, config.keep_labels)
         train = train_input_fn(
             spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step, config.shuffle_buffer
         )
@@ -111,10 +112,11 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
         result["weights_sha256"] = weights_checksum(estimator)
         result["global_step"] = int(estimator.get_variable_value("global_step"))
     if rank == 0:  # Horovod: evaluation and export once, by rank 0
-        spec = input_spec(config.data, manifest, plan.eval_split, config.params, threads, config.keep_labels)
+        spec = input_spec(config.data, manifest, plan.eval_split, plan.params, threads, config.keep_labels)
         with _naming_corrupt_shards(config.data, spec.files):
             metrics = estimator.evaluate(eval_input_fn(spec, config.batch_size), name=plan.eval_split)
         result["metrics"] = {k: float(v) for k, v in metrics.items()}
         if config.export:
-            result["export_path"] = export_model(estimator, f"{config.model_dir}/export", params)
+            receiver = receiver_for(manifest, plan.params)
+            result["export_path"] = export_model(estimator, f"{config.model_dir}/export", list(plan.labels), receiver)
     return result

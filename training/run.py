@@ -15,8 +15,9 @@ from typing import Any, TextIO
 from pyspark.sql import SparkSession
 
 from conversion.manifest import read_manifest
-from training.config import TrainConfig, TrainingError, pick_eval_split
+from training.config import TrainConfig, TrainingError, pick_eval_split, resolve_params
 from training.input import epochs_to_steps, split_records
+from training.kinds import default_params, model_params
 from training.rank import RunPlan, train_on_rank
 
 METRICS_FILE = "metrics.json"
@@ -59,8 +60,8 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
         TrainingError: the options do not fit the data.
     """
     manifest = read_manifest(config.data)
-    if manifest.kind != "images":
-        raise TrainingError(f"{config.data} holds {manifest.kind!r} data; this model trains on images")
+    params = resolve_params(default_params(manifest), config.params)
+    model_params(manifest, config, params, manifest.labels)  # checks the feature spec on the driver
     if config.train_split not in manifest.splits:
         raise TrainingError(
             f"split {config.train_split!r} is not in {config.data}; it has {', '.join(sorted(manifest.splits))}"
@@ -78,7 +79,7 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
     else:
         target = start + epochs_to_steps(config.epochs or 1.0, records, config.batch_size, num_proc)
     labels = tuple(config.keep_labels) if config.keep_labels else manifest.labels
-    return RunPlan(config, labels, eval_split, start, max(0, target - start), target, num_proc)
+    return RunPlan(config, labels, params, eval_split, start, max(0, target - start), target, num_proc)
 
 
 def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None = None) -> TrainResult:
@@ -121,7 +122,7 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
         "wall_seconds": wall,
         "export_path": chief.get("export_path"),
         "model_dir": config.model_dir,
-        "params": config.params,
+        "params": plan.params,
     }
     with tf.io.gfile.GFile(f"{config.model_dir}/{METRICS_FILE}", "w") as out:
         out.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -39,15 +39,35 @@ def serving_input_receiver_fn(params: dict) -> Callable[[], tf.estimator.export.
     return receiver
 
 
-def export_model(estimator: tf.estimator.Estimator, export_base: str, params: dict) -> str:
+COLUMNS_INPUT = "columns"  # tables: one input per raw column, signatures "columns:*"
+
+
+def table_receiver_fn(manifest) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
+    """Receives serialized Examples; the parsed columns are a second signature's inputs, by name."""
+    from training.table_features import input_columns
+
+    spec = manifest.tf_feature_spec()
+    names = sorted(input_columns(manifest))
+
+    def receiver() -> tf.estimator.export.ServingInputReceiver:
+        serialized = tf.compat.v1.placeholder(tf.string, [None], name=EXAMPLES_INPUT)
+        parsed = tf.io.parse_example(serialized, {name: spec[name] for name in names})
+        columns = {name: tf.identity(parsed[name], name=f"column_{i}") for i, name in enumerate(names)}
+        features = dict(columns, key=tf.fill(tf.shape(serialized), ""))
+        return tf.estimator.export.ServingInputReceiver(
+            features, {EXAMPLES_INPUT: serialized}, receiver_tensors_alternatives={COLUMNS_INPUT: columns}
+        )
+
+    return receiver
+
+
+def export_model(estimator: tf.estimator.Estimator, export_base: str, labels: list[str], receiver: Callable) -> str:
     """Export the latest checkpoint as a SavedModel with `assets.extra/labels.txt`; returns its path."""
     with tempfile.TemporaryDirectory() as tmp:
         labels_file = os.path.join(tmp, LABELS_ASSET)
         with open(labels_file, "w", encoding="utf-8") as out:
-            out.write("".join(f"{label}\n" for label in params["labels"]))
-        path = estimator.export_saved_model(
-            export_base, serving_input_receiver_fn(params), assets_extra={LABELS_ASSET: labels_file}
-        )
+            out.write("".join(f"{label}\n" for label in labels))
+        path = estimator.export_saved_model(export_base, receiver, assets_extra={LABELS_ASSET: labels_file})
     return path.decode("utf-8") if isinstance(path, bytes) else path
 
 
