@@ -51,7 +51,7 @@ def read_source(spark: SparkSession, options: TableConvertOptions) -> DataFrame:
         return spark.table(options.table)
     reader = spark.read.format(options.format)
     if options.format == "csv":
-        reader = reader.option("header", "true").option("mode", "FAILFAST")
+        reader = reader.option("header", "true").option("mode", "FAILFAST").option("nullValue", options.csv_null_value)
     if options.schema:
         reader = reader.schema(options.schema)
     elif options.format == "csv":

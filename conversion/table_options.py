@@ -23,6 +23,7 @@ class TableConvertOptions:
     format: str = "csv"
     table: str | None = None
     schema: str | None = None  # Spark DDL, e.g. "a INT, b STRING"
+    csv_null_value: str = ""  # CSV: the text that means null (e.g. "NA")
     key: str | None = None
     task: str = "auto"
     null_policy: str = "default"

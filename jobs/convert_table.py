@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--table", help="catalog table name (Hive, Unity Catalog)")
     parser.add_argument("--format", choices=FORMATS, default="csv", help="input format (CSV needs a header)")
     parser.add_argument("--schema", help="Spark DDL schema, e.g. 'a INT, b STRING' (default: inferred)")
+    parser.add_argument("--csv-null-value", default="", help="CSV: the text that means null, e.g. NA")
     parser.add_argument("--output", required=True, help="dataset folder to create; appears only when complete")
     parser.add_argument("--label", required=True, help="the target column")
     parser.add_argument("--key", help="stable row id for split and shard hashing (default: a hash of the row)")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             defaults.append((name, value))
         options = TableConvertOptions(
             output=args.output, label=args.label, input=args.input, format=args.format, table=args.table,
-            schema=args.schema, key=args.key, task=args.task, null_policy=args.null_policy,
+            schema=args.schema, csv_null_value=args.csv_null_value, key=args.key, task=args.task, null_policy=args.null_policy,
             null_defaults=tuple(defaults), max_vocab=args.max_vocab, num_quantiles=args.num_quantiles,
             splits=parse_splits(args.splits), num_shards=args.num_shards, target_shard_mb=args.target_shard_mb,
             compression=args.compression, mode=args.mode, max_reject_fraction=args.max_reject_fraction,

@@ -11,7 +11,7 @@ import sys
 
 from conversion.errors import DatasetError
 from jobs.spark_cli import add_spark_arguments, spark_session
-from training.predict import accuracy, predict_images, predict_split
+from training.predict import accuracy, predict_images, predict_split, predict_table_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="dataset folder written by a conversion job")
     source.add_argument("--images", help="a folder of raw images (ROOT/<label>/... gives true labels)")
+    source.add_argument("--table-file", help="a new CSV/Parquet/JSON/ORC file with the training table's columns")
+    parser.add_argument("--format", default="csv", choices=["csv", "parquet", "json", "orc"], help="--table-file format")
+    parser.add_argument("--csv-null-value", default="", help="--table-file CSV: the text that means null")
     parser.add_argument("--split", default="test", help="split of --data to predict")
     parser.add_argument("--output", required=True, help="Parquet folder to write")
     parser.add_argument("--mode", choices=["error", "overwrite"], default="error", help="when --output exists")
@@ -33,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         spark = spark_session(args, "predict")
         if args.data:
             predictions = predict_split(spark, args.model, args.data, args.split)
-        else:
+        elif args.images:
             predictions = predict_images(spark, args.model, args.images)
+        else:
+            predictions = predict_table_file(spark, args.model, args.table_file, args.format, args.csv_null_value)
         predictions.write.mode(args.mode).parquet(args.output)
     except DatasetError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -7,6 +7,7 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
@@ -14,13 +15,13 @@ from conversion.errors import DatasetError
 from conversion.images import IMAGE_EXTENSIONS
 from conversion.listing import filesystem, list_files
 from conversion.manifest import read_manifest
-from training.serving import EXAMPLES_INPUT, IMAGE_BYTES_INPUT, load_labels
+from training.serving import COLUMNS_INPUT, EXAMPLES_INPUT, IMAGE_BYTES_INPUT, load_dataset_info, load_labels
 
-SCHEMA = "key string, true_label string, predicted_label string, probabilities array<float>"
+SCHEMA = "key string, true_label string, predicted_label string, probabilities array<float>, prediction double"
 BATCH = 256
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def _signature(export_dir: str, name: str) -> Any:
     """One loaded signature per Python worker and export (loading costs seconds)."""
     import tensorflow as tf
@@ -28,44 +29,63 @@ def _signature(export_dir: str, name: str) -> Any:
     return tf.saved_model.load(export_dir).signatures[name]
 
 
-def _frame(keys: list[str], true: list[str | None], outputs: dict, labels: list[str]) -> pd.DataFrame:
+def _frame(keys: list, true: list, outputs: dict, labels: list[str]) -> pd.DataFrame:
+    n = len(keys)
+    if "predictions" in outputs:  # a regression head
+        values = outputs["predictions"].numpy().reshape(-1).astype("float64")
+        return pd.DataFrame({"key": keys, "true_label": true, "predicted_label": [None] * n,
+                             "probabilities": [np.zeros(0, np.float32)] * n, "prediction": values})
     ids = outputs["class_ids"].numpy().reshape(-1)
-    probabilities = outputs["probabilities"].numpy()
-    if probabilities.shape[-1] == 1:  # a binary head gives P(label 1) only
-        probabilities = probabilities.reshape(-1, 1)
-        probabilities = pd.concat([pd.DataFrame(1 - probabilities), pd.DataFrame(probabilities)], axis=1).to_numpy()
-    return pd.DataFrame(
-        {
-            "key": keys,
-            "true_label": true,
-            "predicted_label": [labels[i] for i in ids],
-            "probabilities": [row.astype("float32") for row in probabilities],
-        }
-    )
+    probabilities = outputs["probabilities"].numpy().astype("float32")
+    return pd.DataFrame({"key": keys, "true_label": true, "predicted_label": [labels[i] for i in ids],
+                         "probabilities": list(probabilities), "prediction": [None] * n})
 
 
-def _predict_shards(
-    export_dir: str, compression: str, labels: list[str], frames: Iterator[pd.DataFrame]
-) -> Iterator[pd.DataFrame]:
+def _text(values: Any) -> list:
+    return [v.decode("utf-8") if isinstance(v, bytes) else (None if v is None else str(v)) for v in values]
+
+
+def _predict_shards(export_dir: str, compression: str, key: str | None, label: str, label_dtype: Any, labels: list[str],
+                    frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     import tensorflow as tf
 
     predict = _signature(export_dir, "predict")
-    spec = {
-        "image/filename": tf.io.FixedLenFeature([], tf.string),
-        "image/class/text": tf.io.FixedLenFeature([], tf.string, ""),
-    }
+    spec = {label: tf.io.FixedLenFeature([], label_dtype)}
+    if key:
+        spec[key] = tf.io.FixedLenFeature([], tf.string if key.startswith("image/") else tf.int64)
     for frame in frames:
         for path in frame["path"]:
             for batch in tf.data.TFRecordDataset(path, compression_type=compression).batch(BATCH):
-                parsed = tf.io.parse_example(batch, spec)
-                keys = [k.decode("utf-8") for k in parsed["image/filename"].numpy()]
-                true = [t.decode("utf-8") or None for t in parsed["image/class/text"].numpy()]
-                yield _frame(keys, true, predict(**{EXAMPLES_INPUT: batch}), labels)
+                parsed = {k: v.numpy() for k, v in tf.io.parse_example(batch, spec).items()}
+                keys = _text(parsed[key]) if key else [""] * len(parsed[label])
+                yield _frame(keys, _text(parsed[label]), predict(**{EXAMPLES_INPUT: batch}), labels)
 
 
-def _predict_images(
-    export_dir: str, root: str, labels: list[str], frames: Iterator[pd.DataFrame]
-) -> Iterator[pd.DataFrame]:
+def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -> DataFrame:
+    """Predictions for every record of a converted split (key: image/filename, or the table's key column)."""
+    import tensorflow as tf
+
+    manifest = read_manifest(data)
+    if split not in manifest.splits:
+        raise DatasetError(f"split {split!r} is not in {data}; it has {', '.join(sorted(manifest.splits))}")
+    fs, root = filesystem(data)
+    paths = [fs.unstrip_protocol(f"{root}/{f.path}") for f in manifest.splits[split].files]
+    if manifest.kind == "table":
+        key, label = manifest.table.get("key"), manifest.table["label"]
+        if key and manifest.features[key].dtype == "string":
+            key = None  # string keys are read as they are below
+    else:
+        key, label = "image/filename", "image/class/text"
+    dtypes = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
+    label_dtype = dtypes[manifest.features[label].dtype]
+    compression = "GZIP" if manifest.compression == "gzip" else ""
+    frame = spark.createDataFrame(pd.DataFrame({"path": paths})).repartition(
+        min(len(paths), spark.sparkContext.defaultParallelism))
+    run = functools.partial(_predict_shards, export_dir, compression, key, label, label_dtype, load_labels(export_dir))
+    return frame.mapInPandas(run, SCHEMA)
+
+
+def _predict_images(export_dir: str, root: str, labels: list[str], frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     import tensorflow as tf
 
     predict = _signature(export_dir, f"{IMAGE_BYTES_INPUT}:predict")
@@ -78,49 +98,69 @@ def _predict_images(
             yield _frame(list(part["relpath"]), list(part["label"]), outputs, labels)
 
 
-def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -> DataFrame:
-    """Predictions for every record of a converted split (key = image/filename)."""
-    manifest = read_manifest(data)
-    if split not in manifest.splits:
-        raise DatasetError(f"split {split!r} is not in {data}; it has {', '.join(sorted(manifest.splits))}")
-    fs, root = filesystem(data)
-    paths = [fs.unstrip_protocol(f"{root}/{f.path}") for f in manifest.splits[split].files]
-    compression = "GZIP" if manifest.compression == "gzip" else ""
-    frame = spark.createDataFrame(pd.DataFrame({"path": paths})).repartition(
-        min(len(paths), spark.sparkContext.defaultParallelism)
-    )
-    run = functools.partial(_predict_shards, export_dir, compression, load_labels(export_dir))
-    return frame.mapInPandas(run, SCHEMA)
-
-
 def predict_images(spark: SparkSession, export_dir: str, root: str) -> DataFrame:
     """Predictions for every image file under `root`; `true_label` is its first folder, if any."""
-    files = [
-        f
-        for f in list_files(root)
-        if posixpath.splitext(f.relpath)[1].lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in f.relpath.split("/"))
-    ]
+    files = [f for f in list_files(root)
+             if posixpath.splitext(f.relpath)[1].lower() in IMAGE_EXTENSIONS
+             and not any(part.startswith(".") for part in f.relpath.split("/"))]
     if not files:
         raise DatasetError(f"no image files under {root}")
-    rows = pd.DataFrame(
-        {
-            "relpath": [f.relpath for f in files],
-            "label": [f.relpath.split("/")[0] if "/" in f.relpath else None for f in files],
-        }
-    )
-    frame = spark.createDataFrame(rows, "relpath string, label string").repartition(
-        spark.sparkContext.defaultParallelism
-    )
+    rows = pd.DataFrame({
+        "relpath": [f.relpath for f in files],
+        "label": [f.relpath.split("/")[0] if "/" in f.relpath else None for f in files],
+    })
+    frame = spark.createDataFrame(rows, "relpath string, label string").repartition(spark.sparkContext.defaultParallelism)
     run = functools.partial(_predict_images, export_dir, root, load_labels(export_dir))
     return frame.mapInPandas(run, SCHEMA)
 
 
+def _predict_rows(export_dir: str, key: str | None, label: str | None, labels: list[str],
+                  frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    import tensorflow as tf
+
+    predict = _signature(export_dir, f"{COLUMNS_INPUT}:predict")
+    inputs = predict.structured_input_signature[1]
+    for frame in frames:
+        for start in range(0, len(frame), BATCH):
+            part = frame.iloc[start : start + BATCH]
+            tensors = {}
+            for name, spec in inputs.items():
+                column = part[name]
+                if spec.dtype == tf.string:
+                    tensors[name] = tf.constant([b"" if v is None else (v if isinstance(v, bytes) else str(v).encode())
+                                                 for v in column])
+                else:
+                    tensors[name] = tf.constant(column.fillna(0).to_numpy(), dtype=spec.dtype)
+            keys = _text(part[key]) if key else [""] * len(part)
+            true = _text(part[label]) if label else [None] * len(part)
+            yield _frame(keys, true, predict(**tensors), labels)
+
+
+def predict_table_file(spark: SparkSession, export_dir: str, path: str, file_format: str = "csv",
+                       csv_null_value: str = "") -> DataFrame:
+    """Predictions for the rows of a CSV/Parquet/JSON/ORC file with the training table's columns."""
+    info = load_dataset_info(export_dir)
+    if info["kind"] != "table":
+        raise DatasetError(f"{export_dir} was trained on {info['kind']}; --table-file needs a table model")
+    reader = spark.read.format(file_format)
+    if file_format == "csv":
+        reader = reader.option("header", "true").option("inferSchema", "true").option("nullValue", csv_null_value)
+    try:
+        rows = reader.load(path)
+    except Exception as err:
+        raise DatasetError(f"cannot read {path} as {file_format}: {str(err).splitlines()[0]}") from None
+    from pyspark.sql import functions as F
+
+    boolean = [f.name for f in rows.schema.fields if f.dataType.simpleString() == "boolean"]
+    rows = rows.select(*[F.col(f"`{c}`").cast("int").alias(c) if c in boolean else F.col(f"`{c}`") for c in rows.columns])
+    label = info["label"] if info["label"] in rows.columns else None
+    key = info["key"] if info["key"] in rows.columns else None
+    run = functools.partial(_predict_rows, export_dir, key, label, load_labels(export_dir))
+    return rows.mapInPandas(run, SCHEMA)
+
+
 def accuracy(predictions: DataFrame) -> float | None:
     """Share of rows whose predicted label is the true one (None when no row has a true label)."""
-    row = (
-        predictions.where("true_label IS NOT NULL")
-        .selectExpr("avg(CAST(predicted_label = true_label AS DOUBLE)) AS acc")
-        .first()
-    )
+    row = predictions.where("true_label IS NOT NULL AND predicted_label IS NOT NULL").selectExpr(
+        "avg(CAST(predicted_label = true_label AS DOUBLE)) AS acc").first()
     return None if row is None or row["acc"] is None else float(row["acc"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from training.preprocess import images_from_encoded
 EXAMPLES_INPUT = "examples"  # serialized tf.Example, signature "serving_default" (and "predict")
 IMAGE_BYTES_INPUT = "image_bytes"  # encoded image bytes, signatures "image_bytes:*"
 LABELS_ASSET = "labels.txt"
+DATASET_ASSET = "dataset.json"  # kind, task, label and key column of the data the model was trained on
 
 
 def serving_input_receiver_fn(params: dict) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
@@ -61,14 +63,25 @@ def table_receiver_fn(manifest) -> Callable[[], tf.estimator.export.ServingInput
     return receiver
 
 
-def export_model(estimator: tf.estimator.Estimator, export_base: str, labels: list[str], receiver: Callable) -> str:
-    """Export the latest checkpoint as a SavedModel with `assets.extra/labels.txt`; returns its path."""
+def export_model(estimator: tf.estimator.Estimator, export_base: str, labels: list[str], receiver: Callable,
+                 dataset: dict) -> str:
+    """Export the latest checkpoint as a SavedModel with `assets.extra/labels.txt` and
+    `assets.extra/dataset.json`; returns its path."""
     with tempfile.TemporaryDirectory() as tmp:
-        labels_file = os.path.join(tmp, LABELS_ASSET)
+        labels_file, dataset_file = os.path.join(tmp, LABELS_ASSET), os.path.join(tmp, DATASET_ASSET)
         with open(labels_file, "w", encoding="utf-8") as out:
             out.write("".join(f"{label}\n" for label in labels))
-        path = estimator.export_saved_model(export_base, receiver, assets_extra={LABELS_ASSET: labels_file})
+        with open(dataset_file, "w", encoding="utf-8") as out:
+            json.dump(dataset, out, sort_keys=True)
+        extra = {LABELS_ASSET: labels_file, DATASET_ASSET: dataset_file}
+        path = estimator.export_saved_model(export_base, receiver, assets_extra=extra)
     return path.decode("utf-8") if isinstance(path, bytes) else path
+
+
+def load_dataset_info(export_dir: str) -> dict:
+    """Kind, task, label and key column of the data the export was trained on."""
+    with tf.io.gfile.GFile(f"{export_dir}/assets.extra/{DATASET_ASSET}") as handle:
+        return json.load(handle)
 
 
 def load_labels(export_dir: str) -> list[str]:
