@@ -41,6 +41,9 @@ def model_fn_for(manifest: Manifest) -> Callable:
 
 
 def receiver_for(manifest: Manifest, params: dict[str, Any]) -> Callable:
+    """The serving input of the model; `params` as `model_params` made them."""
     from training.serving import serving_input_receiver_fn, table_receiver_fn
 
-    return table_receiver_fn(manifest) if manifest.kind == "table" else serving_input_receiver_fn(params)
+    if manifest.kind == "table":
+        return table_receiver_fn(manifest, params["feature_plan"])
+    return serving_input_receiver_fn(params)

@@ -44,12 +44,10 @@ def serving_input_receiver_fn(params: dict) -> Callable[[], tf.estimator.export.
 COLUMNS_INPUT = "columns"  # tables: one input per raw column, signatures "columns:*"
 
 
-def table_receiver_fn(manifest) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
-    """Receives serialized Examples; the parsed columns are a second signature's inputs, by name."""
-    from training.table_features import input_columns
-
+def table_receiver_fn(manifest, feature_plan: dict) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
+    """Receives serialized Examples; the columns the model uses are a second signature's inputs, by name."""
     spec = manifest.tf_feature_spec()
-    names = sorted(input_columns(manifest))
+    names = sorted(set(feature_plan["columns"]) | {c for cross in feature_plan["crosses"] for c in cross["columns"]})
 
     def receiver() -> tf.estimator.export.ServingInputReceiver:
         serialized = tf.compat.v1.placeholder(tf.string, [None], name=EXAMPLES_INPUT)
