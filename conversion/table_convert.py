@@ -72,7 +72,10 @@ def _task(options: TableConvertOptions, label: ColumnSpec, df: DataFrame) -> str
         return options.task
     if label.dtype == "string" or label.spark_type == "boolean":
         return "classification"
-    if label.dtype == "int64" and df.select(_col(label.name)).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO:
+    if (
+        label.dtype == "int64"
+        and df.select(_col(label.name)).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO
+    ):
         return "classification"
     return "regression"
 
@@ -82,7 +85,9 @@ def _defaults(columns: list[ColumnSpec], overrides: tuple[tuple[str, str], ...])
     unknown = sorted(set(name for name, _ in overrides) - set(by_name))
     if unknown:
         raise ConversionError(f"--null-default names unknown columns {unknown}; columns are: {', '.join(by_name)}")
-    defaults: dict[str, Any] = {c.name: {"int64": 0, "float32": 0.0, "string": ""}[c.dtype] for c in columns if not c.is_list}
+    defaults: dict[str, Any] = {
+        c.name: {"int64": 0, "float32": 0.0, "string": ""}[c.dtype] for c in columns if not c.is_list
+    }
     for name, text in overrides:
         kind = by_name[name].dtype
         try:
@@ -105,11 +110,11 @@ def _filled(df: DataFrame, columns: list[ColumnSpec], defaults: dict[str, Any]) 
 
 
 def _split_column(splits: tuple[tuple[str, float], ...]) -> Column:
-    position = (F.pmod(F.col("_h"), F.lit(1 << 30)) / float(1 << 30))
+    position = F.pmod(F.col("_h"), F.lit(1 << 30)) / float(1 << 30)
     expr, cumulative = None, 0.0
     for name, fraction in splits[:-1]:
         cumulative += fraction
-        expr = (F.when(position < cumulative, name) if expr is None else expr.when(position < cumulative, name))
+        expr = F.when(position < cumulative, name) if expr is None else expr.when(position < cumulative, name)
     return expr.otherwise(splits[-1][0]) if expr is not None else F.lit(splits[-1][0])
 
 
@@ -168,9 +173,12 @@ def _write(spark, options, df, columns, label, defaults, staging, start, task) -
     rejected_counts = {r["_reason"]: int(r["count"]) for r in rejected.groupBy("_reason").count().collect()}
     rejected_total = sum(rejected_counts.values())
     key_value = _col(options.key).cast("string") if options.key else F.col("_h").cast("string")
-    rejected.select(key_value.alias("key"), F.col("_column").alias("column"), F.col("_reason").alias("reason"),
-                    F.to_json(F.struct(*[_col(c.name) for c in columns])).alias("row")) \
-        .coalesce(1).write.json(f"{staging.url()}/_rejected")
+    rejected.select(
+        key_value.alias("key"),
+        F.col("_column").alias("column"),
+        F.col("_reason").alias("reason"),
+        F.to_json(F.struct(*[_col(c.name) for c in columns])).alias("row"),
+    ).coalesce(1).write.json(f"{staging.url()}/_rejected")
     if rejected_total > options.max_reject_fraction * rows_seen:
         raise RejectLimitExceeded(
             f"{rejected_total} of {rows_seen} rows rejected ({rejected_total / rows_seen:.1%}) > --max-reject-fraction "
@@ -180,7 +188,8 @@ def _write(spark, options, df, columns, label, defaults, staging, start, task) -
     plan: dict[str, int] = {}
     for split in sorted(split_counts):
         wanted = options.num_shards or math.ceil(
-            split_counts[split] * len(columns) * ROW_BYTES_GUESS / (options.target_shard_mb * 1024 * 1024))
+            split_counts[split] * len(columns) * ROW_BYTES_GUESS / (options.target_shard_mb * 1024 * 1024)
+        )
         plan[split] = max(1, min(wanted, split_counts[split]))
     offsets, names, total = {}, [], 0
     for split, count in plan.items():
@@ -190,13 +199,19 @@ def _write(spark, options, df, columns, label, defaults, staging, start, task) -
     offset = F.create_map(*[x for s, o in offsets.items() for x in (F.lit(s), F.lit(o))])
     count = F.create_map(*[x for s, n in plan.items() for x in (F.lit(s), F.lit(n))])
     shard = offset[F.col("_split")] + F.pmod(F.xxhash64(F.col("_h"), F.lit("shard")), count[F.col("_split")])
-    filled = _filled(kept, columns, defaults).withColumn(SHARD_COLUMN, shard) \
+    filled = (
+        _filled(kept, columns, defaults)
+        .withColumn(SHARD_COLUMN, shard)
         .withColumn("_order", F.xxhash64(F.col("_h"), F.lit("order")))
+    )
     fault = spark.conf.get(FAULT_CONF, None)
     job = TableShardJob(tuple(columns), tuple(names), staging.url(), options.compression, int(fault) if fault else None)
     ordered = filled.repartition(total, SHARD_COLUMN).sortWithinPartitions(SHARD_COLUMN, "_order", "_h")
-    results = ordered.select(*[_col(c.name) for c in columns], SHARD_COLUMN) \
-        .mapInArrow(partial(write_table_shards, job), RESULT_DDL).collect()
+    results = (
+        ordered.select(*[_col(c.name) for c in columns], SHARD_COLUMN)
+        .mapInArrow(partial(write_table_shards, job), RESULT_DDL)
+        .collect()
+    )
     written = {}
     for r in results:
         staging.fs.mv(r["tmp_path"], f"{staging.path}/{names[r['shard']]}")
@@ -212,17 +227,21 @@ def _write(spark, options, df, columns, label, defaults, staging, start, task) -
     if task == "classification":
         if label.dtype == "float32":
             raise ConversionError(f"label column {label.name!r} holds floats; use --task regression or cast it")
-        as_text = _col(label.name).cast("int").cast("string") if label.spark_type == "boolean" else _col(label.name).cast("string")
+        as_text = (
+            _col(label.name).cast("int").cast("string")
+            if label.spark_type == "boolean"
+            else _col(label.name).cast("string")
+        )
         for r in kept.groupBy("_split", as_text.alias("v")).count().collect():
             label_counts[r["_split"]][r["v"]] = int(r["count"])
         labels = sorted({v for counts in label_counts.values() for v in counts})
-    stats = column_statistics(kept.where(F.col("_split") == options.splits[0][0]), columns,
-                              options.max_vocab, options.num_quantiles)
+    stats = column_statistics(
+        kept.where(F.col("_split") == options.splits[0][0]), columns, options.max_vocab, options.num_quantiles
+    )
     splits = {}
     for split, n in plan.items():
         files = tuple(ShardFile(names[offsets[split] + i], *written[offsets[split] + i]) for i in range(n))
-        splits[split] = SplitInfo(sum(f.num_records for f in files), files,
-                                  dict(sorted(label_counts[split].items())))
+        splits[split] = SplitInfo(sum(f.num_records for f in files), files, dict(sorted(label_counts[split].items())))
     manifest = Manifest(
         kind="table",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -239,14 +258,27 @@ def _write(spark, options, df, columns, label, defaults, staging, start, task) -
             "key": options.key,
             "task": task,
             "stats_split": options.splits[0][0],
-            "columns": {c.name: {"dtype": c.dtype, "is_list": c.is_list, "spark_type": c.spark_type,
-                                 "stats": stats.get(c.name, {})} for c in columns},
+            "columns": {
+                c.name: {
+                    "dtype": c.dtype,
+                    "is_list": c.is_list,
+                    "spark_type": c.spark_type,
+                    "stats": stats.get(c.name, {}),
+                }
+                for c in columns
+            },
         },
     )
     manifest.check()
     staging.write_text(MANIFEST, manifest.to_json())
     staging.write_text(SUCCESS, "")
     staging.commit()
-    return TableSummary(options.output, task, {s: i.num_records for s, i in splits.items()},
-                        {s: len(i.files) for s, i in splits.items()}, manifest.num_rejected, rows_seen,
-                        time.perf_counter() - start)
+    return TableSummary(
+        options.output,
+        task,
+        {s: i.num_records for s, i in splits.items()},
+        {s: len(i.files) for s, i in splits.items()},
+        manifest.num_rejected,
+        rows_seen,
+        time.perf_counter() - start,
+    )

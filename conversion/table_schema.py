@@ -52,5 +52,7 @@ def column_specs(schema: T.StructType) -> list[ColumnSpec]:
                 f"column {column.name!r} has type {data_type.simpleString()}, which has no tf.train.Feature form; "
                 "select or cast it (structs: select their fields, dates: cast to string or a number)"
             )
-        specs.append(ColumnSpec(column.name, dtype, is_list, data_type.simpleString(), isinstance(element, T.BinaryType)))
+        specs.append(
+            ColumnSpec(column.name, dtype, is_list, data_type.simpleString(), isinstance(element, T.BinaryType))
+        )
     return specs

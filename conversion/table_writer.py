@@ -16,8 +16,15 @@ from conversion.tfrecord_io import COMPRESSIONS, TFRecordFileWriter
 
 SHARD_COLUMN = "_shard"
 RESULT_DDL = "shard long, tmp_path string, num_records long, num_bytes long, attempt long"
-RESULT_SCHEMA = pa.schema([("shard", pa.int64()), ("tmp_path", pa.string()), ("num_records", pa.int64()),
-                           ("num_bytes", pa.int64()), ("attempt", pa.int64())])
+RESULT_SCHEMA = pa.schema(
+    [
+        ("shard", pa.int64()),
+        ("tmp_path", pa.string()),
+        ("num_records", pa.int64()),
+        ("num_bytes", pa.int64()),
+        ("attempt", pa.int64()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,11 @@ def _encoder(column: ColumnSpec) -> Callable[[Any], bytes]:
     if column.dtype == "int64":
         return (lambda v: int64_feature([int(x) for x in v])) if column.is_list else (lambda v: int64_feature([int(v)]))
     if column.dtype == "float32":
-        return (lambda v: float_feature([float(x) for x in v])) if column.is_list else (lambda v: float_feature([float(v)]))
+        return (
+            (lambda v: float_feature([float(x) for x in v]))
+            if column.is_list
+            else (lambda v: float_feature([float(v)]))
+        )
 
     def text(value: Any) -> bytes:
         return value if isinstance(value, bytes) else str(value).encode("utf-8")
@@ -60,8 +71,15 @@ def write_table_shards(job: TableShardJob, batches: Iterator[pa.RecordBatch]) ->
     def close() -> None:
         if writer is not None:
             writer.close()
-            results.append({"shard": current, "tmp_path": path, "num_records": writer.num_records,
-                            "num_bytes": fs.size(path), "attempt": attempt})
+            results.append(
+                {
+                    "shard": current,
+                    "tmp_path": path,
+                    "num_records": writer.num_records,
+                    "num_bytes": fs.size(path),
+                    "attempt": attempt,
+                }
+            )
 
     for batch in batches:
         shards = batch.column(SHARD_COLUMN).to_pylist()
@@ -72,8 +90,12 @@ def write_table_shards(job: TableShardJob, batches: Iterator[pa.RecordBatch]) ->
                 current = shard
                 path = f"{staging}/{job.shard_names[shard]}.tmp-{context.taskAttemptId()}"
                 writer = TFRecordFileWriter(fs.open(path, "wb"), job.compression)
-            if job.fail_once_after is not None and attempt == 0 and context.partitionId() == 0 \
-                    and written_total >= job.fail_once_after:
+            if (
+                job.fail_once_after is not None
+                and attempt == 0
+                and context.partitionId() == 0
+                and written_total >= job.fail_once_after
+            ):
                 raise RuntimeError(f"injected failure after {written_total} rows")
             features = {}
             for name, encode, column in zip(names, encoders, values):

@@ -1,7 +1,7 @@
 """spark-submit entry point: a table (CSV, Parquet, JSON, ORC or a catalog table) → sharded TFRecords.
 
-    spark-submit jobs/convert_table.py --input data.csv --format csv --label target --output DIR
-    spark-submit jobs/convert_table.py --table main.sales.orders --label churned --key order_id --output DIR
+spark-submit jobs/convert_table.py --input data.csv --format csv --label target --output DIR
+spark-submit jobs/convert_table.py --table main.sales.orders --label churned --key order_id --output DIR
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from jobs.spark_cli import add_spark_arguments, spark_session
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convert_table", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="convert_table",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="file or folder of --format files (any Spark-readable URL)")
     source.add_argument("--table", help="catalog table name (Hive, Unity Catalog)")
@@ -28,20 +31,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="dataset folder to create; appears only when complete")
     parser.add_argument("--label", required=True, help="the target column")
     parser.add_argument("--key", help="stable row id for split and shard hashing (default: a hash of the row)")
-    parser.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
-                        help="auto: strings, booleans and integers with few values are classification")
-    parser.add_argument("--null-policy", choices=["default", "reject"], default="default",
-                        help="default: fill nulls (0, 0.0, '', []); reject: send rows with nulls to _rejected/")
-    parser.add_argument("--null-default", action="append", default=[], metavar="COLUMN=VALUE",
-                        help="the value that fills nulls of one column (repeatable)")
+    parser.add_argument(
+        "--task",
+        choices=["auto", "classification", "regression"],
+        default="auto",
+        help="auto: strings, booleans and integers with few values are classification",
+    )
+    parser.add_argument(
+        "--null-policy",
+        choices=["default", "reject"],
+        default="default",
+        help="default: fill nulls (0, 0.0, '', []); reject: send rows with nulls to _rejected/",
+    )
+    parser.add_argument(
+        "--null-default",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="the value that fills nulls of one column (repeatable)",
+    )
     parser.add_argument("--max-vocab", type=int, default=100, help="most frequent values kept per string column")
     parser.add_argument("--num-quantiles", type=int, default=10, help="quantile buckets per numeric column")
     parser.add_argument("--splits", default="train=0.8,validation=0.1,test=0.1", help="NAME=FRACTION list")
     parser.add_argument("--num-shards", type=int, help="shards per split (default: one per --target-shard-mb)")
-    parser.add_argument("--target-shard-mb", type=float, default=128.0, help="shard size when --num-shards is not given")
+    parser.add_argument(
+        "--target-shard-mb", type=float, default=128.0, help="shard size when --num-shards is not given"
+    )
     parser.add_argument("--compression", choices=["none", "gzip"], default="none", help="shard codec")
-    parser.add_argument("--mode", choices=["error", "overwrite"], default="error", help="what to do when --output exists")
-    parser.add_argument("--max-reject-fraction", type=float, default=0.05, help="fail when more rows than this are rejected")
+    parser.add_argument(
+        "--mode", choices=["error", "overwrite"], default="error", help="what to do when --output exists"
+    )
+    parser.add_argument(
+        "--max-reject-fraction", type=float, default=0.05, help="fail when more rows than this are rejected"
+    )
     add_spark_arguments(parser)
     return parser
 
@@ -56,11 +78,25 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConversionError(f"--null-default {item!r} is not COLUMN=VALUE")
             defaults.append((name, value))
         options = TableConvertOptions(
-            output=args.output, label=args.label, input=args.input, format=args.format, table=args.table,
-            schema=args.schema, csv_null_value=args.csv_null_value, key=args.key, task=args.task, null_policy=args.null_policy,
-            null_defaults=tuple(defaults), max_vocab=args.max_vocab, num_quantiles=args.num_quantiles,
-            splits=parse_splits(args.splits), num_shards=args.num_shards, target_shard_mb=args.target_shard_mb,
-            compression=args.compression, mode=args.mode, max_reject_fraction=args.max_reject_fraction,
+            output=args.output,
+            label=args.label,
+            input=args.input,
+            format=args.format,
+            table=args.table,
+            schema=args.schema,
+            csv_null_value=args.csv_null_value,
+            key=args.key,
+            task=args.task,
+            null_policy=args.null_policy,
+            null_defaults=tuple(defaults),
+            max_vocab=args.max_vocab,
+            num_quantiles=args.num_quantiles,
+            splits=parse_splits(args.splits),
+            num_shards=args.num_shards,
+            target_shard_mb=args.target_shard_mb,
+            compression=args.compression,
+            mode=args.mode,
+            max_reject_fraction=args.max_reject_fraction,
         )
         summary = convert_table(spark_session(args, "convert_table"), options)
     except ConversionError as err:

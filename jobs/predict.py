@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--data", help="dataset folder written by a conversion job")
     source.add_argument("--images", help="a folder of raw images (ROOT/<label>/... gives true labels)")
     source.add_argument("--table-file", help="a new CSV/Parquet/JSON/ORC file with the training table's columns")
-    parser.add_argument("--format", default="csv", choices=["csv", "parquet", "json", "orc"], help="--table-file format")
+    parser.add_argument(
+        "--format", default="csv", choices=["csv", "parquet", "json", "orc"], help="--table-file format"
+    )
     parser.add_argument("--csv-null-value", default="", help="--table-file CSV: the text that means null")
     parser.add_argument("--split", default="test", help="split of --data to predict")
     parser.add_argument("--output", required=True, help="Parquet folder to write")

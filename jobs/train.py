@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-split", default="train", help="split to train on")
     parser.add_argument("--eval-split", help="split to evaluate on (default: validation, else test)")
     parser.add_argument("--labels", help="comma-separated label subset to train and evaluate on (filter hook; images)")
-    parser.add_argument("--feature-spec", help="tables: JSON/YAML file of how each column is used (see training/table_features.py)")
+    parser.add_argument(
+        "--feature-spec", help="tables: JSON/YAML file of how each column is used (see training/table_features.py)"
+    )
     parser.add_argument("--checkpoint-steps", type=int, default=100, help="steps between checkpoints")
     parser.add_argument("--summary-steps", type=int, default=20, help="steps between TensorBoard summaries")
     parser.add_argument("--seed", type=int, default=0, help="seed of shuffling and initialization")

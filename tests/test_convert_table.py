@@ -16,6 +16,7 @@ from conversion.errors import ConversionError
 from conversion.manifest import read_manifest
 from conversion.table_convert import convert_table
 from conversion.table_options import TableConvertOptions
+from conversion.validate import validate_dataset
 
 ROWS = [
     # id, small, big, ratio, price, name, flag, blob, tags, scores, label
@@ -26,13 +27,21 @@ ROWS = [
     (5, 2, 11, 2.5, decimal.Decimal("3.75"), "gamma", False, b"z", ["a"], [0.25], None),
     (6, 8, 12, -3.0, decimal.Decimal("1.00"), "alpha", True, b"q", ["b", "b"], [1.5, 1.5], "yes"),
 ]
-SCHEMA = T.StructType([
-    T.StructField("id", T.LongType()), T.StructField("small", T.ShortType()), T.StructField("big", T.LongType()),
-    T.StructField("ratio", T.DoubleType()), T.StructField("price", T.DecimalType(6, 2)),
-    T.StructField("name", T.StringType()), T.StructField("flag", T.BooleanType()),
-    T.StructField("blob", T.BinaryType()), T.StructField("tags", T.ArrayType(T.StringType())),
-    T.StructField("scores", T.ArrayType(T.FloatType())), T.StructField("label", T.StringType()),
-])
+SCHEMA = T.StructType(
+    [
+        T.StructField("id", T.LongType()),
+        T.StructField("small", T.ShortType()),
+        T.StructField("big", T.LongType()),
+        T.StructField("ratio", T.DoubleType()),
+        T.StructField("price", T.DecimalType(6, 2)),
+        T.StructField("name", T.StringType()),
+        T.StructField("flag", T.BooleanType()),
+        T.StructField("blob", T.BinaryType()),
+        T.StructField("tags", T.ArrayType(T.StringType())),
+        T.StructField("scores", T.ArrayType(T.FloatType())),
+        T.StructField("label", T.StringType()),
+    ]
+)
 
 
 def read_back(out) -> dict[int, dict]:
@@ -59,18 +68,37 @@ def parquet(spark, tmp_path_factory):
 
 def test_parquet_every_type_round_trips_with_nulls_filled(spark, parquet, tmp_path):
     out = tmp_path / "out"
-    summary = convert_table(spark, TableConvertOptions(
-        output=str(out), label="label", input=str(parquet), format="parquet", key="id", splits=(("train", 1.0),),
-        num_shards=2, max_reject_fraction=0.5, null_defaults=(("small", "-99"),)))
+    summary = convert_table(
+        spark,
+        TableConvertOptions(
+            output=str(out),
+            label="label",
+            input=str(parquet),
+            format="parquet",
+            key="id",
+            splits=(("train", 1.0),),
+            num_shards=2,
+            max_reject_fraction=0.5,
+            null_defaults=(("small", "-99"),),
+        ),
+    )
     assert summary.records == {"train": 5} and summary.rejected == {"null_label": 1}
     rows = read_back(out)
     assert sorted(rows) == [1, 2, 3, 4, 6]
     manifest = read_manifest(str(out))
     assert {k: (v.dtype, v.length) for k, v in manifest.features.items()} == {
-        "id": ("int64", "fixed"), "small": ("int64", "fixed"), "big": ("int64", "fixed"),
-        "ratio": ("float32", "fixed"), "price": ("float32", "fixed"), "name": ("string", "fixed"),
-        "flag": ("int64", "fixed"), "blob": ("string", "fixed"), "tags": ("string", "var"),
-        "scores": ("float32", "var"), "label": ("string", "fixed")}
+        "id": ("int64", "fixed"),
+        "small": ("int64", "fixed"),
+        "big": ("int64", "fixed"),
+        "ratio": ("float32", "fixed"),
+        "price": ("float32", "fixed"),
+        "name": ("string", "fixed"),
+        "flag": ("int64", "fixed"),
+        "blob": ("string", "fixed"),
+        "tags": ("string", "var"),
+        "scores": ("float32", "var"),
+        "label": ("string", "fixed"),
+    }
     by_id = {r[0]: r for r in ROWS}
     for row_id, row in rows.items():
         _, small, big, ratio, price, name, flag, blob, tags, scores, label = by_id[row_id]
@@ -84,22 +112,30 @@ def test_parquet_every_type_round_trips_with_nulls_filled(spark, parquet, tmp_pa
     assert manifest.labels == ("no", "yes") and manifest.splits["train"].label_counts == {"no": 2, "yes": 3}
     report = [json.loads(line) for f in (out / "_rejected").glob("*.json") for line in f.read_text().splitlines()]
     assert [(r["key"], r["column"], r["reason"]) for r in report] == [("5", "label", "null_label")]
+    assert validate_dataset(str(out)).num_records == 5
 
 
 def test_csv_statistics_match_pandas(spark, tmp_path):
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({
-        "x": rng.normal(10, 3, 400).round(3), "n": rng.integers(0, 50, 400),
-        "color": rng.choice(["red", "green", "blue", "teal"], 400, p=[0.4, 0.3, 0.2, 0.1]),
-        "y": rng.choice(["a", "b"], 400),
-    })
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(10, 3, 400).round(3),
+            "n": rng.integers(0, 50, 400),
+            "color": rng.choice(["red", "green", "blue", "teal"], 400, p=[0.4, 0.3, 0.2, 0.1]),
+            "y": rng.choice(["a", "b"], 400),
+        }
+    )
     frame.loc[[3, 7], "x"] = np.nan
     frame.loc[[5], "color"] = None
     csv = tmp_path / "t.csv"
     frame.to_csv(csv, index=False)
     out = tmp_path / "out"
-    convert_table(spark, TableConvertOptions(output=str(out), label="y", input=str(csv), splits=(("train", 1.0),),
-                                             num_shards=3, max_vocab=3))
+    convert_table(
+        spark,
+        TableConvertOptions(
+            output=str(out), label="y", input=str(csv), splits=(("train", 1.0),), num_shards=3, max_vocab=3
+        ),
+    )
     stats = read_manifest(str(out)).table["columns"]
     x = stats["x"]["stats"]
     assert x["null_count"] == 2 and x["count"] == 398
@@ -116,26 +152,50 @@ def test_csv_statistics_match_pandas(spark, tmp_path):
 
 def test_null_reject_policy_and_reject_limit(spark, parquet, tmp_path):
     with pytest.raises(ConversionError, match=r"3 of 6 rows rejected \(50.0%\) > --max-reject-fraction 0.05"):
-        convert_table(spark, TableConvertOptions(output=str(tmp_path / "o"), label="label", input=str(parquet),
-                                                 format="parquet", null_policy="reject"))
+        convert_table(
+            spark,
+            TableConvertOptions(
+                output=str(tmp_path / "o"), label="label", input=str(parquet), format="parquet", null_policy="reject"
+            ),
+        )
     assert not (tmp_path / "o").exists()
     out = tmp_path / "ok"
-    convert_table(spark, TableConvertOptions(output=str(out), label="label", input=str(parquet), format="parquet",
-                                             null_policy="reject", max_reject_fraction=0.6, key="id"))
-    report = {json.loads(line)["key"]: json.loads(line) for f in (out / "_rejected").glob("*.json")
-              for line in f.read_text().splitlines()}
+    convert_table(
+        spark,
+        TableConvertOptions(
+            output=str(out),
+            label="label",
+            input=str(parquet),
+            format="parquet",
+            null_policy="reject",
+            max_reject_fraction=0.6,
+            key="id",
+        ),
+    )
+    report = {
+        json.loads(line)["key"]: json.loads(line)
+        for f in (out / "_rejected").glob("*.json")
+        for line in f.read_text().splitlines()
+    }
     assert {k: (v["column"], v["reason"]) for k, v in report.items()} == {
-        "2": ("small", "null"), "3": ("price", "null"), "5": ("label", "null_label")}
+        "2": ("small", "null"),
+        "3": ("price", "null"),
+        "5": ("label", "null_label"),
+    }
 
 
 def test_clear_errors(spark, parquet, tmp_path):
     with pytest.raises(ConversionError, match=r"label column 'target' does not exist; columns are: id, small"):
-        convert_table(spark, TableConvertOptions(output=str(tmp_path / "a"), label="target", input=str(parquet),
-                                                 format="parquet"))
+        convert_table(
+            spark, TableConvertOptions(output=str(tmp_path / "a"), label="target", input=str(parquet), format="parquet")
+        )
     nested = tmp_path / "nested.parquet"
     spark.createDataFrame([(1, (2, "x"))], "id INT, info STRUCT<a: INT, b: STRING>").write.parquet(str(nested))
     with pytest.raises(ConversionError, match=r"column 'info' has type struct<a:int,b:string>, which has no"):
-        convert_table(spark, TableConvertOptions(output=str(tmp_path / "b"), label="id", input=str(nested),
-                                                 format="parquet"))
+        convert_table(
+            spark, TableConvertOptions(output=str(tmp_path / "b"), label="id", input=str(nested), format="parquet")
+        )
     with pytest.raises(ConversionError, match="cannot read .*missing.csv as csv"):
-        convert_table(spark, TableConvertOptions(output=str(tmp_path / "c"), label="y", input=str(tmp_path / "missing.csv")))
+        convert_table(
+            spark, TableConvertOptions(output=str(tmp_path / "c"), label="y", input=str(tmp_path / "missing.csv"))
+        )

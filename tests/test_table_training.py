@@ -32,8 +32,12 @@ SPEC = {
 @pytest.fixture(scope="module")
 def penguins(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("penguins")
-    convert_table(spark, TableConvertOptions(output=str(root / "species"), label="species", input=PENGUINS,
-                                             csv_null_value="NA", num_shards=2))
+    convert_table(
+        spark,
+        TableConvertOptions(
+            output=str(root / "species"), label="species", input=PENGUINS, csv_null_value="NA", num_shards=2
+        ),
+    )
     spec = root / "spec.json"
     spec.write_text(json.dumps(SPEC))
     return root, spec
@@ -45,8 +49,16 @@ def test_wide_and_deep_classifies_species_and_predicts(spark, penguins, tmp_path
     manifest = read_manifest(str(data))
     assert manifest.labels == ("Adelie", "Chinstrap", "Gentoo") and manifest.table["task"] == "classification"
     assert manifest.table["columns"]["sex"]["stats"]["null_count"] > 0  # the CSV's NA values
-    config = TrainConfig(str(data), str(tmp_path / "model"), batch_size=16, epochs=30, eval_split="test",
-                         feature_spec=str(spec), summary_steps=50, checkpoint_steps=500)
+    config = TrainConfig(
+        str(data),
+        str(tmp_path / "model"),
+        batch_size=16,
+        epochs=30,
+        eval_split="test",
+        feature_spec=str(spec),
+        summary_steps=50,
+        checkpoint_steps=500,
+    )
     result = run_training(spark, config, num_proc=2)
     assert result.metrics["eval"]["accuracy"] >= 0.9  # 3 species: chance is about 0.44 for the largest class
     assert len({r["weights_sha256"] for r in result.per_rank}) == 1
@@ -57,8 +69,14 @@ def test_wide_and_deep_classifies_species_and_predicts(spark, penguins, tmp_path
     whole = predict_table_file(spark, export, PENGUINS, "csv", "NA")
     assert whole.count() == 344 and accuracy(whole) >= 0.9
     by_columns = tf.saved_model.load(export).signatures["columns:predict"]
-    values = {"island": b"Biscoe", "sex": b"male", "bill_length_mm": 48.0, "bill_depth_mm": 15.0,
-              "flipper_length_mm": 220, "body_mass_g": 5400}
+    values = {
+        "island": b"Biscoe",
+        "sex": b"male",
+        "bill_length_mm": 48.0,
+        "bill_depth_mm": 15.0,
+        "flipper_length_mm": 220,
+        "body_mass_g": 5400,
+    }
     inputs = by_columns.structured_input_signature[1]
     assert sorted(inputs) == sorted(values)  # the columns the model uses: year is excluded by the spec
     one = {name: tf.constant([values[name]], dtype=spec.dtype) for name, spec in inputs.items()}
@@ -67,12 +85,31 @@ def test_wide_and_deep_classifies_species_and_predicts(spark, penguins, tmp_path
 
 def test_regression_beats_the_mean(spark, tmp_path):
     data = tmp_path / "mass"
-    convert_table(spark, TableConvertOptions(output=str(data), label="body_mass_g", input=PENGUINS, task="regression",
-                                             csv_null_value="NA", num_shards=2, max_reject_fraction=0.05))
+    convert_table(
+        spark,
+        TableConvertOptions(
+            output=str(data),
+            label="body_mass_g",
+            input=PENGUINS,
+            task="regression",
+            csv_null_value="NA",
+            num_shards=2,
+            max_reject_fraction=0.05,
+        ),
+    )
     manifest = read_manifest(str(data))
     stats = manifest.table["columns"]["body_mass_g"]["stats"]
-    config = TrainConfig(str(data), str(tmp_path / "model"), batch_size=16, epochs=40, eval_split="test",
-                         params={"learning_rate": 0.05}, export=False, summary_steps=50, checkpoint_steps=1000)
+    config = TrainConfig(
+        str(data),
+        str(tmp_path / "model"),
+        batch_size=16,
+        epochs=40,
+        eval_split="test",
+        params={"learning_rate": 0.05},
+        export=False,
+        summary_steps=50,
+        checkpoint_steps=1000,
+    )
     result = run_training(spark, config, num_proc=2)
     assert result.metrics["eval"]["average_loss"] < 0.5 * stats["stddev"] ** 2  # MSE well under the label's variance
 

@@ -18,7 +18,9 @@ def default_params(manifest: Manifest) -> dict[str, Any]:
     return DEFAULT_PARAMS
 
 
-def model_params(manifest: Manifest, config: TrainConfig, params: dict[str, Any], labels: tuple[str, ...]) -> dict[str, Any]:
+def model_params(
+    manifest: Manifest, config: TrainConfig, params: dict[str, Any], labels: tuple[str, ...]
+) -> dict[str, Any]:
     """The Estimator's `params`: hyper-parameters plus what the model_fn needs from the data."""
     if manifest.kind == "table":
         from training.table_features import load_feature_spec, plan_features

@@ -33,20 +33,41 @@ def _frame(keys: list, true: list, outputs: dict, labels: list[str]) -> pd.DataF
     n = len(keys)
     if "predictions" in outputs:  # a regression head
         values = outputs["predictions"].numpy().reshape(-1).astype("float64")
-        return pd.DataFrame({"key": keys, "true_label": true, "predicted_label": [None] * n,
-                             "probabilities": [np.zeros(0, np.float32)] * n, "prediction": values})
+        return pd.DataFrame(
+            {
+                "key": keys,
+                "true_label": true,
+                "predicted_label": [None] * n,
+                "probabilities": [np.zeros(0, np.float32)] * n,
+                "prediction": values,
+            }
+        )
     ids = outputs["class_ids"].numpy().reshape(-1)
     probabilities = outputs["probabilities"].numpy().astype("float32")
-    return pd.DataFrame({"key": keys, "true_label": true, "predicted_label": [labels[i] for i in ids],
-                         "probabilities": list(probabilities), "prediction": [None] * n})
+    return pd.DataFrame(
+        {
+            "key": keys,
+            "true_label": true,
+            "predicted_label": [labels[i] for i in ids],
+            "probabilities": list(probabilities),
+            "prediction": [None] * n,
+        }
+    )
 
 
 def _text(values: Any) -> list:
     return [v.decode("utf-8") if isinstance(v, bytes) else (None if v is None else str(v)) for v in values]
 
 
-def _predict_shards(export_dir: str, compression: str, key: str | None, label: str, label_dtype: Any, labels: list[str],
-                    frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _predict_shards(
+    export_dir: str,
+    compression: str,
+    key: str | None,
+    label: str,
+    label_dtype: Any,
+    labels: list[str],
+    frames: Iterator[pd.DataFrame],
+) -> Iterator[pd.DataFrame]:
     import tensorflow as tf
 
     predict = _signature(export_dir, "predict")
@@ -80,12 +101,15 @@ def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -
     label_dtype = dtypes[manifest.features[label].dtype]
     compression = "GZIP" if manifest.compression == "gzip" else ""
     frame = spark.createDataFrame(pd.DataFrame({"path": paths})).repartition(
-        min(len(paths), spark.sparkContext.defaultParallelism))
+        min(len(paths), spark.sparkContext.defaultParallelism)
+    )
     run = functools.partial(_predict_shards, export_dir, compression, key, label, label_dtype, load_labels(export_dir))
     return frame.mapInPandas(run, SCHEMA)
 
 
-def _predict_images(export_dir: str, root: str, labels: list[str], frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _predict_images(
+    export_dir: str, root: str, labels: list[str], frames: Iterator[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
     import tensorflow as tf
 
     predict = _signature(export_dir, f"{IMAGE_BYTES_INPUT}:predict")
@@ -100,22 +124,30 @@ def _predict_images(export_dir: str, root: str, labels: list[str], frames: Itera
 
 def predict_images(spark: SparkSession, export_dir: str, root: str) -> DataFrame:
     """Predictions for every image file under `root`; `true_label` is its first folder, if any."""
-    files = [f for f in list_files(root)
-             if posixpath.splitext(f.relpath)[1].lower() in IMAGE_EXTENSIONS
-             and not any(part.startswith(".") for part in f.relpath.split("/"))]
+    files = [
+        f
+        for f in list_files(root)
+        if posixpath.splitext(f.relpath)[1].lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in f.relpath.split("/"))
+    ]
     if not files:
         raise DatasetError(f"no image files under {root}")
-    rows = pd.DataFrame({
-        "relpath": [f.relpath for f in files],
-        "label": [f.relpath.split("/")[0] if "/" in f.relpath else None for f in files],
-    })
-    frame = spark.createDataFrame(rows, "relpath string, label string").repartition(spark.sparkContext.defaultParallelism)
+    rows = pd.DataFrame(
+        {
+            "relpath": [f.relpath for f in files],
+            "label": [f.relpath.split("/")[0] if "/" in f.relpath else None for f in files],
+        }
+    )
+    frame = spark.createDataFrame(rows, "relpath string, label string").repartition(
+        spark.sparkContext.defaultParallelism
+    )
     run = functools.partial(_predict_images, export_dir, root, load_labels(export_dir))
     return frame.mapInPandas(run, SCHEMA)
 
 
-def _predict_rows(export_dir: str, key: str | None, label: str | None, labels: list[str],
-                  frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _predict_rows(
+    export_dir: str, key: str | None, label: str | None, labels: list[str], frames: Iterator[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
     import tensorflow as tf
 
     predict = _signature(export_dir, f"{COLUMNS_INPUT}:predict")
@@ -127,8 +159,9 @@ def _predict_rows(export_dir: str, key: str | None, label: str | None, labels: l
             for name, spec in inputs.items():
                 column = part[name]
                 if spec.dtype == tf.string:
-                    tensors[name] = tf.constant([b"" if v is None else (v if isinstance(v, bytes) else str(v).encode())
-                                                 for v in column])
+                    tensors[name] = tf.constant(
+                        [b"" if v is None else (v if isinstance(v, bytes) else str(v).encode()) for v in column]
+                    )
                 else:
                     tensors[name] = tf.constant(column.fillna(0).to_numpy(), dtype=spec.dtype)
             keys = _text(part[key]) if key else [""] * len(part)
@@ -136,8 +169,9 @@ def _predict_rows(export_dir: str, key: str | None, label: str | None, labels: l
             yield _frame(keys, true, predict(**tensors), labels)
 
 
-def predict_table_file(spark: SparkSession, export_dir: str, path: str, file_format: str = "csv",
-                       csv_null_value: str = "") -> DataFrame:
+def predict_table_file(
+    spark: SparkSession, export_dir: str, path: str, file_format: str = "csv", csv_null_value: str = ""
+) -> DataFrame:
     """Predictions for the rows of a CSV/Parquet/JSON/ORC file with the training table's columns."""
     info = load_dataset_info(export_dir)
     if info["kind"] != "table":
@@ -152,7 +186,9 @@ def predict_table_file(spark: SparkSession, export_dir: str, path: str, file_for
     from pyspark.sql import functions as F
 
     boolean = [f.name for f in rows.schema.fields if f.dataType.simpleString() == "boolean"]
-    rows = rows.select(*[F.col(f"`{c}`").cast("int").alias(c) if c in boolean else F.col(f"`{c}`") for c in rows.columns])
+    rows = rows.select(
+        *[F.col(f"`{c}`").cast("int").alias(c) if c in boolean else F.col(f"`{c}`") for c in rows.columns]
+    )
     label = info["label"] if info["label"] in rows.columns else None
     key = info["key"] if info["key"] in rows.columns else None
     run = functools.partial(_predict_rows, export_dir, key, label, load_labels(export_dir))
@@ -161,6 +197,9 @@ def predict_table_file(spark: SparkSession, export_dir: str, path: str, file_for
 
 def accuracy(predictions: DataFrame) -> float | None:
     """Share of rows whose predicted label is the true one (None when no row has a true label)."""
-    row = predictions.where("true_label IS NOT NULL AND predicted_label IS NOT NULL").selectExpr(
-        "avg(CAST(predicted_label = true_label AS DOUBLE)) AS acc").first()
+    row = (
+        predictions.where("true_label IS NOT NULL AND predicted_label IS NOT NULL")
+        .selectExpr("avg(CAST(predicted_label = true_label AS DOUBLE)) AS acc")
+        .first()
+    )
     return None if row is None or row["acc"] is None else float(row["acc"])

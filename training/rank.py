@@ -118,8 +118,13 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
         result["metrics"] = {k: float(v) for k, v in metrics.items()}
         if config.export:
             receiver = receiver_for(manifest, params)
-            dataset = {"kind": manifest.kind, "task": manifest.table.get("task", "classification"),
-                       "label": manifest.table.get("label"), "key": manifest.table.get("key")}
-            result["export_path"] = export_model(estimator, f"{config.model_dir}/export", list(plan.labels), receiver,
-                                                 dataset)
+            dataset = {
+                "kind": manifest.kind,
+                "task": manifest.table.get("task", "classification"),
+                "label": manifest.table.get("label"),
+                "key": manifest.table.get("key"),
+            }
+            result["export_path"] = export_model(
+                estimator, f"{config.model_dir}/export", list(plan.labels), receiver, dataset
+            )
     return result

@@ -61,8 +61,9 @@ def table_receiver_fn(manifest, feature_plan: dict) -> Callable[[], tf.estimator
     return receiver
 
 
-def export_model(estimator: tf.estimator.Estimator, export_base: str, labels: list[str], receiver: Callable,
-                 dataset: dict) -> str:
+def export_model(
+    estimator: tf.estimator.Estimator, export_base: str, labels: list[str], receiver: Callable, dataset: dict
+) -> str:
     """Export the latest checkpoint as a SavedModel with `assets.extra/labels.txt` and
     `assets.extra/dataset.json`; returns its path."""
     with tempfile.TemporaryDirectory() as tmp:

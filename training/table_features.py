@@ -50,8 +50,11 @@ def load_feature_spec(path: str | None) -> dict[str, Any]:
 def input_columns(manifest: Manifest) -> dict[str, dict]:
     """The scalar columns that can be model inputs (label, key and lists left out)."""
     table = manifest.table
-    return {name: info for name, info in table["columns"].items()
-            if name not in (table["label"], table.get("key")) and not info["is_list"]}
+    return {
+        name: info
+        for name, info in table["columns"].items()
+        if name not in (table["label"], table.get("key")) and not info["is_list"]
+    }
 
 
 def plan_features(manifest: Manifest, spec: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +70,9 @@ def plan_features(manifest: Manifest, spec: dict[str, Any]) -> dict[str, Any]:
     mentioned = set(named) | set(excluded) | {c for cross in crosses for c in cross.get("columns", [])}
     unknown = sorted(mentioned - set(available))
     if unknown:
-        raise TrainingError(f"the feature spec names unknown columns {unknown}; input columns are: {', '.join(available)}")
+        raise TrainingError(
+            f"the feature spec names unknown columns {unknown}; input columns are: {', '.join(available)}"
+        )
     plan: dict[str, Any] = {"columns": {}, "crosses": []}
     for name, info in available.items():
         if name in excluded:
@@ -93,14 +98,15 @@ def plan_features(manifest: Manifest, spec: dict[str, Any]) -> dict[str, Any]:
     for cross in crosses:
         if len(cross.get("columns", [])) < 2:
             raise TrainingError(f"a cross needs two or more columns, got {cross.get('columns')}")
-        plan["crosses"].append({"columns": list(cross["columns"]), "hash_bucket_size": int(cross.get("hash_bucket_size", 64))})
+        plan["crosses"].append(
+            {"columns": list(cross["columns"]), "hash_bucket_size": int(cross.get("hash_bucket_size", 64))}
+        )
     return plan
 
 
 def _numeric(name: str, stats: dict) -> Any:
     mean, std = float(stats.get("mean") or 0.0), float(stats.get("stddev") or 1.0) or 1.0
-    return tf.feature_column.numeric_column(
-        name, normalizer_fn=lambda x: (tf.cast(x, tf.float32) - mean) / std)
+    return tf.feature_column.numeric_column(name, normalizer_fn=lambda x: (tf.cast(x, tf.float32) - mean) / std)
 
 
 def _categorical(name: str, use: dict, info: dict) -> Any:
@@ -109,7 +115,9 @@ def _categorical(name: str, use: dict, info: dict) -> Any:
         return tf.feature_column.bucketized_column(tf.feature_column.numeric_column(name), boundaries)
     if use["type"] == "hashed":
         dtype = tf.string if info["dtype"] == "string" else tf.int64
-        return tf.feature_column.categorical_column_with_hash_bucket(name, int(use.get("hash_bucket_size", 16)), dtype=dtype)
+        return tf.feature_column.categorical_column_with_hash_bucket(
+            name, int(use.get("hash_bucket_size", 16)), dtype=dtype
+        )
     vocabulary = [v for v, _ in info["stats"].get("vocabulary", [])]
     return tf.feature_column.categorical_column_with_vocabulary_list(name, vocabulary, num_oov_buckets=1)
 
@@ -132,8 +140,12 @@ def feature_columns(manifest: Manifest, plan: dict[str, Any]) -> tuple[list, lis
         else:
             wide.append(tf.feature_column.indicator_column(column))
     for cross in plan["crosses"]:
-        keys = [categorical[c] if plan["columns"].get(c, {}).get("type") == "bucketized" else c for c in cross["columns"]]
-        wide.append(tf.feature_column.indicator_column(tf.feature_column.crossed_column(keys, cross["hash_bucket_size"])))
+        keys = [
+            categorical[c] if plan["columns"].get(c, {}).get("type") == "bucketized" else c for c in cross["columns"]
+        ]
+        wide.append(
+            tf.feature_column.indicator_column(tf.feature_column.crossed_column(keys, cross["hash_bucket_size"]))
+        )
     return wide, deep
 
 
@@ -146,10 +158,15 @@ def table_parser(manifest: Manifest):
     key = table.get("key")
 
     def parse(serialized: tf.Tensor) -> tuple[dict, tf.Tensor]:
-        parsed = tf.io.parse_example(serialized, {name: spec[name] for name in [*inputs, label] + ([key] if key else [])})
+        parsed = tf.io.parse_example(
+            serialized, {name: spec[name] for name in [*inputs, label] + ([key] if key else [])}
+        )
         features = {name: parsed[name] for name in inputs}
-        features["key"] = tf.strings.as_string(parsed[key]) if key and parsed[key].dtype != tf.string else (
-            parsed[key] if key else tf.fill(tf.shape(serialized), ""))
+        features["key"] = (
+            tf.strings.as_string(parsed[key])
+            if key and parsed[key].dtype != tf.string
+            else (parsed[key] if key else tf.fill(tf.shape(serialized), ""))
+        )
         value = parsed[label]
         if table["task"] == "regression":
             return features, tf.cast(value, tf.float32)

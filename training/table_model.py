@@ -27,7 +27,9 @@ def table_head(task: str, labels: tuple[str, ...]) -> Any:
     return tf.estimator.RegressionHead() if task == "regression" else make_head(labels)
 
 
-def table_model_fn(features: dict, labels: tf.Tensor | None, mode: str, params: dict[str, Any]) -> tf.estimator.EstimatorSpec:
+def table_model_fn(
+    features: dict, labels: tf.Tensor | None, mode: str, params: dict[str, Any]
+) -> tf.estimator.EstimatorSpec:
     """`EstimatorSpec` for TRAIN, EVAL and PREDICT; `params` holds `manifest` (the dataset's, as JSON)
     and `feature_plan` besides the hyper-parameters."""
     manifest = Manifest.from_json(params["manifest"])
@@ -46,5 +48,6 @@ def table_model_fn(features: dict, labels: tf.Tensor | None, mode: str, params: 
     if not parts:
         raise ValueError("both the wide and the deep part are off, or have no columns; turn one on")
     logits = tf.add_n(parts)
-    return head.create_estimator_spec(features=features, mode=mode, logits=logits, labels=labels,
-                                      train_op_fn=make_train_op_fn(params))
+    return head.create_estimator_spec(
+        features=features, mode=mode, logits=logits, labels=labels, train_op_fn=make_train_op_fn(params)
+    )
