@@ -36,13 +36,14 @@ from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
+from common import Target, import_tensorflow, start_spark
 from PIL import Image
 
 from conversion.convert import ConversionSummary, convert_images
 from conversion.errors import ConversionError
 from conversion.images import IMAGE_EXTENSIONS, ImageRecord, Rejected, check_image
 from conversion.options import ImageConvertOptions, ImageTransform
-from jobs.spark_cli import add_spark_arguments, spark_session
+from jobs.spark_cli import add_spark_arguments
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO_ROOT / "bench_output" / "convert_images"
@@ -55,22 +56,6 @@ SMALL_SIZE = 64
 PHOTO_TARGET_BYTES = 100_000
 PHOTO_QUALITY_RANGE = (40, 97)
 LOOP_SPLITS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class Target:
-    """A figure's goal: `value <op> limit`, op being ">=" or "<="."""
-
-    op: str
-    limit: float
-
-    def met(self, value: float) -> bool:
-        """Whether `value` reaches the target."""
-        return value >= self.limit if self.op == ">=" else value <= self.limit
-
-    def text(self, value: float) -> str:
-        """`target >= 0.8  PASS` (or MISS)."""
-        return f"target {self.op} {self.limit:g}  {'PASS' if self.met(value) else 'MISS'}"
 
 
 @dataclass(frozen=True)
@@ -268,15 +253,6 @@ def ensure_data(workload: Workload, base: Path, processes: int) -> tuple[Path, i
 # --------------------------------------------------------------------------- the plain loop
 
 
-def import_tensorflow() -> ModuleType:
-    """TensorFlow, imported quietly (outside every timer)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-    return tf
-
-
 def list_images(root: Path) -> list[tuple[str, str]]:
     """(relative path, label) of every image file under `root/<label>/`, sorted (os.walk)."""
     found = []
@@ -351,17 +327,6 @@ def run_loop(tf: ModuleType, images: Path, output: Path, transform: ImageTransfo
 
 
 # --------------------------------------------------------------------------- Spark
-
-
-def start_spark(args: argparse.Namespace) -> tuple[Any, float]:
-    """The SparkSession configured like the jobs (`local[cores]` unless --master), and its start-up time."""
-    if not args.master:
-        args.master = f"local[{args.cores}]"
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    start = time.perf_counter()
-    spark = spark_session(args, "benchmark_convert_images")
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark, time.perf_counter() - start
 
 
 def run_spark(
@@ -541,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {w.name: ensure_data(w, args.workdir / w.folder_name, args.cores) for w in chosen}
 
     tf = import_tensorflow()
-    spark, session_start_s = start_spark(args)
+    spark, session_start_s = start_spark(args, "benchmark_convert_images", f"local[{args.cores}]")
     print(
         f"Spark {spark.version} on {args.master}: session started in {session_start_s:.2f} s; that start-up is "
         "counted once in each workload's end-to-end time and fixed cost (the session is shared).\n",

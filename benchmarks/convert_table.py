@@ -36,11 +36,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from common import Target, import_tensorflow, start_spark
 
 from conversion.errors import ConversionError
 from conversion.table_convert import TableSummary, convert_table
 from conversion.table_options import TableConvertOptions
-from jobs.spark_cli import add_spark_arguments, spark_session
+from jobs.spark_cli import add_spark_arguments
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO_ROOT / "bench_output" / "convert_table"
@@ -77,22 +78,6 @@ NOTE = (
     "is not served here), so the Spark job encodes the records in Python workers, and on 2 cores the ceiling is "
     "about 2x"
 )
-
-
-@dataclass(frozen=True)
-class Target:
-    """A figure's goal: `value <op> limit`, op being ">=" or "<="."""
-
-    op: str
-    limit: float
-
-    def met(self, value: float) -> bool:
-        """Whether `value` reaches the target."""
-        return value >= self.limit if self.op == ">=" else value <= self.limit
-
-    def text(self, value: float) -> str:
-        """`target >= 3  PASS` (or MISS)."""
-        return f"target {self.op} {self.limit:g}  {'PASS' if self.met(value) else 'MISS'}"
 
 
 RATIO_TARGET = Target(">=", 3.0)  # loop seconds / Spark end-to-end seconds, on 2 cores
@@ -238,15 +223,6 @@ def ensure_data(base: Path, rows: int) -> TableData:
 # --------------------------------------------------------------------------- the plain loop
 
 
-def import_tensorflow() -> ModuleType:
-    """TensorFlow, imported quietly (outside every timer)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-    return tf
-
-
 def feature_makers(tf: ModuleType, schema: pa.Schema) -> list[Callable[[Any], Any]]:
     """Per column, the `tf.train.Feature` builder of its type: int64 (ints, booleans), float or bytes."""
 
@@ -323,17 +299,6 @@ def _tfrecord_bytes(folder: Path) -> int:
 
 
 # --------------------------------------------------------------------------- Spark
-
-
-def start_spark(args: argparse.Namespace) -> tuple[Any, float]:
-    """The SparkSession configured like the jobs (`local[cores]` unless --master), and its start-up time."""
-    if not args.master:
-        args.master = f"local[{args.cores}]"
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    start = time.perf_counter()
-    spark = spark_session(args, "benchmark_convert_table")
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark, time.perf_counter() - start
 
 
 def run_spark(spark: Any, session_start_s: float, data: TableData, output: Path, num_shards: int) -> SparkResult:
@@ -461,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     data = ensure_data(base, args.rows)
 
     tf = import_tensorflow()
-    spark, session_start_s = start_spark(args)
+    spark, session_start_s = start_spark(args, "benchmark_convert_table", f"local[{args.cores}]")
     print(
         f"Spark {spark.version} on {args.master}: session started in {session_start_s:.2f} s; that start-up is "
         "counted in the Spark end-to-end time.\n",

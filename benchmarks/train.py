@@ -39,11 +39,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from common import Target, import_tensorflow, start_spark
+
 from conversion.convert import convert_images
 from conversion.errors import ConversionError, DatasetError
 from conversion.manifest import Manifest, read_manifest
 from conversion.options import ImageConvertOptions
-from jobs.spark_cli import add_spark_arguments, spark_session
+from jobs.spark_cli import add_spark_arguments
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO_ROOT / "bench_output" / "train"
@@ -56,26 +58,6 @@ PIPELINE_REPEATS = 3  # eager runs of train_input_fn; the median rate is reporte
 MIN_PASSES = 3  # TFRecord/files comparison: whole passes timed per side, at least this many ...
 MIN_TIMED_S = 2.0  # ... and at least this long in all, the two sides alternating
 START_TIMEOUT_S = 120
-
-
-@dataclass(frozen=True)
-class Target:
-    """A figure's goal: `value <op> limit`, op being ">=" or "<="."""
-
-    op: str
-    limit: float
-
-    def met(self, value: float) -> bool:
-        """Whether `value` reaches the target."""
-        return value >= self.limit if self.op == ">=" else value <= self.limit
-
-    def text(self, value: float) -> str:
-        """`target >= 1.5  PASS` (or MISS)."""
-        return f"target {self.op} {self.limit:g}  {'PASS' if self.met(value) else 'MISS'}"
-
-    def as_dict(self, value: float) -> dict[str, Any]:
-        """The target, the value and whether it is met, for results.json."""
-        return {"op": self.op, "limit": self.limit, "value": value, "pass": self.met(value)}
 
 
 TARGETS = {"headroom": Target(">=", 1.5), "tfrecord_vs_files": Target(">=", 3.0)}
@@ -95,16 +77,6 @@ class PassTiming:
 
 
 # --------------------------------------------------------------------------- set-up
-
-
-def import_tensorflow() -> ModuleType:
-    """TensorFlow, imported quietly (the ranks inherit TF_CPP_MIN_LOG_LEVEL from this process)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
-    return tf
 
 
 def ensure_images(root: Path, per_label: int) -> bool:
@@ -155,16 +127,6 @@ def ensure_dataset(spark: Any, images: Path, dataset: Path, expected_files: int,
     summary = convert_images(spark, options)
     print(f"  converted {sum(summary.records.values()):,} images in {time.perf_counter() - start:.1f} s", flush=True)
     return read_manifest(str(dataset))
-
-
-def start_spark(args: argparse.Namespace) -> tuple[Any, float]:
-    """The SparkSession configured like the jobs (`--master`, default local[2]) and its start-up time."""
-    args.master = args.master or DEFAULT_MASTER
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    start = time.perf_counter()
-    spark = spark_session(args, "benchmark_train")
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark, time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- 1. training, 1 and 2 processes
@@ -545,13 +507,13 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir = args.workdir.resolve()
     images, dataset = args.workdir / "images", args.workdir / "dataset"
 
-    tf = import_tensorflow()
+    tf = import_tensorflow("2")
     from jobs.demo import SHAPES
     from training.config import TrainingError
 
     print(f"Preparing data in {args.workdir}", flush=True)
     regenerated = ensure_images(images, args.per_label)
-    spark, session_start_s = start_spark(args)
+    spark, session_start_s = start_spark(args, "benchmark_train", DEFAULT_MASTER)
     spark_version = spark.version
     print(f"  Spark {spark_version} on {args.master}: session started in {session_start_s:.2f} s", flush=True)
 
