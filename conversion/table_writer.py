@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import decimal
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from conversion.example_proto import bytes_feature, example_from_features, feature_key, float_feature, int64_feature
+from conversion.example_proto import _delimited, bytes_feature, feature_key, float_feature, int64_feature
 from conversion.listing import filesystem
 from conversion.table_schema import ColumnSpec
 from conversion.tfrecord_io import COMPRESSIONS, TFRecordFileWriter
 
 SHARD_COLUMN = "_shard"
+_FLOAT = struct.Struct("<f")
 RESULT_DDL = "shard long, tmp_path string, num_records long, num_bytes long, attempt long"
 RESULT_SCHEMA = pa.schema(
     [
@@ -54,6 +56,25 @@ def _encoder(column: ColumnSpec) -> Callable[[Any], bytes]:
     return (lambda v: bytes_feature([text(x) for x in v])) if column.is_list else (lambda v: bytes_feature([text(v)]))
 
 
+def _entries(column: ColumnSpec, values: list, key: bytes) -> list[bytes]:
+    """The serialized feature-map entry of every value of one column (column at a time, memoized)."""
+    if column.dtype == "float32" and not column.is_list:
+        prefix = _delimited(0x0A, key + _delimited(0x12, float_feature([0.0])))[:-4]  # fixed size: value last
+        pack = _FLOAT.pack
+        return [prefix + pack(float(v)) for v in values]
+    encode = _encoder(column)
+    if column.is_list:
+        return [_delimited(0x0A, key + _delimited(0x12, encode(v))) for v in values]
+    cache: dict[Any, bytes] = {}
+    out = []
+    for v in values:
+        entry = cache.get(v)
+        if entry is None:
+            entry = cache[v] = _delimited(0x0A, key + _delimited(0x12, encode(v)))
+        out.append(entry)
+    return out
+
+
 def write_table_shards(job: TableShardJob, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """mapInArrow body: rows arrive grouped by shard and ordered; each shard becomes one temporary file."""
     from pyspark import TaskContext
@@ -61,9 +82,9 @@ def write_table_shards(job: TableShardJob, batches: Iterator[pa.RecordBatch]) ->
     context = TaskContext.get()
     attempt = context.attemptNumber()
     fs, staging = filesystem(job.staging_url)
-    names = [c.name for c in job.columns]
-    keys = {c.name: feature_key(c.name) for c in job.columns}
-    encoders = [_encoder(c) for c in job.columns]
+    # Example map entries go in sorted key order, as `example_from_features` writes them.
+    ordered = sorted(job.columns, key=lambda c: c.name)
+    keys = [feature_key(c.name) for c in ordered]
     results: list[dict[str, Any]] = []
     writer: TFRecordFileWriter | None = None
     current, path, written_total = -1, "", 0
@@ -71,40 +92,32 @@ def write_table_shards(job: TableShardJob, batches: Iterator[pa.RecordBatch]) ->
     def close() -> None:
         if writer is not None:
             writer.close()
-            results.append(
-                {
-                    "shard": current,
-                    "tmp_path": path,
-                    "num_records": writer.num_records,
-                    "num_bytes": fs.size(path),
-                    "attempt": attempt,
-                }
-            )
+            results.append({"shard": current, "tmp_path": path, "num_records": writer.num_records,
+                            "num_bytes": fs.size(path), "attempt": attempt})
 
     for batch in batches:
         shards = batch.column(SHARD_COLUMN).to_pylist()
-        values = [batch.column(name).to_pylist() for name in names]
-        for row, shard in enumerate(shards):
+        columns = [_entries(c, _plain(batch.column(c.name).to_pylist()), k) for c, k in zip(ordered, keys)]
+        for row, entries in enumerate(zip(*columns)):
+            shard = shards[row]
             if shard != current:
                 close()
                 current = shard
                 path = f"{staging}/{job.shard_names[shard]}.tmp-{context.taskAttemptId()}"
                 writer = TFRecordFileWriter(fs.open(path, "wb"), job.compression)
-            if (
-                job.fail_once_after is not None
-                and attempt == 0
-                and context.partitionId() == 0
-                and written_total >= job.fail_once_after
-            ):
+            if job.fail_once_after is not None and attempt == 0 and context.partitionId() == 0 \
+                    and written_total >= job.fail_once_after:
                 raise RuntimeError(f"injected failure after {written_total} rows")
-            features = {}
-            for name, encode, column in zip(names, encoders, values):
-                value = column[row]
-                features[name] = encode(float(value) if isinstance(value, decimal.Decimal) else value)
-            writer.write(example_from_features(features, keys))
+            writer.write(_delimited(0x0A, b"".join(entries)))
             written_total += 1
     close()
     yield pa.RecordBatch.from_pylist(results, schema=RESULT_SCHEMA)
+
+
+def _plain(values: list) -> list:
+    """Decimals as floats (the only Arrow type whose Python value the encoders do not take)."""
+    return [float(v) if isinstance(v, decimal.Decimal) else v for v in values] if any(
+        isinstance(v, decimal.Decimal) for v in values[:1]) else values
 
 
 def shard_file_name(split: str, index: int, count: int, compression: str) -> str:
