@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from conversion.discovery import Candidate
 from conversion.options import ImageConvertOptions
-from conversion.tfrecord_io import COMPRESSIONS
+from conversion.tfrecord_io import shard_file_name
 
 
 def stable_hash(key: str, salt: str) -> int:
@@ -51,7 +51,7 @@ class ShardPlan:
 
     @property
     def name(self) -> str:
-        return f"{self.split}-{self.index:05d}-of-{self.num_shards:05d}.tfrecord{COMPRESSIONS[self.compression]}"
+        return shard_file_name(self.split, self.index, self.num_shards, self.compression)
 
 
 def _split_bounds(splits: tuple[tuple[str, float], ...]) -> list[int]:

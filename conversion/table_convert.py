@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -20,7 +20,8 @@ from conversion.staging import MANIFEST, SUCCESS, Staging
 from conversion.table_options import TableConvertOptions
 from conversion.table_schema import ColumnSpec, column_specs
 from conversion.table_stats import column_statistics
-from conversion.table_writer import RESULT_DDL, SHARD_COLUMN, TableShardJob, shard_file_name, write_table_shards
+from conversion.table_writer import RESULT_DDL, SHARD_COLUMN, TableShardJob, write_table_shards
+from conversion.tfrecord_io import shard_file_name
 
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
 MAX_CLASSES_FOR_AUTO = 50
@@ -148,7 +149,16 @@ def convert_table(spark: SparkSession, options: TableConvertOptions) -> TableSum
     return summary
 
 
-def _convert(spark, options, source, columns, label, defaults, staging, start) -> TableSummary:
+def _convert(
+    spark: SparkSession,
+    options: TableConvertOptions,
+    source: DataFrame,
+    columns: list[ColumnSpec],
+    label: ColumnSpec,
+    defaults: dict[str, Any],
+    staging: Staging,
+    start: float,
+) -> TableSummary:
     task = _task(options, label, source)
     key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
     df = source.withColumn("_h", F.xxhash64(*key)).withColumn("_split", _split_column(options.splits))
@@ -164,7 +174,18 @@ def _convert(spark, options, source, columns, label, defaults, staging, start) -
         df.unpersist()
 
 
-def _write(spark, options, df, columns, label, defaults, staging, start, task) -> TableSummary:
+def _write(
+    spark: SparkSession,
+    options: TableConvertOptions,
+    df: DataFrame,
+    columns: list[ColumnSpec],
+    label: ColumnSpec,
+    defaults: dict[str, Any],
+    staging: Staging,
+    start: float,
+    task: str,
+) -> TableSummary:
+    """Count, report rejects, plan shards, write them, compute statistics, write the manifest, commit."""
     rows_seen = df.count()
     if rows_seen == 0:
         raise ConversionError(f"{options.input or options.table} has no rows")
@@ -246,7 +267,7 @@ def _write(spark, options, df, columns, label, defaults, staging, start, task) -
         kind="table",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         source_root=options.input or f"table:{options.table}",
-        options={k: v for k, v in options.__dict__.items() if k not in ("input", "output")},
+        options={k: v for k, v in asdict(options).items() if k not in ("input", "output")},
         labels=tuple(labels),
         features={c.name: FeatureInfo(c.dtype, (), "var" if c.is_list else "fixed", c.spark_type) for c in columns},
         splits=splits,

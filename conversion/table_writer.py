@@ -13,7 +13,7 @@ import pyarrow as pa
 from conversion.example_proto import _delimited, bytes_feature, feature_key, float_feature, int64_feature
 from conversion.listing import filesystem
 from conversion.table_schema import ColumnSpec
-from conversion.tfrecord_io import COMPRESSIONS, TFRecordFileWriter
+from conversion.tfrecord_io import TFRecordFileWriter
 
 SHARD_COLUMN = "_shard"
 _FLOAT = struct.Struct("<f")
@@ -92,8 +92,15 @@ def write_table_shards(job: TableShardJob, batches: Iterator[pa.RecordBatch]) ->
     def close() -> None:
         if writer is not None:
             writer.close()
-            results.append({"shard": current, "tmp_path": path, "num_records": writer.num_records,
-                            "num_bytes": fs.size(path), "attempt": attempt})
+            results.append(
+                {
+                    "shard": current,
+                    "tmp_path": path,
+                    "num_records": writer.num_records,
+                    "num_bytes": fs.size(path),
+                    "attempt": attempt,
+                }
+            )
 
     for batch in batches:
         shards = batch.column(SHARD_COLUMN).to_pylist()
@@ -105,8 +112,12 @@ def write_table_shards(job: TableShardJob, batches: Iterator[pa.RecordBatch]) ->
                 current = shard
                 path = f"{staging}/{job.shard_names[shard]}.tmp-{context.taskAttemptId()}"
                 writer = TFRecordFileWriter(fs.open(path, "wb"), job.compression)
-            if job.fail_once_after is not None and attempt == 0 and context.partitionId() == 0 \
-                    and written_total >= job.fail_once_after:
+            if (
+                job.fail_once_after is not None
+                and attempt == 0
+                and context.partitionId() == 0
+                and written_total >= job.fail_once_after
+            ):
                 raise RuntimeError(f"injected failure after {written_total} rows")
             writer.write(_delimited(0x0A, b"".join(entries)))
             written_total += 1
@@ -116,9 +127,8 @@ def write_table_shards(job: TableShardJob, batches: Iterator[pa.RecordBatch]) ->
 
 def _plain(values: list) -> list:
     """Decimals as floats (the only Arrow type whose Python value the encoders do not take)."""
-    return [float(v) if isinstance(v, decimal.Decimal) else v for v in values] if any(
-        isinstance(v, decimal.Decimal) for v in values[:1]) else values
-
-
-def shard_file_name(split: str, index: int, count: int, compression: str) -> str:
-    return f"{split}-{index:05d}-of-{count:05d}.tfrecord{COMPRESSIONS[compression]}"
+    return (
+        [float(v) if isinstance(v, decimal.Decimal) else v for v in values]
+        if any(isinstance(v, decimal.Decimal) for v in values[:1])
+        else values
+    )

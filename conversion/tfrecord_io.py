@@ -12,6 +12,11 @@ COMPRESSIONS = {"none": "", "gzip": ".gz"}  # only codecs tf.data reads; value: 
 _MASK_DELTA = 0xA282EAD8
 
 
+def shard_file_name(split: str, index: int, count: int, compression: str) -> str:
+    """`<split>-00003-of-00016.tfrecord` (`.gz` appended for gzip): the one naming of shards."""
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord{COMPRESSIONS[compression]}"
+
+
 def masked_crc32c(data: bytes) -> int:
     """The CRC32C of `data`, masked as TFRecord stores it."""
     crc = google_crc32c.value(data)
