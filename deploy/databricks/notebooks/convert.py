@@ -1,0 +1,25 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # Convert an image folder into a TFRecord dataset
+# MAGIC Calls `conversion.convert.convert_images` on the cluster's Spark session; the logic lives in the library.
+
+# COMMAND ----------
+
+dbutils.widgets.text("input", "/Volumes/main/default/raw/images", "Image root (ROOT/<label>/...)")
+dbutils.widgets.text("output", "/Volumes/main/default/datasets/images", "Dataset folder")
+dbutils.widgets.text("num_shards", "16", "Shards per split")
+dbutils.widgets.dropdown("mode", "overwrite", ["error", "overwrite"], "If the output exists")
+
+# COMMAND ----------
+
+from conversion.convert import convert_images
+from conversion.options import ImageConvertOptions
+
+options = ImageConvertOptions(
+    input=dbutils.widgets.get("input"),
+    output=dbutils.widgets.get("output"),
+    num_shards=int(dbutils.widgets.get("num_shards")),
+    mode=dbutils.widgets.get("mode"),
+)
+summary = convert_images(spark, options)
+print(summary.text())
