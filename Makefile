@@ -32,7 +32,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	$(VENV)/bin/ruff check conversion training jobs tests benchmarks
+	$(VENV)/bin/ruff check conversion training jobs tests benchmarks deploy
 	$(VENV)/bin/pytest
 
 demo: setup
