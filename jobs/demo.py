@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,13 @@ from PIL import Image, ImageDraw
 
 from conversion.convert import convert_images
 from conversion.errors import ConversionError, DatasetError
+from conversion.manifest import read_manifest
 from conversion.options import ImageConvertOptions
 from conversion.validate import inspect_examples, validate_dataset
 from jobs.spark_cli import add_spark_arguments, spark_session
 from training.config import TrainConfig, TrainingError
-from training.predict import accuracy, predict_split
+from training.predict import predict_split
+from training.report import write_report
 from training.run import run_training
 
 SHAPES = ("circle", "square", "triangle", "cross")
@@ -58,40 +61,73 @@ def generate_tree(root: Path, per_label: int) -> None:
                 image.save(path)
 
 
+def write_digits(root: Path, size: int = 32) -> int:
+    """scikit-learn's 1,797 handwritten digits (8x8, shipped with the package) as `root/<digit>/<n>.png`."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for index, (pixels, target) in enumerate(zip(digits.images, digits.target)):
+        path = root / str(target) / f"{index:04d}.png"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image = Image.fromarray((pixels * (255.0 / 16.0)).astype(np.uint8), "L")
+            image.resize((size, size), Image.BILINEAR).save(path)
+    return len(digits.images)
+
+
+def predict_a_few(export: str, dataset: Path, count: int = 8) -> list[tuple[str, str, str]]:
+    """(file, true label, predicted label) for the first test records, predicted from raw image bytes."""
+    import tensorflow as tf
+
+    rows = list(inspect_examples(str(dataset), "test", count))
+    images = Path(read_manifest(str(dataset)).source_root)
+    data = [(images / row["image/filename"]).read_bytes() for row in rows]
+    outputs = tf.saved_model.load(export).signatures["image_bytes:predict"](image_bytes=tf.constant(data))
+    predicted = [c.decode() for c in outputs["classes"].numpy()[:, 0]]
+    return [(row["image/filename"], row["image/class/text"], p) for row, p in zip(rows, predicted)]
+
+
+def samples_per_label(images: Path, labels: tuple[str, ...], count: int = 8) -> dict[str, list[bytes]]:
+    return {label: [p.read_bytes() for p in sorted((images / label).glob("*.png"))[:count]] for label in labels}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="demo_output", help="where the images and the dataset go")
-    parser.add_argument("--per-label", type=int, default=250, help="images per label")
+    parser.add_argument("--workdir", default="demo_output", help="where the images, dataset, model and report go")
     parser.add_argument("--num-proc", type=int, default=2, help="Horovod processes")
-    parser.add_argument("--epochs", type=float, default=8, help="passes over the training split")
+    parser.add_argument("--epochs", type=float, default=25, help="passes over the training split")
     add_spark_arguments(parser)
     args = parser.parse_args(argv)
+    start = time.perf_counter()
     workdir = Path(args.workdir).resolve()
-    images, dataset, model_dir = workdir / "images", workdir / "dataset", workdir / "model"
-    generate_tree(images, args.per_label)
-    print(f"images:  {images} ({len(SHAPES)} labels x {args.per_label} PNGs)")
+    images, dataset, model_dir = workdir / "digits", workdir / "dataset", workdir / "model"
+    print(f"images:      {images} ({write_digits(images)} PNGs of 32x32 in 10 label folders)")
     try:
         spark = spark_session(args, "demo")
         options = ImageConvertOptions(str(images), str(dataset), num_shards=4, mode="overwrite")
         print(convert_images(spark, options).text())
         print(validate_dataset(str(dataset)).text())
-        for row in inspect_examples(str(dataset), "train", 2):
-            print(
-                "  example:", {k: row[k] for k in ("image/filename", "image/class/text", "image/height", "image/width")}
-            )
         if model_dir.exists():
             shutil.rmtree(model_dir)  # a rerun trains from scratch
         config = TrainConfig(str(dataset), str(model_dir), epochs=args.epochs, eval_split="test")
         result = run_training(spark, config, args.num_proc)
         print(result.text())
-        predictions = predict_split(spark, result.metrics["export_path"], str(dataset), "test")
+        export = result.metrics["export_path"]
+        for name, true, predicted in predict_a_few(export, dataset):
+            print(f"  export predicts {name}: {predicted} (true {true})")
         out = workdir / "predictions"
-        predictions.write.mode("overwrite").parquet(str(out))
-        print(f"predictions: {out} (test accuracy with the export: {accuracy(spark.read.parquet(str(out))):.4f})")
+        predict_split(spark, export, str(dataset), "test").write.mode("overwrite").parquet(str(out))
+        predictions = spark.read.parquet(str(out)).toPandas()
+        manifest = read_manifest(str(dataset))
+        report = write_report(str(workdir / "report.html"), manifest, samples_per_label(images, manifest.labels),
+                              str(model_dir), "test", predictions, result.metrics)
     except (ConversionError, DatasetError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"dataset: {dataset}\nmodel:   {model_dir} (TensorBoard: tensorboard --logdir {model_dir})")
+    accuracy = float((predictions["true_label"] == predictions["predicted_label"]).mean())
+    print(f"test accuracy {accuracy:.4f} on {len(predictions)} images (target 0.95) in {time.perf_counter() - start:.0f} s")
+    print(f"dataset:     {dataset}\nmodel:       {model_dir} (tensorboard --logdir {model_dir})\n"
+          f"export:      {export}\npredictions: {out}\nreport:      {report}")
     return 0
 
 

@@ -127,3 +127,22 @@ def test_bad_inputs_fail_with_one_clear_error(spark, shapes_dataset, tmp_path):
     shard.write_bytes(bytes(data))
     with pytest.raises(TrainingError, match=f"corrupt shard .*{shard.name}"):
         run_training(spark, config(corrupt, tmp_path / "m4", max_steps=40), num_proc=2)
+
+
+def test_report_shows_counts_samples_curves_and_confusion(spark, shapes_dataset, trained, tmp_path):
+    from training.report import write_report
+
+    model_dir, result = trained
+    manifest = read_manifest(str(shapes_dataset))
+    predictions = predict_split(spark, result.metrics["export_path"], str(shapes_dataset), "test").toPandas()
+    samples = {label: [next((shapes_dataset.parent / "images" / label).glob("*.png")).read_bytes()]
+               for label in manifest.labels}
+    path = write_report(str(tmp_path / "r.html"), manifest, samples, str(model_dir), "test", predictions,
+                        result.metrics)
+    page = (tmp_path / "r.html").read_text()
+    for heading in ("Records per label and split", "Samples per label", "Training", "Confusion matrix (test)"):
+        assert f"<h2>{heading}</h2>" in page
+    assert page.count("<img") == len(manifest.labels) and "training loss: " in page and "<polyline" in page
+    cells = [int(c) for c in __import__("re").findall(r'rgba\(31,119,180,[0-9.]+\)">(\d+)<', page)]
+    assert len(cells) == len(manifest.labels) ** 2 and sum(cells) == len(predictions)
+    assert path.endswith("r.html")
