@@ -119,15 +119,26 @@ def main(argv: list[str] | None = None) -> int:
         predict_split(spark, export, str(dataset), "test").write.mode("overwrite").parquet(str(out))
         predictions = spark.read.parquet(str(out)).toPandas()
         manifest = read_manifest(str(dataset))
-        report = write_report(str(workdir / "report.html"), manifest, samples_per_label(images, manifest.labels),
-                              str(model_dir), "test", predictions, result.metrics)
+        report = write_report(
+            str(workdir / "report.html"),
+            manifest,
+            samples_per_label(images, manifest.labels),
+            str(model_dir),
+            "test",
+            predictions,
+            result.metrics,
+        )
     except (ConversionError, DatasetError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     accuracy = float((predictions["true_label"] == predictions["predicted_label"]).mean())
-    print(f"test accuracy {accuracy:.4f} on {len(predictions)} images (target 0.95) in {time.perf_counter() - start:.0f} s")
-    print(f"dataset:     {dataset}\nmodel:       {model_dir} (tensorboard --logdir {model_dir})\n"
-          f"export:      {export}\npredictions: {out}\nreport:      {report}")
+    print(
+        f"test accuracy {accuracy:.4f} on {len(predictions)} images (target 0.95) in {time.perf_counter() - start:.0f} s"
+    )
+    print(
+        f"dataset:     {dataset}\nmodel:       {model_dir} (tensorboard --logdir {model_dir})\n"
+        f"export:      {export}\npredictions: {out}\nreport:      {report}"
+    )
     return 0
 
 

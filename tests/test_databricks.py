@@ -55,8 +55,11 @@ def test_notebooks_convert_train_and_predict(spark, tmp_path):
     data, model_dir, out = tmp_path / "data", tmp_path / "model", tmp_path / "predictions"
     run_notebook("convert.py", spark, {"input": str(tmp_path / "images"), "output": str(data), "num_shards": "2"})
     assert read_manifest(str(data)).num_records == 160
-    trained = run_notebook("train.py", spark, {"data": str(data), "model_dir": str(model_dir), "num_proc": "2",
-                                               "epochs": "2", "batch_size": "8"})
+    trained = run_notebook(
+        "train.py",
+        spark,
+        {"data": str(data), "model_dir": str(model_dir), "num_proc": "2", "epochs": "2", "batch_size": "8"},
+    )
     assert trained["result"].metrics["num_proc"] == 2 and (model_dir / "metrics.json").exists()
     run_notebook("predict.py", spark, {"model_dir": str(model_dir), "data": str(data), "output": str(out)})
     assert spark.read.parquet(str(out)).count() == read_manifest(str(data)).splits["test"].num_records

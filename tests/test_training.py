@@ -135,10 +135,13 @@ def test_report_shows_counts_samples_curves_and_confusion(spark, shapes_dataset,
     model_dir, result = trained
     manifest = read_manifest(str(shapes_dataset))
     predictions = predict_split(spark, result.metrics["export_path"], str(shapes_dataset), "test").toPandas()
-    samples = {label: [next((shapes_dataset.parent / "images" / label).glob("*.png")).read_bytes()]
-               for label in manifest.labels}
-    path = write_report(str(tmp_path / "r.html"), manifest, samples, str(model_dir), "test", predictions,
-                        result.metrics)
+    samples = {
+        label: [next((shapes_dataset.parent / "images" / label).glob("*.png")).read_bytes()]
+        for label in manifest.labels
+    }
+    path = write_report(
+        str(tmp_path / "r.html"), manifest, samples, str(model_dir), "test", predictions, result.metrics
+    )
     page = (tmp_path / "r.html").read_text()
     for heading in ("Records per label and split", "Samples per label", "Training", "Confusion matrix (test)"):
         assert f"<h2>{heading}</h2>" in page
