@@ -12,11 +12,12 @@ import sys
 from conversion.errors import DatasetError
 from jobs.spark_cli import add_spark_arguments, spark_session
 from training.predict import accuracy, predict_images, predict_split, predict_table_file
+from training.serving import resolve_export
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="predict", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="SavedModel export folder (model_dir/export/<timestamp>)")
+    parser.add_argument("--model", required=True, help="SavedModel export folder, or a model_dir (its newest export)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="dataset folder written by a conversion job")
     source.add_argument("--images", help="a folder of raw images (ROOT/<label>/... gives true labels)")
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        args.model = resolve_export(args.model)
         spark = spark_session(args, "predict")
         if args.data:
             predictions = predict_split(spark, args.model, args.data, args.split)
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             predictions = predict_table_file(spark, args.model, args.table_file, args.format, args.csv_null_value)
         predictions.write.mode(args.mode).parquet(args.output)
-    except DatasetError as err:
+    except (DatasetError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     written = spark.read.parquet(args.output)

@@ -87,3 +87,18 @@ def load_labels(export_dir: str) -> list[str]:
     """The label map shipped with an export (index = class id)."""
     with tf.io.gfile.GFile(f"{export_dir}/assets.extra/{LABELS_ASSET}") as handle:
         return [line.rstrip("\n") for line in handle]
+
+
+def resolve_export(path: str) -> str:
+    """`path` if it is a SavedModel, else the newest export under `path` or `path/export` (a model_dir).
+
+    Raises:
+        FileNotFoundError: no SavedModel is there.
+    """
+    for folder in (path, f"{path}/export"):
+        if tf.io.gfile.exists(f"{folder}/saved_model.pb"):
+            return folder
+        exports = sorted(p.rstrip("/") for p in tf.io.gfile.glob(f"{folder}/*") if tf.io.gfile.exists(f"{p}/saved_model.pb"))
+        if exports:
+            return exports[-1]
+    raise FileNotFoundError(f"no SavedModel at {path} (nor an export under it); pass model_dir/export/<timestamp>")

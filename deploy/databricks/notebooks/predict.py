@@ -13,11 +13,10 @@ dbutils.widgets.text("output", "/Volumes/main/default/predictions/images", "Parq
 
 # COMMAND ----------
 
-import tensorflow as tf
-
 from training.predict import accuracy, predict_split
+from training.serving import resolve_export
 
-model = dbutils.widgets.get("model") or max(tf.io.gfile.glob(f"{dbutils.widgets.get('model_dir')}/export/*"))
+model = resolve_export(dbutils.widgets.get("model") or dbutils.widgets.get("model_dir"))
 predictions = predict_split(spark, model, dbutils.widgets.get("data"), dbutils.widgets.get("split"))
 predictions.write.mode("overwrite").parquet(dbutils.widgets.get("output"))
 print(f"predictions: {dbutils.widgets.get('output')}; accuracy {accuracy(spark.read.parquet(dbutils.widgets.get('output')))}")

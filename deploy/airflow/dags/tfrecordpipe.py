@@ -1,0 +1,88 @@
+"""Airflow DAGs that run the jobs: convert → validate → train → predict.
+
+`tfrecordpipe_spark` submits `jobs/*.py` with SparkSubmitOperator (connection `spark_default`);
+`tfrecordpipe_databricks` runs the Databricks job the bundle in deploy/databricks defines.
+Every parameter is checked against its allowed values (type, pattern, range) when the run is
+triggered, before anything reaches a command line. The DAG file holds no pipeline logic.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow import DAG
+from airflow.models.param import Param
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.databricks.operators.databricks import DatabricksRunNowOperator
+
+PROJECT = os.environ.get("TFRECORDPIPE_HOME", "/opt/tfrecordpipe")
+PATH = r"^[A-Za-z0-9_:/.\-]+$"  # URLs and paths only: no spaces, quotes or shell characters
+PARAMS = {
+    "images": Param("/data/raw/images", type="string", pattern=PATH, description="image root, ROOT/<label>/..."),
+    "dataset": Param("/data/datasets/images", type="string", pattern=PATH),
+    "model_dir": Param("/data/models/images", type="string", pattern=PATH),
+    "predictions": Param("/data/predictions/images", type="string", pattern=PATH),
+    "num_shards": Param(16, type="integer", minimum=1, maximum=4096),
+    "num_proc": Param(2, type="integer", minimum=1, maximum=512),
+    "epochs": Param(5, type="number", exclusiveMinimum=0, maximum=1000),
+    "split": Param("test", type="string", enum=["train", "validation", "test"]),
+}
+DEFAULT_ARGS = {"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=5)}
+CONF = {"spark.task.maxFailures": "4", "spark.sql.execution.arrow.maxRecordsPerBatch": "256"}
+
+
+def spark_job(task_id: str, job: str, args: list[str]) -> SparkSubmitOperator:
+    """One `spark-submit jobs/<job>.py args` task; the project zip ships with --py-files."""
+    return SparkSubmitOperator(
+        task_id=task_id,
+        application=f"{PROJECT}/jobs/{job}.py",
+        application_args=args,
+        py_files=f"{PROJECT}/dist/tfrecordpipe.zip",
+        conf=CONF,
+        name=f"tfrecordpipe-{task_id}",
+        conn_id="spark_default",
+    )
+
+
+with DAG(
+    dag_id="tfrecordpipe_spark",
+    description="Convert image folders, validate, train with Horovod on Spark, predict",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    params=PARAMS,
+    tags=["tfrecordpipe"],
+) as spark_dag:
+    convert = spark_job("convert", "convert_images", [
+        "--input", "{{ params.images }}", "--output", "{{ params.dataset }}",
+        "--num-shards", "{{ params.num_shards }}", "--mode", "overwrite"])
+    validate = spark_job("validate", "validate", ["--data", "{{ params.dataset }}"])
+    train = spark_job("train", "train", [
+        "--data", "{{ params.dataset }}", "--model-dir", "{{ params.model_dir }}/{{ ds_nodash }}",
+        "--num-proc", "{{ params.num_proc }}", "--epochs", "{{ params.epochs }}"])
+    predict = spark_job("predict", "predict", [
+        "--model", "{{ params.model_dir }}/{{ ds_nodash }}",
+        "--data", "{{ params.dataset }}", "--split", "{{ params.split }}",
+        "--output", "{{ params.predictions }}/{{ ds_nodash }}", "--mode", "overwrite"])
+    convert >> validate >> train >> predict
+
+
+with DAG(
+    dag_id="tfrecordpipe_databricks",
+    description="Run the tfrecordpipe Databricks job (deploy/databricks/databricks.yml)",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    params={"job_name": Param("tfrecordpipe-images", type="string", pattern=r"^[A-Za-z0-9_\-]+$"),
+            "num_proc": PARAMS["num_proc"]},
+    tags=["tfrecordpipe"],
+) as databricks_dag:
+    DatabricksRunNowOperator(
+        task_id="run_job",
+        databricks_conn_id="databricks_default",
+        job_name="{{ params.job_name }}",
+        notebook_params={"num_proc": "{{ params.num_proc }}"},
+    )
