@@ -1,0 +1,75 @@
+"""The DAGs import cleanly, have the expected graph, refuse bad parameters and render the right commands."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from airflow.exceptions import ParamValidationError
+from airflow.models import DagBag
+from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(DAGS), include_examples=False)
+
+
+def test_dagbag_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert sorted(dagbag.dag_ids) == ["tfrecordpipe_databricks", "tfrecordpipe_spark"]
+
+
+def test_task_graph_schedule_and_retries(dagbag):
+    dag = dagbag.dags["tfrecordpipe_spark"]
+    assert dag.schedule_interval == "@daily" and not dag.catchup
+    order = ["convert", "validate", "train", "predict"]
+    for upstream, downstream in zip(order, order[1:]):
+        assert dag.get_task(upstream).downstream_task_ids == {downstream}
+    assert all(task.retries == 2 for task in dag.tasks)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("images", "/data/raw; rm -rf /"), ("dataset", "/data/$(whoami)"), ("num_shards", 0),
+    ("num_proc", 100000), ("epochs", -1), ("split", "everything"),
+])
+def test_bad_parameters_are_refused_before_any_command_line(dagbag, name, value):
+    params = copy.deepcopy(dagbag.dags["tfrecordpipe_spark"].params)
+    with pytest.raises(ParamValidationError):
+        params[name] = value
+
+
+def rendered_command(task, params: dict) -> list[str]:
+    task.render_template_fields({"params": params, "ds_nodash": "20260102"}, jinja_env=task.dag.get_template_env())
+    hook = SparkSubmitHook(conf=task.conf, conn_id=task._conn_id, py_files=task.py_files, name=task.name,
+                           application_args=task.application_args)
+    return hook._build_spark_submit_command(task.application)
+
+
+def test_rendered_spark_submit_commands(dagbag):
+    dag = dagbag.dags["tfrecordpipe_spark"]
+    params = dag.params.validate()
+    params.update(images="s3a://lake/raw/pets", num_shards=64, num_proc=4)
+    commands = {task.task_id: rendered_command(task, params) for task in dag.tasks}
+    convert = commands["convert"]
+    assert convert[:3] == ["spark-submit", "--master", "spark://spark-master:7077"]
+    assert "--py-files" in convert and convert[convert.index("--py-files") + 1] == "/opt/tfrecordpipe/dist/tfrecordpipe.zip"
+    assert convert[-9:] == ["/opt/tfrecordpipe/jobs/convert_images.py", "--input", "s3a://lake/raw/pets", "--output",
+                            "/data/datasets/images", "--num-shards", "64", "--mode", "overwrite"]
+    assert commands["train"][-9:] == ["/opt/tfrecordpipe/jobs/train.py", "--data", "/data/datasets/images",
+                                      "--model-dir", "/data/models/images/20260102", "--num-proc", "4", "--epochs", "5"]
+    assert commands["predict"][-11:] == ["/opt/tfrecordpipe/jobs/predict.py", "--model", "/data/models/images/20260102",
+                                         "--data", "/data/datasets/images", "--split", "test", "--output",
+                                         "/data/predictions/images/20260102", "--mode", "overwrite"]
+    assert "spark.task.maxFailures=4" in convert
+
+
+def test_databricks_variant_renders_the_job_and_its_parameters(dagbag):
+    dag = dagbag.dags["tfrecordpipe_databricks"]
+    (task,) = dag.tasks
+    task.render_template_fields({"params": dag.params.validate()}, jinja_env=dag.get_template_env())
+    assert task.json["job_name"] == "tfrecordpipe-images"
+    assert task.json["notebook_params"] == {"num_proc": "2"}
