@@ -60,16 +60,21 @@ class ConversionSummary:
         return "\n".join(lines)
 
 
-def _check_paths(options: ImageConvertOptions) -> None:
-    in_fs, in_path = filesystem(options.input)
-    out_fs, out_path = filesystem(options.output)
+def check_paths(input_url: str, output_url: str) -> None:
+    """Refuse an output inside the input, and an input inside the output (overwrite would delete it).
+
+    Raises:
+        ConversionError: the two overlap.
+    """
+    in_fs, in_path = filesystem(input_url)
+    out_fs, out_path = filesystem(output_url)
     if type(in_fs) is type(out_fs):
         real = os.path.realpath if isinstance(in_fs, LocalFileSystem) else posixpath.normpath
-        inside, root = real(out_path), real(in_path)
-        if inside == root or inside.startswith(root.rstrip("/") + "/"):
-            raise ConversionError(
-                f"output {options.output} lies inside input {options.input}; choose an --output outside it"
-            )
+        output, source = real(out_path), real(in_path)
+        if output == source or output.startswith(source.rstrip("/") + "/"):
+            raise ConversionError(f"output {output_url} lies inside input {input_url}; choose an --output outside it")
+        if source.startswith(output.rstrip("/") + "/"):
+            raise ConversionError(f"input {input_url} lies inside output {output_url}; choose an --output elsewhere")
 
 
 def _run_tasks(spark: SparkSession, plans: list[ShardPlan], job: ShardJob) -> list[ShardResult]:
@@ -137,7 +142,7 @@ def convert_images(spark: SparkSession, options: ImageConvertOptions) -> Convers
         ConversionError: bad input or options, or more rejects than `max_reject_fraction`.
     """
     start = time.perf_counter()
-    _check_paths(options)
+    check_paths(options.input, options.output)
     staging = Staging(options.output)
     staging.begin(options.mode)
     try:
@@ -169,8 +174,7 @@ def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging
     staging.write_text(REJECTED_REPORT, _rejected_lines(rejects))
     for r in results:  # keep the attempt that Spark reported; drop failed and speculative ones
         staging.fs.mv(r.tmp_path, f"{staging.path}/{r.name}")
-    for leftover in staging.fs.glob(f"{staging.path}/*.tmp-*"):
-        staging.fs.rm(leftover)
+    staging.remove_temporary_files()
     bad = [s for s in rejects if s.reason not in SKIP_REASONS]
     images = len(found.candidates) + sum(1 for s in found.skipped if s.reason == "unknown_label")
     if len(bad) > options.max_reject_fraction * images:

@@ -41,9 +41,24 @@ class Staging:
             )
         parent = posixpath.dirname(self.output)
         if self.fs.exists(parent):
-            for stale in self.fs.glob(f"{self._prefix}*"):
+            for stale in self._siblings():
                 self.fs.rm(stale, recursive=True)
         self.fs.makedirs(self.path, exist_ok=True)
+
+    def _siblings(self) -> list[str]:
+        """Staging folders of earlier runs of this output (listed, not globbed: names may hold [ or *)."""
+        parent = posixpath.dirname(self.output)
+        return [
+            p
+            for p in self.fs.ls(parent, detail=False)
+            if posixpath.basename(p.rstrip("/")).startswith(posixpath.basename(self._prefix))
+        ]
+
+    def remove_temporary_files(self) -> None:
+        """Drop attempt files that lost (failed or speculative task attempts)."""
+        for path in self.fs.ls(self.path, detail=False):
+            if ".tmp-" in posixpath.basename(path):
+                self.fs.rm(path)
 
     def write_text(self, name: str, text: str) -> None:
         path = f"{self.path}/{name}"

@@ -13,7 +13,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from conversion.convert import FAULT_CONF, RejectLimitExceeded
+from conversion.convert import FAULT_CONF, RejectLimitExceeded, check_paths
 from conversion.errors import ConversionError
 from conversion.manifest import FeatureInfo, Manifest, ShardFile, SplitInfo
 from conversion.staging import MANIFEST, SUCCESS, Staging
@@ -127,6 +127,8 @@ def convert_table(spark: SparkSession, options: TableConvertOptions) -> TableSum
             feature form, or more rejected rows than `max_reject_fraction`.
     """
     start = time.perf_counter()
+    if options.input:
+        check_paths(options.input, options.output)
     source = read_source(spark, options)
     names = source.columns
     for role, name in (("label", options.label), ("key", options.key)):
@@ -134,6 +136,8 @@ def convert_table(spark: SparkSession, options: TableConvertOptions) -> TableSum
             raise ConversionError(f"{role} column {name!r} does not exist; columns are: {', '.join(names)}")
     columns = column_specs(source.schema)
     label = next(c for c in columns if c.name == options.label)
+    if label.dtype == "float32" and options.task == "classification":
+        raise ConversionError(f"label column {label.name!r} holds floats; use --task regression or cast it")
     if label.is_list:
         raise ConversionError(f"label column {label.name!r} is a list; the label must be a scalar column")
     defaults = _defaults(columns, options.null_defaults)
@@ -237,8 +241,7 @@ def _write(
     for r in results:
         staging.fs.mv(r["tmp_path"], f"{staging.path}/{names[r['shard']]}")
         written[r["shard"]] = (int(r["num_records"]), int(r["num_bytes"]))
-    for leftover in staging.fs.glob(f"{staging.path}/*.tmp-*"):
-        staging.fs.rm(leftover)
+    staging.remove_temporary_files()
     for index, name in enumerate(names):  # a shard no row hashed to is written empty, so the count is exact
         if index not in written:
             staging.fs.touch(f"{staging.path}/{name}")
@@ -246,8 +249,6 @@ def _write(
     label_counts: dict[str, dict[str, int]] = {s: {} for s in plan}
     labels: list[str] = []
     if task == "classification":
-        if label.dtype == "float32":
-            raise ConversionError(f"label column {label.name!r} holds floats; use --task regression or cast it")
         as_text = (
             _col(label.name).cast("int").cast("string")
             if label.spark_type == "boolean"

@@ -102,25 +102,30 @@ def write_table_shards(job: TableShardJob, batches: Iterator[pa.RecordBatch]) ->
                 }
             )
 
-    for batch in batches:
-        shards = batch.column(SHARD_COLUMN).to_pylist()
-        columns = [_entries(c, _plain(batch.column(c.name).to_pylist()), k) for c, k in zip(ordered, keys)]
-        for row, entries in enumerate(zip(*columns)):
-            shard = shards[row]
-            if shard != current:
-                close()
-                current = shard
-                path = f"{staging}/{job.shard_names[shard]}.tmp-{context.taskAttemptId()}"
-                writer = TFRecordFileWriter(fs.open(path, "wb"), job.compression)
-            if (
-                job.fail_once_after is not None
-                and attempt == 0
-                and context.partitionId() == 0
-                and written_total >= job.fail_once_after
-            ):
-                raise RuntimeError(f"injected failure after {written_total} rows")
-            writer.write(_delimited(0x0A, b"".join(entries)))
-            written_total += 1
+    try:
+        for batch in batches:
+            shards = batch.column(SHARD_COLUMN).to_pylist()
+            columns = [_entries(c, _plain(batch.column(c.name).to_pylist()), k) for c, k in zip(ordered, keys)]
+            for row, entries in enumerate(zip(*columns)):
+                shard = shards[row]
+                if shard != current:
+                    close()
+                    current = shard
+                    path = f"{staging}/{job.shard_names[shard]}.tmp-{context.taskAttemptId()}"
+                    writer = TFRecordFileWriter(fs.open(path, "wb"), job.compression)
+                if (
+                    job.fail_once_after is not None
+                    and attempt == 0
+                    and context.partitionId() == 0
+                    and written_total >= job.fail_once_after
+                ):
+                    raise RuntimeError(f"injected failure after {written_total} rows")
+                writer.write(_delimited(0x0A, b"".join(entries)))
+                written_total += 1
+    except BaseException:
+        if writer is not None:
+            writer.close()  # the task failed: free the handle; the driver ignores this attempt's file
+        raise
     close()
     yield pa.RecordBatch.from_pylist(results, schema=RESULT_SCHEMA)
 

@@ -100,8 +100,10 @@ def inspect_examples(data_url: str, split: str, count: int) -> Iterator[dict[str
         parsed = tf.io.parse_single_example(serialized, spec)
         row = {}
         for name, value in sorted(parsed.items()):
-            value = value.numpy()
+            value = (tf.sparse.to_dense(value) if isinstance(value, tf.SparseTensor) else value).numpy()
             if isinstance(value, bytes):
                 value = f"<{len(value)} bytes>" if name == "image/encoded" else value.decode("utf-8", "replace")
-            row[name] = value.item() if hasattr(value, "item") else value
+            elif hasattr(value, "tolist"):
+                value = value.tolist()
+            row[name] = value
         yield row

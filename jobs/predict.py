@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conversion.errors import DatasetError
+from conversion.errors import ConversionError, DatasetError
 from jobs.spark_cli import add_spark_arguments, spark_session
 from training.predict import accuracy, predict_images, predict_split, predict_table_file
 from training.serving import resolve_export
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             predictions = predict_table_file(spark, args.model, args.table_file, args.format, args.csv_null_value)
         predictions.write.mode(args.mode).parquet(args.output)
-    except (DatasetError, FileNotFoundError) as err:
+    except (ConversionError, DatasetError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     written = spark.read.parquet(args.output)

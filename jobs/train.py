@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conversion.errors import DatasetError
+from conversion.errors import ConversionError, DatasetError
 from jobs.spark_cli import add_spark_arguments, spark_session
 from training.config import TrainConfig, TrainingError, load_params
 from training.run import run_training
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             export=not args.no_export,
         )
         result = run_training(spark_session(args, "train"), config, args.num_proc)
-    except (DatasetError, TrainingError) as err:
+    except (ConversionError, DatasetError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(result.text())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conversion.errors import DatasetError
+from conversion.errors import ConversionError, DatasetError
 from conversion.validate import inspect_examples, validate_dataset
 
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(" ".join(f"{name}={value}" for name, value in row.items()))
         else:
             print(validate_dataset(args.data).text())
-    except DatasetError as err:
+    except (ConversionError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -223,6 +223,9 @@ def test_output_modes_and_bad_paths(spark, tree, converted, tmp_path):
         convert_images(spark, ImageConvertOptions(str(root), str(out)))
     with pytest.raises(ConversionError, match="lies inside input"):
         convert_images(spark, ImageConvertOptions(str(root), str(root / "cat" / "out")))
+    with pytest.raises(ConversionError, match="lies inside output"):  # overwrite would delete the input
+        convert_images(spark, ImageConvertOptions(str(root / "cat"), str(root), mode="overwrite"))
+    assert (root / "cat" / "a.png").exists()
     with pytest.raises(ConversionError, match="does not exist or is not a folder"):
         convert_images(spark, ImageConvertOptions(str(tmp_path / "missing"), str(tmp_path / "o1")))
     (tmp_path / "empty").mkdir()

@@ -15,12 +15,12 @@ from conversion.manifest import read_manifest
 from conversion.options import ImageConvertOptions
 from tests.images import image_bytes
 from training.config import DEFAULT_PARAMS
-from training.input import eval_input_fn, input_spec, split_records, steps_per_epoch, train_input_fn
+from training.input import KEY_FEATURE, eval_input_fn, input_spec, split_records, steps_per_epoch, train_input_fn
 from training.preprocess import decode, images_from_encoded, normalize, resize
 
 
 def keys_of(dataset: tf.data.Dataset) -> list[str]:
-    return [k.decode() for features, _ in dataset for k in features["key"].numpy()]
+    return [k.decode() for features, _ in dataset for k in features[KEY_FEATURE].numpy()]
 
 
 def test_preprocessing_steps_eagerly_and_inside_dataset_map():
@@ -40,7 +40,7 @@ def test_eval_reads_every_record_once_with_labels_from_the_manifest(shapes_datas
     seen = []
     for features, labels in eval_input_fn(spec, batch_size=7)():
         assert features["image"].shape[1:] == (32, 32, 3)
-        seen += [(k.decode(), t.decode()) for k, t in zip(features["key"].numpy(), labels.numpy())]
+        seen += [(k.decode(), t.decode()) for k, t in zip(features[KEY_FEATURE].numpy(), labels.numpy())]
     assert len(seen) == len(set(seen)) == manifest.splits["test"].num_records
     assert all(key.split("/")[0] == label for key, label in seen)
 

@@ -123,3 +123,20 @@ def test_feature_spec_errors_are_clear(spark, penguins, tmp_path):
     bad.write_text(json.dumps({"columns": {"island": {"type": "numeric"}}}))
     with pytest.raises(TrainingError, match="column 'island' holds strings; it cannot be numeric"):
         run_training(spark, TrainConfig(str(root / "species"), str(tmp_path / "m"), feature_spec=str(bad)), num_proc=2)
+
+
+def test_feature_plan_defaults_for_columns_without_vocabulary_and_bad_names(penguins):
+    import copy
+
+    from training.table_features import plan_features
+
+    root, _ = penguins
+    manifest = read_manifest(str(root / "species"))
+    table = copy.deepcopy(manifest.table)
+    table["columns"]["sex"]["stats"]["vocabulary"] = []  # e.g. a column that is null in the statistics split
+    plan = plan_features(type(manifest)(**{**manifest.__dict__, "table": table}), {})
+    assert plan["columns"]["sex"] == {"type": "hashed", "hash_bucket_size": 16, "as": "indicator"}
+    assert plan["columns"]["island"] == {"type": "categorical", "as": "indicator"}
+    table["columns"]["body mass (g)"] = table["columns"].pop("body_mass_g")
+    with pytest.raises(TrainingError, match=r"column 'body mass \(g\)' cannot name a feature column"):
+        plan_features(type(manifest)(**{**manifest.__dict__, "table": table}), {})

@@ -88,10 +88,10 @@ def test_export_predicts_examples_and_image_bytes_like_the_estimator(spark, shap
     estimator = tf.estimator.Estimator(
         model_fn, model_dir=str(model_dir), params=dict(DEFAULT_PARAMS, labels=list(manifest.labels))
     )
-    from training.input import eval_input_fn, input_spec
+    from training.input import KEY_FEATURE, eval_input_fn, input_spec
 
     spec = input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 2)
-    keys = [k.decode() for features, _ in eval_input_fn(spec, 32)() for k in features["key"].numpy()]
+    keys = [k.decode() for features, _ in eval_input_fn(spec, 32)() for k in features[KEY_FEATURE].numpy()]
     own = dict(zip(keys, estimator.predict(eval_input_fn(spec, 32), yield_single_examples=True)))
     assert set(own) == set(rows.index)
     for key, prediction in own.items():

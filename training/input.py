@@ -20,6 +20,7 @@ from conversion.listing import filesystem
 from conversion.manifest import Manifest
 from training.preprocess import images_from_encoded
 
+KEY_FEATURE = "__key__"  # the record's key, passed along for predictions; no model reads it
 IMAGE_KEY, LABEL_TEXT_KEY, LABEL_ID_KEY, FILENAME_KEY = (
     "image/encoded",
     "image/class/text",
@@ -53,7 +54,11 @@ def input_spec(
     if split not in manifest.splits:
         raise DatasetError(f"split {split!r} is not in {data}; it has {', '.join(sorted(manifest.splits))}")
     fs, root = filesystem(data)
-    files = tuple(fs.unstrip_protocol(f"{root}/{f.path}") for f in manifest.splits[split].files)
+    # Empty shards (all files rejected, or no row hashed there) are left out: a rank given only
+    # empty files would repeat nothing forever while the others wait for it in an allreduce.
+    files = tuple(fs.unstrip_protocol(f"{root}/{f.path}") for f in manifest.splits[split].files if f.num_records)
+    if not files:
+        raise DatasetError(f"split {split!r} of {data} has no records")
     keep = None
     if keep_labels is not None and manifest.kind != "images":
         raise DatasetError("--labels (a label subset) works for image datasets only")
@@ -103,7 +108,10 @@ def image_parser(feature_spec: dict, image_size: tuple[int, int], channels: int)
 
     def parse(serialized: tf.Tensor) -> tuple[dict, tf.Tensor]:
         parsed = tf.io.parse_example(serialized, feature_spec)  # vectorized over the batch
-        features = {"image": images_from_encoded(parsed[IMAGE_KEY], image_size, channels), "key": parsed[FILENAME_KEY]}
+        features = {
+            "image": images_from_encoded(parsed[IMAGE_KEY], image_size, channels),
+            KEY_FEATURE: parsed[FILENAME_KEY],
+        }
         return features, parsed[LABEL_TEXT_KEY]
 
     return parse

@@ -64,16 +64,14 @@ def _predict_shards(
     compression: str,
     key: str | None,
     label: str,
-    label_dtype: Any,
+    spec: dict,
     labels: list[str],
     frames: Iterator[pd.DataFrame],
 ) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: every record of the listed shards through the export's `predict` signature."""
     import tensorflow as tf
 
     predict = _signature(export_dir, "predict")
-    spec = {label: tf.io.FixedLenFeature([], label_dtype)}
-    if key:
-        spec[key] = tf.io.FixedLenFeature([], tf.string if key.startswith("image/") else tf.int64)
     for frame in frames:
         for path in frame["path"]:
             for batch in tf.data.TFRecordDataset(path, compression_type=compression).batch(BATCH):
@@ -84,8 +82,6 @@ def _predict_shards(
 
 def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -> DataFrame:
     """Predictions for every record of a converted split (key: image/filename, or the table's key column)."""
-    import tensorflow as tf
-
     manifest = read_manifest(data)
     if split not in manifest.splits:
         raise DatasetError(f"split {split!r} is not in {data}; it has {', '.join(sorted(manifest.splits))}")
@@ -93,17 +89,15 @@ def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -
     paths = [fs.unstrip_protocol(f"{root}/{f.path}") for f in manifest.splits[split].files]
     if manifest.kind == "table":
         key, label = manifest.table.get("key"), manifest.table["label"]
-        if key and manifest.features[key].dtype == "string":
-            key = None  # string keys are read as they are below
     else:
         key, label = "image/filename", "image/class/text"
-    dtypes = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
-    label_dtype = dtypes[manifest.features[label].dtype]
+    full = manifest.tf_feature_spec()
+    spec = {name: full[name] for name in (label, key) if name}
     compression = "GZIP" if manifest.compression == "gzip" else ""
     frame = spark.createDataFrame(pd.DataFrame({"path": paths})).repartition(
         min(len(paths), spark.sparkContext.defaultParallelism)
     )
-    run = functools.partial(_predict_shards, export_dir, compression, key, label, label_dtype, load_labels(export_dir))
+    run = functools.partial(_predict_shards, export_dir, compression, key, label, spec, load_labels(export_dir))
     return frame.mapInPandas(run, SCHEMA)
 
 

@@ -60,6 +60,8 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
         TrainingError: the options do not fit the data.
     """
     manifest = read_manifest(config.data)
+    if config.keep_labels is not None and manifest.kind != "images":
+        raise TrainingError("--labels (a label subset) works for image datasets only")
     params = resolve_params(default_params(manifest), config.params)
     model_params(manifest, config, params, manifest.labels)  # checks the feature spec on the driver
     if config.train_split not in manifest.splits:

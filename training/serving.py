@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from training.input import KEY_FEATURE
 from training.preprocess import images_from_encoded
 
 EXAMPLES_INPUT = "examples"  # serialized tf.Example, signature "serving_default" (and "predict")
@@ -31,7 +32,7 @@ def serving_input_receiver_fn(params: dict) -> Callable[[], tf.estimator.export.
             },
         )
         encoded = tf.identity(parsed["image/encoded"], name=IMAGE_BYTES_INPUT)
-        features = {"image": images_from_encoded(encoded, size, channels), "key": parsed["image/filename"]}
+        features = {"image": images_from_encoded(encoded, size, channels), KEY_FEATURE: parsed["image/filename"]}
         return tf.estimator.export.ServingInputReceiver(
             features,
             {EXAMPLES_INPUT: serialized},
@@ -53,7 +54,7 @@ def table_receiver_fn(manifest, feature_plan: dict) -> Callable[[], tf.estimator
         serialized = tf.compat.v1.placeholder(tf.string, [None], name=EXAMPLES_INPUT)
         parsed = tf.io.parse_example(serialized, {name: spec[name] for name in names})
         columns = {name: tf.identity(parsed[name], name=f"column_{i}") for i, name in enumerate(names)}
-        features = dict(columns, key=tf.fill(tf.shape(serialized), ""))
+        features = dict(columns, **{KEY_FEATURE: tf.fill(tf.shape(serialized), "")})
         return tf.estimator.export.ServingInputReceiver(
             features, {EXAMPLES_INPUT: serialized}, receiver_tensors_alternatives={COLUMNS_INPUT: columns}
         )
@@ -98,7 +99,14 @@ def resolve_export(path: str) -> str:
     for folder in (path, f"{path}/export"):
         if tf.io.gfile.exists(f"{folder}/saved_model.pb"):
             return folder
-        exports = sorted(p.rstrip("/") for p in tf.io.gfile.glob(f"{folder}/*") if tf.io.gfile.exists(f"{p}/saved_model.pb"))
+        exports = sorted(
+            (
+                p.rstrip("/")
+                for p in tf.io.gfile.glob(f"{folder}/*")
+                if os.path.basename(p.rstrip("/")).isdigit() and tf.io.gfile.exists(f"{p}/saved_model.pb")
+            ),
+            key=lambda p: int(os.path.basename(p)),
+        )  # timestamps; temp-* folders are half-written
         if exports:
             return exports[-1]
     raise FileNotFoundError(f"no SavedModel at {path} (nor an export under it); pass model_dir/export/<timestamp>")

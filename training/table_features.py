@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import tensorflow as tf
 
 from conversion.manifest import Manifest
 from training.config import TrainingError
+from training.input import KEY_FEATURE
 
 ONE_HOT_MAX = 10
+NAME = re.compile(r"^[A-Za-z0-9_.\-/]+$")  # what TensorFlow accepts in a feature column's scope
 TYPES = ("numeric", "bucketized", "categorical", "hashed")
 
 
@@ -77,11 +80,19 @@ def plan_features(manifest: Manifest, spec: dict[str, Any]) -> dict[str, Any]:
     for name, info in available.items():
         if name in excluded:
             continue
+        if not NAME.match(name):
+            raise TrainingError(
+                f"column {name!r} cannot name a feature column (letters, digits, _ . - / only); "
+                "rename it in the source or list it under exclude in --feature-spec"
+            )
         use = dict(named.get(name) or {})
         if "type" not in use:
             if info["dtype"] == "string":
                 size = len(info["stats"].get("vocabulary", []))
-                use = {"type": "categorical", "as": "indicator" if size <= ONE_HOT_MAX else "embedding"}
+                if size == 0:  # binary, all-null or unseen in the statistics split: no vocabulary to one-hot
+                    use = {"type": "hashed", "hash_bucket_size": 16, "as": "indicator"}
+                else:
+                    use = {"type": "categorical", "as": "indicator" if size <= ONE_HOT_MAX else "embedding"}
             else:
                 use = {"type": "numeric"}
         if use["type"] not in TYPES:
@@ -90,6 +101,8 @@ def plan_features(manifest: Manifest, spec: dict[str, Any]) -> dict[str, Any]:
             raise TrainingError(f"column {name!r} holds strings; it cannot be {use['type']}")
         if use["type"] == "categorical" and info["dtype"] != "string":
             raise TrainingError(f"column {name!r} is numeric; use type bucketized or hashed for it")
+        if use["type"] == "categorical" and not info["stats"].get("vocabulary"):
+            raise TrainingError(f"column {name!r} has no vocabulary in the manifest; use type hashed for it")
         use.setdefault("as", "indicator" if use["type"] != "numeric" else None)
         if use["as"] == "embedding":
             size = len(info["stats"].get("vocabulary", [])) or use.get("hash_bucket_size", 16)
@@ -162,7 +175,7 @@ def table_parser(manifest: Manifest):
             serialized, {name: spec[name] for name in [*inputs, label] + ([key] if key else [])}
         )
         features = {name: parsed[name] for name in inputs}
-        features["key"] = (
+        features[KEY_FEATURE] = (
             tf.strings.as_string(parsed[key])
             if key and parsed[key].dtype != tf.string
             else (parsed[key] if key else tf.fill(tf.shape(serialized), ""))
