@@ -62,10 +62,13 @@ def _split_bounds(splits: tuple[tuple[str, float], ...]) -> list[int]:
     return bounds
 
 
-def assign_split(relpath: str, splits: tuple[tuple[str, float], ...], split_key: int | None = None) -> str:
+def _split_for(split_key: int, splits: tuple[tuple[str, float], ...], bounds: list[int]) -> str:
+    return splits[min(bisect.bisect_right(bounds, split_key), len(splits) - 1)][0]
+
+
+def assign_split(relpath: str, splits: tuple[tuple[str, float], ...]) -> str:
     """The split of one file: its hash as a fraction in [0, 1) against the cumulative fractions."""
-    key = path_hashes(relpath)[0] if split_key is None else split_key
-    return splits[min(bisect.bisect_right(_split_bounds(splits), key), len(splits) - 1)][0]
+    return _split_for(path_hashes(relpath)[0], splits, _split_bounds(splits))
 
 
 Keyed = tuple[int, int, str, FileTask]  # (shard hash, order hash, path, task): sorts by hash, then path
@@ -88,10 +91,9 @@ def plan_shards(
     label_ids = {label: i for i, label in enumerate(labels)}
     by_split: dict[str, list[Keyed]] = {}
     bounds = _split_bounds(options.splits)
-    last = len(options.splits) - 1
     for c in candidates:
         split_key, shard_key, order_key = path_hashes(c.relpath, options.seed)
-        split = c.split if c.split is not None else options.splits[min(bisect.bisect_right(bounds, split_key), last)][0]
+        split = c.split if c.split is not None else _split_for(split_key, options.splits, bounds)
         task = FileTask(c.relpath, c.size, label_ids[c.label])
         by_split.setdefault(split, []).append((shard_key, order_key, c.relpath, task))
     plans = []

@@ -37,6 +37,7 @@ def test_shards_exactly_n_non_empty_balanced_and_deterministic():
         sizes = [sum(f.size for f in p.files) for p in mine]
         assert max(sizes) - min(sizes) <= 1500  # within one file's size
     assert plans[0].name == "test-00000-of-00007.tfrecord"
+    assert all(assign_split(f.relpath, options.splits) == p.split for p in plans for f in p.files)
     paths = [f.relpath for p in plans for f in p.files]
     assert sorted(paths) == sorted(f.relpath for f in _files(1000))
 
