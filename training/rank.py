@@ -20,6 +20,7 @@ class RunPlan:
     config: TrainConfig
     labels: tuple[str, ...]
     params: dict  # hyper-parameters, resolved against the model's defaults
+    model_params: dict  # the Estimator's params: hyper-parameters plus what the model_fn needs from the data
     eval_split: str
     start_step: int  # the global step of the checkpoint in model_dir (0 when none)
     steps: int  # steps every rank runs now: target_step - start_step, or 0
@@ -72,7 +73,7 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     from conversion.manifest import read_manifest
     from training.hooks import ExamplesPerSecondHook
     from training.input import eval_input_fn, input_spec, train_input_fn
-    from training.kinds import model_fn_for, model_params, receiver_for
+    from training.kinds import model_fn_for, receiver_for
     from training.serving import export_model
 
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
@@ -83,7 +84,7 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
         raise RuntimeError(f"injected failure on rank {rank} (fail_on_rank)")
     threads = max(1, (os.cpu_count() or 1) // hvd.local_size())  # Horovod: ranks on one machine share its cores
     manifest = read_manifest(config.data)
-    params = dict(model_params(manifest, config, plan.params, plan.labels), horovod=True)
+    params = dict(plan.model_params, horovod=True)
     run_config = tf.estimator.RunConfig(
         model_dir=config.model_dir if rank == 0 else None,  # Horovod: only rank 0 writes checkpoints and summaries
         save_checkpoints_steps=config.checkpoint_steps,

@@ -63,7 +63,6 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
     if config.keep_labels is not None and manifest.kind != "images":
         raise TrainingError("--labels (a label subset) works for image datasets only")
     params = resolve_params(default_params(manifest), config.params)
-    model_params(manifest, config, params, manifest.labels)  # checks the feature spec on the driver
     if config.train_split not in manifest.splits:
         raise TrainingError(
             f"split {config.train_split!r} is not in {config.data}; it has {', '.join(sorted(manifest.splits))}"
@@ -81,7 +80,10 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
     else:
         target = start + epochs_to_steps(config.epochs or 1.0, records, config.batch_size, num_proc)
     labels = tuple(config.keep_labels) if config.keep_labels else manifest.labels
-    return RunPlan(config, labels, params, eval_split, start, max(0, target - start), target, num_proc)
+    estimator_params = model_params(manifest, config, params, labels)  # checks the feature spec on the driver, once
+    return RunPlan(
+        config, labels, params, estimator_params, eval_split, start, max(0, target - start), target, num_proc
+    )
 
 
 def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None = None) -> TrainResult:
