@@ -172,9 +172,7 @@ def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging
     commit_start = time.perf_counter()
     rejects = list(found.skipped) + [s for r in results for s in r.rejects]
     staging.write_text(REJECTED_REPORT, _rejected_lines(rejects))
-    for r in results:  # keep the attempt that Spark reported; drop failed and speculative ones
-        staging.fs.mv(r.tmp_path, f"{staging.path}/{r.name}")
-    staging.remove_temporary_files()
+    staging.keep_attempts({r.tmp_path: r.name for r in results})
     bad = [s for s in rejects if s.reason not in SKIP_REASONS]
     images = len(found.candidates) + sum(1 for s in found.skipped if s.reason == "unknown_label")
     if len(bad) > options.max_reject_fraction * images:

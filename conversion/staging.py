@@ -54,8 +54,11 @@ class Staging:
             if posixpath.basename(p.rstrip("/")).startswith(posixpath.basename(self._prefix))
         ]
 
-    def remove_temporary_files(self) -> None:
-        """Drop attempt files that lost (failed or speculative task attempts)."""
+    def keep_attempts(self, winners: dict[str, str]) -> None:
+        """Rename the attempt files Spark reported (temporary path → shard name) and drop the
+        ones that lost (failed or speculative task attempts)."""
+        for tmp_path, name in winners.items():
+            self.fs.mv(tmp_path, f"{self.path}/{name}")
         for path in self.fs.ls(self.path, detail=False):
             if ".tmp-" in posixpath.basename(path):
                 self.fs.rm(path)

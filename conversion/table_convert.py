@@ -110,6 +110,17 @@ def _filled(df: DataFrame, columns: list[ColumnSpec], defaults: dict[str, Any]) 
     return df.select(*out, "_split", "_h")
 
 
+def _counts(df: DataFrame, label: ColumnSpec, task: str) -> dict[tuple, int]:
+    """Rows per (reject reason, split, label text) in one Spark job; the label text only for classification."""
+    if task == "classification":
+        text = _col(label.name).cast("int") if label.spark_type == "boolean" else _col(label.name)
+        value = text.cast("string")
+    else:
+        value = F.lit(None).cast("string")
+    rows = df.groupBy("_reason", "_split", value.alias("_label")).count().collect()
+    return {(r["_reason"], r["_split"], r["_label"]): int(r["count"]) for r in rows}
+
+
 def _split_column(splits: tuple[tuple[str, float], ...]) -> Column:
     position = F.pmod(F.col("_h"), F.lit(1 << 30)) / float(1 << 30)
     expr, cumulative = None, 0.0
@@ -190,12 +201,22 @@ def _write(
     task: str,
 ) -> TableSummary:
     """Count, report rejects, plan shards, write them, compute statistics, write the manifest, commit."""
-    rows_seen = df.count()
+    counts = _counts(df, label, task)
+    rows_seen = sum(counts.values())
     if rows_seen == 0:
         raise ConversionError(f"{options.input or options.table} has no rows")
     rejected = df.where(F.col("_reason").isNotNull())
     kept = df.where(F.col("_reason").isNull())
-    rejected_counts = {r["_reason"]: int(r["count"]) for r in rejected.groupBy("_reason").count().collect()}
+    rejected_counts: dict[str, int] = {}
+    split_counts: dict[str, int] = {}
+    label_counts: dict[str, dict[str, int]] = {}
+    for (reason, split, value), n in counts.items():
+        if reason is not None:
+            rejected_counts[reason] = rejected_counts.get(reason, 0) + n
+            continue
+        split_counts[split] = split_counts.get(split, 0) + n
+        if value is not None:
+            label_counts.setdefault(split, {})[value] = n
     rejected_total = sum(rejected_counts.values())
     key_value = _col(options.key).cast("string") if options.key else F.col("_h").cast("string")
     rejected.select(
@@ -209,7 +230,6 @@ def _write(
             f"{rejected_total} of {rows_seen} rows rejected ({rejected_total / rows_seen:.1%}) > --max-reject-fraction "
             f"{options.max_reject_fraction}; nothing was written; see {staging.url()}/_rejected"
         )
-    split_counts = {r["_split"]: int(r["count"]) for r in kept.groupBy("_split").count().collect()}
     plan: dict[str, int] = {}
     for split in sorted(split_counts):
         wanted = options.num_shards or math.ceil(
@@ -237,33 +257,22 @@ def _write(
         .mapInArrow(partial(write_table_shards, job), RESULT_DDL)
         .collect()
     )
-    written = {}
-    for r in results:
-        staging.fs.mv(r["tmp_path"], f"{staging.path}/{names[r['shard']]}")
-        written[r["shard"]] = (int(r["num_records"]), int(r["num_bytes"]))
-    staging.remove_temporary_files()
+    staging.keep_attempts({r["tmp_path"]: names[r["shard"]] for r in results})
+    written = {r["shard"]: (int(r["num_records"]), int(r["num_bytes"])) for r in results}
     for index, name in enumerate(names):  # a shard no row hashed to is written empty, so the count is exact
         if index not in written:
             staging.fs.touch(f"{staging.path}/{name}")
             written[index] = (0, 0)
-    label_counts: dict[str, dict[str, int]] = {s: {} for s in plan}
-    labels: list[str] = []
-    if task == "classification":
-        as_text = (
-            _col(label.name).cast("int").cast("string")
-            if label.spark_type == "boolean"
-            else _col(label.name).cast("string")
-        )
-        for r in kept.groupBy("_split", as_text.alias("v")).count().collect():
-            label_counts[r["_split"]][r["v"]] = int(r["count"])
-        labels = sorted({v for counts in label_counts.values() for v in counts})
+    labels = sorted({v for per_split in label_counts.values() for v in per_split})
     stats = column_statistics(
         kept.where(F.col("_split") == options.splits[0][0]), columns, options.max_vocab, options.num_quantiles
     )
     splits = {}
     for split, n in plan.items():
         files = tuple(ShardFile(names[offsets[split] + i], *written[offsets[split] + i]) for i in range(n))
-        splits[split] = SplitInfo(sum(f.num_records for f in files), files, dict(sorted(label_counts[split].items())))
+        splits[split] = SplitInfo(
+            sum(f.num_records for f in files), files, dict(sorted(label_counts.get(split, {}).items()))
+        )
     manifest = Manifest(
         kind="table",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
