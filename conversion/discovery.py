@@ -37,6 +37,15 @@ class Discovery:
     num_files_seen: int
 
 
+def is_hidden(relpath: str) -> bool:
+    """A file that is hidden itself or lies in a hidden folder."""
+    return any(part.startswith(".") for part in relpath.split("/"))
+
+
+def has_image_extension(relpath: str) -> bool:
+    return posixpath.splitext(relpath)[1].lower() in IMAGE_EXTENSIONS
+
+
 def discover(
     files: list[ListedFile], labels: tuple[str, ...] | None = None, split_from_folders: bool = False
 ) -> Discovery:
@@ -54,12 +63,12 @@ def discover(
     skipped: list[Skip] = []
     for listed in files:
         parts = listed.relpath.split("/")
-        if any(part.startswith(".") for part in parts):
+        if is_hidden(listed.relpath):
             skipped.append(Skip(listed.relpath, "hidden", "hidden file or folder"))
         elif len(parts) < depth:
             where = "ROOT/<split>/<label>/" if split_from_folders else "ROOT/<label>/"
             skipped.append(Skip(listed.relpath, "outside_label_folder", f"not under {where}"))
-        elif posixpath.splitext(listed.relpath)[1].lower() not in IMAGE_EXTENSIONS:
+        elif not has_image_extension(listed.relpath):
             skipped.append(Skip(listed.relpath, "unsupported_extension", "not .jpg .jpeg .png .gif .bmp .webp"))
         elif split_from_folders:
             candidates.append(Candidate(listed.relpath, listed.size, parts[1], parts[0]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import posixpath
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,8 +10,8 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
+from conversion.discovery import has_image_extension, is_hidden
 from conversion.errors import DatasetError
-from conversion.images import IMAGE_EXTENSIONS
 from conversion.listing import filesystem, list_files
 from conversion.manifest import read_manifest
 from training.serving import COLUMNS_INPUT, EXAMPLES_INPUT, IMAGE_BYTES_INPUT, load_dataset_info, load_labels
@@ -118,12 +117,7 @@ def _predict_images(
 
 def predict_images(spark: SparkSession, export_dir: str, root: str) -> DataFrame:
     """Predictions for every image file under `root`; `true_label` is its first folder, if any."""
-    files = [
-        f
-        for f in list_files(root)
-        if posixpath.splitext(f.relpath)[1].lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in f.relpath.split("/"))
-    ]
+    files = [f for f in list_files(root) if has_image_extension(f.relpath) and not is_hidden(f.relpath)]
     if not files:
         raise DatasetError(f"no image files under {root}")
     rows = pd.DataFrame(
