@@ -33,6 +33,13 @@ class Target:
         return {"op": self.op, "limit": self.limit, "value": value, "pass": self.met(value)}
 
 
+def require_at_least(parser: argparse.ArgumentParser, args: argparse.Namespace, least: dict[str, int]) -> None:
+    """Stop with a usage error when an option is below its least value (`least`: dest → value)."""
+    for name, value in least.items():
+        if getattr(args, name) < value:
+            parser.error(f"--{name.replace('_', '-')} must be at least {value}")
+
+
 def import_tensorflow(cpp_log_level: str = "3") -> ModuleType:
     """TensorFlow, imported quietly (outside every timer; child processes inherit the log level)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", cpp_log_level)

@@ -36,7 +36,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
-from common import Target, import_tensorflow, start_spark
+from common import Target, import_tensorflow, require_at_least, start_spark
 from PIL import Image
 
 from conversion.convert import ConversionSummary, convert_images
@@ -487,18 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Reject sizes the benchmark cannot run with."""
-    for name in ("small_files", "photos", "cores", "num_shards"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Generate the data, run the loop and the Spark job per workload, print and save the figures."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_args(parser, args)
+    require_at_least(parser, args, {"small_files": 1, "photos": 1, "cores": 1, "num_shards": 1})
     args.workdir = args.workdir.resolve()
     chosen = workloads(args)
 

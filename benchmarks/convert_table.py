@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from common import Target, import_tensorflow, start_spark
+from common import Target, import_tensorflow, require_at_least, start_spark
 
 from conversion.errors import ConversionError
 from conversion.table_convert import TableSummary, convert_table
@@ -405,20 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Reject sizes the benchmark cannot run with."""
-    if args.rows < NUM_FILES:
-        parser.error(f"--rows must be at least {NUM_FILES}")
-    for name in ("cores", "num_shards"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Generate the table, run the loop and the Spark job on it, print and save the figures."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_args(parser, args)
+    require_at_least(parser, args, {"rows": NUM_FILES, "cores": 1, "num_shards": 1})
     args.workdir = args.workdir.resolve()
     base = args.workdir / f"table-{args.rows}"
 

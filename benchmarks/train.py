@@ -39,7 +39,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from common import Target, import_tensorflow, start_spark
+from common import Target, import_tensorflow, require_at_least, start_spark
 
 from conversion.convert import convert_images
 from conversion.errors import ConversionError, DatasetError
@@ -492,18 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Reject sizes the benchmark cannot run with."""
-    for name, least in (("per_label", 1), ("steps", 2), ("batch_size", 1)):
-        if getattr(args, name) < least:
-            parser.error(f"--{name.replace('_', '-')} must be at least {least}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Prepare the data, run the four measurements, print and save the figures."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_args(parser, args)
+    require_at_least(parser, args, {"per_label": 1, "steps": 2, "batch_size": 1})
     args.workdir = args.workdir.resolve()
     images, dataset = args.workdir / "images", args.workdir / "dataset"
 
