@@ -29,6 +29,8 @@ PARAMS = {
     "split": Param("test", type="string", enum=["train", "validation", "test"]),
 }
 DEFAULT_ARGS = {"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=5)}
+SCHEDULE = {"schedule": "@daily", "start_date": datetime(2026, 1, 1), "catchup": False,
+            "default_args": DEFAULT_ARGS, "tags": ["tfrecordpipe"]}
 CONF = {"spark.task.maxFailures": "4", "spark.sql.execution.arrow.maxRecordsPerBatch": "256"}
 
 
@@ -48,12 +50,8 @@ def spark_job(task_id: str, job: str, args: list[str]) -> SparkSubmitOperator:
 with DAG(
     dag_id="tfrecordpipe_spark",
     description="Convert image folders, validate, train with Horovod on Spark, predict",
-    schedule="@daily",
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=DEFAULT_ARGS,
+    **SCHEDULE,
     params=PARAMS,
-    tags=["tfrecordpipe"],
 ) as spark_dag:
     convert = spark_job("convert", "convert_images", [
         "--input", "{{ params.images }}", "--output", "{{ params.dataset }}",
@@ -72,13 +70,9 @@ with DAG(
 with DAG(
     dag_id="tfrecordpipe_databricks",
     description="Run the tfrecordpipe Databricks job (deploy/databricks/databricks.yml)",
-    schedule="@daily",
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=DEFAULT_ARGS,
+    **SCHEDULE,
     params={"job_name": Param("tfrecordpipe-images", type="string", pattern=r"^[A-Za-z0-9_\-]+$"),
             "num_proc": PARAMS["num_proc"]},
-    tags=["tfrecordpipe"],
 ) as databricks_dag:
     DatabricksRunNowOperator(
         task_id="run_job",
