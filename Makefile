@@ -44,7 +44,7 @@ test-airflow: $(AIRFLOW_VENV)/.installed
 	$(AIRFLOW_VENV)/bin/pytest -p no:cacheprovider deploy/airflow/tests
 
 test: setup test-airflow
-	$(VENV)/bin/ruff check conversion training jobs tests benchmarks deploy
+	$(VENV)/bin/ruff check dataset conversion training inference demo jobs tests benchmarks deploy
 	$(VENV)/bin/pytest
 
 demo: setup

@@ -30,28 +30,28 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _delimited(tag: int, payload: bytes) -> bytes:
+def delimited(tag: int, payload: bytes) -> bytes:
     return b"".join((_ONE_BYTE[tag], _varint(len(payload)), payload))
 
 
 def bytes_feature(values: Sequence[bytes]) -> bytes:
     """Serialized `Feature` holding a `BytesList`."""
-    inner = b"".join(_delimited(0x0A, v) for v in values)
-    return _delimited(0x0A, inner)
+    inner = b"".join(delimited(0x0A, v) for v in values)
+    return delimited(0x0A, inner)
 
 
 def int64_feature(values: Sequence[int]) -> bytes:
     """Serialized `Feature` holding a packed `Int64List`."""
     packed = b"".join(_varint(int(v)) for v in values)
-    inner = _delimited(0x0A, packed) if values else b""
-    return _delimited(0x1A, inner)
+    inner = delimited(0x0A, packed) if values else b""
+    return delimited(0x1A, inner)
 
 
 def float_feature(values: Sequence[float]) -> bytes:
     """Serialized `Feature` holding a packed `FloatList` (float32)."""
     packed = struct.pack(f"<{len(values)}f", *values)
-    inner = _delimited(0x0A, packed) if values else b""
-    return _delimited(0x12, inner)
+    inner = delimited(0x0A, packed) if values else b""
+    return delimited(0x12, inner)
 
 
 def encode_feature(value: FeatureValue) -> bytes:
@@ -68,7 +68,7 @@ def encode_feature(value: FeatureValue) -> bytes:
 
 def feature_key(name: str) -> bytes:
     """The serialized key field of a feature map entry (precompute it for fixed layouts)."""
-    return _delimited(0x0A, name.encode("utf-8"))
+    return delimited(0x0A, name.encode("utf-8"))
 
 
 def example_from_features(features: Mapping[str, bytes], keys: Mapping[str, bytes] | None = None) -> bytes:
@@ -77,10 +77,10 @@ def example_from_features(features: Mapping[str, bytes], keys: Mapping[str, byte
     `keys` may hold `feature_key(name)` for the names, precomputed.
     """
     entries = b"".join(
-        _delimited(0x0A, (keys[name] if keys else feature_key(name)) + _delimited(0x12, features[name]))
+        delimited(0x0A, (keys[name] if keys else feature_key(name)) + delimited(0x12, features[name]))
         for name in sorted(features)
     )
-    return _delimited(0x0A, entries)
+    return delimited(0x0A, entries)
 
 
 def encode_example(values: Mapping[str, FeatureValue]) -> bytes:

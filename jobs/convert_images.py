@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conversion.convert import convert_images
-from conversion.errors import ConversionError
-from conversion.options import ImageConvertOptions, ImageTransform, parse_size, parse_splits
+from conversion.images.convert import convert_images
+from conversion.images.options import ImageConvertOptions, ImageTransform, parse_size
+from conversion.options import parse_splits
+from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
 
 
@@ -95,14 +96,13 @@ def options_from_args(args: argparse.Namespace) -> ImageConvertOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def run() -> int:
         options = options_from_args(args)
-        summary = convert_images(spark_session(args, "convert_images"), options)
-    except ConversionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(summary.text())
-    return 0
+        print(convert_images(spark_session(args, "convert_images"), options).text())
+        return 0
+
+    return reporting_errors(run)
 
 
 if __name__ == "__main__":

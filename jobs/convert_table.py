@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conversion.errors import ConversionError
 from conversion.options import parse_splits
-from conversion.table_convert import convert_table
-from conversion.table_options import FORMATS, TableConvertOptions
+from conversion.tables.convert import convert_table
+from conversion.tables.options import FORMATS, TableConvertOptions
+from dataset.errors import OptionError
+from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
 
 
@@ -68,42 +69,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def options_from_args(args: argparse.Namespace) -> TableConvertOptions:
+    defaults = []
+    for item in args.null_default:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise OptionError(f"--null-default {item!r} is not COLUMN=VALUE")
+        defaults.append((name, value))
+    return TableConvertOptions(
+        output=args.output,
+        label=args.label,
+        input=args.input,
+        format=args.format,
+        table=args.table,
+        schema=args.schema,
+        csv_null_value=args.csv_null_value,
+        key=args.key,
+        task=args.task,
+        null_policy=args.null_policy,
+        null_defaults=tuple(defaults),
+        max_vocab=args.max_vocab,
+        num_quantiles=args.num_quantiles,
+        splits=parse_splits(args.splits),
+        num_shards=args.num_shards,
+        target_shard_mb=args.target_shard_mb,
+        compression=args.compression,
+        mode=args.mode,
+        max_reject_fraction=args.max_reject_fraction,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        defaults = []
-        for item in args.null_default:
-            name, sep, value = item.partition("=")
-            if not sep:
-                raise ConversionError(f"--null-default {item!r} is not COLUMN=VALUE")
-            defaults.append((name, value))
-        options = TableConvertOptions(
-            output=args.output,
-            label=args.label,
-            input=args.input,
-            format=args.format,
-            table=args.table,
-            schema=args.schema,
-            csv_null_value=args.csv_null_value,
-            key=args.key,
-            task=args.task,
-            null_policy=args.null_policy,
-            null_defaults=tuple(defaults),
-            max_vocab=args.max_vocab,
-            num_quantiles=args.num_quantiles,
-            splits=parse_splits(args.splits),
-            num_shards=args.num_shards,
-            target_shard_mb=args.target_shard_mb,
-            compression=args.compression,
-            mode=args.mode,
-            max_reject_fraction=args.max_reject_fraction,
-        )
-        summary = convert_table(spark_session(args, "convert_table"), options)
-    except ConversionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(summary.text())
-    return 0
+
+    def run() -> int:
+        options = options_from_args(args)
+        print(convert_table(spark_session(args, "convert_table"), options).text())
+        return 0
+
+    return reporting_errors(run)
 
 
 if __name__ == "__main__":

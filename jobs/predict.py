@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conversion.errors import ConversionError, DatasetError
+from dataset.export import resolve_export
+from inference.predict import accuracy, predict_images, predict_split, predict_table_file
+from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
-from training.predict import accuracy, predict_images, predict_split, predict_table_file
-from training.serving import resolve_export
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,26 +35,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.model = resolve_export(args.model)
+
+    def run() -> int:
+        export = resolve_export(args.model)
         spark = spark_session(args, "predict")
         if args.data:
-            predictions = predict_split(spark, args.model, args.data, args.split)
+            predictions = predict_split(spark, export, args.data, args.split)
         elif args.images:
-            predictions = predict_images(spark, args.model, args.images)
+            predictions = predict_images(spark, export, args.images)
         else:
-            predictions = predict_table_file(spark, args.model, args.table_file, args.format, args.csv_null_value)
+            predictions = predict_table_file(spark, export, args.table_file, args.format, args.csv_null_value)
         predictions.write.mode(args.mode).parquet(args.output)
-    except (ConversionError, DatasetError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    written = spark.read.parquet(args.output)
-    score = accuracy(written)
-    print(
-        f"Wrote {written.count()} predictions to {args.output}"
-        + (f"; accuracy {score:.4f}" if score is not None else "")
-    )
-    return 0
+        written = spark.read.parquet(args.output)
+        score = accuracy(written)
+        print(
+            f"Wrote {written.count()} predictions to {args.output}"
+            + (f"; accuracy {score:.4f}" if score is not None else "")
+        )
+        return 0
+
+    return reporting_errors(run)
 
 
 if __name__ == "__main__":

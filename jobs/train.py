@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conversion.errors import ConversionError, DatasetError
+from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
-from training.config import TrainConfig, TrainingError, load_params
+from training.config import TrainConfig, load_params
 from training.run import run_training
 
 
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def run() -> int:
         config = TrainConfig(
             data=args.data,
             model_dir=args.model_dir,
@@ -65,12 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             summary_steps=args.summary_steps,
             export=not args.no_export,
         )
-        result = run_training(spark_session(args, "train"), config, args.num_proc)
-    except (ConversionError, DatasetError, TrainingError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(result.text())
-    return 0
+        print(run_training(spark_session(args, "train"), config, args.num_proc).text())
+        return 0
+
+    return reporting_errors(run)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conversion.errors import ConversionError, DatasetError
-from conversion.validate import inspect_examples, validate_dataset
+from dataset.check import inspect_examples, validate_dataset
+from jobs.errors import reporting_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,16 +23,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def run() -> int:
         if args.inspect:
             for row in inspect_examples(args.data, args.split, args.inspect):
                 print(" ".join(f"{name}={value}" for name, value in row.items()))
         else:
             print(validate_dataset(args.data).text())
-    except (ConversionError, DatasetError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return reporting_errors(run)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,9 @@ def spark(tmp_path_factory):
 @pytest.fixture(scope="session")
 def shapes_dataset(spark, tmp_path_factory):
     """A converted dataset of generated shape images: 4 labels x 100 PNGs of 32x32, 2 shards per split."""
-    from conversion.convert import convert_images
-    from conversion.options import ImageConvertOptions
-    from jobs.demo import generate_tree
+    from conversion.images.convert import convert_images
+    from conversion.images.options import ImageConvertOptions
+    from demo.data import generate_tree
 
     root = tmp_path_factory.mktemp("shapes")
     generate_tree(root / "images", per_label=100)

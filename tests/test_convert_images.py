@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from conversion.convert import FAULT_CONF, convert_images
-from conversion.errors import ConversionError
-from conversion.manifest import read_manifest
-from conversion.options import ImageConvertOptions, ImageTransform
+from conversion.faults import FAULT_CONF
+from conversion.images.convert import convert_images
+from conversion.images.options import ImageConvertOptions, ImageTransform
+from dataset.errors import ConversionError, StorageError
+from dataset.manifest import read_manifest
 from tests.images import bomb_png, image_bytes, write
 
 GOOD = {
@@ -226,7 +227,7 @@ def test_output_modes_and_bad_paths(spark, tree, converted, tmp_path):
     with pytest.raises(ConversionError, match="lies inside output"):  # overwrite would delete the input
         convert_images(spark, ImageConvertOptions(str(root / "cat"), str(root), mode="overwrite"))
     assert (root / "cat" / "a.png").exists()
-    with pytest.raises(ConversionError, match="does not exist or is not a folder"):
+    with pytest.raises(StorageError, match="does not exist or is not a folder"):
         convert_images(spark, ImageConvertOptions(str(tmp_path / "missing"), str(tmp_path / "o1")))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConversionError, match="input folder is empty"):

@@ -12,11 +12,12 @@ import pytest
 import tensorflow as tf
 from pyspark.sql import types as T
 
-from conversion.errors import ConversionError
-from conversion.manifest import read_manifest
-from conversion.table_convert import convert_table
-from conversion.table_options import TableConvertOptions
-from conversion.validate import validate_dataset
+from conversion.faults import FAULT_CONF
+from conversion.tables.convert import convert_table
+from conversion.tables.options import TableConvertOptions
+from dataset.check import validate_dataset
+from dataset.errors import ConversionError
+from dataset.manifest import read_manifest
 
 ROWS = [
     # id, small, big, ratio, price, name, flag, blob, tags, scores, label
@@ -136,18 +137,18 @@ def test_csv_statistics_match_pandas(spark, tmp_path):
             output=str(out), label="y", input=str(csv), splits=(("train", 1.0),), num_shards=3, max_vocab=3
         ),
     )
-    stats = read_manifest(str(out)).table["columns"]
-    x = stats["x"]["stats"]
-    assert x["null_count"] == 2 and x["count"] == 398
-    assert x["mean"] == pytest.approx(frame["x"].mean()) and x["stddev"] == pytest.approx(frame["x"].std())
-    assert (x["min"], x["max"]) == (frame["x"].min(), frame["x"].max())
-    assert len(x["boundaries"]) == 9 and x["boundaries"] == sorted(x["boundaries"])
-    assert stats["n"]["stats"]["mean"] == pytest.approx(frame["n"].mean())
-    color = stats["color"]["stats"]
+    columns = read_manifest(str(out)).table.columns
+    x = columns["x"].stats
+    assert x.null_count == 2 and x.count == 398
+    assert x.mean == pytest.approx(frame["x"].mean()) and x.stddev == pytest.approx(frame["x"].std())
+    assert (x.min, x.max) == (frame["x"].min(), frame["x"].max())
+    assert len(x.boundaries) == 9 and list(x.boundaries) == sorted(x.boundaries)
+    assert columns["n"].stats.mean == pytest.approx(frame["n"].mean())
+    color = columns["color"].stats
     top = frame["color"].value_counts()
-    assert color["num_distinct"] == 4 and color["null_count"] == 1
-    assert color["vocabulary"] == [[value, int(count)] for value, count in top.items()][:3]
-    assert read_manifest(str(out)).table["task"] == "classification"
+    assert color.num_distinct == 4 and color.null_count == 1
+    assert color.vocabulary == tuple((value, int(count)) for value, count in top.items())[:3]
+    assert read_manifest(str(out)).table.task == "classification"
 
 
 def test_null_reject_policy_and_reject_limit(spark, parquet, tmp_path):
@@ -199,3 +200,28 @@ def test_clear_errors(spark, parquet, tmp_path):
         convert_table(
             spark, TableConvertOptions(output=str(tmp_path / "c"), label="y", input=str(tmp_path / "missing.csv"))
         )
+
+
+def test_a_table_task_failing_mid_write_is_retried_and_reruns_are_byte_identical(spark, tmp_path):
+    csv = tmp_path / "rows.csv"
+    csv.write_text("id,x,y\n" + "".join(f"{i},{i * 0.5},{'ab'[i % 2]}\n" for i in range(200)), encoding="utf-8")
+
+    def convert(out):
+        options = TableConvertOptions(output=str(out), label="y", input=str(csv), key="id", num_shards=3)
+        return convert_table(spark, options)
+
+    spark.conf.set(FAULT_CONF, "5")
+    try:
+        summary = convert(tmp_path / "retried")
+    finally:
+        spark.conf.unset(FAULT_CONF)
+    assert summary.retried_shards == 1  # the injected failure happened and the task was retried
+    assert sorted(read_back(tmp_path / "retried")) == list(range(200))
+    # read_back keys by id, so a row written twice shows once: the counts catch it (records per shard)
+    manifest = read_manifest(str(tmp_path / "retried"))
+    assert manifest.num_records == 200 and validate_dataset(str(tmp_path / "retried")).num_records == 200
+    assert not list((tmp_path / "retried").glob("*.tmp-*"))
+    convert(tmp_path / "again")
+    for shard in (tmp_path / "retried").glob("*.tfrecord"):
+        assert (tmp_path / "again" / shard.name).read_bytes() == shard.read_bytes()
+

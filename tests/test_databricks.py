@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conversion.manifest import read_manifest
+from dataset.manifest import read_manifest
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "databricks"
 
@@ -49,7 +49,7 @@ def run_notebook(name: str, spark, values: dict[str, str]) -> dict:
 
 @pytest.mark.slow
 def test_notebooks_convert_train_and_predict(spark, tmp_path):
-    from jobs.demo import generate_tree
+    from demo.data import generate_tree
 
     generate_tree(tmp_path / "images", per_label=40)
     data, model_dir, out = tmp_path / "data", tmp_path / "model", tmp_path / "predictions"

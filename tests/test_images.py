@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from conversion.images import Rejected, check_image
-from conversion.options import ImageTransform
+from conversion.images.check import Rejected, check_image
+from conversion.images.options import ImageTransform
 from tests.images import bomb_png, image_bytes
 
 HEADER = ImageTransform()

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conversion.convert import convert_images
-from conversion.errors import DatasetError
-from conversion.manifest import read_manifest
-from conversion.options import ImageConvertOptions
+from conversion.images.convert import convert_images
+from conversion.images.options import ImageConvertOptions
+from dataset.errors import DatasetError
+from dataset.manifest import read_manifest
 from tests.images import image_bytes
-from training.config import DEFAULT_PARAMS
-from training.input import KEY_FEATURE, eval_input_fn, input_spec, split_records, steps_per_epoch, train_input_fn
-from training.preprocess import decode, images_from_encoded, normalize, resize
+from training.images.model import IMAGE_PARAMS as DEFAULT_PARAMS
+from training.images.preprocess import decode, images_from_encoded, normalize, resize
+from training.input import KEY_FEATURE, eval_input_fn, split_records, steps_per_epoch, train_input_fn
+from training.kinds import split_input_spec
 
 
 def keys_of(dataset: tf.data.Dataset) -> list[str]:
@@ -36,7 +37,7 @@ def test_preprocessing_steps_eagerly_and_inside_dataset_map():
 
 def test_eval_reads_every_record_once_with_labels_from_the_manifest(shapes_dataset):
     manifest = read_manifest(str(shapes_dataset))
-    spec = input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, threads=2)
+    spec = split_input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, threads=2)
     seen = []
     for features, labels in eval_input_fn(spec, batch_size=7)():
         assert features["image"].shape[1:] == (32, 32, 3)
@@ -47,7 +48,7 @@ def test_eval_reads_every_record_once_with_labels_from_the_manifest(shapes_datas
 
 def test_training_batches_are_sharded_across_ranks_and_count_exact(shapes_dataset):
     manifest = read_manifest(str(shapes_dataset))
-    spec = input_spec(str(shapes_dataset), manifest, "train", DEFAULT_PARAMS, threads=2)
+    spec = split_input_spec(str(shapes_dataset), manifest, "train", DEFAULT_PARAMS, threads=2)
     records = manifest.splits["train"].num_records
     steps = steps_per_epoch(records, 8, 2)
     per_rank = [keys_of(train_input_fn(spec, 8, steps, rank, 2, seed=1, shuffle_buffer=64)()) for rank in (0, 1)]
@@ -59,7 +60,7 @@ def test_training_batches_are_sharded_across_ranks_and_count_exact(shapes_datase
 
 def test_fewer_files_than_ranks_shards_records(shapes_dataset):
     manifest = read_manifest(str(shapes_dataset))
-    spec = input_spec(str(shapes_dataset), manifest, "validation", DEFAULT_PARAMS, threads=1)
+    spec = split_input_spec(str(shapes_dataset), manifest, "validation", DEFAULT_PARAMS, threads=1)
     one_file = type(spec)(**{**spec.__dict__, "files": spec.files[:1]})
     n = manifest.splits["validation"].files[0].num_records
     ranks = [keys_of(train_input_fn(one_file, 1, n // 3, rank, 3, seed=0, shuffle_buffer=1)()) for rank in range(3)]
@@ -69,14 +70,14 @@ def test_fewer_files_than_ranks_shards_records(shapes_dataset):
 
 def test_label_filter_hook_and_counts(shapes_dataset):
     manifest = read_manifest(str(shapes_dataset))
-    spec = input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 2, keep_labels=("circle", "square"))
+    spec = split_input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 2, keep_labels=("circle", "square"))
     labels = Counter(label.decode() for _, batch in eval_input_fn(spec, 16)() for label in batch.numpy())
     assert set(labels) == {"circle", "square"}
     assert sum(labels.values()) == split_records(manifest, "test", ("circle", "square"))
     with pytest.raises(DatasetError, match=r"labels \['hexagon'\] are not in the dataset"):
-        input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 2, keep_labels=("hexagon",))
+        split_input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 2, keep_labels=("hexagon",))
     with pytest.raises(DatasetError, match="split 'nope' is not in"):
-        input_spec(str(shapes_dataset), manifest, "nope", DEFAULT_PARAMS, 2)
+        split_input_spec(str(shapes_dataset), manifest, "nope", DEFAULT_PARAMS, 2)
 
 
 def test_gzip_shards_read_the_same(spark, shapes_dataset, tmp_path):
@@ -85,7 +86,7 @@ def test_gzip_shards_read_the_same(spark, shapes_dataset, tmp_path):
     images = shapes_dataset.parent / "images"
     convert_images(spark, ImageConvertOptions(str(images), str(gz), num_shards=2, compression="gzip"))
     gz_manifest = read_manifest(str(gz))
-    plain = keys_of(eval_input_fn(input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 1), 32)())
-    zipped = keys_of(eval_input_fn(input_spec(str(gz), gz_manifest, "test", DEFAULT_PARAMS, 1), 32)())
+    plain = keys_of(eval_input_fn(split_input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 1), 32)())
+    zipped = keys_of(eval_input_fn(split_input_spec(str(gz), gz_manifest, "test", DEFAULT_PARAMS, 1), 32)())
     assert plain == zipped
     shutil.rmtree(gz)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conversion.manifest import read_manifest
+from dataset.manifest import read_manifest
 from tests.images import image_bytes, write
 
 REPO = Path(__file__).resolve().parents[1]

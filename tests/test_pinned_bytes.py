@@ -8,10 +8,14 @@ purpose updates these hashes in the same commit and says why.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from conversion.options import DEFAULT_SPLITS
+from conversion.splits import assign_split
 from jobs import convert_images, convert_table
 from tests.images import image_bytes, write
 
@@ -31,13 +35,15 @@ RESIZED_PINNED = {
     "validation-00000-of-00002.tfrecord.gz": "91818c78178f87ced8b1e376a850f919361960e4b6f5810f67d292e5a1c84b35",
     "validation-00001-of-00002.tfrecord.gz": "05c2e9144b60e062631683646084219cc90f3f3b4107e4f1b118c1c0a0f55c31",
 }
+# Tables moved to the one split rule (SHA-256 of the key, as images) in the layout redesign:
+# only the rows' splits changed (with the old rule the bytes were identical).
 TABLE_PINNED = {
-    "test-00000-of-00002.tfrecord": "99a144fcc4fb8c568195165718987302ddf52457fe5ba505e54479f3b073f17b",
-    "test-00001-of-00002.tfrecord": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    "train-00000-of-00002.tfrecord": "c157bb24f14cdfa09d388d3e1d383647f27e61f2803b04eb2771c6df86a3aaed",
-    "train-00001-of-00002.tfrecord": "90bcba536ab4f6bae3d825287e02f15aa6400a1ce7dc83a524644c503bde63c7",
-    "validation-00000-of-00002.tfrecord": "1605331408228fbebdfb3b9f0fb26f07a439d865951ff15d591c8435e65ce075",
-    "validation-00001-of-00002.tfrecord": "71946474fa7660e77576632dc4f3f02c26d1430c2a92f7af87cf396beefdfa93",
+    "test-00000-of-00002.tfrecord": "6d9fd82b9b701cb9dd21d2d61147a2fed2e275764ee5b3225778cebf310ca548",
+    "test-00001-of-00002.tfrecord": "d4d754836fffa0aa99cabcc8b305f1be9eea58295adc7fe561e0d68fab9852a5",
+    "train-00000-of-00002.tfrecord": "c30a2390c86b15ffc19e5088e0f0111febb9d607bfc60d2863c2e0d48b2dd0c0",
+    "train-00001-of-00002.tfrecord": "217ac89bb6a1253dd5dbf1620c28ff9f62f49c779db766744e5219b83f3a1b3a",
+    "validation-00000-of-00002.tfrecord": "e0291d72b34e9f4e8966dc8baf5f25c188f153b4eafd30eeed83d721491e586d",
+    "validation-00001-of-00002.tfrecord": "741fff20401445eb00685d6f67c861995613439c55ee70b9a26c43982facc0e0",
 }
 
 
@@ -92,3 +98,6 @@ def test_table_shards_are_pinned(spark, tmp_path):
     argv = ["--input", str(csv), "--output", str(out), "--label", "label", "--key", "id", "--num-shards", "2"]
     assert convert_table.main(argv) == 0
     assert shard_hashes(out) == TABLE_PINNED
+    manifest = json.loads((out / "manifest.json").read_text())
+    expected = Counter(assign_split(str(i), DEFAULT_SPLITS) for i in range(60))  # the one split rule, in Python
+    assert {split: info["num_records"] for split, info in manifest["splits"].items()} == expected

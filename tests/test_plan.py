@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from conversion.discovery import discover
-from conversion.errors import ConversionError, OptionError
-from conversion.listing import ListedFile
-from conversion.options import ImageConvertOptions, parse_size, parse_splits
-from conversion.plan import assign_split, plan_shards
+from conversion.images.discovery import discover
+from conversion.images.options import ImageConvertOptions, parse_size
+from conversion.images.plan import plan_shards
+from conversion.options import parse_splits
+from conversion.splits import assign_split
+from dataset.errors import ConversionError, OptionError
+from dataset.fs import ListedFile
 
 SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 

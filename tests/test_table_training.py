@@ -9,11 +9,12 @@ import palmerpenguins
 import pytest
 import tensorflow as tf
 
-from conversion.manifest import read_manifest
-from conversion.table_convert import convert_table
-from conversion.table_options import TableConvertOptions
-from training.config import TrainConfig, TrainingError
-from training.predict import accuracy, predict_split, predict_table_file
+from conversion.tables.convert import convert_table
+from conversion.tables.options import TableConvertOptions
+from dataset.errors import TrainingError
+from dataset.manifest import read_manifest
+from inference.predict import accuracy, predict_split, predict_table_file
+from training.config import TrainConfig
 from training.run import run_training
 
 pytestmark = pytest.mark.slow
@@ -47,8 +48,8 @@ def test_wide_and_deep_classifies_species_and_predicts(spark, penguins, tmp_path
     root, spec = penguins
     data = root / "species"
     manifest = read_manifest(str(data))
-    assert manifest.labels == ("Adelie", "Chinstrap", "Gentoo") and manifest.table["task"] == "classification"
-    assert manifest.table["columns"]["sex"]["stats"]["null_count"] > 0  # the CSV's NA values
+    assert manifest.labels == ("Adelie", "Chinstrap", "Gentoo") and manifest.table.task == "classification"
+    assert manifest.table.columns["sex"].stats.null_count > 0  # the CSV's NA values
     config = TrainConfig(
         str(data),
         str(tmp_path / "model"),
@@ -98,7 +99,7 @@ def test_regression_beats_the_mean(spark, tmp_path):
         ),
     )
     manifest = read_manifest(str(data))
-    stats = manifest.table["columns"]["body_mass_g"]["stats"]
+    stats = manifest.table.columns["body_mass_g"].stats
     config = TrainConfig(
         str(data),
         str(tmp_path / "model"),
@@ -111,7 +112,7 @@ def test_regression_beats_the_mean(spark, tmp_path):
         checkpoint_steps=1000,
     )
     result = run_training(spark, config, num_proc=2)
-    assert result.metrics["eval"]["average_loss"] < 0.5 * stats["stddev"] ** 2  # MSE well under the label's variance
+    assert result.metrics["eval"]["average_loss"] < 0.5 * stats.stddev**2  # MSE well under the label's variance
 
 
 def test_feature_spec_errors_are_clear(spark, penguins, tmp_path):
@@ -126,17 +127,20 @@ def test_feature_spec_errors_are_clear(spark, penguins, tmp_path):
 
 
 def test_feature_plan_defaults_for_columns_without_vocabulary_and_bad_names(penguins):
-    import copy
+    from dataclasses import replace
 
-    from training.table_features import plan_features
+    from training.tables.features import plan_features
 
     root, _ = penguins
     manifest = read_manifest(str(root / "species"))
-    table = copy.deepcopy(manifest.table)
-    table["columns"]["sex"]["stats"]["vocabulary"] = []  # e.g. a column that is null in the statistics split
-    plan = plan_features(type(manifest)(**{**manifest.__dict__, "table": table}), {})
+    columns = dict(manifest.table.columns)
+    sex = columns["sex"]  # e.g. a column that is null in the statistics split: no vocabulary
+    columns["sex"] = replace(sex, stats=replace(sex.stats, vocabulary=()))
+    plan = plan_features(replace(manifest, table=replace(manifest.table, columns=columns)), {})
     assert plan["columns"]["sex"] == {"type": "hashed", "hash_bucket_size": 16, "as": "indicator"}
     assert plan["columns"]["island"] == {"type": "categorical", "as": "indicator"}
-    table["columns"]["body mass (g)"] = table["columns"].pop("body_mass_g")
+    columns["body mass (g)"] = columns.pop("body_mass_g")
+    features = dict(manifest.features)
+    features["body mass (g)"] = features.pop("body_mass_g")
     with pytest.raises(TrainingError, match=r"column 'body mass \(g\)' cannot name a feature column"):
-        plan_features(type(manifest)(**{**manifest.__dict__, "table": table}), {})
+        plan_features(replace(manifest, features=features, table=replace(manifest.table, columns=columns)), {})

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conversion.errors import DatasetError
-from conversion.manifest import read_manifest
-from training.config import DEFAULT_PARAMS, TrainConfig, TrainingError
-from training.model import model_fn
-from training.predict import accuracy, predict_images, predict_split
+from dataset.errors import DatasetError, TrainingError
+from dataset.export import load_labels
+from dataset.manifest import read_manifest
+from inference.predict import accuracy, predict_images, predict_split
+from training.config import TrainConfig
+from training.images.model import IMAGE_PARAMS as DEFAULT_PARAMS
+from training.images.model import model_fn
 from training.run import run_training
-from training.serving import load_labels
 
 pytestmark = pytest.mark.slow
 STEPS = 120
@@ -88,9 +89,10 @@ def test_export_predicts_examples_and_image_bytes_like_the_estimator(spark, shap
     estimator = tf.estimator.Estimator(
         model_fn, model_dir=str(model_dir), params=dict(DEFAULT_PARAMS, labels=list(manifest.labels))
     )
-    from training.input import KEY_FEATURE, eval_input_fn, input_spec
+    from training.input import KEY_FEATURE, eval_input_fn
+    from training.kinds import split_input_spec
 
-    spec = input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 2)
+    spec = split_input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 2)
     keys = [k.decode() for features, _ in eval_input_fn(spec, 32)() for k in features[KEY_FEATURE].numpy()]
     own = dict(zip(keys, estimator.predict(eval_input_fn(spec, 32), yield_single_examples=True)))
     assert set(own) == set(rows.index)
@@ -130,7 +132,7 @@ def test_bad_inputs_fail_with_one_clear_error(spark, shapes_dataset, tmp_path):
 
 
 def test_report_shows_counts_samples_curves_and_confusion(spark, shapes_dataset, trained, tmp_path):
-    from training.report import write_report
+    from demo.report import write_report
 
     model_dir, result = trained
     manifest = read_manifest(str(shapes_dataset))

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
-from conversion.convert import convert_images
-from conversion.errors import DatasetError
-from conversion.options import ImageConvertOptions
-from conversion.validate import inspect_examples, validate_dataset
+from conversion.images.convert import convert_images
+from conversion.images.options import ImageConvertOptions
+from dataset.check import inspect_examples, validate_dataset
+from dataset.errors import DatasetError
 from jobs import validate as validate_job
 from tests.images import image_bytes, write
 
@@ -50,7 +50,7 @@ def test_flipped_byte_names_the_shard_and_offset(dataset, tmp_path, capsys):
     shard.write_bytes(bytes(data))
     with pytest.raises(DatasetError, match=r"corrupt shard .*train-00001-of-00002.tfrecord at byte offset \d+"):
         validate_dataset(str(copy))
-    assert validate_job.main(["--data", str(copy)]) == 1
+    assert validate_job.main(["--data", str(copy)]) == 2  # every job: a user's problem exits with 2
     err = capsys.readouterr().err
     assert err.startswith("error: corrupt shard") and "train-00001-of-00002.tfrecord" in err and err.count("\n") == 1
 

@@ -1,29 +1,13 @@
-"""Training configuration: a frozen plan for the job, and the model's hyper-parameter dict."""
+"""Training configuration: the run's options (frozen), and the hyper-parameter overrides."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from conversion.errors import DatasetError
-
-# The model's hyper-parameters: what `model_fn` receives as `params` (plus `labels`).
-DEFAULT_PARAMS: dict[str, Any] = {
-    "image_size": [32, 32],  # height, width the images are resized to
-    "channels": 3,
-    "conv_width": 16,  # filters of the first conv block; doubled per block
-    "conv_depth": 2,  # conv blocks
-    "dense_units": 64,
-    "dropout": 0.25,
-    "learning_rate": 0.002,  # per process; scaled by the number of processes
-    "warmup_steps": 20,
-    "optimizer": "adam",  # adam | sgd | momentum
-}
-
-
-class TrainingError(Exception):
-    """Training cannot start or did not finish; the message says why and what to do."""
+from dataset.errors import DatasetError, TrainingError
 
 
 def load_params(path: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +28,7 @@ def load_params(path: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def resolve_params(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def resolve_params(defaults: Mapping[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The model's defaults updated by `overrides`.
 
     Raises:

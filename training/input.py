@@ -15,21 +15,14 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from conversion.errors import DatasetError
-from conversion.listing import filesystem
-from conversion.manifest import Manifest
-from training.preprocess import images_from_encoded
+from dataset.errors import DatasetError
+from dataset.layout import tf_compression
+from dataset.manifest import Manifest, shard_urls
 
-KEY_FEATURE = "__key__"  # the record's key, passed along for predictions; no model reads it
-IMAGE_KEY, LABEL_TEXT_KEY, LABEL_ID_KEY, FILENAME_KEY = (
-    "image/encoded",
-    "image/class/text",
-    "image/class/label",
-    "image/filename",
-)
-
+KEY_FEATURE = "__key__"  # every parser passes the record's key along under this name; no model reads it
 
 Parser = Callable[[tf.Tensor], tuple[dict, tf.Tensor]]  # a batch of serialized Examples → (features, labels)
+RecordFilter = Callable[[tf.Tensor], tf.Tensor]  # a serialized Example → keep it (bool)
 
 
 @dataclass(frozen=True)
@@ -40,40 +33,23 @@ class InputSpec:
     compression: str  # "" or "GZIP", as tf.data names it
     parse: Parser
     threads: int  # tf.data threads for this rank
-    keep_label_ids: tuple[int, ...] | None = None
+    keep: RecordFilter | None = None
 
 
 def input_spec(
-    data: str, manifest: Manifest, split: str, params: dict, threads: int, keep_labels: tuple[str, ...] | None = None
+    data: str, manifest: Manifest, split: str, parse: Parser, threads: int, keep: RecordFilter | None = None
 ) -> InputSpec:
-    """The `InputSpec` of one split.
+    """The `InputSpec` of one split; `parse` and `keep` come from the dataset's kind.
 
     Raises:
-        DatasetError: the split or a kept label does not exist.
+        DatasetError: the split does not exist or has no records.
     """
-    if split not in manifest.splits:
-        raise DatasetError(f"split {split!r} is not in {data}; it has {', '.join(sorted(manifest.splits))}")
-    fs, root = filesystem(data)
     # Empty shards (all files rejected, or no row hashed there) are left out: a rank given only
     # empty files would repeat nothing forever while the others wait for it in an allreduce.
-    files = tuple(fs.unstrip_protocol(f"{root}/{f.path}") for f in manifest.splits[split].files if f.num_records)
+    files = tuple(shard_urls(data, manifest, split, non_empty=True))
     if not files:
         raise DatasetError(f"split {split!r} of {data} has no records")
-    keep = None
-    if keep_labels is not None and manifest.kind != "images":
-        raise DatasetError("--labels (a label subset) works for image datasets only")
-    if keep_labels is not None:
-        unknown = sorted(set(keep_labels) - set(manifest.labels))
-        if unknown:
-            raise DatasetError(f"labels {unknown} are not in the dataset; it has {', '.join(manifest.labels)}")
-        keep = tuple(manifest.labels.index(label) for label in keep_labels)
-    if manifest.kind == "table":
-        from training.table_features import table_parser
-
-        parse = table_parser(manifest)
-    else:
-        parse = image_parser(manifest.tf_feature_spec(), tuple(params["image_size"]), int(params["channels"]))
-    return InputSpec(files, "GZIP" if manifest.compression == "gzip" else "", parse, max(1, threads), keep)
+    return InputSpec(files, tf_compression(manifest.compression), parse, max(1, threads), keep)
 
 
 def split_records(manifest: Manifest, split: str, keep_labels: tuple[str, ...] | None = None) -> int:
@@ -93,33 +69,10 @@ def epochs_to_steps(epochs: float, num_records: int, batch_size: int, num_ranks:
     return max(1, math.ceil(epochs * steps_per_epoch(num_records, batch_size, num_ranks)))
 
 
-def _label_filter(keep: tuple[int, ...]) -> Callable[[tf.Tensor], tf.Tensor]:
-    wanted = tf.constant(keep, tf.int64)
-
-    def keep_record(serialized: tf.Tensor) -> tf.Tensor:
-        label = tf.io.parse_single_example(serialized, {LABEL_ID_KEY: tf.io.FixedLenFeature([], tf.int64)})
-        return tf.reduce_any(tf.equal(label[LABEL_ID_KEY], wanted))
-
-    return keep_record
-
-
-def image_parser(feature_spec: dict, image_size: tuple[int, int], channels: int) -> Parser:
-    """Batch of image Examples → ({"image", "key"}, label names)."""
-
-    def parse(serialized: tf.Tensor) -> tuple[dict, tf.Tensor]:
-        parsed = tf.io.parse_example(serialized, feature_spec)  # vectorized over the batch
-        features = {
-            "image": images_from_encoded(parsed[IMAGE_KEY], image_size, channels),
-            KEY_FEATURE: parsed[FILENAME_KEY],
-        }
-        return features, parsed[LABEL_TEXT_KEY]
-
-    return parse
-
-
-def _options(spec: InputSpec, deterministic: bool) -> tf.data.Options:
+def dataset_options(threads: int, deterministic: bool) -> tf.data.Options:
+    """The tf.data options of every input pipeline: a private pool of `threads`, order as asked."""
     options = tf.data.Options()
-    options.threading.private_threadpool_size = spec.threads  # ranks sharing a machine share its cores
+    options.threading.private_threadpool_size = threads  # ranks sharing a machine share its cores
     options.threading.max_intra_op_parallelism = 1
     options.deterministic = deterministic
     return options
@@ -145,12 +98,12 @@ def train_input_fn(
         )
         if not by_files:
             records = records.shard(num_ranks, rank)  # Horovod: fewer files than ranks: shard records
-        if spec.keep_label_ids is not None:
-            records = records.filter(_label_filter(spec.keep_label_ids))
+        if spec.keep is not None:
+            records = records.filter(spec.keep)
         records = records.shuffle(shuffle_buffer, seed=seed + rank)
         batches = records.batch(batch_size, drop_remainder=True).take(steps)
         batches = batches.map(spec.parse, num_parallel_calls=spec.threads, deterministic=False)
-        return batches.prefetch(2).with_options(_options(spec, deterministic=False))
+        return batches.prefetch(2).with_options(dataset_options(spec.threads, deterministic=False))
 
     return input_fn
 
@@ -160,9 +113,9 @@ def eval_input_fn(spec: InputSpec, batch_size: int) -> Callable[[], tf.data.Data
 
     def input_fn() -> tf.data.Dataset:
         records = tf.data.TFRecordDataset(list(spec.files), compression_type=spec.compression)
-        if spec.keep_label_ids is not None:
-            records = records.filter(_label_filter(spec.keep_label_ids))
+        if spec.keep is not None:
+            records = records.filter(spec.keep)
         batches = records.batch(batch_size).map(spec.parse, num_parallel_calls=spec.threads)
-        return batches.prefetch(2).with_options(_options(spec, deterministic=True))
+        return batches.prefetch(2).with_options(dataset_options(spec.threads, deterministic=True))
 
     return input_fn

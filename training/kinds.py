@@ -1,51 +1,49 @@
-"""What differs between image and table datasets: the model, its default hyper-parameters,
-the extra `params` it needs from the manifest, and its serving input."""
+"""The registry of dataset kinds: one entry per kind, the only place that tells kinds apart.
+
+A new kind of data (say, text) is a sub-package with its `KIND` and one line here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from dataset.errors import TrainingError
+from dataset.manifest import Manifest
+from training import images, tables
+from training.input import InputSpec, input_spec
+from training.kind import Kind
 
-from conversion.manifest import Manifest
-from training.config import DEFAULT_PARAMS, TrainConfig, TrainingError
-
-
-def default_params(manifest: Manifest) -> dict[str, Any]:
-    if manifest.kind == "table":
-        from training.table_model import TABLE_PARAMS
-
-        return TABLE_PARAMS
-    return DEFAULT_PARAMS
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (images.KIND, tables.KIND)}
 
 
-def model_params(
-    manifest: Manifest, config: TrainConfig, params: dict[str, Any], labels: tuple[str, ...]
-) -> dict[str, Any]:
-    """The Estimator's `params`: hyper-parameters plus what the model_fn needs from the data."""
-    if manifest.kind == "table":
-        from training.table_features import load_feature_spec, plan_features
+def kind_for(manifest: Manifest) -> Kind:
+    """The registered kind of a dataset.
 
-        plan = plan_features(manifest, load_feature_spec(config.feature_spec))
-        return dict(params, manifest=manifest.to_json(), feature_plan=plan)
-    if config.feature_spec:
-        raise TrainingError("--feature-spec applies to table datasets only")
-    return dict(params, labels=list(labels))
+    Raises:
+        TrainingError: no kind is registered under the manifest's `kind`.
+    """
+    if manifest.kind not in KINDS:
+        raise TrainingError(f"datasets of kind {manifest.kind!r} cannot be trained; known kinds: {', '.join(KINDS)}")
+    return KINDS[manifest.kind]
 
 
-def model_fn_for(manifest: Manifest) -> Callable:
-    if manifest.kind == "table":
-        from training.table_model import table_model_fn
+def split_input_spec(
+    data: str,
+    manifest: Manifest,
+    split: str,
+    params: dict,
+    threads: int,
+    keep_labels: tuple[str, ...] | None = None,
+) -> InputSpec:
+    """The `InputSpec` of one split with its kind's parser (and label filter, for `keep_labels`).
 
-        return table_model_fn
-    from training.model import model_fn
-
-    return model_fn
-
-
-def receiver_for(manifest: Manifest, params: dict[str, Any]) -> Callable:
-    """The serving input of the model; `params` as `model_params` made them."""
-    from training.serving import serving_input_receiver_fn, table_receiver_fn
-
-    if manifest.kind == "table":
-        return table_receiver_fn(manifest, params["feature_plan"])
-    return serving_input_receiver_fn(params)
+    Raises:
+        DatasetError: the split or a kept label does not exist, or the split has no records.
+        TrainingError: the kind cannot filter by label.
+    """
+    kind = kind_for(manifest)
+    manifest.split(split)
+    keep = None
+    if keep_labels is not None:
+        if kind.label_filter is None:
+            raise TrainingError(f"--labels (a label subset) does not work for {manifest.kind} datasets")
+        keep = kind.label_filter(manifest, keep_labels)
+    return input_spec(data, manifest, split, kind.parser(manifest, params), threads, keep)

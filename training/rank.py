@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from dataset.manifest import Manifest
 from training.config import TrainConfig
 
 
@@ -18,6 +19,7 @@ class RunPlan:
     """Decided once on the driver, identical on every rank."""
 
     config: TrainConfig
+    manifest: Manifest  # the dataset's, read once on the driver
     labels: tuple[str, ...]
     params: dict  # hyper-parameters, resolved against the model's defaults
     model_params: dict  # the Estimator's params: hyper-parameters plus what the model_fn needs from the data
@@ -49,17 +51,17 @@ def _session_config(threads: int, local_rank: int) -> Any:
 
 
 @contextlib.contextmanager
-def _naming_corrupt_shards(data: str, files: tuple[str, ...]) -> Iterator[None]:
+def _naming_corrupt_shards(manifest: Manifest, files: tuple[str, ...]) -> Iterator[None]:
     """tf.data's errors for damaged records do not name the file: find the corrupt shard and say which."""
     import tensorflow as tf
 
-    from conversion.errors import DatasetError
-    from conversion.validate import find_corrupt_shard
+    from dataset.check import find_corrupt_shard
+    from dataset.errors import DatasetError
 
     try:
         yield
     except (tf.errors.DataLossError, tf.errors.UnknownError, tf.errors.InvalidArgumentError):
-        corrupt = find_corrupt_shard(data, list(files))
+        corrupt = find_corrupt_shard(manifest, list(files))
         if corrupt is None:
             raise
         raise DatasetError(corrupt) from None
@@ -70,11 +72,10 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
-    from conversion.manifest import read_manifest
+    from training.export import export_model
     from training.hooks import ExamplesPerSecondHook
-    from training.input import eval_input_fn, input_spec, train_input_fn
-    from training.kinds import model_fn_for, receiver_for
-    from training.serving import export_model
+    from training.input import eval_input_fn, train_input_fn
+    from training.kinds import kind_for, split_input_spec
 
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     hvd.init()  # Horovod: join the other processes
@@ -83,8 +84,10 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     if config.fail_on_rank == rank:
         raise RuntimeError(f"injected failure on rank {rank} (fail_on_rank)")
     threads = max(1, (os.cpu_count() or 1) // hvd.local_size())  # Horovod: ranks on one machine share its cores
-    manifest = read_manifest(config.data)
+    manifest = plan.manifest
+    kind = kind_for(manifest)
     params = dict(plan.model_params, horovod=True)
+
     run_config = tf.estimator.RunConfig(
         model_dir=config.model_dir if rank == 0 else None,  # Horovod: only rank 0 writes checkpoints and summaries
         save_checkpoints_steps=config.checkpoint_steps,
@@ -94,38 +97,32 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
         tf_random_seed=config.seed,
         session_config=_session_config(threads, hvd.local_rank()),  # Horovod: pin the local GPU, if any
     )
-    estimator = tf.estimator.Estimator(model_fn=model_fn_for(manifest), params=params, config=run_config)
+    estimator = tf.estimator.Estimator(model_fn=kind.model_fn(manifest), params=params, config=run_config)
     speed = ExamplesPerSecondHook(
         config.batch_size, config.summary_steps, config.model_dir if rank == 0 else None, size
     )
     result: dict[str, Any] = {"rank": rank, "size": size, "steps": plan.steps}
     start = time.perf_counter()
     if plan.steps > 0:
-        spec = input_spec(config.data, manifest, config.train_split, plan.params, threads, config.keep_labels)
+        spec = split_input_spec(config.data, manifest, config.train_split, plan.params, threads, config.keep_labels)
         train = train_input_fn(
             spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step, config.shuffle_buffer
         )
         hooks = [hvd.BroadcastGlobalVariablesHook(0), speed]  # Horovod: start every rank from rank 0's weights
-        with _naming_corrupt_shards(config.data, spec.files):
+        with _naming_corrupt_shards(manifest, spec.files):
             estimator.train(train, hooks=hooks)
     result.update(train_seconds=time.perf_counter() - start, examples_per_sec=speed.examples_per_second)
     if estimator.latest_checkpoint():
         result["weights_sha256"] = weights_checksum(estimator)
         result["global_step"] = int(estimator.get_variable_value("global_step"))
     if rank == 0:  # Horovod: evaluation and export once, by rank 0
-        spec = input_spec(config.data, manifest, plan.eval_split, plan.params, threads, config.keep_labels)
-        with _naming_corrupt_shards(config.data, spec.files):
+        spec = split_input_spec(config.data, manifest, plan.eval_split, plan.params, threads, config.keep_labels)
+        with _naming_corrupt_shards(manifest, spec.files):
             metrics = estimator.evaluate(eval_input_fn(spec, config.batch_size), name=plan.eval_split)
         result["metrics"] = {k: float(v) for k, v in metrics.items()}
         if config.export:
-            receiver = receiver_for(manifest, params)
-            dataset = {
-                "kind": manifest.kind,
-                "task": manifest.table.get("task", "classification"),
-                "label": manifest.table.get("label"),
-                "key": manifest.table.get("key"),
-            }
+            receiver = kind.serving_receiver(manifest, params)
             result["export_path"] = export_model(
-                estimator, f"{config.model_dir}/export", list(plan.labels), receiver, dataset
+                estimator, f"{config.model_dir}/export", list(plan.labels), receiver, manifest
             )
     return result

@@ -14,10 +14,11 @@ from typing import Any, TextIO
 
 from pyspark.sql import SparkSession
 
-from conversion.manifest import read_manifest
-from training.config import TrainConfig, TrainingError, pick_eval_split, resolve_params
+from dataset.errors import TrainingError
+from dataset.manifest import read_manifest
+from training.config import TrainConfig, pick_eval_split, resolve_params
 from training.input import epochs_to_steps, split_records
-from training.kinds import default_params, model_params
+from training.kinds import kind_for, split_input_spec
 from training.rank import RunPlan, train_on_rank
 
 METRICS_FILE = "metrics.json"
@@ -60,13 +61,14 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
         TrainingError: the options do not fit the data.
     """
     manifest = read_manifest(config.data)
-    if config.keep_labels is not None and manifest.kind != "images":
-        raise TrainingError("--labels (a label subset) works for image datasets only")
-    params = resolve_params(default_params(manifest), config.params)
+    kind = kind_for(manifest)
+    params = resolve_params(kind.default_params, config.params)
     if config.train_split not in manifest.splits:
         raise TrainingError(
             f"split {config.train_split!r} is not in {config.data}; it has {', '.join(sorted(manifest.splits))}"
         )
+    if config.keep_labels is not None:
+        split_input_spec(config.data, manifest, config.train_split, params, 1, config.keep_labels)  # checks the labels
     eval_split = pick_eval_split(manifest.splits, config.eval_split)
     records = split_records(manifest, config.train_split, config.keep_labels)
     if records < config.batch_size * num_proc:
@@ -80,9 +82,9 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
     else:
         target = start + epochs_to_steps(config.epochs or 1.0, records, config.batch_size, num_proc)
     labels = tuple(config.keep_labels) if config.keep_labels else manifest.labels
-    estimator_params = model_params(manifest, config, params, labels)  # checks the feature spec on the driver, once
+    estimator_params = kind.model_params(manifest, config, params, labels)  # checks the feature spec, once
     return RunPlan(
-        config, labels, params, estimator_params, eval_split, start, max(0, target - start), target, num_proc
+        config, manifest, labels, params, estimator_params, eval_split, start, max(0, target - start), target, num_proc
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = ("convert_images", "convert_table", "validate", "train", "predict")
-PACKAGES = ("conversion", "training", "jobs")
+PACKAGES = ("dataset", "conversion", "training", "inference", "demo", "jobs")
 # Recommended confs: many small files per task, Arrow batches sized for image rows, retries.
 CONFS = {
     "spark.sql.files.openCostInBytes": "134217728",

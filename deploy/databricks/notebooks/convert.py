@@ -1,7 +1,7 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # Convert an image folder into a TFRecord dataset
-# MAGIC Calls `conversion.convert.convert_images` on the cluster's Spark session; the logic lives in the library.
+# MAGIC Calls `conversion.images.convert.convert_images` on the cluster's Spark session; the logic lives in the library.
 
 # COMMAND ----------
 
@@ -12,8 +12,8 @@ dbutils.widgets.dropdown("mode", "overwrite", ["error", "overwrite"], "If the ou
 
 # COMMAND ----------
 
-from conversion.convert import convert_images
-from conversion.options import ImageConvertOptions
+from conversion.images.convert import convert_images
+from conversion.images.options import ImageConvertOptions
 
 options = ImageConvertOptions(
     input=dbutils.widgets.get("input"),

@@ -1,7 +1,7 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # Batch prediction with the exported SavedModel
-# MAGIC Calls `training.predict.predict_split`; writes Parquet and prints accuracy when labels are known.
+# MAGIC Calls `inference.predict.predict_split`; writes Parquet and prints accuracy when labels are known.
 
 # COMMAND ----------
 
@@ -13,8 +13,8 @@ dbutils.widgets.text("output", "/Volumes/main/default/predictions/images", "Parq
 
 # COMMAND ----------
 
-from training.predict import accuracy, predict_split
-from training.serving import resolve_export
+from dataset.export import resolve_export
+from inference.predict import accuracy, predict_split
 
 model = resolve_export(dbutils.widgets.get("model") or dbutils.widgets.get("model_dir"))
 predictions = predict_split(spark, model, dbutils.widgets.get("data"), dbutils.widgets.get("split"))

@@ -1,0 +1,1 @@
+"""Image label folders → dataset folders: discovery, plan, check, encode, write (see `convert`)."""

@@ -1,0 +1,155 @@
+"""`convert_images`: label folders → sharded TFRecord splits, a manifest and a rejected report."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from functools import partial
+
+from pyspark.sql import SparkSession
+
+from conversion.faults import fault_from_conf
+from conversion.images.discovery import Discovery, Skip, discover
+from conversion.images.options import ImageConvertOptions
+from conversion.images.plan import ShardPlan, group_into_tasks, plan_shards
+from conversion.images.writer import ShardJob, ShardResult, run_task, warm_up
+from conversion.publish import Staging, publish, staged_output
+from dataset.fs import list_files
+from dataset.layout import REJECTED_REPORT
+from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, ShardFile, SplitInfo, image_features
+
+TASKS_PER_CORE = 2  # enough to even out uneven shards, few enough to keep per-task overhead low
+# Reasons given before any image is read: they are reported but not counted as bad images.
+SKIP_REASONS = ("hidden", "outside_label_folder", "unsupported_extension")
+
+
+@dataclass(frozen=True)
+class ConversionSummary:
+    output: str
+    records: dict[str, int]
+    shards: dict[str, int]
+    rejected: dict[str, int]
+    bytes_written: int
+    input_bytes: int
+    num_files_seen: int
+    retried_shards: int
+    timings: dict[str, float]
+
+    def text(self) -> str:
+        total = sum(self.records.values())
+        seconds = self.timings["total_s"]
+        lines = [
+            f"Converted {total} images into {self.output} in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} images/s)"
+        ]
+        lines += [f"  {split}: {n} records in {self.shards[split]} shards" for split, n in sorted(self.records.items())]
+        rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
+        lines.append(f"  rejected: {rejected}  (of {self.num_files_seen} files seen; see {REJECTED_REPORT})")
+        lines.append(f"  written: {self.bytes_written / 1e6:.1f} MB from {self.input_bytes / 1e6:.1f} MB read")
+        if self.retried_shards:
+            lines.append(f"  {self.retried_shards} shard tasks failed once and were retried")
+        return "\n".join(lines)
+
+
+def _run_tasks(spark: SparkSession, plans: list[ShardPlan], job: ShardJob) -> list[ShardResult]:
+    sc = spark.sparkContext
+    tasks = group_into_tasks(plans, TASKS_PER_CORE * sc.defaultParallelism)
+    sc.setJobDescription(f"convert_images: {len(plans)} shards in {len(tasks)} tasks")
+    return sc.parallelize(tasks, len(tasks)).mapPartitionsWithIndex(partial(run_task, job)).collect()
+
+
+def _start_workers(spark: SparkSession) -> threading.Thread:
+    """Start the executors' Python workers (and their imports) while the driver lists files."""
+    sc = spark.sparkContext
+    slots = sc.defaultParallelism
+    thread = threading.Thread(target=lambda: sc.parallelize(range(slots), slots).foreach(warm_up), daemon=True)
+    thread.start()
+    return thread
+
+
+def _rejected_lines(skips: list[Skip]) -> str:
+    return "".join(
+        json.dumps({"path": s.relpath, "reason": s.reason, "detail": s.detail}, ensure_ascii=False) + "\n"
+        for s in sorted(skips, key=lambda s: s.relpath)
+    )
+
+
+def _manifest(
+    options: ImageConvertOptions, found: Discovery, results: list[ShardResult], rejects: list[Skip]
+) -> Manifest:
+    splits = {}
+    for split in sorted({r.split for r in results}):
+        mine = sorted((r for r in results if r.split == split), key=lambda r: r.index)
+        counts: Counter[int] = Counter()
+        for r in mine:
+            counts.update(r.label_counts)
+        splits[split] = SplitInfo(
+            num_records=sum(r.num_records for r in mine),
+            files=tuple(ShardFile(r.name, r.num_records, r.num_bytes) for r in mine),
+            label_counts={found.labels[i]: counts[i] for i in range(len(found.labels))},
+        )
+    option_values = asdict(options)
+    option_values.pop("input"), option_values.pop("output")
+    return Manifest(
+        kind="images",
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        source_root=options.input,
+        options=option_values,
+        labels=found.labels,
+        features=image_features(),
+        splits=splits,
+        compression=options.compression,
+        num_files_seen=found.num_files_seen,
+        num_rejected=dict(sorted(Counter(s.reason for s in rejects).items())),
+        label_feature=IMAGE_LABEL_FEATURE,
+        key_feature=IMAGE_KEY_FEATURE,
+    )
+
+
+def convert_images(spark: SparkSession, options: ImageConvertOptions) -> ConversionSummary:
+    """Convert `ROOT/<label>/**/<image>` into `<split>-NNNNN-of-MMMMM.tfrecord` shards.
+
+    The output folder appears only when complete (see `conversion.publish`).
+
+    Raises:
+        PipelineError: bad input or options (`StorageError`, `ConversionError`), or more rejects
+            than `max_reject_fraction` (`RejectLimitExceeded`).
+    """
+    start = time.perf_counter()
+    with staged_output(options.input, options.output, options.mode) as staging:
+        return _convert(spark, options, staging, start)
+
+
+def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging, start: float) -> ConversionSummary:
+    warming = _start_workers(spark)
+    found = discover(list_files(options.input), options.labels, options.split_from_folders)
+    plans = plan_shards(found.candidates, found.labels, options)
+    timings = {"listing_planning_s": time.perf_counter() - start}
+    warming.join()
+    job = ShardJob(options.input, staging.url(), found.labels, options.transform, fault_from_conf(spark))
+    results = _run_tasks(spark, plans, job)
+    timings["work_s"] = time.perf_counter() - start - timings["listing_planning_s"]
+    commit_start = time.perf_counter()
+    rejects = list(found.skipped) + [s for r in results for s in r.rejects]
+    staging.write_text(REJECTED_REPORT, _rejected_lines(rejects))
+    staging.keep_attempts({r.tmp_path: r.name for r in results})
+    bad = sum(1 for s in rejects if s.reason not in SKIP_REASONS)
+    images = len(found.candidates) + sum(1 for s in found.skipped if s.reason == "unknown_label")
+    manifest = _manifest(options, found, results, rejects)
+    publish(staging, manifest, bad, images, options.max_reject_fraction, "images")
+    timings["commit_s"] = time.perf_counter() - commit_start
+    timings["total_s"] = time.perf_counter() - start
+    return ConversionSummary(
+        output=options.output,
+        records={name: split.num_records for name, split in manifest.splits.items()},
+        shards={name: len(split.files) for name, split in manifest.splits.items()},
+        rejected=manifest.num_rejected,
+        bytes_written=sum(r.num_bytes for r in results),
+        input_bytes=sum(r.input_bytes for r in results),
+        num_files_seen=found.num_files_seen,
+        retried_shards=sum(1 for r in results if r.attempt > 0),
+        timings=timings,
+    )

@@ -1,0 +1,66 @@
+"""Options of the image conversion, validated once at the edge and passed down whole."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from conversion.options import ConvertOptions
+from dataset.errors import OptionError
+
+VERIFY_LEVELS = ("header", "full")
+REENCODE_FORMATS = ("jpeg", "png")
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """What each accepted image becomes; the defaults keep the original bytes."""
+
+    verify: str = "header"
+    max_bytes: int = 64 * 1024 * 1024
+    resize: tuple[int, int] | None = None  # (height, width)
+    reencode: str | None = None
+    jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        if self.verify not in VERIFY_LEVELS:
+            raise OptionError(f"--verify must be one of {', '.join(VERIFY_LEVELS)}, got {self.verify!r}")
+        if self.max_bytes <= 0:
+            raise OptionError(f"--max-bytes must be positive, got {self.max_bytes}")
+        if self.resize is not None and (len(self.resize) != 2 or min(self.resize) <= 0):
+            raise OptionError(f"--resize needs two positive sizes HxW, got {self.resize}")
+        if self.reencode is not None and self.reencode not in REENCODE_FORMATS:
+            raise OptionError(f"--reencode must be one of {', '.join(REENCODE_FORMATS)}, got {self.reencode!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise OptionError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
+
+
+@dataclass(frozen=True)
+class ImageConvertOptions(ConvertOptions):
+    """Everything `convert_images` needs; see `jobs/convert_images.py --help` for each field."""
+
+    input: str
+    output: str
+    split_from_folders: bool = False
+    labels: tuple[str, ...] | None = None
+    transform: ImageTransform = ImageTransform()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.input or not self.output:
+            raise OptionError("--input and --output are both required")
+        super().__post_init__()
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise OptionError(f"--labels has duplicates: {', '.join(self.labels)}")
+
+    @property
+    def uses_split_fractions(self) -> bool:
+        return not self.split_from_folders
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse `HxW`, e.g. `224x224`."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or min(int(match[1]), int(match[2])) <= 0:
+        raise OptionError(f"--resize must be HxW with positive integers, e.g. 224x224, got {text!r}")
+    return int(match[1]), int(match[2])

@@ -1,0 +1,111 @@
+"""Executor side: read, check and encode the files of one shard, and write it to staging."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from conversion.faults import InjectedFault, should_fail
+from conversion.images.check import Rejected, check_image
+from conversion.images.discovery import Skip
+from conversion.images.options import ImageTransform
+from conversion.images.plan import ShardPlan
+from conversion.images.records import image_example
+from dataset.fs import filesystem
+from dataset.tfrecord import TFRecordFileWriter
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What every shard task shares (small and picklable)."""
+
+    input_url: str
+    staging_url: str
+    labels: tuple[str, ...]
+    transform: ImageTransform
+    fail_once_after: int | None = None  # test-only: the first attempt of task 0 fails after N records (or at its end)
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What a finished shard task reports to the driver."""
+
+    split: str
+    index: int
+    name: str
+    tmp_path: str
+    num_records: int
+    num_bytes: int
+    input_bytes: int
+    rejects: tuple[Skip, ...]
+    label_counts: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    attempt: int = 0
+
+
+def write_shard(
+    plan: ShardPlan, job: ShardJob, attempt_tag: str, attempt: int = 0, partition: int = 0, first: bool = True
+) -> ShardResult:
+    """Write one shard as `<staging>/<name>.tmp-<attempt_tag>`; the driver renames the winner.
+
+    `attempt` is Spark's attempt number of the task (0 unless it was retried); `partition` and
+    `first` (the task's first shard) place it for the test-only fault injection.
+    """
+    fail_after = job.fail_once_after if first else None
+    start = time.perf_counter()
+    fs_in, root = filesystem(job.input_url)
+    fs_out, staging = filesystem(job.staging_url)
+    tmp_path = f"{staging}/{plan.name}.tmp-{attempt_tag}"
+    rejects: list[Skip] = []
+    labels: Counter[int] = Counter()
+    input_bytes = 0
+    with TFRecordFileWriter(fs_out.open(tmp_path, "wb"), plan.compression) as writer:
+        for task in plan.files:
+            if should_fail(fail_after, partition, attempt, writer.num_records):
+                raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
+            try:
+                data = fs_in.cat_file(f"{root}/{task.relpath}")
+            except OSError as err:
+                rejects.append(Skip(task.relpath, "unreadable", f"{type(err).__name__}: {err.strerror or err}"))
+                continue
+            input_bytes += len(data)
+            try:
+                image = check_image(data, job.transform)
+            except Rejected as rejected:
+                rejects.append(Skip(task.relpath, rejected.reason, rejected.detail))
+                continue
+            writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
+            labels[task.label_id] += 1
+        if should_fail(fail_after, partition, attempt, fail_after or 0):  # a shorter shard fails before closing
+            raise InjectedFault(f"injected failure in {plan.name} at its end")
+        num_records = writer.num_records
+    return ShardResult(
+        split=plan.split,
+        index=plan.index,
+        name=plan.name,
+        tmp_path=tmp_path,
+        num_records=num_records,
+        num_bytes=fs_out.size(tmp_path),
+        input_bytes=input_bytes,
+        rejects=tuple(rejects),
+        label_counts=dict(labels),
+        seconds=time.perf_counter() - start,
+        attempt=attempt,
+    )
+
+
+def run_task(job: ShardJob, partition: int, groups: Iterable[tuple[ShardPlan, ...]]) -> Iterator[ShardResult]:
+    """The body of one Spark task: write each shard of its group (runs on executors)."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    attempt = context.attemptNumber()
+    for group in groups:
+        for position, plan in enumerate(group):
+            yield write_shard(plan, job, str(context.taskAttemptId()), attempt, partition, position == 0)
+
+
+def warm_up(_: object) -> None:
+    """A no-op task that makes a Python worker import this module ahead of the real tasks."""

@@ -1,0 +1,53 @@
+"""The one split rule: a record's split is decided by the SHA-256 of its key alone.
+
+The first 8 bytes of SHA-256(key), as an unsigned 64-bit number, are compared with the
+cumulative split fractions scaled to 2^64. Reruns agree, and adding records moves none.
+Images use their relative path as key; tables their key column (or a hash of the row) as text.
+The same rule runs in Python (`split_of`) and in Spark SQL (`split_column`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from decimal import Decimal
+from typing import Any
+
+Splits = tuple[tuple[str, float], ...]
+
+
+def split_position(key: str) -> int:
+    """The unsigned 64-bit position of a key: the first 8 bytes of its SHA-256."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
+
+
+def split_bounds(splits: Splits) -> list[int]:
+    """Each split's exclusive upper bound on the 64-bit position."""
+    bounds, cumulative = [], 0.0
+    for _, fraction in splits:
+        cumulative += fraction
+        bounds.append(int(cumulative * 2**64))
+    return bounds
+
+
+def split_of(position: int, splits: Splits, bounds: list[int]) -> str:
+    """The split whose range holds `position` (the last split takes what rounding leaves)."""
+    return splits[min(bisect.bisect_right(bounds, position), len(splits) - 1)][0]
+
+
+def assign_split(key: str, splits: Splits) -> str:
+    """The split of one key."""
+    return split_of(split_position(key), splits, split_bounds(splits))
+
+
+def split_column(key: Any, splits: Splits) -> Any:
+    """The same rule as a Spark SQL column over a string column `key`."""
+    from pyspark.sql import functions as F
+
+    position = F.conv(F.substring(F.sha2(key, 256), 1, 16), 16, 10).cast("decimal(20,0)")
+    expr = None
+    for (name, _), bound in zip(splits[:-1], split_bounds(splits)):
+        test = position < F.lit(Decimal(bound)).cast("decimal(20,0)")
+        expr = F.when(test, name) if expr is None else expr.when(test, name)
+    last = splits[-1][0]
+    return expr.otherwise(last) if expr is not None else F.lit(last)

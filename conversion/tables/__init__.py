@@ -1,0 +1,1 @@
+"""Tables (CSV, Parquet, JSON, ORC, catalog tables) → dataset folders with column statistics."""

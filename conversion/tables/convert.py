@@ -1,0 +1,290 @@
+"""`convert_table`: CSV/Parquet/JSON/ORC files or a catalog table → sharded TFRecord splits,
+with per-column statistics in the manifest and rejected rows under `_rejected/`."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from conversion.faults import fault_from_conf
+from conversion.publish import Staging, publish, refuse_over_limit, staged_output
+from conversion.splits import split_column
+from conversion.tables.options import TableConvertOptions
+from conversion.tables.schema import ColumnSpec, column_specs
+from conversion.tables.stats import column_statistics
+from conversion.tables.writer import RESULT_DDL, SHARD_COLUMN, TableShardJob, write_table_shards
+from dataset.errors import ConversionError
+from dataset.layout import REJECTED_DIR, shard_file_name
+from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo
+
+ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
+MAX_CLASSES_FOR_AUTO = 50
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    output: str
+    task: str
+    records: dict[str, int]
+    shards: dict[str, int]
+    rejected: dict[str, int]
+    rows_seen: int
+    seconds: float
+    retried_shards: int = 0
+
+    def text(self) -> str:
+        total = sum(self.records.values())
+        lines = [f"Converted {total} of {self.rows_seen} rows into {self.output} in {self.seconds:.1f} s ({self.task})"]
+        lines += [f"  {s}: {n} records in {self.shards[s]} shards" for s, n in sorted(self.records.items())]
+        rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
+        lines.append(f"  rejected: {rejected}  (see _rejected/)")
+        return "\n".join(lines)
+
+
+def read_source(spark: SparkSession, options: TableConvertOptions) -> DataFrame:
+    """The input as a DataFrame: files of `--format` (CSV with a header) or a catalog table."""
+    if options.table:
+        return spark.table(options.table)
+    reader = spark.read.format(options.format)
+    if options.format == "csv":
+        reader = reader.option("header", "true").option("mode", "FAILFAST").option("nullValue", options.csv_null_value)
+    if options.schema:
+        reader = reader.schema(options.schema)
+    elif options.format == "csv":
+        reader = reader.option("inferSchema", "true")
+    try:
+        return reader.load(options.input)
+    except Exception as err:  # AnalysisException: path missing, unreadable format
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConversionError(f"cannot read {options.input} as {options.format}: {first}") from None
+
+
+def _col(name: str) -> Column:
+    return F.col(f"`{name}`")
+
+
+def _task(options: TableConvertOptions, label: ColumnSpec, df: DataFrame) -> str:
+    if options.task != "auto":
+        return options.task
+    if label.dtype == "string" or label.spark_type == "boolean":
+        return "classification"
+    if (
+        label.dtype == "int64"
+        and df.select(_col(label.name)).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO
+    ):
+        return "classification"
+    return "regression"
+
+
+def _defaults(columns: list[ColumnSpec], overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    by_name = {c.name: c for c in columns}
+    unknown = sorted(set(name for name, _ in overrides) - set(by_name))
+    if unknown:
+        raise ConversionError(f"--null-default names unknown columns {unknown}; columns are: {', '.join(by_name)}")
+    defaults: dict[str, Any] = {
+        c.name: {"int64": 0, "float32": 0.0, "string": ""}[c.dtype] for c in columns if not c.is_list
+    }
+    for name, text in overrides:
+        kind = by_name[name].dtype
+        try:
+            defaults[name] = int(text) if kind == "int64" else float(text) if kind == "float32" else text
+        except ValueError:
+            raise ConversionError(f"--null-default {name}={text!r} is not a valid {kind}") from None
+    return defaults
+
+
+def _filled(df: DataFrame, columns: list[ColumnSpec], defaults: dict[str, Any]) -> DataFrame:
+    out = []
+    for c in columns:
+        if c.is_list:
+            out.append(F.coalesce(_col(c.name), F.array().cast(df.schema[c.name].dataType)).alias(c.name))
+        elif c.is_binary:
+            out.append(F.coalesce(_col(c.name), F.lit(str(defaults[c.name]).encode())).alias(c.name))
+        else:
+            out.append(F.coalesce(_col(c.name), F.lit(defaults[c.name]).cast(df.schema[c.name].dataType)).alias(c.name))
+    return df.select(*out, "_split", "_h")
+
+
+def _counts(df: DataFrame, label: ColumnSpec, task: str) -> dict[tuple, int]:
+    """Rows per (reject reason, split, label text) in one Spark job; the label text only for classification."""
+    if task == "classification":
+        text = _col(label.name).cast("int") if label.spark_type == "boolean" else _col(label.name)
+        value = text.cast("string")
+    else:
+        value = F.lit(None).cast("string")
+    rows = df.groupBy("_reason", "_split", value.alias("_label")).count().collect()
+    return {(r["_reason"], r["_split"], r["_label"]): int(r["count"]) for r in rows}
+
+
+def convert_table(spark: SparkSession, options: TableConvertOptions) -> TableSummary:
+    """Convert a table into shards per split, with statistics, a manifest and a rejected report.
+
+    Raises:
+        ConversionError: unreadable input, unknown label or key column, a column type with no
+            feature form, or more rejected rows than `max_reject_fraction`.
+    """
+    start = time.perf_counter()
+    source = read_source(spark, options)
+    names = source.columns
+    for role, name in (("label", options.label), ("key", options.key)):
+        if name is not None and name not in names:
+            raise ConversionError(f"{role} column {name!r} does not exist; columns are: {', '.join(names)}")
+    columns = column_specs(source.schema)
+    label = next(c for c in columns if c.name == options.label)
+    if label.dtype == "float32" and options.task == "classification":
+        raise ConversionError(f"label column {label.name!r} holds floats; use --task regression or cast it")
+    if label.is_list:
+        raise ConversionError(f"label column {label.name!r} is a list; the label must be a scalar column")
+    defaults = _defaults(columns, options.null_defaults)
+    with staged_output(options.input, options.output, options.mode) as staging:
+        return _convert(spark, options, source, columns, label, defaults, staging, start)
+
+
+def _convert(
+    spark: SparkSession,
+    options: TableConvertOptions,
+    source: DataFrame,
+    columns: list[ColumnSpec],
+    label: ColumnSpec,
+    defaults: dict[str, Any],
+    staging: Staging,
+    start: float,
+) -> TableSummary:
+    task = _task(options, label, source)
+    key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
+    df = source.withColumn("_h", F.xxhash64(*key))
+    df = df.withColumn("_split", split_column(_key_text(options), options.splits))
+    checks = [(label.name, F.when(_col(label.name).isNull(), "null_label"))]
+    if options.null_policy == "reject":
+        checks += [(c.name, F.when(_col(c.name).isNull(), "null")) for c in columns if c.name != label.name]
+    reason = F.coalesce(*[expr for _, expr in checks])
+    column_name = F.coalesce(*[F.when(expr.isNotNull(), F.lit(name)) for name, expr in checks])
+    df = df.withColumn("_reason", reason).withColumn("_column", column_name).cache()
+    try:
+        return _write(spark, options, df, columns, label, defaults, staging, start, task)
+    finally:
+        df.unpersist()
+
+
+def _key_text(options: TableConvertOptions) -> Column:
+    """A row's key as text: the key column, else the hash of the whole row."""
+    return _col(options.key).cast("string") if options.key else F.col("_h").cast("string")
+
+
+def _write(
+    spark: SparkSession,
+    options: TableConvertOptions,
+    df: DataFrame,
+    columns: list[ColumnSpec],
+    label: ColumnSpec,
+    defaults: dict[str, Any],
+    staging: Staging,
+    start: float,
+    task: str,
+) -> TableSummary:
+    """Count, report rejects, plan shards, write them, compute statistics, write the manifest, commit."""
+    counts = _counts(df, label, task)
+    rows_seen = sum(counts.values())
+    if rows_seen == 0:
+        raise ConversionError(f"{options.input or options.table} has no rows")
+    rejected = df.where(F.col("_reason").isNotNull())
+    kept = df.where(F.col("_reason").isNull())
+    rejected_counts: dict[str, int] = {}
+    split_counts: dict[str, int] = {}
+    label_counts: dict[str, dict[str, int]] = {}
+    for (reason, split, value), n in counts.items():
+        if reason is not None:
+            rejected_counts[reason] = rejected_counts.get(reason, 0) + n
+            continue
+        split_counts[split] = split_counts.get(split, 0) + n
+        if value is not None:
+            label_counts.setdefault(split, {})[value] = n
+    rejected_total = sum(rejected_counts.values())
+    rejected.select(
+        _key_text(options).alias("key"),
+        F.col("_column").alias("column"),
+        F.col("_reason").alias("reason"),
+        F.to_json(F.struct(*[_col(c.name) for c in columns])).alias("row"),
+    ).coalesce(1).write.json(f"{staging.url()}/{REJECTED_DIR}")
+    refuse_over_limit(staging, rejected_total, rows_seen, options.max_reject_fraction, "rows")  # before writing
+    plan: dict[str, int] = {}
+    for split in sorted(split_counts):
+        wanted = options.num_shards or math.ceil(
+            split_counts[split] * len(columns) * ROW_BYTES_GUESS / (options.target_shard_mb * 1024 * 1024)
+        )
+        plan[split] = max(1, min(wanted, split_counts[split]))
+    offsets, names, total = {}, [], 0
+    for split, count in plan.items():
+        offsets[split] = total
+        names += [shard_file_name(split, i, count, options.compression) for i in range(count)]
+        total += count
+    offset = F.create_map(*[x for s, o in offsets.items() for x in (F.lit(s), F.lit(o))])
+    count = F.create_map(*[x for s, n in plan.items() for x in (F.lit(s), F.lit(n))])
+    shard = offset[F.col("_split")] + F.pmod(F.xxhash64(F.col("_h"), F.lit("shard")), count[F.col("_split")])
+    filled = (
+        _filled(kept, columns, defaults)
+        .withColumn(SHARD_COLUMN, shard)
+        .withColumn("_order", F.xxhash64(F.col("_h"), F.lit("order")))
+    )
+    job = TableShardJob(tuple(columns), tuple(names), staging.url(), options.compression, fault_from_conf(spark))
+    ordered = filled.repartition(total, SHARD_COLUMN).sortWithinPartitions(SHARD_COLUMN, "_order", "_h")
+    results = (
+        ordered.select(*[_col(c.name) for c in columns], SHARD_COLUMN)
+        .mapInArrow(partial(write_table_shards, job), RESULT_DDL)
+        .collect()
+    )
+    staging.keep_attempts({r["tmp_path"]: names[r["shard"]] for r in results})
+    written = {r["shard"]: (int(r["num_records"]), int(r["num_bytes"])) for r in results}
+    for index, name in enumerate(names):  # a shard no row hashed to is written empty, so the count is exact
+        if index not in written:
+            staging.fs.touch(f"{staging.path}/{name}")
+            written[index] = (0, 0)
+    labels = sorted({v for per_split in label_counts.values() for v in per_split})
+    stats = column_statistics(
+        kept.where(F.col("_split") == options.splits[0][0]), columns, options.max_vocab, options.num_quantiles
+    )
+    splits = {}
+    for split, n in plan.items():
+        files = tuple(ShardFile(names[offsets[split] + i], *written[offsets[split] + i]) for i in range(n))
+        splits[split] = SplitInfo(
+            sum(f.num_records for f in files), files, dict(sorted(label_counts.get(split, {}).items()))
+        )
+    manifest = Manifest(
+        kind="table",
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        source_root=options.input or f"table:{options.table}",
+        options={k: v for k, v in asdict(options).items() if k not in ("input", "output")},
+        labels=tuple(labels),
+        features={c.name: c.feature() for c in columns},
+        splits=splits,
+        compression=options.compression,
+        num_files_seen=rows_seen,
+        num_rejected=dict(sorted(rejected_counts.items())),
+        label_feature=label.name,
+        key_feature=options.key,
+        table=TableInfo(
+            label=label.name,
+            key=options.key,
+            task=task,
+            stats_split=options.splits[0][0],
+            columns={c.name: TableColumn(c.spark_type, ColumnStats.from_dict(stats.get(c.name, {}))) for c in columns},
+        ),
+    )
+    publish(staging, manifest, rejected_total, rows_seen, options.max_reject_fraction, "rows")
+    return TableSummary(
+        options.output,
+        task,
+        {s: i.num_records for s, i in splits.items()},
+        {s: len(i.files) for s, i in splits.items()},
+        manifest.num_rejected,
+        rows_seen,
+        time.perf_counter() - start,
+        sum(1 for r in results if r["attempt"] > 0),
+    )

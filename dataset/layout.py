@@ -1,0 +1,59 @@
+"""The file layout of a dataset folder: the one owner of its names and URLs.
+
+    <split>-00003-of-00016.tfrecord[.gz]   shards
+    manifest.json                          the contract (see `dataset.manifest`)
+    _rejected/                             what was not converted, and why
+    _SUCCESS                               written last: the folder is complete
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import fsspec
+
+from dataset.fs import filesystem
+
+MANIFEST = "manifest.json"
+SUCCESS = "_SUCCESS"
+REJECTED_DIR = "_rejected"
+REJECTED_REPORT = f"{REJECTED_DIR}/rejected.jsonl"
+
+COMPRESSIONS = ("none", "gzip")  # only codecs tf.data reads
+_SUFFIX = {"none": "", "gzip": ".gz"}
+_TF_NAME = {"none": "", "gzip": "GZIP"}
+
+
+def shard_file_name(split: str, index: int, count: int, compression: str) -> str:
+    """`<split>-00003-of-00016.tfrecord` (`.gz` appended for gzip): the one naming of shards."""
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord{_SUFFIX[compression]}"
+
+
+def tf_compression(compression: str) -> str:
+    """The `compression_type` tf.data takes for a manifest's compression ("" or "GZIP")."""
+    return _TF_NAME[compression]
+
+
+@dataclass(frozen=True)
+class DatasetFolder:
+    """A dataset folder at a URL: every path in it is built here."""
+
+    url: str
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return filesystem(self.url)[0]
+
+    @property
+    def root(self) -> str:
+        """The folder's path on its filesystem (no scheme)."""
+        return filesystem(self.url)[1]
+
+    def path(self, relpath: str) -> str:
+        """A file's path on the filesystem (no scheme), for fsspec calls on `fs`."""
+        return f"{self.root}/{relpath}"
+
+    def file_url(self, relpath: str) -> str:
+        """A file's URL with scheme, for readers in other processes (tf.data, executors)."""
+        fs, root = filesystem(self.url)
+        return fs.unstrip_protocol(f"{root}/{relpath}")

@@ -1,0 +1,1 @@
+"""The demo (`make demo`): generated data, the whole pipeline, and its HTML report."""

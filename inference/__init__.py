@@ -1,0 +1,1 @@
+"""Spark batch inference with an exported SavedModel (layout: `dataset.export`)."""

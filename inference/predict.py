@@ -1,0 +1,187 @@
+"""Batch prediction on Spark executors with an exported SavedModel, in Arrow batches."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+
+from dataset.errors import DatasetError, InferenceError
+from dataset.export import COLUMNS_INPUT, EXAMPLES_INPUT, IMAGE_BYTES_INPUT, load_labels, load_manifest
+from dataset.features import has_image_extension, is_hidden
+from dataset.fs import filesystem, list_files
+from dataset.layout import tf_compression
+from dataset.manifest import read_manifest, shard_urls
+
+SCHEMA = "key string, true_label string, predicted_label string, probabilities array<float>, prediction double"
+BATCH = 256
+
+
+@functools.lru_cache(maxsize=4)
+def _signature(export_dir: str, name: str) -> Any:
+    """One loaded signature per Python worker and export (loading costs seconds)."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(export_dir).signatures[name]
+
+
+def _frame(keys: list, true: list, outputs: dict, labels: list[str]) -> pd.DataFrame:
+    n = len(keys)
+    if "predictions" in outputs:  # a regression head
+        values = outputs["predictions"].numpy().reshape(-1).astype("float64")
+        return pd.DataFrame(
+            {
+                "key": keys,
+                "true_label": true,
+                "predicted_label": [None] * n,
+                "probabilities": [np.zeros(0, np.float32)] * n,
+                "prediction": values,
+            }
+        )
+    ids = outputs["class_ids"].numpy().reshape(-1)
+    probabilities = outputs["probabilities"].numpy().astype("float32")
+    return pd.DataFrame(
+        {
+            "key": keys,
+            "true_label": true,
+            "predicted_label": [labels[i] for i in ids],
+            "probabilities": list(probabilities),
+            "prediction": [None] * n,
+        }
+    )
+
+
+def _text(values: Any) -> list:
+    return [v.decode("utf-8") if isinstance(v, bytes) else (None if v is None else str(v)) for v in values]
+
+
+def _predict_shards(
+    export_dir: str,
+    compression: str,
+    key: str | None,
+    label: str,
+    spec: dict,
+    labels: list[str],
+    frames: Iterator[pd.DataFrame],
+) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: every record of the listed shards through the export's `predict` signature."""
+    import tensorflow as tf
+
+    predict = _signature(export_dir, "predict")
+    for frame in frames:
+        for path in frame["path"]:
+            for batch in tf.data.TFRecordDataset(path, compression_type=compression).batch(BATCH):
+                parsed = {k: v.numpy() for k, v in tf.io.parse_example(batch, spec).items()}
+                keys = _text(parsed[key]) if key else [""] * len(parsed[label])
+                yield _frame(keys, _text(parsed[label]), predict(**{EXAMPLES_INPUT: batch}), labels)
+
+
+def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -> DataFrame:
+    """Predictions for every record of a converted split (key: image/filename, or the table's key column)."""
+    manifest = read_manifest(data)
+    paths = shard_urls(data, manifest, split)
+    key, label = manifest.key_feature, manifest.label_feature
+    spec = manifest.tf_feature_spec([name for name in (label, key) if name])
+    compression = tf_compression(manifest.compression)
+    frame = spark.createDataFrame(pd.DataFrame({"path": paths})).repartition(
+        min(len(paths), spark.sparkContext.defaultParallelism)
+    )
+    run = functools.partial(_predict_shards, export_dir, compression, key, label, spec, load_labels(export_dir))
+    return frame.mapInPandas(run, SCHEMA)
+
+
+def _predict_images(
+    export_dir: str, root: str, labels: list[str], frames: Iterator[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
+    import tensorflow as tf
+
+    predict = _signature(export_dir, f"{IMAGE_BYTES_INPUT}:predict")
+    fs, base = filesystem(root)
+    for frame in frames:
+        for start in range(0, len(frame), BATCH):
+            part = frame.iloc[start : start + BATCH]
+            data = [fs.cat_file(f"{base}/{relpath}") for relpath in part["relpath"]]
+            outputs = predict(**{IMAGE_BYTES_INPUT: tf.constant(data)})
+            yield _frame(list(part["relpath"]), list(part["label"]), outputs, labels)
+
+
+def predict_images(spark: SparkSession, export_dir: str, root: str) -> DataFrame:
+    """Predictions for every image file under `root`; `true_label` is its first folder, if any."""
+    files = [f for f in list_files(root) if has_image_extension(f.relpath) and not is_hidden(f.relpath)]
+    if not files:
+        raise DatasetError(f"no image files under {root}")
+    rows = pd.DataFrame(
+        {
+            "relpath": [f.relpath for f in files],
+            "label": [f.relpath.split("/")[0] if "/" in f.relpath else None for f in files],
+        }
+    )
+    frame = spark.createDataFrame(rows, "relpath string, label string").repartition(
+        spark.sparkContext.defaultParallelism
+    )
+    run = functools.partial(_predict_images, export_dir, root, load_labels(export_dir))
+    return frame.mapInPandas(run, SCHEMA)
+
+
+def _predict_rows(
+    export_dir: str, key: str | None, label: str | None, labels: list[str], frames: Iterator[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
+    import tensorflow as tf
+
+    predict = _signature(export_dir, f"{COLUMNS_INPUT}:predict")
+    inputs = predict.structured_input_signature[1]
+    for frame in frames:
+        for start in range(0, len(frame), BATCH):
+            part = frame.iloc[start : start + BATCH]
+            tensors = {}
+            for name, spec in inputs.items():
+                column = part[name]
+                if spec.dtype == tf.string:
+                    tensors[name] = tf.constant(
+                        [b"" if v is None else (v if isinstance(v, bytes) else str(v).encode()) for v in column]
+                    )
+                else:
+                    tensors[name] = tf.constant(column.fillna(0).to_numpy(), dtype=spec.dtype)
+            keys = _text(part[key]) if key else [""] * len(part)
+            true = _text(part[label]) if label else [None] * len(part)
+            yield _frame(keys, true, predict(**tensors), labels)
+
+
+def predict_table_file(
+    spark: SparkSession, export_dir: str, path: str, file_format: str = "csv", csv_null_value: str = ""
+) -> DataFrame:
+    """Predictions for the rows of a CSV/Parquet/JSON/ORC file with the training table's columns."""
+    trained_on = load_manifest(export_dir)
+    if trained_on.table is None:
+        raise InferenceError(f"{export_dir} was trained on {trained_on.kind}; --table-file needs a table model")
+    reader = spark.read.format(file_format)
+    if file_format == "csv":
+        reader = reader.option("header", "true").option("inferSchema", "true").option("nullValue", csv_null_value)
+    try:
+        rows = reader.load(path)
+    except Exception as err:
+        raise DatasetError(f"cannot read {path} as {file_format}: {str(err).splitlines()[0]}") from None
+    from pyspark.sql import functions as F
+
+    boolean = [f.name for f in rows.schema.fields if f.dataType.simpleString() == "boolean"]
+    rows = rows.select(
+        *[F.col(f"`{c}`").cast("int").alias(c) if c in boolean else F.col(f"`{c}`") for c in rows.columns]
+    )
+    label = trained_on.table.label if trained_on.table.label in rows.columns else None
+    key = trained_on.table.key if trained_on.table.key in rows.columns else None
+    run = functools.partial(_predict_rows, export_dir, key, label, load_labels(export_dir))
+    return rows.mapInPandas(run, SCHEMA)
+
+
+def accuracy(predictions: DataFrame) -> float | None:
+    """Share of rows whose predicted label is the true one (None when no row has a true label)."""
+    row = (
+        predictions.where("true_label IS NOT NULL AND predicted_label IS NOT NULL")
+        .selectExpr("avg(CAST(predicted_label = true_label AS DOUBLE)) AS acc")
+        .first()
+    )
+    return None if row is None or row["acc"] is None else float(row["acc"])

@@ -1,0 +1,29 @@
+"""SavedModel export with the training data's manifest and the model's labels (layout: `dataset.export`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from dataset.export import LABELS_ASSET, MANIFEST_ASSET
+from dataset.manifest import Manifest
+
+
+def export_model(
+    estimator: tf.estimator.Estimator, export_base: str, labels: list[str], receiver: Callable, manifest: Manifest
+) -> str:
+    """Export the latest checkpoint as a SavedModel with `assets.extra/labels.json` and
+    `assets.extra/manifest.json`; returns its path."""
+    with tempfile.TemporaryDirectory() as tmp:
+        labels_file, manifest_file = os.path.join(tmp, LABELS_ASSET), os.path.join(tmp, MANIFEST_ASSET)
+        with open(labels_file, "w", encoding="utf-8") as out:
+            json.dump(list(labels), out, ensure_ascii=False)
+        with open(manifest_file, "w", encoding="utf-8") as out:
+            out.write(manifest.to_json())
+        extra = {LABELS_ASSET: labels_file, MANIFEST_ASSET: manifest_file}
+        path = estimator.export_saved_model(export_base, receiver, assets_extra=extra)
+    return path.decode("utf-8") if isinstance(path, bytes) else path

@@ -1,0 +1,161 @@
+"""Feature columns for tables, derived from the manifest's statistics and an optional spec file.
+
+Spec (JSON or YAML), every part optional:
+
+    columns:
+      island: {type: categorical, as: embedding, dimension: 4}   # or as: indicator (one-hot)
+      body_mass_g: {type: bucketized}                            # quantile boundaries from the manifest
+      bill_length_mm: {type: numeric}                            # normalized with mean/std
+      sex: {type: hashed, hash_bucket_size: 8, as: indicator}
+    crosses:
+      - {columns: [island, sex], hash_bucket_size: 16}          # one-hot of the crossed buckets
+    exclude: [year]
+
+Columns the spec does not name get defaults: numbers normalized, strings with up to
+`ONE_HOT_MAX` values one-hot, larger vocabularies embedded. The label, the key and list
+columns are never inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import tensorflow as tf
+
+from dataset.errors import TrainingError
+from dataset.manifest import ColumnStats, Manifest
+
+ONE_HOT_MAX = 10
+NAME = re.compile(r"^[A-Za-z0-9_.\-/]+$")  # what TensorFlow accepts in a feature column's scope
+TYPES = ("numeric", "bucketized", "categorical", "hashed")
+
+
+def load_feature_spec(path: str | None) -> dict[str, Any]:
+    """The spec file as a dict (JSON, or YAML when the name ends in .yaml/.yml); {} without a file."""
+    if not path:
+        return {}
+    try:
+        with tf.io.gfile.GFile(path) as handle:
+            text = handle.read()
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            return yaml.safe_load(text) or {}
+        return json.loads(text)
+    except Exception as err:
+        raise TrainingError(f"cannot read --feature-spec {path}: {err}") from err
+
+
+def input_columns(manifest: Manifest) -> dict[str, tuple[str, ColumnStats]]:
+    """The scalar columns that can be model inputs, as name → (dtype, statistics); label, key and lists left out."""
+    table = manifest.table
+    return {
+        name: (manifest.features[name].dtype, column.stats)
+        for name, column in table.columns.items()
+        if name not in (table.label, table.key) and manifest.features[name].length == "fixed"
+    }
+
+
+def plan_features(manifest: Manifest, spec: dict[str, Any]) -> dict[str, Any]:
+    """Resolve the spec against the manifest into a plain, JSON-able plan.
+
+    Raises:
+        TrainingError: the spec names unknown columns or types, or crosses fewer than two columns.
+    """
+    available = input_columns(manifest)
+    named = dict(spec.get("columns") or {})
+    excluded = list(spec.get("exclude") or [])
+    crosses = list(spec.get("crosses") or [])
+    mentioned = set(named) | set(excluded) | {c for cross in crosses for c in cross.get("columns", [])}
+    unknown = sorted(mentioned - set(available))
+    if unknown:
+        raise TrainingError(
+            f"the feature spec names unknown columns {unknown}; input columns are: {', '.join(available)}"
+        )
+    plan: dict[str, Any] = {"columns": {}, "crosses": []}
+    for name, (dtype, stats) in available.items():
+        if name in excluded:
+            continue
+        if not NAME.match(name):
+            raise TrainingError(
+                f"column {name!r} cannot name a feature column (letters, digits, _ . - / only); "
+                "rename it in the source or list it under exclude in --feature-spec"
+            )
+        use = dict(named.get(name) or {})
+        if "type" not in use:
+            if dtype == "string":
+                size = len(stats.vocabulary)
+                if size == 0:  # binary, all-null or unseen in the statistics split: no vocabulary to one-hot
+                    use = {"type": "hashed", "hash_bucket_size": 16, "as": "indicator"}
+                else:
+                    use = {"type": "categorical", "as": "indicator" if size <= ONE_HOT_MAX else "embedding"}
+            else:
+                use = {"type": "numeric"}
+        if use["type"] not in TYPES:
+            raise TrainingError(f"column {name!r}: type {use['type']!r} is not one of {', '.join(TYPES)}")
+        if use["type"] in ("numeric", "bucketized") and dtype == "string":
+            raise TrainingError(f"column {name!r} holds strings; it cannot be {use['type']}")
+        if use["type"] == "categorical" and dtype != "string":
+            raise TrainingError(f"column {name!r} is numeric; use type bucketized or hashed for it")
+        if use["type"] == "categorical" and not stats.vocabulary:
+            raise TrainingError(f"column {name!r} has no vocabulary in the manifest; use type hashed for it")
+        use.setdefault("as", "indicator" if use["type"] != "numeric" else None)
+        if use["as"] == "embedding":
+            size = len(stats.vocabulary) or use.get("hash_bucket_size", 16)
+            use.setdefault("dimension", max(2, math.ceil(size**0.25 * 2)))
+        plan["columns"][name] = use
+    for cross in crosses:
+        if len(cross.get("columns", [])) < 2:
+            raise TrainingError(f"a cross needs two or more columns, got {cross.get('columns')}")
+        plan["crosses"].append(
+            {"columns": list(cross["columns"]), "hash_bucket_size": int(cross.get("hash_bucket_size", 64))}
+        )
+    return plan
+
+
+def _numeric(name: str, stats: ColumnStats) -> Any:
+    mean, std = float(stats.mean or 0.0), float(stats.stddev or 1.0) or 1.0
+    return tf.feature_column.numeric_column(name, normalizer_fn=lambda x: (tf.cast(x, tf.float32) - mean) / std)
+
+
+def _categorical(name: str, use: dict, dtype: str, stats: ColumnStats) -> Any:
+    if use["type"] == "bucketized":
+        boundaries = [float(b) for b in stats.boundaries] or [0.0]
+        return tf.feature_column.bucketized_column(tf.feature_column.numeric_column(name), boundaries)
+    if use["type"] == "hashed":
+        return tf.feature_column.categorical_column_with_hash_bucket(
+            name, int(use.get("hash_bucket_size", 16)), dtype=tf.string if dtype == "string" else tf.int64
+        )
+    vocabulary = [v for v, _ in stats.vocabulary]
+    return tf.feature_column.categorical_column_with_vocabulary_list(name, vocabulary, num_oov_buckets=1)
+
+
+def feature_columns(manifest: Manifest, plan: dict[str, Any]) -> tuple[list, list]:
+    """(wide, deep): one-hots, bucketized columns and crosses for the linear part; normalized
+    numbers and embeddings for the DNN part."""
+    columns = input_columns(manifest)
+    wide, deep, categorical = [], [], {}
+    for name, use in plan["columns"].items():
+        dtype, stats = columns[name]
+        if use["type"] == "numeric":
+            deep.append(_numeric(name, stats))
+            continue
+        column = _categorical(name, use, dtype, stats)
+        categorical[name] = column
+        if use["as"] == "embedding":
+            deep.append(tf.feature_column.embedding_column(column, int(use["dimension"])))
+        elif use["type"] == "bucketized":
+            wide.append(column)
+        else:
+            wide.append(tf.feature_column.indicator_column(column))
+    for cross in plan["crosses"]:
+        keys = [
+            categorical[c] if plan["columns"].get(c, {}).get("type") == "bucketized" else c for c in cross["columns"]
+        ]
+        wide.append(
+            tf.feature_column.indicator_column(tf.feature_column.crossed_column(keys, cross["hash_bucket_size"]))
+        )
+    return wide, deep
