@@ -51,7 +51,7 @@ demo: setup
 	$(PY) -m jobs.demo --workdir demo_output
 
 bench: setup
-	$(PY) benchmarks/convert_images.py
+	$(PY) -m benchmarks.convert_images
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) demo_output .pytest_cache

@@ -1,7 +1,8 @@
 """Benchmark: the Spark `convert_images` job against a plain single-process Python loop.
 
-    python benchmarks/convert_images.py                       # both workloads, default sizes
-    python benchmarks/convert_images.py --workload small --small-files 2000 --cores 2
+    python -m benchmarks.convert_images                       # both workloads, default sizes
+    python -m benchmarks.convert_images --workload small --small-files 2000 --cores 2
+    python -m benchmarks.convert_images --smoke               # 200 PNGs + 20 photos, a temporary folder
 
 Two workloads are generated (deterministically, seeded) under `--workdir` and reused by later
 runs while complete:
@@ -13,7 +14,8 @@ runs while complete:
 Each workload is converted twice: by a plain Python loop (os.walk, `check_image`, a
 `tf.train.Example` per image, three `tf.io.TFRecordWriter` split files) and by the Spark job.
 One SparkSession serves both workloads; its start-up time is counted in the end-to-end time of
-each of them. The comparison is printed and written to `<workdir>/results.json`.
+each of them. The comparison is printed (benchmarks/harness.py) and written to
+`<workdir>/results.json`.
 """
 
 from __future__ import annotations
@@ -24,30 +26,40 @@ import io
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import sys
-import time
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
-from common import Target, import_tensorflow, require_at_least, start_spark
 from PIL import Image
 
-from conversion.convert import ConversionSummary, convert_images
-from conversion.errors import ConversionError
-from conversion.images import IMAGE_EXTENSIONS, ImageRecord, Rejected, check_image
-from conversion.options import ImageConvertOptions, ImageTransform
+from benchmarks.harness import (
+    MB,
+    Figures,
+    Table,
+    Target,
+    add_run_arguments,
+    benchmark_run,
+    import_tensorflow,
+    per_second,
+    rate_cell,
+    ratio,
+    seconds_cell,
+    start_spark,
+    timed,
+    write_results,
+)
+from conversion.images.check import ImageRecord, Rejected, check_image
+from conversion.images.convert import ConversionSummary, convert_images
+from conversion.images.options import ImageConvertOptions, ImageTransform
+from dataset.errors import ConversionError
+from dataset.features import IMAGE_EXTENSIONS
 from jobs.spark_cli import add_spark_arguments
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WORKDIR = REPO_ROOT / "bench_output" / "convert_images"
-MB = 1e6
 NUM_LABELS = 10
 SEED = 20240601
 GENERATOR_VERSION = 1  # bump when the generated data changes, so old trees are regenerated
@@ -56,6 +68,7 @@ SMALL_SIZE = 64
 PHOTO_TARGET_BYTES = 100_000
 PHOTO_QUALITY_RANGE = (40, 97)
 LOOP_SPLITS = ("train", "validation", "test")
+SMOKE = {"small_files": 200, "photos": 20, "num_shards": 2}  # --smoke: seconds, every code path
 
 
 @dataclass(frozen=True)
@@ -234,18 +247,18 @@ def ensure_data(workload: Workload, base: Path, processes: int) -> tuple[Path, i
             return images, total
     shutil.rmtree(base, ignore_errors=True)
     images.mkdir(parents=True)
-    start = time.perf_counter()
-    from sklearn.datasets import load_sample_images  # only needed to generate photos
+    with timed() as generation:
+        from sklearn.datasets import load_sample_images  # only needed to generate photos
 
-    samples = list(load_sample_images().images) if workload.name == "photos" else []
-    jobs = ((images, index) for index in range(workload.count))
-    with multiprocessing.Pool(processes, initializer=_init_generator, initargs=(samples,)) as pool:
-        total = sum(pool.imap_unordered(workload.generate_one, jobs, chunksize=64))
-    seconds = time.perf_counter() - start
+        samples = list(load_sample_images().images) if workload.name == "photos" else []
+        jobs = ((images, index) for index in range(workload.count))
+        with multiprocessing.Pool(processes, initializer=_init_generator, initargs=(samples,)) as pool:
+            total = sum(pool.imap_unordered(workload.generate_one, jobs, chunksize=64))
     marker_path.write_text(json.dumps({"spec": _marker(workload), "files": workload.count, "bytes": total}))
     files, total = _tree_stats(images)
     print(
-        f"  generated {files:,} files ({total / MB:.1f} MB) in {seconds:.1f} s with {processes} processes", flush=True
+        f"  generated {files:,} files ({total / MB:.1f} MB) in {generation.seconds:.1f} s with {processes} processes",
+        flush=True,
     )
     return images, total
 
@@ -301,29 +314,28 @@ def run_loop(tf: ModuleType, images: Path, output: Path, transform: ImageTransfo
     """Convert `images` into three TFRecord files, one image after another; timed from listing."""
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(parents=True)
-    start = time.perf_counter()
-    files = list_images(images)
-    labels = {label: i for i, label in enumerate(sorted({label for _, label in files}))}
-    writers = {split: tf.io.TFRecordWriter(str(output / f"{split}.tfrecord")) for split in LOOP_SPLITS}
-    written = rejected = input_bytes = 0
-    try:
-        for relpath, label in files:
-            with open(images / relpath, "rb") as handle:
-                data = handle.read()
-            input_bytes += len(data)
-            try:
-                record = check_image(data, transform)
-            except Rejected:
-                rejected += 1
-                continue
-            writers[loop_split(relpath)].write(tf_example(tf, record, labels[label], label, relpath))
-            written += 1
-    finally:
-        for writer in writers.values():
-            writer.close()
-    seconds = time.perf_counter() - start
+    with timed() as timing:
+        files = list_images(images)
+        labels = {label: i for i, label in enumerate(sorted({label for _, label in files}))}
+        writers = {split: tf.io.TFRecordWriter(str(output / f"{split}.tfrecord")) for split in LOOP_SPLITS}
+        written = rejected = input_bytes = 0
+        try:
+            for relpath, label in files:
+                with open(images / relpath, "rb") as handle:
+                    data = handle.read()
+                input_bytes += len(data)
+                try:
+                    record = check_image(data, transform)
+                except Rejected:
+                    rejected += 1
+                    continue
+                writers[loop_split(relpath)].write(tf_example(tf, record, labels[label], label, relpath))
+                written += 1
+        finally:
+            for writer in writers.values():
+                writer.close()
     bytes_written = sum(path.stat().st_size for path in output.iterdir())
-    return LoopResult(written, rejected, input_bytes, bytes_written, seconds)
+    return LoopResult(written, rejected, input_bytes, bytes_written, timing.seconds)
 
 
 # --------------------------------------------------------------------------- Spark
@@ -341,9 +353,8 @@ def run_spark(
         transform=transform,
         max_reject_fraction=0.05,
     )
-    start = time.perf_counter()
-    summary: ConversionSummary = convert_images(spark, options)
-    job_s = time.perf_counter() - start
+    with timed() as job:
+        summary: ConversionSummary = convert_images(spark, options)
     return SparkResult(
         images=sum(summary.records.values()),
         rejected=sum(summary.rejected.values()),
@@ -351,7 +362,7 @@ def run_spark(
         bytes_written=summary.bytes_written,
         retried_shards=summary.retried_shards,
         session_start_s=session_start_s,
-        job_s=job_s,
+        job_s=job.seconds,
         timings=dict(summary.timings),
     )
 
@@ -361,13 +372,12 @@ def run_spark(
 
 def figures(workload: Workload, loop: LoopResult, spark: SparkResult, cores: int) -> dict[str, Any]:
     """All compared figures of one workload, with the targets and whether they are met."""
-    loop_rate = loop.images / loop.seconds
+    loop_rate = per_second(loop.images, loop.seconds)
     work_s = spark.timings["work_s"]
-    values = {
-        "ratio": loop.seconds / spark.end_to_end_s,
-        "fixed_cost_s": spark.fixed_cost_s,
-        "efficiency": (spark.images / work_s / cores) / loop_rate,
-    }
+    derived = Figures(workload.targets)
+    derived.add("ratio", ratio(loop.seconds, spark.end_to_end_s))
+    derived.add("fixed_cost_s", spark.fixed_cost_s)
+    derived.add("efficiency", ratio(per_second(spark.images, work_s) / cores, loop_rate))
     return {
         "title": workload.title,
         "images": loop.images,
@@ -376,58 +386,68 @@ def figures(workload: Workload, loop: LoopResult, spark: SparkResult, cores: int
         "loop": {
             **asdict(loop),
             "images_per_s": loop_rate,
-            "mb_per_s": loop.input_bytes / MB / loop.seconds,
+            "mb_per_s": per_second(loop.input_bytes / MB, loop.seconds),
         },
         "spark": {
             **asdict(spark),
             "end_to_end_s": spark.end_to_end_s,
-            "images_per_s": spark.images / spark.end_to_end_s,
-            "mb_per_s": spark.input_bytes / MB / spark.end_to_end_s,
+            "images_per_s": per_second(spark.images, spark.end_to_end_s),
+            "mb_per_s": per_second(spark.input_bytes / MB, spark.end_to_end_s),
             "work_s": work_s,
-            "work_images_per_s": spark.images / work_s,
+            "work_images_per_s": per_second(spark.images, work_s),
         },
-        **values,
-        "targets": {
-            name: {"op": target.op, "limit": target.limit, "value": values[name], "pass": target.met(values[name])}
-            for name, target in workload.targets.items()
-        },
+        **derived.as_dict(),
     }
 
 
-def _target_text(workload: Workload, name: str, value: float) -> str:
-    """The target column of one figure, or nothing when it has no target."""
-    target = workload.targets.get(name)
-    return f"   {target.text(value)}" if target else ""
-
-
-def report(workload: Workload, result: dict[str, Any]) -> str:
+def report(workload: Workload, result: dict[str, Any]) -> Table:
     """The printed comparison of one workload."""
     loop, spark, cores = result["loop"], result["spark"], result["cores"]
     timings = spark["timings"]
-    lines = [
-        f"== {workload.title} ==",
-        f"  images                  {result['images']:>10,}   ({result['mb_read']:.1f} MB read)",
-        f"  python loop             {loop['seconds']:>9.2f} s   {loop['images_per_s']:>8.0f} images/s"
-        f"   {loop['mb_per_s']:>7.1f} MB/s",
-        f"  spark end-to-end        {spark['end_to_end_s']:>9.2f} s   {spark['images_per_s']:>8.0f} images/s"
-        f"   {spark['mb_per_s']:>7.1f} MB/s   (session start {spark['session_start_s']:.2f} s + job {spark['job_s']:.2f} s)",
-        f"  ratio loop/spark        {result['ratio']:>11.2f}{_target_text(workload, 'ratio', result['ratio'])}"
-        "   (>1: Spark is faster)",
-        f"  fixed cost              {result['fixed_cost_s']:>9.2f} s{_target_text(workload, 'fixed_cost_s', result['fixed_cost_s'])}"
-        f"   (session start {spark['session_start_s']:.2f} s + listing/planning {timings['listing_planning_s']:.2f} s)",
-        f"  work phase              {spark['work_s']:>9.2f} s   {spark['work_images_per_s']:>8.0f} images/s"
-        f"   (commit {timings['commit_s']:.2f} s)",
-        f"  per-core efficiency     {result['efficiency']:>11.2f}{_target_text(workload, 'efficiency', result['efficiency'])}"
-        f"   (work images/s / {cores} cores / loop images/s)",
-    ]
+    targets = workload.targets
+    table = Table(workload.title)
+    table.row("images", f"{result['images']:>10,}", f"({result['mb_read']:.1f} MB read)")
+    table.row(
+        "python loop",
+        seconds_cell(loop["seconds"]),
+        rate_cell(loop["images_per_s"], "images/s"),
+        rate_cell(loop["mb_per_s"], "MB/s", 7, 1),
+    )
+    table.row(
+        "spark end-to-end",
+        seconds_cell(spark["end_to_end_s"]),
+        rate_cell(spark["images_per_s"], "images/s"),
+        rate_cell(spark["mb_per_s"], "MB/s", 7, 1),
+        f"(session start {spark['session_start_s']:.2f} s + job {spark['job_s']:.2f} s)",
+    )
+    table.figure("ratio loop/spark", result["ratio"], targets.get("ratio"), "(>1: Spark is faster)")
+    table.figure(
+        "fixed cost",
+        result["fixed_cost_s"],
+        targets.get("fixed_cost_s"),
+        f"(session start {spark['session_start_s']:.2f} s + listing/planning {timings['listing_planning_s']:.2f} s)",
+        unit="s",
+    )
+    table.row(
+        "work phase",
+        seconds_cell(spark["work_s"]),
+        rate_cell(spark["work_images_per_s"], "images/s"),
+        f"(commit {timings['commit_s']:.2f} s)",
+    )
+    table.figure(
+        "per-core efficiency",
+        result["efficiency"],
+        targets.get("efficiency"),
+        f"(work images/s / {cores} cores / loop images/s)",
+    )
     if spark["retried_shards"]:
-        lines.append(f"  WARNING: {spark['retried_shards']} Spark shard tasks were retried; the timing includes them")
+        table.warning(f"{spark['retried_shards']} Spark shard tasks were retried; the timing includes them")
     if loop["images"] != spark["images"] or loop["rejected"] or spark["rejected"]:
-        lines.append(
-            f"  WARNING: loop wrote {loop['images']} ({loop['rejected']} rejected), "
+        table.warning(
+            f"loop wrote {loop['images']} ({loop['rejected']} rejected), "
             f"Spark wrote {spark['images']} ({spark['rejected']} rejected)"
         )
-    return "\n".join(lines)
+    return table
 
 
 # --------------------------------------------------------------------------- command line
@@ -468,7 +488,7 @@ def workloads(args: argparse.Namespace) -> list[Workload]:
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's options, plus the jobs' Spark options."""
     parser = argparse.ArgumentParser(
-        prog="benchmarks/convert_images.py",
+        prog="python -m benchmarks.convert_images",
         description="Time the Spark convert_images job against a plain single-process Python loop.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -481,8 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.cpu_count() or 1,
         help="local[N] Spark cores, generation processes and the per-core figures",
     )
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="generated data, outputs, results.json")
     parser.add_argument("--num-shards", type=int, default=16, help="shards per split of the Spark job")
+    add_run_arguments(parser, "convert_images", "generated data, outputs, results.json")
     add_spark_arguments(parser)
     return parser
 
@@ -490,9 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Generate the data, run the loop and the Spark job per workload, print and save the figures."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    require_at_least(parser, args, {"small_files": 1, "photos": 1, "cores": 1, "num_shards": 1})
-    args.workdir = args.workdir.resolve()
+    least = {"small_files": 1, "photos": 1, "cores": 1, "num_shards": 1}
+    with benchmark_run(parser, argv, "convert_images", SMOKE, least) as args:
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
+    """The benchmark proper, in `args.workdir`."""
     chosen = workloads(args)
 
     print(f"Preparing data in {args.workdir}", flush=True)
@@ -516,26 +540,22 @@ def main(argv: list[str] | None = None) -> int:
                 spark, session_start_s, images, base / "spark_out", workload.transform, args.num_shards
             )
             results[workload.name] = figures(workload, loop, spark_result, args.cores)
-            print(report(workload, results[workload.name]) + "\n", flush=True)
+            report(workload, results[workload.name]).print()
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:
         spark.stop()
 
-    summary = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "cores": args.cores,
-        "master": args.master,
-        "num_shards": args.num_shards,
-        "spark_session_start_s": session_start_s,
-        "note": "the Spark session is started once and its start-up is counted in every workload's end-to-end time",
-        "workloads": results,
-    }
-    results_path = args.workdir / "results.json"
-    results_path.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Figures written to {results_path}")
+    write_results(
+        args,
+        cores=args.cores,
+        master=args.master,
+        num_shards=args.num_shards,
+        spark_session_start_s=session_start_s,
+        note="the Spark session is started once and its start-up is counted in every workload's end-to-end time",
+        workloads=results,
+    )
     return 0
 
 

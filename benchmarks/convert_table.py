@@ -1,7 +1,8 @@
 """Benchmark: the Spark `convert_table` job against a plain single-process Python loop.
 
-    python benchmarks/convert_table.py                        # 2,000,000 rows x 30 columns
-    python benchmarks/convert_table.py --rows 50000 --cores 2 # a short run
+    python -m benchmarks.convert_table                        # 2,000,000 rows x 30 columns
+    python -m benchmarks.convert_table --rows 50000 --cores 2 # a short run
+    python -m benchmarks.convert_table --smoke                # 2,000 rows in a temporary folder
 
 One table of `--rows` rows and 30 mixed columns (12 float64, 10 int64, 6 strings with small to
 large vocabularies, 1 boolean and a 5-class string label; a few percent nulls in 9 columns) is
@@ -12,8 +13,8 @@ The same table is converted twice in one run: by a plain Python loop (pyarrow re
 nulls filled with the job's defaults, a `tf.train.Example` per row, three
 `tf.io.TFRecordWriter` split files) and by the Spark job (`convert_table`, Parquet input,
 `--num-shards` shards per split). The Spark session start-up is counted in the Spark end-to-end
-time. MB are the Parquet bytes on disk. The comparison is printed and written to
-`<workdir>/results.json`.
+time. MB are the Parquet bytes on disk. The comparison is printed (benchmarks/harness.py) and
+written to `<workdir>/results.json`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
-import time
 import zlib
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
@@ -36,16 +34,28 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from common import Target, import_tensorflow, require_at_least, start_spark
 
-from conversion.errors import ConversionError
-from conversion.table_convert import TableSummary, convert_table
-from conversion.table_options import TableConvertOptions
+from benchmarks.harness import (
+    MB,
+    Figures,
+    Table,
+    Target,
+    add_run_arguments,
+    benchmark_run,
+    import_tensorflow,
+    per_second,
+    rate_cell,
+    ratio,
+    seconds_cell,
+    start_spark,
+    timed,
+    write_results,
+)
+from conversion.tables.convert import TableSummary, convert_table
+from conversion.tables.options import TableConvertOptions
+from dataset.errors import ConversionError
 from jobs.spark_cli import add_spark_arguments
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WORKDIR = REPO_ROOT / "bench_output" / "convert_table"
-MB = 1e6
 SEED = 20240611
 GENERATOR_VERSION = 1  # bump when the generated data changes, so old tables are regenerated
 MARKER = "generated.json"
@@ -81,6 +91,7 @@ NOTE = (
 
 
 RATIO_TARGET = Target(">=", 3.0)  # loop seconds / Spark end-to-end seconds, on 2 cores
+SMOKE = {"rows": 2_000, "num_shards": 2}  # --smoke: seconds, every code path
 
 
 @dataclass(frozen=True)
@@ -207,16 +218,18 @@ def ensure_data(base: Path, rows: int) -> TableData:
             return TableData(folder, rows, files, total)
     shutil.rmtree(base, ignore_errors=True)
     folder.mkdir(parents=True)
-    start = time.perf_counter()
-    vocabularies = {name: vocabulary(name, size) for name, size in STRING_VOCABS}
-    bounds = np.linspace(0, rows, NUM_FILES + 1).astype(int)
-    for part in range(NUM_FILES):
-        table = table_part(part, int(bounds[part + 1] - bounds[part]), vocabularies)
-        pq.write_table(table, folder / f"part-{part:05d}.parquet", row_group_size=ROW_GROUP_ROWS)
-    seconds = time.perf_counter() - start
+    with timed() as generation:
+        vocabularies = {name: vocabulary(name, size) for name, size in STRING_VOCABS}
+        bounds = np.linspace(0, rows, NUM_FILES + 1).astype(int)
+        for part in range(NUM_FILES):
+            table = table_part(part, int(bounds[part + 1] - bounds[part]), vocabularies)
+            pq.write_table(table, folder / f"part-{part:05d}.parquet", row_group_size=ROW_GROUP_ROWS)
     files, total = _read_folder(folder)
     marker_path.write_text(json.dumps({"spec": _marker(rows), "files": files, "bytes": total}))
-    print(f"  generated a {rows:,}-row table ({files} files, {total / MB:.1f} MB) in {seconds:.1f} s", flush=True)
+    print(
+        f"  generated a {rows:,}-row table ({files} files, {total / MB:.1f} MB) in {generation.seconds:.1f} s",
+        flush=True,
+    )
     return TableData(folder, rows, files, total)
 
 
@@ -271,26 +284,25 @@ def run_loop(tf: ModuleType, data: TableData, output: Path) -> LoopResult:
     """Convert the table into three TFRecord files, one row after another; timed from reading the Parquet."""
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(parents=True)
-    start = time.perf_counter()
-    writers = {split: tf.io.TFRecordWriter(str(output / f"{split}.tfrecord")) for split in LOOP_SPLITS}
-    rows = 0
-    try:
-        for path in sorted(data.folder.glob("*.parquet")):
-            parquet = pq.ParquetFile(path)
-            names = parquet.schema_arrow.names
-            makers = feature_makers(tf, parquet.schema_arrow)
-            for batch in parquet.iter_batches(batch_size=LOOP_BATCH_ROWS):
-                columns = [filled_values(batch.column(i)) for i in range(batch.num_columns)]
-                for values in zip(*columns):
-                    feature = {name: make(value) for name, make, value in zip(names, makers, values)}
-                    example = tf.train.Example(features=tf.train.Features(feature=feature))
-                    writers[loop_split(rows)].write(example.SerializeToString())
-                    rows += 1
-    finally:
-        for writer in writers.values():
-            writer.close()
-    seconds = time.perf_counter() - start
-    return LoopResult(rows, _tfrecord_bytes(output), seconds)
+    with timed() as timing:
+        writers = {split: tf.io.TFRecordWriter(str(output / f"{split}.tfrecord")) for split in LOOP_SPLITS}
+        rows = 0
+        try:
+            for path in sorted(data.folder.glob("*.parquet")):
+                parquet = pq.ParquetFile(path)
+                names = parquet.schema_arrow.names
+                makers = feature_makers(tf, parquet.schema_arrow)
+                for batch in parquet.iter_batches(batch_size=LOOP_BATCH_ROWS):
+                    columns = [filled_values(batch.column(i)) for i in range(batch.num_columns)]
+                    for values in zip(*columns):
+                        feature = {name: make(value) for name, make, value in zip(names, makers, values)}
+                        example = tf.train.Example(features=tf.train.Features(feature=feature))
+                        writers[loop_split(rows)].write(example.SerializeToString())
+                        rows += 1
+        finally:
+            for writer in writers.values():
+                writer.close()
+    return LoopResult(rows, _tfrecord_bytes(output), timing.seconds)
 
 
 def _tfrecord_bytes(folder: Path) -> int:
@@ -312,16 +324,15 @@ def run_spark(spark: Any, session_start_s: float, data: TableData, output: Path,
         mode="overwrite",
         max_reject_fraction=0.2,
     )
-    start = time.perf_counter()
-    summary: TableSummary = convert_table(spark, options)
-    job_s = time.perf_counter() - start
+    with timed() as job:
+        summary: TableSummary = convert_table(spark, options)
     return SparkResult(
         records=sum(summary.records.values()),
         rows_seen=summary.rows_seen,
         rejected=sum(summary.rejected.values()),
         bytes_written=_tfrecord_bytes(output),
         session_start_s=session_start_s,
-        job_s=job_s,
+        job_s=job.seconds,
         job_internal_s=summary.seconds,
     )
 
@@ -331,8 +342,9 @@ def run_spark(spark: Any, session_start_s: float, data: TableData, output: Path,
 
 def figures(data: TableData, loop: LoopResult, spark: SparkResult, cores: int) -> dict[str, Any]:
     """All compared figures, with the target and whether it is met."""
-    ratio = loop.seconds / spark.end_to_end_s
     mb = data.input_bytes / MB
+    derived = Figures({"ratio": RATIO_TARGET})
+    derived.add("ratio", ratio(loop.seconds, spark.end_to_end_s))
     return {
         "rows": data.rows,
         "columns": NUM_FLOATS + len(INT_RANGES) + len(STRING_VOCABS) + 2,
@@ -341,50 +353,51 @@ def figures(data: TableData, loop: LoopResult, spark: SparkResult, cores: int) -
         "cores": cores,
         "loop": {
             **asdict(loop),
-            "rows_per_s": loop.records / loop.seconds,
-            "mb_per_s": mb / loop.seconds,
+            "rows_per_s": per_second(loop.records, loop.seconds),
+            "mb_per_s": per_second(mb, loop.seconds),
         },
         "spark": {
             **asdict(spark),
             "end_to_end_s": spark.end_to_end_s,
-            "rows_per_s": spark.records / spark.end_to_end_s,
-            "mb_per_s": mb / spark.end_to_end_s,
+            "rows_per_s": per_second(spark.records, spark.end_to_end_s),
+            "mb_per_s": per_second(mb, spark.end_to_end_s),
         },
-        "ratio": ratio,
-        "targets": {
-            "ratio": {
-                "op": RATIO_TARGET.op,
-                "limit": RATIO_TARGET.limit,
-                "value": ratio,
-                "pass": RATIO_TARGET.met(ratio),
-            }
-        },
+        **derived.as_dict(),
         "note": NOTE,
     }
 
 
-def report(result: dict[str, Any]) -> str:
+def report(result: dict[str, Any]) -> Table:
     """The printed comparison."""
     loop, spark = result["loop"], result["spark"]
-    lines = [
-        f"== table: {result['rows']:,} rows x {result['columns']} columns, {result['parquet_files']} Parquet files"
-        f" ({result['mb_read']:.1f} MB), {result['cores']} cores ==",
-        f"  python loop             {loop['seconds']:>9.2f} s   {loop['rows_per_s']:>9.0f} rows/s"
-        f"   {loop['mb_per_s']:>7.2f} MB/s   ({loop['bytes_written'] / MB:.1f} MB of TFRecords)",
-        f"  spark end-to-end        {spark['end_to_end_s']:>9.2f} s   {spark['rows_per_s']:>9.0f} rows/s"
-        f"   {spark['mb_per_s']:>7.2f} MB/s   ({spark['bytes_written'] / MB:.1f} MB of TFRecords)",
-        f"      session start {spark['session_start_s']:.2f} s + job {spark['job_s']:.2f} s"
+    table = Table(
+        f"table: {result['rows']:,} rows x {result['columns']} columns, {result['parquet_files']} Parquet files"
+        f" ({result['mb_read']:.1f} MB), {result['cores']} cores"
+    )
+    for label, side, seconds in (
+        ("python loop", loop, loop["seconds"]),
+        ("spark end-to-end", spark, spark["end_to_end_s"]),
+    ):
+        table.row(
+            label,
+            seconds_cell(seconds),
+            rate_cell(side["rows_per_s"], "rows/s", 9),
+            rate_cell(side["mb_per_s"], "MB/s", 7, 2),
+            f"({side['bytes_written'] / MB:.1f} MB of TFRecords)",
+        )
+    table.line(
+        f"session start {spark['session_start_s']:.2f} s + job {spark['job_s']:.2f} s"
         f" (convert_table's own clock {spark['job_internal_s']:.2f} s)",
-        f"  ratio loop/spark        {result['ratio']:>11.2f}   {RATIO_TARGET.text(result['ratio'])}"
-        "   (>1: Spark is faster)",
-        f"  note: {NOTE}",
-    ]
+        indent=6,
+    )
+    table.figure("ratio loop/spark", result["ratio"], RATIO_TARGET, "(>1: Spark is faster)")
+    table.note(NOTE)
     if loop["records"] != spark["records"] or spark["rejected"]:
-        lines.append(
-            f"  WARNING: loop wrote {loop['records']:,} records, Spark wrote {spark['records']:,} of "
+        table.warning(
+            f"loop wrote {loop['records']:,} records, Spark wrote {spark['records']:,} of "
             f"{spark['rows_seen']:,} rows ({spark['rejected']:,} rejected)"
         )
-    return "\n".join(lines)
+    return table
 
 
 # --------------------------------------------------------------------------- command line
@@ -393,14 +406,14 @@ def report(result: dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's options, plus the jobs' Spark options."""
     parser = argparse.ArgumentParser(
-        prog="benchmarks/convert_table.py",
+        prog="python -m benchmarks.convert_table",
         description="Time the Spark convert_table job against a plain single-process Python loop.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the generated table")
     parser.add_argument("--num-shards", type=int, default=8, help="shards per split of the Spark job")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="local[N] Spark cores (unless --master)")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="generated data, outputs, results.json")
+    add_run_arguments(parser, "convert_table", "generated data, outputs, results.json")
     add_spark_arguments(parser)
     return parser
 
@@ -408,9 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Generate the table, run the loop and the Spark job on it, print and save the figures."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    require_at_least(parser, args, {"rows": NUM_FILES, "cores": 1, "num_shards": 1})
-    args.workdir = args.workdir.resolve()
+    with benchmark_run(parser, argv, "convert_table", SMOKE, {"rows": NUM_FILES, "cores": 1, "num_shards": 1}) as args:
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
+    """The benchmark proper, in `args.workdir`."""
     base = args.workdir / f"table-{args.rows}"
 
     print(f"Preparing data in {args.workdir}", flush=True)
@@ -432,20 +448,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         spark.stop()
     result = figures(data, loop, spark_result, args.cores)
-    print(report(result) + "\n", flush=True)
+    report(result).print()
 
-    summary = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "cores": args.cores,
-        "master": args.master,
-        "num_shards": args.num_shards,
-        "spark_session_start_s": session_start_s,
-        "table": result,
-    }
-    results_path = args.workdir / "results.json"
-    results_path.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Figures written to {results_path}")
+    write_results(
+        args,
+        cores=args.cores,
+        master=args.master,
+        num_shards=args.num_shards,
+        spark_session_start_s=session_start_s,
+        table=result,
+    )
     return 0
 
 

@@ -1,10 +1,11 @@
 """Benchmark: Horovod-on-Spark training throughput, its scaling, its input pipeline and its start-up.
 
-    python benchmarks/train.py                                # 4 labels x 500 PNGs, 150 steps of 32
-    python benchmarks/train.py --per-label 100 --steps 40     # a short run
+    python -m benchmarks.train                                # 4 labels x 500 PNGs, 150 steps of 32
+    python -m benchmarks.train --per-label 100 --steps 40     # a short run
+    python -m benchmarks.train --smoke                        # 4 x 25 PNGs, 5 steps of 8, each part once
 
 One data set is generated under `--workdir` and reused by later runs while complete: the
-32x32 shape PNGs of `jobs/demo.py` (4 labels x `--per-label`) in `images/`, converted by the
+32x32 shape PNGs of `demo/data.py` (4 labels x `--per-label`) in `images/`, converted by the
 Spark job into `dataset/` (4 shards per split). On it, in one run and one SparkSession:
 
 1. training examples/s with 1 and with 2 Horovod processes (`run_training`: same per-process
@@ -15,52 +16,77 @@ Spark job into `dataset/` (4 shards per split). On it, in one run and one SparkS
    and batch size, against the examples/s that one training process consumes (headroom);
 3. tf.data over the TFRecord shards (the `eval_input_fn` path: parse, decode, resize,
    normalize) against tf.data over the same images as individual files (`list_files` +
-   `read_file` + the same decode/resize/normalize of training/preprocess.py), with the same
-   batch size and the same fixed tf.data thread count;
+   `read_file` + the same decode/resize/normalize of training/images/preprocess.py), with the
+   same batch size, the same fixed tf.data thread count and the same tf.data options
+   (`training.input.dataset_options`);
 4. the fixed cost of `horovod.spark.run` start-up with a trivial function.
 
-The figures are printed and written to `<workdir>/results.json`.
+The figures are printed (benchmarks/harness.py) and written to `<workdir>/results.json`.
+`--smoke` times each part once (one start-up, one pipeline run, one pass per side).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import platform
 import shutil
 import statistics
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from common import Target, import_tensorflow, require_at_least, start_spark
+import cloudpickle
 
-from conversion.convert import convert_images
-from conversion.errors import ConversionError, DatasetError
-from conversion.manifest import Manifest, read_manifest
-from conversion.options import ImageConvertOptions
+from benchmarks.harness import (
+    Figures,
+    Table,
+    Target,
+    add_run_arguments,
+    benchmark_run,
+    import_tensorflow,
+    per_second,
+    rate_cell,
+    ratio,
+    seconds_cell,
+    start_spark,
+    timed,
+    write_results,
+)
+from conversion.images.convert import convert_images
+from conversion.images.options import ImageConvertOptions
+from dataset.errors import ConversionError, DatasetError
+from dataset.manifest import Manifest, read_manifest
 from jobs.spark_cli import add_spark_arguments
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WORKDIR = REPO_ROOT / "bench_output" / "train"
 DEFAULT_MASTER = "local[2]"
 NUM_SHARDS = 4
 SCALING_PROCS = (1, 2)
 STARTUP_PROCS = 2
-STARTUP_RUNS = 2  # horovod.spark.run start-ups timed; the lowest is the fixed cost
-PIPELINE_REPEATS = 3  # eager runs of train_input_fn; the median rate is reported
-MIN_PASSES = 3  # TFRecord/files comparison: whole passes timed per side, at least this many ...
-MIN_TIMED_S = 2.0  # ... and at least this long in all, the two sides alternating
 START_TIMEOUT_S = 120
-
+SMOKE = {"per_label": 25, "steps": 5, "batch_size": 8}  # --smoke sizes: seconds, every code path
 
 TARGETS = {"headroom": Target(">=", 1.5), "tfrecord_vs_files": Target(">=", 3.0)}
+
+# Horovod's processes unpickle `trivial_rank`: send it by value, `benchmarks` being no installed package.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """How often the measurements repeat: the full benchmark's, or a smoke run's (each part once)."""
+
+    startup_runs: int = 2  # horovod.spark.run start-ups timed; the lowest is the fixed cost
+    pipeline_repeats: int = 3  # eager runs of train_input_fn; the median rate is reported
+    min_passes: int = 3  # TFRecord/files comparison: whole passes timed per side, at least this many ...
+    min_timed_s: float = 2.0  # ... and at least this long in all, the two sides alternating
+
+
+FULL_REPEATS = Repeats()
+SMOKE_REPEATS = Repeats(startup_runs=1, pipeline_repeats=1, min_passes=1, min_timed_s=0.0)
 
 
 @dataclass(frozen=True)
@@ -84,18 +110,18 @@ def ensure_images(root: Path, per_label: int) -> bool:
 
     Returns whether it was (re)generated.
     """
-    from jobs.demo import SHAPES, generate_tree  # imports TensorFlow: after `import_tensorflow`
+    from demo.data import SHAPES, generate_tree  # imports TensorFlow: after `import_tensorflow`
 
     counts = [len(list((root / shape).glob("*.png"))) if (root / shape).is_dir() else 0 for shape in SHAPES]
     if counts == [per_label] * len(SHAPES):
         print(f"  reusing {sum(counts):,} images in {root}", flush=True)
         return False
     shutil.rmtree(root, ignore_errors=True)
-    start = time.perf_counter()
-    generate_tree(root, per_label)
+    with timed() as generation:
+        generate_tree(root, per_label)
     print(
         f"  generated {per_label * len(SHAPES):,} images ({len(SHAPES)} labels x {per_label} PNG 32x32) in "
-        f"{time.perf_counter() - start:.1f} s",
+        f"{generation.seconds:.1f} s",
         flush=True,
     )
     return True
@@ -123,9 +149,9 @@ def ensure_dataset(spark: Any, images: Path, dataset: Path, expected_files: int,
         print(f"  reusing the dataset in {dataset} ({manifest.num_records:,} records)", flush=True)
         return manifest
     options = ImageConvertOptions(str(images), str(dataset), num_shards=NUM_SHARDS, mode="overwrite")
-    start = time.perf_counter()
-    summary = convert_images(spark, options)
-    print(f"  converted {sum(summary.records.values()):,} images in {time.perf_counter() - start:.1f} s", flush=True)
+    with timed() as conversion:
+        summary = convert_images(spark, options)
+    print(f"  converted {sum(summary.records.values()):,} images in {conversion.seconds:.1f} s", flush=True)
     return read_manifest(str(dataset))
 
 
@@ -159,7 +185,7 @@ def run_scaling(spark: Any, dataset: Path, models: Path, batch_size: int, steps:
             "examples_per_sec_total": metrics["examples_per_sec_total"],
             "examples_per_sec_per_rank": metrics["examples_per_sec_per_rank"],
             "wall_seconds": metrics["wall_seconds"],
-            "wall_examples_per_sec": metrics["steps_run"] * batch_size * num_proc / metrics["wall_seconds"],
+            "wall_examples_per_sec": per_second(metrics["steps_run"] * batch_size * num_proc, metrics["wall_seconds"]),
             "eval": metrics["eval"],
         }
     return runs
@@ -179,37 +205,37 @@ def iterate_timed(data: Any) -> dict[str, Any]:
     As `ExamplesPerSecondHook` leaves out the first training step, the first batch (pipeline
     start, shuffle buffer fill) is not counted.
     """
-    start = time.perf_counter()
-    batches = iter(data)
-    next(batches)
-    first_s = time.perf_counter() - start
+    with timed() as first:
+        batches = iter(data)
+        next(batches)
     records = batches_seen = 0
-    start = time.perf_counter()
-    for _, labels in batches:
-        records += int(labels.shape[0])
-        batches_seen += 1
-    seconds = time.perf_counter() - start
+    with timed() as rest:
+        for _, labels in batches:
+            records += int(labels.shape[0])
+            batches_seen += 1
     return {
         "batches": batches_seen + 1,
-        "first_batch_s": first_s,
+        "first_batch_s": first.seconds,
         "timed_records": records,
-        "timed_seconds": seconds,
-        "records_per_s": records / seconds,
+        "timed_seconds": rest.seconds,
+        "records_per_s": per_second(records, rest.seconds),
     }
 
 
-def time_train_pipeline(dataset: Path, manifest: Manifest, batch_size: int, steps: int) -> dict[str, Any]:
-    """`train_input_fn` of rank 0 of 1 (the threads of a lone rank), `steps` batches, PIPELINE_REPEATS times.
+def time_train_pipeline(dataset: Path, manifest: Manifest, batch_size: int, steps: int, repeats: int) -> dict[str, Any]:
+    """`train_input_fn` of rank 0 of 1 (the threads of a lone rank), `steps` batches, `repeats` times.
 
     Each repeat builds the pipeline anew, as a training run does; the median rate is the figure.
     """
-    from training.config import TrainConfig
-    from training.input import input_spec, train_input_fn
+    from training.config import TrainConfig, resolve_params
+    from training.input import train_input_fn
+    from training.kinds import kind_for, split_input_spec
 
     config = TrainConfig(data=str(dataset), model_dir="", batch_size=batch_size, max_steps=steps)
-    spec = input_spec(str(dataset), manifest, config.train_split, config.params, rank_threads(1))
+    params = resolve_params(kind_for(manifest).default_params, config.params)  # as training/run.py resolves them
+    spec = split_input_spec(str(dataset), manifest, config.train_split, params, rank_threads(1))
     input_fn = train_input_fn(spec, batch_size, steps, 0, 1, config.seed, config.shuffle_buffer)
-    runs = [iterate_timed(input_fn()) for _ in range(PIPELINE_REPEATS)]
+    runs = [iterate_timed(input_fn()) for _ in range(repeats)]
     median = sorted(runs, key=lambda run: run["records_per_s"])[len(runs) // 2]
     return {"threads": spec.threads, **median, "runs": runs}
 
@@ -217,21 +243,15 @@ def time_train_pipeline(dataset: Path, manifest: Manifest, batch_size: int, step
 # --------------------------------------------------------------------------- 3. TFRecord shards vs files
 
 
-def dataset_options(tf: ModuleType, threads: int) -> Any:
-    """The tf.data options training/input.py sets (fixed private thread pool, deterministic)."""
-    options = tf.data.Options()
-    options.threading.private_threadpool_size = threads
-    options.threading.max_intra_op_parallelism = 1
-    options.deterministic = True
-    return options
-
-
 def tfrecord_dataset(dataset: Path, manifest: Manifest, batch_size: int, threads: int) -> Any:
     """`eval_input_fn` over the shards of every split: each record once, parsed, decoded, resized, normalized."""
-    from training.config import DEFAULT_PARAMS
-    from training.input import eval_input_fn, input_spec
+    from training.images.model import IMAGE_PARAMS as DEFAULT_PARAMS
+    from training.input import eval_input_fn
+    from training.kinds import split_input_spec
 
-    specs = [input_spec(str(dataset), manifest, split, DEFAULT_PARAMS, threads) for split in sorted(manifest.splits)]
+    specs = [
+        split_input_spec(str(dataset), manifest, split, DEFAULT_PARAMS, threads) for split in sorted(manifest.splits)
+    ]
     spec = dataclasses.replace(specs[0], files=tuple(f for s in specs for f in s.files))
     return eval_input_fn(spec, batch_size)()
 
@@ -240,10 +260,11 @@ def files_dataset(tf: ModuleType, images: Path, batch_size: int, threads: int) -
     """The same images as individual files: list_files + read_file + training/preprocess.py per image.
 
     The standard file pipeline: a parallel map over the files (the thread count of the TFRecord side),
-    then batch and prefetch, with the same tf.data options.
+    then batch and prefetch, with the library's tf.data options (deterministic, as `eval_input_fn`).
     """
-    from training.config import DEFAULT_PARAMS
-    from training.preprocess import decode, normalize, resize
+    from training.images.model import IMAGE_PARAMS as DEFAULT_PARAMS
+    from training.images.preprocess import decode, normalize, resize
+    from training.input import dataset_options
 
     size, channels = tuple(DEFAULT_PARAMS["image_size"]), int(DEFAULT_PARAMS["channels"])
 
@@ -253,16 +274,16 @@ def files_dataset(tf: ModuleType, images: Path, batch_size: int, threads: int) -
 
     files = tf.data.Dataset.list_files(str(images / "*" / "*.png"), shuffle=False)
     batches = files.map(load, num_parallel_calls=threads).batch(batch_size)
-    return batches.prefetch(2).with_options(dataset_options(tf, threads))
+    return batches.prefetch(2).with_options(dataset_options(threads, deterministic=True))
 
 
 def time_pass(data: Any) -> PassTiming:
     """One full pass over `data`, timed from creating its iterator to its end."""
     records = 0
-    start = time.perf_counter()
-    for _, labels in data:
-        records += int(labels.shape[0])
-    return PassTiming(records, time.perf_counter() - start)
+    with timed() as timing:
+        for _, labels in data:
+            records += int(labels.shape[0])
+    return PassTiming(records, timing.seconds)
 
 
 def time_alternating(pipelines: dict[str, Any], min_passes: int, min_seconds: float) -> dict[str, list[PassTiming]]:
@@ -285,7 +306,7 @@ def time_alternating(pipelines: dict[str, Any], min_passes: int, min_seconds: fl
 
 
 def compare_tfrecord_files(
-    tf: ModuleType, images: Path, dataset: Path, manifest: Manifest, batch_size: int
+    tf: ModuleType, images: Path, dataset: Path, manifest: Manifest, batch_size: int, repeats: Repeats
 ) -> dict[str, Any]:
     """Records/s of the TFRecord pipeline and of the file pipeline over the same images.
 
@@ -296,7 +317,7 @@ def compare_tfrecord_files(
         "tfrecord": tfrecord_dataset(dataset, manifest, batch_size, threads),
         "files": files_dataset(tf, images, batch_size, threads),
     }
-    sides = time_alternating(pipelines, MIN_PASSES, MIN_TIMED_S)
+    sides = time_alternating(pipelines, repeats.min_passes, repeats.min_timed_s)
     result: dict[str, Any] = {"threads": threads, "batch_size": batch_size}
     for name, timings in sides.items():
         rates = [t.records_per_s for t in timings]
@@ -304,11 +325,11 @@ def compare_tfrecord_files(
             "records": timings[0].records,
             "passes": len(timings),
             "seconds": sum(t.seconds for t in timings),
-            "records_per_s": sum(t.records for t in timings) / sum(t.seconds for t in timings),
+            "records_per_s": per_second(sum(t.records for t in timings), sum(t.seconds for t in timings)),
             "pass_records_per_s": {"min": min(rates), "median": statistics.median(rates), "max": max(rates)},
         }
     result["shards"] = sum(len(split.files) for split in manifest.splits.values())
-    result["ratio"] = result["tfrecord"]["records_per_s"] / result["files"]["records_per_s"]
+    result["ratio"] = ratio(result["tfrecord"]["records_per_s"], result["files"]["records_per_s"])
     return result
 
 
@@ -331,11 +352,11 @@ def time_horovod_startup(runs: int) -> list[dict[str, Any]]:
 
     timings = []
     for _ in range(runs):
-        start = time.perf_counter()
-        ranks = horovod.spark.run(
-            trivial_rank, num_proc=STARTUP_PROCS, use_gloo=True, verbose=0, start_timeout=START_TIMEOUT_S
-        )
-        seconds = time.perf_counter() - start
+        with timed() as start_up:
+            ranks = horovod.spark.run(
+                trivial_rank, num_proc=STARTUP_PROCS, use_gloo=True, verbose=0, start_timeout=START_TIMEOUT_S
+            )
+        seconds = start_up.seconds
         in_rank = max(r["import_s"] + r["init_s"] for r in ranks)
         timings.append(
             {
@@ -361,60 +382,59 @@ def figures(
 ) -> dict[str, Any]:
     """The derived figures (efficiency, headroom, ratio, fixed cost) and the targets."""
     one, two = scaling[1]["examples_per_sec_total"], scaling[2]["examples_per_sec_total"]
-    values = {
-        "scaling_efficiency": two / (2 * one),
-        "headroom": pipeline["records_per_s"] / one,
-        "tfrecord_vs_files": formats["ratio"],
-        "startup_fixed_cost_s": min(run["seconds"] for run in startup),
-    }
-    return {**values, "targets": {name: target.as_dict(values[name]) for name, target in TARGETS.items()}}
+    derived = Figures(TARGETS)
+    derived.add("scaling_efficiency", ratio(two, 2 * one))
+    derived.add("headroom", ratio(pipeline["records_per_s"], one))
+    derived.add("tfrecord_vs_files", formats["ratio"])
+    derived.add("startup_fixed_cost_s", min(run["seconds"] for run in startup))
+    return derived.as_dict()
 
 
-def _target_text(name: str, value: float) -> str:
-    """The target column of one figure, or nothing when it has no target."""
-    target = TARGETS.get(name)
-    return f"   {target.text(value)}" if target else ""
-
-
-def report_scaling(scaling: dict[int, dict[str, Any]], derived: dict[str, Any], train_records: int) -> str:
+def report_scaling(scaling: dict[int, dict[str, Any]], derived: dict[str, Any], train_records: int) -> Table:
     """The printed training figures."""
     first = scaling[1]
-    lines = [
-        f"== 1. Training: Horovod processes 1 vs 2 ({first['steps_run']} steps, batch {first['batch_size_per_proc']} "
-        f"per process, {train_records:,} training records) =="
-    ]
+    table = Table(
+        f"1. Training: Horovod processes 1 vs 2 ({first['steps_run']} steps, batch {first['batch_size_per_proc']} "
+        f"per process, {train_records:,} training records)",
+        label_width=20,
+    )
     for num_proc, run in scaling.items():
         per_rank = ", ".join(f"{rate:.0f}" for rate in run["examples_per_sec_per_rank"])
         timed_s = (run["steps_run"] - 1) * run["batch_size_per_proc"] / max(min(run["examples_per_sec_per_rank"]), 1e-9)
-        lines.append(
-            f"  {num_proc} process{'es' if num_proc > 1 else '  '}         {run['examples_per_sec_total']:>9.0f} examples/s"
-            f"   (per rank {per_rank}, over {timed_s:.1f} s of steps; run wall {run['wall_seconds']:.1f} s = "
-            f"{run['wall_examples_per_sec']:.0f} examples/s with start-up and evaluation)"
+        table.row(
+            f"{num_proc} process{'es' if num_proc > 1 else ''}",
+            rate_cell(run["examples_per_sec_total"], "examples/s", 9),
+            f"(per rank {per_rank}, over {timed_s:.1f} s of steps; run wall {run['wall_seconds']:.1f} s = "
+            f"{run['wall_examples_per_sec']:.0f} examples/s with start-up and evaluation)",
         )
-    cores = os.cpu_count() or 1
-    lines += [
-        f"  scaling efficiency  {derived['scaling_efficiency']:>11.2f}   (examples/s(2) / (2 x examples/s(1)); no target)",
-        f"  note: this machine has {cores} cores, shared by the Spark JVM, both ranks' TensorFlow and their tf.data "
-        f"threads ({rank_threads(2)} per rank with 2 processes); 2 processes cannot double the throughput here, so the "
-        "efficiency is expected below 1. It measures Horovod's overhead only on machines with cores to spare.",
-    ]
-    return "\n".join(lines)
-
-
-def report_pipeline(pipeline: dict[str, Any], scaling: dict[int, dict[str, Any]], derived: dict[str, Any]) -> str:
-    """The printed input pipeline figures."""
-    return "\n".join(
-        [
-            f"== 2. Input pipeline alone: train_input_fn, rank 0 of 1, {pipeline['threads']} tf.data threads, iterated "
-            "eagerly ==",
-            f"  pipeline            {pipeline['records_per_s']:>9.0f} records/s   (median of {len(pipeline['runs'])} "
-            f"runs of {pipeline['batches']} batches: {_rates(pipeline['runs'])}; first batch "
-            f"{pipeline['first_batch_s']:.2f} s, left out like the training hook's first step)",
-            f"  training, 1 process {scaling[1]['examples_per_sec_total']:>9.0f} examples/s",
-            f"  headroom            {derived['headroom']:>11.2f}{_target_text('headroom', derived['headroom'])}"
-            "   (pipeline records/s / training examples/s)",
-        ]
+    table.figure(
+        "scaling efficiency", derived["scaling_efficiency"], None, "(examples/s(2) / (2 x examples/s(1)); no target)"
     )
+    table.note(
+        f"this machine has {os.cpu_count() or 1} cores, shared by the Spark JVM, both ranks' TensorFlow and their "
+        f"tf.data threads ({rank_threads(2)} per rank with 2 processes); 2 processes cannot double the throughput "
+        "here, so the efficiency is expected below 1. It measures Horovod's overhead only on machines with cores to "
+        "spare."
+    )
+    return table
+
+
+def report_pipeline(pipeline: dict[str, Any], scaling: dict[int, dict[str, Any]], derived: dict[str, Any]) -> Table:
+    """The printed input pipeline figures."""
+    table = Table(
+        f"2. Input pipeline alone: train_input_fn, rank 0 of 1, {pipeline['threads']} tf.data threads, iterated "
+        "eagerly",
+        label_width=20,
+    )
+    table.row(
+        "pipeline",
+        rate_cell(pipeline["records_per_s"], "records/s", 9),
+        f"(median of {len(pipeline['runs'])} runs of {pipeline['batches']} batches: {_rates(pipeline['runs'])}; "
+        f"first batch {pipeline['first_batch_s']:.2f} s, left out like the training hook's first step)",
+    )
+    table.row("training, 1 process", rate_cell(scaling[1]["examples_per_sec_total"], "examples/s", 9))
+    table.figure("headroom", derived["headroom"], TARGETS["headroom"], "(pipeline records/s / training examples/s)")
+    return table
 
 
 def _rates(runs: list[dict[str, Any]]) -> str:
@@ -431,46 +451,53 @@ def _passes(side: dict[str, Any]) -> str:
     )
 
 
-def report_formats(formats: dict[str, Any], derived: dict[str, Any]) -> str:
+def report_formats(formats: dict[str, Any], derived: dict[str, Any]) -> Table:
     """The printed TFRecord/files comparison."""
     rec, files = formats["tfrecord"], formats["files"]
-    ratio = derived["tfrecord_vs_files"]
-    lines = [
-        f"== 3. tf.data: TFRecord shards vs individual image files (batch {formats['batch_size']}, "
+    value = derived["tfrecord_vs_files"]
+    target = TARGETS["tfrecord_vs_files"]
+    table = Table(
+        f"3. tf.data: TFRecord shards vs individual image files (batch {formats['batch_size']}, "
         f"{formats['threads']} threads both, decode+resize+normalize both; whole passes after a warm-up, "
-        "alternating) ==",
-        f"  TFRecord shards     {rec['records_per_s']:>9.0f} records/s   ({rec['records']:,} records in "
-        f"{formats['shards']} shards; {_passes(rec)})",
-        f"  individual files    {files['records_per_s']:>9.0f} records/s   ({files['records']:,} PNG files; "
-        f"{_passes(files)})",
-        f"  ratio               {ratio:>11.2f}{_target_text('tfrecord_vs_files', ratio)}"
-        "   (TFRecord records/s / file records/s)",
-    ]
+        "alternating)",
+        label_width=20,
+    )
+    table.row(
+        "TFRecord shards",
+        rate_cell(rec["records_per_s"], "records/s", 9),
+        f"({rec['records']:,} records in {formats['shards']} shards; {_passes(rec)})",
+    )
+    table.row(
+        "individual files",
+        rate_cell(files["records_per_s"], "records/s", 9),
+        f"({files['records']:,} PNG files; {_passes(files)})",
+    )
+    table.figure("ratio", value, target, "(TFRecord records/s / file records/s)")
     if rec["records"] != files["records"]:
-        lines.append(f"  WARNING: {rec['records']} records against {files['records']} files (rejected images?)")
-    if not TARGETS["tfrecord_vs_files"].met(ratio):
-        lines.append(
-            "  note: these are tiny PNGs on a local disk with a warm page cache, where opening a file costs "
+        table.warning(f"{rec['records']} records against {files['records']} files (rejected images?)")
+    if not target.met(value):
+        table.note(
+            "these are tiny PNGs on a local disk with a warm page cache, where opening a file costs "
             "microseconds and decoding dominates both sides (the TFRecord path also parses each batch and decodes "
             "its images one by one in a tf.map_fn, the file path maps each image). TFRecords win most where each "
-            "file open is "
-            "expensive: many small files on remote or distributed storage (HDFS, S3, GCS, NFS), cold caches, "
-            "and listing millions of paths; this run does not measure that case."
+            "file open is expensive: many small files on remote or distributed storage (HDFS, S3, GCS, NFS), cold "
+            "caches, and listing millions of paths; this run does not measure that case."
         )
-    return "\n".join(lines)
+    return table
 
 
-def report_startup(startup: list[dict[str, Any]], derived: dict[str, Any]) -> str:
+def report_startup(startup: list[dict[str, Any]], derived: dict[str, Any]) -> Table:
     """The printed horovod.spark.run start-up figures."""
-    lines = [f"== 4. horovod.spark.run start-up ({STARTUP_PROCS} processes, Gloo, trivial function) =="]
+    table = Table(f"4. horovod.spark.run start-up ({STARTUP_PROCS} processes, Gloo, trivial function)", label_width=20)
     for number, run in enumerate(startup, 1):
-        lines.append(
-            f"  run {number}              {run['seconds']:>9.2f} s   (in the ranks: import horovod.tensorflow "
-            f"{run['import_max_s']:.2f} s + hvd.init {run['init_max_s']:.2f} s; outside the function "
-            f"{run['outside_fn_s']:.2f} s)"
+        table.row(
+            f"run {number}",
+            seconds_cell(run["seconds"]),
+            f"(in the ranks: import horovod.tensorflow {run['import_max_s']:.2f} s + hvd.init "
+            f"{run['init_max_s']:.2f} s; outside the function {run['outside_fn_s']:.2f} s)",
         )
-    lines.append(f"  fixed cost          {derived['startup_fixed_cost_s']:>9.2f} s   (lowest of {len(startup)} runs)")
-    return "\n".join(lines)
+    table.figure("fixed cost", derived["startup_fixed_cost_s"], None, f"(lowest of {len(startup)} runs)", unit="s")
+    return table
 
 
 # --------------------------------------------------------------------------- command line
@@ -479,15 +506,15 @@ def report_startup(startup: list[dict[str, Any]], derived: dict[str, Any]) -> st
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's options, plus the jobs' Spark options."""
     parser = argparse.ArgumentParser(
-        prog="benchmarks/train.py",
+        prog="python -m benchmarks.train",
         description="Time Horovod-on-Spark training (1 vs 2 processes), its input pipeline, TFRecords vs files, "
         "and horovod.spark.run start-up.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--per-label", type=int, default=500, help="generated PNGs per shape label of jobs/demo.py")
+    parser.add_argument("--per-label", type=int, default=500, help="generated PNGs per shape label of demo/data.py")
     parser.add_argument("--steps", type=int, default=150, help="max_steps of each training run and pipeline batches")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per process per step")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="images, dataset, models, results.json")
+    add_run_arguments(parser, "train", "images, dataset, models, results.json")
     add_spark_arguments(parser)
     return parser
 
@@ -495,14 +522,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Prepare the data, run the four measurements, print and save the figures."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    require_at_least(parser, args, {"per_label": 1, "steps": 2, "batch_size": 1})
-    args.workdir = args.workdir.resolve()
+    with benchmark_run(parser, argv, "train", SMOKE, {"per_label": 1, "steps": 2, "batch_size": 1}) as args:
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
+    """The benchmark proper, in `args.workdir`."""
+    repeats = SMOKE_REPEATS if args.smoke else FULL_REPEATS
     images, dataset = args.workdir / "images", args.workdir / "dataset"
 
     tf = import_tensorflow("2")
-    from jobs.demo import SHAPES
-    from training.config import TrainingError
+    from dataset.errors import TrainingError
+    from demo.data import SHAPES
 
     print(f"Preparing data in {args.workdir}", flush=True)
     regenerated = ensure_images(images, args.per_label)
@@ -514,12 +545,12 @@ def main(argv: list[str] | None = None) -> int:
         manifest = ensure_dataset(spark, images, dataset, args.per_label * len(SHAPES), regenerated)
         train_records = manifest.splits["train"].num_records
         print("Timing horovod.spark.run start-up...", flush=True)
-        startup = time_horovod_startup(STARTUP_RUNS)
+        startup = time_horovod_startup(repeats.startup_runs)
         print("Training...", flush=True)
         scaling = run_scaling(spark, dataset, args.workdir / "models", args.batch_size, args.steps)
         print("Timing the input pipelines...\n", flush=True)
-        pipeline = time_train_pipeline(dataset, manifest, args.batch_size, args.steps)
-        formats = compare_tfrecord_files(tf, images, dataset, manifest, args.batch_size)
+        pipeline = time_train_pipeline(dataset, manifest, args.batch_size, args.steps, repeats.pipeline_repeats)
+        formats = compare_tfrecord_files(tf, images, dataset, manifest, args.batch_size, repeats)
     except (ConversionError, DatasetError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -527,17 +558,12 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
 
     derived = figures(scaling, pipeline, formats, startup)
-    for text in (
-        report_scaling(scaling, derived, train_records),
-        report_pipeline(pipeline, scaling, derived),
-        report_formats(formats, derived),
-        report_startup(startup, derived),
-    ):
-        print(text + "\n", flush=True)
+    report_scaling(scaling, derived, train_records).print()
+    report_pipeline(pipeline, scaling, derived).print()
+    report_formats(formats, derived).print()
+    report_startup(startup, derived).print()
 
-    summary = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+    summary = {  # **derived after the details: its "tfrecord_vs_files" ratio replaces them, as before
         "versions": {"tensorflow": tf.__version__, "spark": spark_version},
         "master": args.master,
         "spark_session_start_s": session_start_s,
@@ -564,9 +590,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluation outside",
         },
     }
-    results_path = args.workdir / "results.json"
-    results_path.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Figures written to {results_path}")
+    write_results(args, **summary)
     return 0
 
 

@@ -1,0 +1,88 @@
+"""Each benchmark's `--smoke` run ends to end: a broken benchmark fails the tests, not the next `make bench`.
+
+The smoke runs use tiny sizes and a temporary work folder; their targets are informative, so
+only the exit code and the harness's printed table are checked, not the figures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+JAVA17 = Path("/usr/lib/jvm/java-17-openjdk-amd64")
+TIMEOUT_S = 300  # a smoke run takes well under a minute or two; never hang the suite
+
+# What benchmarks/harness.py prints: a `== title ==` line per table, then aligned rows; the ratio
+# rows carry their target and whether it is met.
+TABLE_TITLE = re.compile(r"^== .+ ==$", re.MULTILINE)
+FIGURE = r"\s+-?(\d+\.\d\d|inf|nan)"
+TARGET = r"   target (>=|<=) [\d.]+  (PASS|MISS)"
+
+EXPECTED = {
+    "convert_images": [
+        r"^== small files: 200 PNG 64x64 RGB, header check only ==$",
+        r"^== photos: 20 JPEG ~100 KB, resize 224x224 \+ JPEG q90 ==$",
+        rf"^  ratio loop/spark {FIGURE}{TARGET}   \(>1: Spark is faster\)$",
+        rf"^  fixed cost {FIGURE} s{TARGET}   \(session start ",
+        rf"^  per-core efficiency {FIGURE}{TARGET}   \(work images/s / \d+ cores / loop images/s\)$",
+    ],
+    "convert_table": [
+        r"^== table: 2,000 rows x 30 columns, 8 Parquet files \(.+ MB\), \d+ cores ==$",
+        r"^  python loop +\d+\.\d\d s +\d+ rows/s ",
+        r"^  spark end-to-end +\d+\.\d\d s +\d+ rows/s ",
+        rf"^  ratio loop/spark {FIGURE}{TARGET}   \(>1: Spark is faster\)$",
+    ],
+    "train": [
+        r"^== 1\. Training: Horovod processes 1 vs 2 \(5 steps, batch 8 per process, ",
+        r"^  1 process +\d+ examples/s ",
+        r"^  2 processes +\d+ examples/s ",
+        rf"^  scaling efficiency {FIGURE}   \(examples/s\(2\) / \(2 x examples/s\(1\)\); no target\)$",
+        r"^== 2\. Input pipeline alone: train_input_fn, rank 0 of 1, ",
+        rf"^  headroom {FIGURE}{TARGET}   \(pipeline records/s / training examples/s\)$",
+        r"^== 3\. tf\.data: TFRecord shards vs individual image files ",
+        rf"^  ratio {FIGURE}{TARGET}   \(TFRecord records/s / file records/s\)$",
+        r"^== 4\. horovod\.spark\.run start-up \(2 processes, Gloo, trivial function\) ==$",
+        r"^  run 1 +\d+\.\d\d s ",
+        rf"^  fixed cost {FIGURE} s   \(lowest of 1 runs\)$",
+    ],
+}
+TABLES = {"convert_images": 2, "convert_table": 1, "train": 4}
+LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
+
+
+def smoke_env() -> dict[str, str]:
+    """This environment, with the workers on this Python and Spark on Java 17 when it is installed."""
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "JAVA_HOME" not in env and JAVA17.is_dir():
+        env["JAVA_HOME"] = str(JAVA17)
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_smoke_run_prints_the_harness_table(name):
+    before = {name for name in LEFTOVERS if (REPO / name).exists()}
+    result = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", "--smoke"],
+        cwd=REPO,
+        env=smoke_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    output = result.stdout
+    assert result.returncode == 0, f"exit {result.returncode}\n{output[-4000:]}\n{result.stderr[-4000:]}"
+    assert output.startswith("SMOKE RUN: tiny sizes in a temporary folder"), output[:500]
+    assert len(TABLE_TITLE.findall(output)) == TABLES[name], output
+    for pattern in EXPECTED[name]:
+        assert re.search(pattern, output, re.MULTILINE), f"no line matches {pattern!r} in:\n{output}"
+    assert re.search(r"^Figures written to /.+/results\.json \(temporary\)$", output, re.MULTILINE), output
+    left = {name for name in LEFTOVERS if (REPO / name).exists()} - before
+    assert not left, f"the smoke run wrote {sorted(left)} into the repository"
