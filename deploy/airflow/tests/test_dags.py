@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow.sdk.exceptions import ParamValidationError
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+from airflow.sdk.exceptions import ParamValidationError
+from airflow.serialization.serialized_objects import DagSerialization
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 
@@ -37,9 +38,15 @@ def test_task_graph_schedule_and_retries(dagbag):
     ("num_proc", 100000), ("epochs", -1), ("split", "everything"),
 ])
 def test_bad_parameters_are_refused_before_any_command_line(dagbag, name, value):
-    params = copy.deepcopy(dagbag.dags["tfrecordpipe_spark"].params)
+    dag = dagbag.dags["tfrecordpipe_spark"]
+    params = copy.deepcopy(dag.params)
     with pytest.raises(ParamValidationError):
         params[name] = value
+    # What triggering a run does in Airflow 3 (SerializedDAG.create_dagrun): merge the conf, validate.
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    with pytest.raises(ParamValidationError):
+        scheduler_dag.params.deep_merge({name: value}).validate()
+    scheduler_dag.params.deep_merge({}).validate()  # the defaults pass
 
 
 def rendered_command(task, params: dict) -> list[str]:
