@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "deploy" / "airflow" / "dags"
 DAG_ID = "tfrecordpipe_spark"
 TASKS = ("convert", "validate", "train", "predict")
+# How each job's summary lines start (what it prints to stdout when it succeeds).
+SUMMARY = {"convert": ("Converted ",), "validate": ("OK ",), "train": ("Trained ", "eval on "), "predict": ("Wrote ",)}
 LOGICAL_DATE = "2026-01-02"  # ds_nodash 20260102: the model and predictions land in .../20260102
 AIRFLOW = Path(sys.executable).parent / "airflow"
 
@@ -46,6 +48,7 @@ class DagRunResult:
     accuracy: float | None = None  # what the predict task measured
     predictions_line: str | None = None
     errors: dict[str, str] = field(default_factory=dict)  # task_id -> the job's one-line `error: ...`
+    summaries: dict[str, list[str]] = field(default_factory=dict)  # task_id -> the job's summary lines
 
 
 def write_images(images: Path, project_python: str) -> int:
@@ -103,6 +106,7 @@ def run_dag(conf: dict, project_python: str, log_file: Path, retries: int = 0) -
     if found:
         result.predictions_line, result.accuracy = found.group(0), float(found.group(1))
     for task_id, text in result.logs.items():
+        result.summaries[task_id] = job_lines(text, SUMMARY.get(task_id, ()))
         error = re.search(r"\berror: .*", text)
         if error:  # the job's stderr line, less the logger's suffix
             result.errors[task_id] = re.sub(r"\s+\[airflow\.task\.\S+\].*$", "", error.group(0)).strip()
@@ -120,6 +124,8 @@ def task_logs(output: str) -> dict[str, str]:
 
 def job_lines(log: str, prefixes: tuple[str, ...]) -> list[str]:
     """The lines a job printed that start with one of `prefixes`, as the task logged them."""
+    if not prefixes:
+        return []
     pattern = r"\] ((?:%s).*?)\s+\[airflow\.task\.hooks\." % "|".join(map(re.escape, prefixes))
     return re.findall(pattern, log)
 
@@ -137,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workdir = Path(args.workdir).resolve()
     images = workdir / "digits"
-    count = write_images(images, args.project_python)
+    try:
+        count = write_images(images, args.project_python)
+    except subprocess.CalledProcessError as err:
+        last = (err.stderr or "").strip().splitlines()[-1:] or [f"exit code {err.returncode}"]
+        print(f"error: writing the digits images failed: {last[0]}", file=sys.stderr)
+        return 2
     print(f"images:      {images} ({count} PNGs in 10 label folders)")
     conf = {"images": str(images), "dataset": str(workdir / "dataset"), "model_dir": str(workdir / "model"),
             "predictions": str(workdir / "predictions"), "num_shards": 2, "num_proc": args.num_proc,
@@ -146,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"running:     airflow dags test {DAG_ID} {LOGICAL_DATE} (log: {workdir / 'airflow.log'})", flush=True)
     result = run_dag(conf, args.project_python, workdir / "airflow.log")
     for task_id in TASKS:
-        line = f"  {task_id:<9} {result.states.get(task_id, 'not run')}"
-        if task_id in result.errors:
-            line += f"  ({result.errors[task_id]})"
-        print(line)
+        print(f"  {task_id:<9} {result.states.get(task_id, 'not run')}")
+        lines = result.summaries.get(task_id, []) + ([result.errors[task_id]] if task_id in result.errors else [])
+        for line in lines:
+            print(f"            {line}")
     day = LOGICAL_DATE.replace("-", "")
     model = workdir / "model" / day
     exports = sorted((model / "export").glob("*")) if (model / "export").exists() else []
@@ -158,9 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     if result.returncode != 0 or result.accuracy is None:
         print(f"error: the DAG run failed after {result.seconds:.0f} s; see {result.log_file}", file=sys.stderr)
         return 1
-    for line in job_lines(result.logs["train"], ("Trained ", "eval on ")):
-        print(f"train:       {line}")
-    print(f"predict:     {result.predictions_line}")
     print(f"test accuracy {result.accuracy:.4f} (measured by the predict task); DAG run took {result.seconds:.0f} s")
     return 0
 

@@ -82,3 +82,13 @@ def test_databricks_variant_renders_the_job_and_its_parameters(dagbag):
     # notebook_params present, so provider 7.x does not forward the DAG params as job_parameters.
     payload = task._inject_run_now_job_parameters(task._get_merged_json(), context={})
     assert payload == {"job_name": "tfrecordpipe-images", "notebook_params": {"num_proc": "2"}}
+
+
+def test_local_runs_can_drop_the_zip_and_the_retries(monkeypatch):
+    """TFRECORDPIPE_PY_FILES="" and TFRECORDPIPE_RETRIES=0, as `make airflow-demo` and the run tests set them."""
+    monkeypatch.setenv("TFRECORDPIPE_PY_FILES", "")
+    monkeypatch.setenv("TFRECORDPIPE_RETRIES", "0")
+    dag = DagBag(dag_folder=str(DAGS)).dags["tfrecordpipe_spark"]
+    assert all(task.retries == 0 and task.py_files is None for task in dag.tasks)
+    params = dag.params.validate()
+    assert "--py-files" not in rendered_command(dag.get_task("convert"), params)
