@@ -18,8 +18,6 @@ endif
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-AIRFLOW_VENV := .venv-airflow
-
 .PHONY: setup test test-airflow demo bench clean
 
 setup: $(STAMP)
@@ -33,15 +31,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(VENV)/bin/horovodrun --check-build
 	touch $(STAMP)
 
-# Airflow has its own environment: its pins (wrapt, pyarrow, protobuf) clash with TF 2.15 and Horovod.
-$(AIRFLOW_VENV)/.installed: deploy/airflow/requirements.lock
-	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/pip install -q --upgrade "pip>=24"
-	$(AIRFLOW_VENV)/bin/pip install -q -r deploy/airflow/requirements.lock
-	touch $@
-
-test-airflow: $(AIRFLOW_VENV)/.installed
-	$(AIRFLOW_VENV)/bin/pytest -p no:cacheprovider deploy/airflow/tests
+include deploy/airflow/airflow.mk
 
 test: setup test-airflow
 	$(VENV)/bin/ruff check dataset conversion training inference demo jobs tests benchmarks deploy
@@ -54,4 +44,4 @@ bench: setup
 	$(PY) -m benchmarks.convert_images
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) demo_output .pytest_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) demo_output $(AIRFLOW_DEMO_DIR) .pytest_cache

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow import DAG
-from airflow.models.param import Param
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.databricks.operators.databricks import DatabricksRunNowOperator
+from airflow.sdk import DAG, Param
 
 PROJECT = os.environ.get("TFRECORDPIPE_HOME", "/opt/tfrecordpipe")
 PATH = r"^[A-Za-z0-9_:/.\-]+$"  # URLs and paths only: no spaces, quotes or shell characters
@@ -28,19 +27,23 @@ PARAMS = {
     "epochs": Param(5, type="number", exclusiveMinimum=0, maximum=1000),
     "split": Param("test", type="string", enum=["train", "validation", "test"]),
 }
-DEFAULT_ARGS = {"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=5)}
+# Local runs (`make airflow-demo`, the end-to-end test) set TFRECORDPIPE_PY_FILES="" when the
+# project is installed in the Spark Python environment, and TFRECORDPIPE_RETRIES=0 to fail at once.
+PY_FILES = os.environ.get("TFRECORDPIPE_PY_FILES", f"{PROJECT}/dist/tfrecordpipe.zip") or None
+RETRIES = int(os.environ.get("TFRECORDPIPE_RETRIES", "2"))
+DEFAULT_ARGS = {"owner": "ml-platform", "retries": RETRIES, "retry_delay": timedelta(minutes=5)}
 SCHEDULE = {"schedule": "@daily", "start_date": datetime(2026, 1, 1), "catchup": False,
             "default_args": DEFAULT_ARGS, "tags": ["tfrecordpipe"]}
 CONF = {"spark.task.maxFailures": "4", "spark.sql.execution.arrow.maxRecordsPerBatch": "256"}
 
 
 def spark_job(task_id: str, job: str, args: list[str]) -> SparkSubmitOperator:
-    """One `spark-submit jobs/<job>.py args` task; the project zip ships with --py-files."""
+    """One `spark-submit jobs/<job>.py args` task; the project zip ships with --py-files (when set)."""
     return SparkSubmitOperator(
         task_id=task_id,
         application=f"{PROJECT}/jobs/{job}.py",
         application_args=args,
-        py_files=f"{PROJECT}/dist/tfrecordpipe.zip",
+        py_files=PY_FILES,
         conf=CONF,
         name=f"tfrecordpipe-{task_id}",
         conn_id="spark_default",

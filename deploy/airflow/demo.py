@@ -1,0 +1,177 @@
+"""`make airflow-demo`: run the DAG tfrecordpipe_spark once, for real, with `airflow dags test`.
+
+convert → validate → train (2 Horovod processes) → predict on scikit-learn's digits, each task a
+SparkSubmitOperator on a local Spark (`local[2]`) with spark-submit and Python from the project's
+.venv. Prints each task's state, where the outputs are and the accuracy the predict task measured.
+
+    .venv-airflow/bin/python deploy/airflow/demo.py --workdir airflow_demo_output --project-python .venv/bin/python
+
+Runs under Airflow's environment (.venv-airflow); the tests import `run_dag` from here too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ROOT / "deploy" / "airflow" / "dags"
+DAG_ID = "tfrecordpipe_spark"
+TASKS = ("convert", "validate", "train", "predict")
+# How each job's summary lines start (what it prints to stdout when it succeeds).
+SUMMARY = {"convert": ("Converted ",), "validate": ("OK ",), "train": ("Trained ", "eval on "), "predict": ("Wrote ",)}
+LOGICAL_DATE = "2026-01-02"  # ds_nodash 20260102: the model and predictions land in .../20260102
+AIRFLOW = Path(sys.executable).parent / "airflow"
+
+# The one place that makes the demo images (the project's function, run by the project's Python).
+WRITE_IMAGES = "import sys; from pathlib import Path; from jobs.demo import write_digits; print(write_digits(Path(sys.argv[1])))"
+
+
+@dataclass
+class DagRunResult:
+    returncode: int  # of `airflow dags test`: 1 when the run failed
+    states: dict[str, str]  # task_id -> state, from the metadata database
+    logs: dict[str, str]  # task_id -> what its last attempt logged (spark-submit's output included)
+    log_file: Path  # everything `airflow dags test` printed
+    seconds: float
+    accuracy: float | None = None  # what the predict task measured
+    predictions_line: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # task_id -> the job's one-line `error: ...`
+    summaries: dict[str, list[str]] = field(default_factory=dict)  # task_id -> the job's summary lines
+
+
+def write_images(images: Path, project_python: str) -> int:
+    """scikit-learn's digits as images/<digit>/<n>.png (kept when already there)."""
+    done = subprocess.run([project_python, "-c", WRITE_IMAGES, str(images)], cwd=ROOT, check=True,
+                          capture_output=True, text=True)
+    return int(done.stdout.split()[-1])
+
+
+def environment(airflow_home: Path, project_python: str, retries: int = 0) -> dict[str, str]:
+    """Airflow in a fresh home; the `spark_default` connection is local[2] with the project's spark-submit."""
+    env = dict(os.environ)
+    venv_bin = str(Path(project_python).parent)
+    env.update({
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # Provider 6.x takes only the names spark-submit, spark2-submit, spark3-submit for the
+        # binary and finds it on PATH: the project venv's bin/ goes first.
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
+        "PYSPARK_PYTHON": project_python,
+        "PYSPARK_DRIVER_PYTHON": project_python,
+        "TFRECORDPIPE_HOME": str(ROOT),
+        "TFRECORDPIPE_PY_FILES": "",  # the project is installed in the venv (pip install -e .)
+        "TFRECORDPIPE_RETRIES": str(retries),
+    })
+    env.pop("SPARK_HOME", None)  # spark-submit finds the venv's pyspark
+    java17 = Path("/usr/lib/jvm/java-17-openjdk-amd64")
+    if "JAVA_HOME" not in env and java17.exists():
+        env["JAVA_HOME"] = str(java17)
+    return env
+
+
+def run_dag(conf: dict, project_python: str, log_file: Path, retries: int = 0) -> DagRunResult:
+    """`airflow db migrate` and `airflow dags test` in a fresh AIRFLOW_HOME; states and task logs read back."""
+    start = time.perf_counter()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    airflow_home = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+    try:
+        env = environment(airflow_home, project_python, retries)
+        with log_file.open("w") as log:
+            subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                           check=True, timeout=300)
+            command = [str(AIRFLOW), "dags", "test", DAG_ID, LOGICAL_DATE, "--conf", json.dumps(conf)]
+            done = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=log_file.parent,
+                                  timeout=1800)
+        with closing(sqlite3.connect(airflow_home / "airflow.db")) as db:
+            states = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ?", (DAG_ID,)))
+    finally:
+        shutil.rmtree(airflow_home, ignore_errors=True)
+    output = log_file.read_text(errors="replace")
+    result = DagRunResult(done.returncode, states, task_logs(output), log_file, time.perf_counter() - start)
+    found = re.search(r"Wrote \d+ predictions to [^;\s]+; accuracy (\d\.\d+)", result.logs.get("predict", ""))
+    if found:
+        result.predictions_line, result.accuracy = found.group(0), float(found.group(1))
+    for task_id, text in result.logs.items():
+        result.summaries[task_id] = job_lines(text, SUMMARY.get(task_id, ()))
+        error = re.search(r"\berror: .*", text)
+        if error:  # the job's stderr line, less the logger's suffix
+            result.errors[task_id] = re.sub(r"\s+\[airflow\.task\.\S+\].*$", "", error.group(0)).strip()
+    return result
+
+
+def task_logs(output: str) -> dict[str, str]:
+    """task_id -> the lines `airflow dags test` printed between that task's start and end (its last attempt)."""
+    logs: dict[str, str] = {}
+    for found in re.finditer(r"\[DAG TEST\] starting task_id=(\S+).*?(?:\[DAG TEST\] end task task_id=\1\b|\Z)",
+                             output, re.S):
+        logs[found.group(1)] = found.group(0)
+    return logs
+
+
+def job_lines(log: str, prefixes: tuple[str, ...]) -> list[str]:
+    """The lines a job printed that start with one of `prefixes`, as the task logged them."""
+    if not prefixes:
+        return []
+    pattern = r"\] ((?:%s).*?)\s+\[airflow\.task\.hooks\." % "|".join(map(re.escape, prefixes))
+    return re.findall(pattern, log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="airflow-demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="airflow_demo_output", help="images, dataset, model, predictions, log")
+    parser.add_argument("--project-python", default=str(ROOT / ".venv" / "bin" / "python"),
+                        help="the project's Python (its bin/ has spark-submit)")
+    parser.add_argument("--epochs", type=float, default=3, help="passes over the training split")
+    parser.add_argument("--num-proc", type=int, default=2, help="Horovod processes")
+    args = parser.parse_args(argv)
+    if not Path(args.project_python).exists() or not (Path(args.project_python).parent / "spark-submit").exists():
+        print(f"error: {args.project_python} or the spark-submit beside it is missing (run make setup)", file=sys.stderr)
+        return 2
+    workdir = Path(args.workdir).resolve()
+    images = workdir / "digits"
+    try:
+        count = write_images(images, args.project_python)
+    except subprocess.CalledProcessError as err:
+        last = (err.stderr or "").strip().splitlines()[-1:] or [f"exit code {err.returncode}"]
+        print(f"error: writing the digits images failed: {last[0]}", file=sys.stderr)
+        return 2
+    print(f"images:      {images} ({count} PNGs in 10 label folders)")
+    conf = {"images": str(images), "dataset": str(workdir / "dataset"), "model_dir": str(workdir / "model"),
+            "predictions": str(workdir / "predictions"), "num_shards": 2, "num_proc": args.num_proc,
+            "epochs": args.epochs, "split": "test"}
+    shutil.rmtree(workdir / "model", ignore_errors=True)  # a rerun trains from scratch
+    print(f"running:     airflow dags test {DAG_ID} {LOGICAL_DATE} (log: {workdir / 'airflow.log'})", flush=True)
+    result = run_dag(conf, args.project_python, workdir / "airflow.log")
+    for task_id in TASKS:
+        print(f"  {task_id:<9} {result.states.get(task_id, 'not run')}")
+        lines = result.summaries.get(task_id, []) + ([result.errors[task_id]] if task_id in result.errors else [])
+        for line in lines:
+            print(f"            {line}")
+    day = LOGICAL_DATE.replace("-", "")
+    model = workdir / "model" / day
+    exports = sorted((model / "export").glob("*")) if (model / "export").exists() else []
+    print(f"dataset:     {conf['dataset']}\nmodel:       {model}\n"
+          f"export:      {exports[-1] if exports else '-'}\npredictions: {workdir / 'predictions' / day}")
+    if result.returncode != 0 or result.accuracy is None:
+        print(f"error: the DAG run failed after {result.seconds:.0f} s; see {result.log_file}", file=sys.stderr)
+        return 1
+    print(f"test accuracy {result.accuracy:.4f} (measured by the predict task); DAG run took {result.seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
