@@ -35,7 +35,7 @@ LOGICAL_DATE = "2026-01-02"  # ds_nodash 20260102: the model and predictions lan
 AIRFLOW = Path(sys.executable).parent / "airflow"
 
 # The one place that makes the demo images (the project's function, run by the project's Python).
-WRITE_IMAGES = "import sys; from pathlib import Path; from jobs.demo import write_digits; print(write_digits(Path(sys.argv[1])))"
+WRITE_IMAGES = "import sys; from pathlib import Path; from demo.data import write_digits; print(write_digits(Path(sys.argv[1])))"
 
 
 @dataclass
