@@ -18,6 +18,12 @@ endif
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
+# The spark-tfrecord jar (format("tfrecord")) for the tests: the copy next to the repo, when it is
+# there and its sha256 matches; else SPARK_TFRECORD_JAR stays unset (Spark then gets it from Maven).
+TFRECORD_JAR := $(abspath $(CURDIR)/../shared/jars/spark-tfrecord_2.12-0.7.0.jar)
+TFRECORD_JAR_SHA256 := 18c158ed2e6428e7a7023328fbd6795f7791b1a6eb332658a7eb7b13a655235d
+TFRECORD_JAR_OK := $(shell [ -f $(TFRECORD_JAR) ] && sha256sum $(TFRECORD_JAR) | cut -d' ' -f1)
+
 .PHONY: setup test test-airflow demo bench clean
 
 setup: $(STAMP)
@@ -33,6 +39,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 include deploy/airflow/airflow.mk
 
+ifeq ($(TFRECORD_JAR_OK),$(TFRECORD_JAR_SHA256))
+test: export SPARK_TFRECORD_JAR ?= $(TFRECORD_JAR)
+endif
 test: setup test-airflow
 	$(VENV)/bin/ruff check dataset conversion training inference demo jobs tests benchmarks deploy
 	$(VENV)/bin/pytest

@@ -21,6 +21,10 @@ class StorageError(PipelineError):
     """A URL cannot be opened or listed (missing path, unknown scheme, missing fsspec plugin)."""
 
 
+class SparkSetupError(PipelineError):
+    """Spark lacks what a job needs: a jar that is missing, a data source that does not load."""
+
+
 class DatasetError(PipelineError):
     """A dataset folder is missing, incomplete or corrupt, or lacks what is asked of it."""
 

@@ -1,7 +1,9 @@
 """The one way every job configures Spark from its command line.
 
 Under spark-submit or in a Databricks notebook the session that exists is used as it is;
-run with plain `python`, a local Spark (`local[*]`) is started.
+run with plain `python`, a local Spark (`local[*]`) is started. Jobs that read or write
+`format("tfrecord")` ask for it (`tfrecord=True`): the jar comes from `SPARK_TFRECORD_JAR` or
+Maven (see `jobs.tfrecord_jar`), and the data source is checked once the session is there.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import os
 import sys
 
 from pyspark.sql import SparkSession
+
+from dataset.errors import SparkSetupError
+from jobs.tfrecord_jar import HOW_TO_PROVIDE, require_tfrecord_source, tfrecord_jar_conf
 
 DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -31,11 +36,19 @@ def add_spark_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--packages", help="comma-separated Maven coordinates to add to the session")
 
 
-def spark_session(args: argparse.Namespace, app_name: str) -> SparkSession:
-    """The active session, or a new one configured from `args`."""
+def spark_session(args: argparse.Namespace, app_name: str, tfrecord: bool = False) -> SparkSession:
+    """The active session, or a new one configured from `args`; with `tfrecord`, one that reads tfrecord.
+
+    Raises:
+        SparkSetupError: (`tfrecord`) `SPARK_TFRECORD_JAR` names a missing file (before Spark
+            starts), or the session has no tfrecord data source.
+    """
     active = SparkSession.getActiveSession()
     if active is not None:
+        if tfrecord:
+            require_tfrecord_source(active)
         return active
+    jar_conf = tfrecord_jar_conf(args.jars, args.packages) if tfrecord else {}
     builder = SparkSession.builder.appName(app_name)
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit hands Python its JVM gateway
     master = args.master or (None if under_submit else "local[*]")
@@ -57,6 +70,19 @@ def spark_session(args: argparse.Namespace, app_name: str) -> SparkSession:
         conf["spark.jars"] = args.jars
     if args.packages:
         conf["spark.jars.packages"] = args.packages
+    conf.update(jar_conf)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    if not tfrecord:
+        return builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except Exception as err:  # e.g. Maven unreachable for spark.jars.packages: the JVM does not start
+        if "spark.jars.packages" not in jar_conf:
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SparkSetupError(
+            f"Spark did not start with --packages {jar_conf['spark.jars.packages']} ({first}): {HOW_TO_PROVIDE}"
+        ) from err
+    require_tfrecord_source(session)
+    return session

@@ -7,6 +7,12 @@ import sys
 
 import pytest
 
+TFRECORD_JAR_ENV = "SPARK_TFRECORD_JAR"
+needs_tfrecord_jar = pytest.mark.skipif(
+    not os.environ.get(TFRECORD_JAR_ENV),
+    reason=f"{TFRECORD_JAR_ENV} is not set (make test and .ci/run set it to ../shared/jars/spark-tfrecord_2.12-0.7.0.jar)",
+)
+
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -16,7 +22,7 @@ def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
     tmp = tmp_path_factory.mktemp("spark")
-    session = (
+    builder = (
         SparkSession.builder.master("local[2,2]")  # 2 cores; a failed task is retried once
         .appName("tests")
         .config("spark.ui.enabled", "false")
@@ -25,8 +31,10 @@ def spark(tmp_path_factory):
         .config("spark.sql.warehouse.dir", str(tmp / "warehouse"))
         .config("spark.local.dir", str(tmp / "local"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={tmp}")
-        .getOrCreate()
     )
+    if os.environ.get(TFRECORD_JAR_ENV):  # format("tfrecord"); set by `make test` and .ci/run
+        builder = builder.config("spark.jars", os.environ[TFRECORD_JAR_ENV])
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
