@@ -15,6 +15,7 @@ from conversion.tables.options import FORMATS, TableConvertOptions
 from dataset.errors import OptionError
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
+from jobs.tfrecord_jar import require_tfrecord_spark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         options = options_from_args(args)
-        print(convert_table(spark_session(args, "convert_table"), options).text())
+        spark = spark_session(args, "convert_table")
+        # The table writer targets spark-tfrecord, which exists for Spark 3.5 / Scala 2.12 only.
+        require_tfrecord_spark(spark.version, "tables")
+        print(convert_table(spark, options).text())
         return 0
 
     return reporting_errors(run)

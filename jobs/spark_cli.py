@@ -12,10 +12,13 @@ import argparse
 import os
 import sys
 
+import pyspark
 from pyspark.sql import SparkSession
 
 from dataset.errors import SparkSetupError
-from jobs.tfrecord_jar import HOW_TO_PROVIDE, require_tfrecord_source, tfrecord_jar_conf
+from jobs.tfrecord_jar import HOW_TO_PROVIDE, require_tfrecord_source, require_tfrecord_spark, tfrecord_jar_conf
+
+TFRECORD_JOBS = "jobs that read or write format('tfrecord')"
 
 DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -40,14 +43,17 @@ def spark_session(args: argparse.Namespace, app_name: str, tfrecord: bool = Fals
     """The active session, or a new one configured from `args`; with `tfrecord`, one that reads tfrecord.
 
     Raises:
-        SparkSetupError: (`tfrecord`) `SPARK_TFRECORD_JAR` names a missing file (before Spark
-            starts), or the session has no tfrecord data source.
+        SparkSetupError: (`tfrecord`) Spark is not 3.5 or `SPARK_TFRECORD_JAR` names a missing
+            file (both before a new Spark starts), or the session has no tfrecord data source.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
         if tfrecord:
+            require_tfrecord_spark(active.version, TFRECORD_JOBS)
             require_tfrecord_source(active)
         return active
+    if tfrecord:  # the pyspark that starts the JVM (or that spark-submit ships) is the Spark version
+        require_tfrecord_spark(pyspark.__version__, TFRECORD_JOBS)
     jar_conf = tfrecord_jar_conf(args.jars, args.packages) if tfrecord else {}
     builder = SparkSession.builder.appName(app_name)
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit hands Python its JVM gateway

@@ -4,7 +4,8 @@ One setting, `SPARK_TFRECORD_JAR`: a local path or URL of `spark-tfrecord_2.12-0
 to `spark.jars` (after any `--jars`). Unset, the jar comes from Maven by its coordinates through
 `spark.jars.packages` (what a machine with repository access gets). A session that already
 exists (spark-submit, Databricks) is used as it is: `require_tfrecord_source` then says, in one
-line, how to provide the data source if it does not load.
+line, how to provide the data source if it does not load. spark-tfrecord is built for Spark 3.5
+and Scala 2.12 only: on Spark 4 (Scala 2.13) `require_tfrecord_spark` refuses in one line.
 """
 
 from __future__ import annotations
@@ -19,10 +20,29 @@ from dataset.errors import SparkSetupError
 TFRECORD_JAR_ENV = "SPARK_TFRECORD_JAR"
 TFRECORD_JAR_NAME = "spark-tfrecord_2.12-0.7.0.jar"
 TFRECORD_PACKAGE = "com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0"
+TFRECORD_SPARK = "3.5"
 HOW_TO_PROVIDE = (
     f"set {TFRECORD_JAR_ENV}=/path/to/{TFRECORD_JAR_NAME}, or pass --packages {TFRECORD_PACKAGE}, "
     f"or on Databricks install the Maven library {TFRECORD_PACKAGE} (Spark 3.5 / Scala 2.12)"
 )
+
+
+def require_tfrecord_spark(version: str, what: str) -> None:
+    """Refuse a Spark other than 3.5, where spark-tfrecord 0.7.0 (Scala 2.12) does not load.
+
+    Args:
+        version: `spark.version` (or `pyspark.__version__` before a session exists).
+        what: the subject of the message, plural: "tables", "jobs that read tfrecord".
+
+    Raises:
+        SparkSetupError: `version` is not 3.5.x.
+    """
+    if version.split(".")[:2] != TFRECORD_SPARK.split("."):
+        raise SparkSetupError(
+            f"{what} need Spark {TFRECORD_SPARK} with spark-tfrecord ({TFRECORD_PACKAGE}, Scala 2.12), "
+            f"and this is Spark {version}: run this job on Spark {TFRECORD_SPARK}; image folders convert "
+            "on Spark 3.5 and 4.x"
+        )
 
 
 def _join(*items: str | None) -> str:
