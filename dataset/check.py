@@ -27,8 +27,20 @@ class ValidationReport:
         return f"OK {self.data}: {self.num_records} records in {self.num_shards} shards ({per_split}); CRCs, parsing and counts agree"
 
 
+def _tensorflow() -> Any:
+    """The `tensorflow` module, or a one-line error in the conversion install, which has none."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise DatasetError(
+            "reading shards with tf.data needs TensorFlow, which `pip install .` (conversion only) leaves out: "
+            "pip install '.[train]' on Python 3.10 or 3.11"
+        ) from None
+    return tf
+
+
 def _count_shard(manifest: Manifest, path: str, spec: dict[str, Any]) -> int:
-    import tensorflow as tf
+    tf = _tensorflow()
 
     count = 0
     try:
@@ -58,11 +70,13 @@ def validate_dataset(data_url: str) -> ValidationReport:
     """Read every record of every shard, check CRCs and parsing, compare counts with the manifest.
 
     Raises:
-        DatasetError: naming the first shard that is missing, corrupt or holds another count.
+        DatasetError: naming the first shard that is missing, corrupt or holds another count; or
+            TensorFlow is not installed.
     """
     manifest = read_manifest(data_url)
     folder = DatasetFolder(data_url)
     fs = folder.fs
+    _tensorflow()
     spec = manifest.tf_feature_spec()
     per_split, shards = {}, 0
     for split, info in sorted(manifest.splits.items()):
@@ -82,10 +96,9 @@ def validate_dataset(data_url: str) -> ValidationReport:
 
 def inspect_examples(data_url: str, split: str, count: int) -> Iterator[dict[str, Any]]:
     """Yield the first `count` examples of a split, decoded by the manifest's spec (bytes shortened)."""
-    import tensorflow as tf
-
     manifest = read_manifest(data_url)
     files = shard_urls(data_url, manifest, split)
+    tf = _tensorflow()
     spec = manifest.tf_feature_spec()
     records = tf.data.TFRecordDataset(files, compression_type=tf_compression(manifest.compression))
     for serialized in records.take(count):
