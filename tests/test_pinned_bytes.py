@@ -92,6 +92,7 @@ def test_resized_gzip_image_shards_are_pinned(spark, images, tmp_path):
     assert shard_hashes(out) == RESIZED_PINNED
 
 
+@pytest.mark.needs_spark35  # the table job refuses Spark 4
 def test_table_shards_are_pinned(spark, tmp_path):
     csv = table_csv(tmp_path / "rows.csv")
     out = tmp_path / "table"

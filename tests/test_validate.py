@@ -33,6 +33,7 @@ def damaged(dataset, tmp_path):
     return copy, copy / "train-00001-of-00002.tfrecord"
 
 
+@pytest.mark.needs_tf
 def test_good_dataset_validates_and_inspects(dataset, capsys):
     report = validate_dataset(str(dataset))
     assert (report.num_shards, report.num_records) == (4, 24)
@@ -43,6 +44,7 @@ def test_good_dataset_validates_and_inspects(dataset, capsys):
     assert len(rows) == 2 and rows[0]["image/format"] == "png" and rows[0]["image/encoded"].endswith("bytes>")
 
 
+@pytest.mark.needs_tf
 def test_flipped_byte_names_the_shard_and_offset(dataset, tmp_path, capsys):
     copy, shard = damaged(dataset, tmp_path)
     data = bytearray(shard.read_bytes())
@@ -55,6 +57,7 @@ def test_flipped_byte_names_the_shard_and_offset(dataset, tmp_path, capsys):
     assert err.startswith("error: corrupt shard") and "train-00001-of-00002.tfrecord" in err and err.count("\n") == 1
 
 
+@pytest.mark.needs_tf
 def test_shard_cut_short_names_the_shard(dataset, tmp_path):
     copy, shard = damaged(dataset, tmp_path)
     data = shard.read_bytes()
