@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 
-# Spark 3.5 runs on Java 17; use it even where a newer JDK is the default.
+# Spark 3.5 and 4 run on Java 17; use it even where a newer JDK is the default.
 JAVA17 := $(firstword $(wildcard /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk-arm64 /usr/lib/jvm/java-17-openjdk))
 ifneq ($(JAVA17),)
 export JAVA_HOME ?= $(JAVA17)
@@ -38,11 +38,12 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 include deploy/airflow/airflow.mk
+include mk/spark4.mk
 
 ifeq ($(TFRECORD_JAR_OK),$(TFRECORD_JAR_SHA256))
 test: export SPARK_TFRECORD_JAR ?= $(TFRECORD_JAR)
 endif
-test: setup test-airflow
+test: setup test-airflow test-spark4
 	$(VENV)/bin/ruff check dataset conversion training inference demo jobs tests benchmarks deploy
 	$(VENV)/bin/pytest
 
@@ -53,4 +54,4 @@ bench: setup
 	$(PY) -m benchmarks.convert_images
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) demo_output $(AIRFLOW_DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(SPARK4_VENV) demo_output $(AIRFLOW_DEMO_DIR) .pytest_cache
