@@ -11,12 +11,22 @@ thread; use it as a context manager:
 Requests are parsed (request line, headers, a body by Content-Length or chunked) only to find where each one ends;
 bytes go through unchanged, so signatures computed for the proxy's Host stay valid. Responses are piped back as they
 come. Each request waits `delay_ms` before it is forwarded; requests on different connections wait concurrently.
+
+``process=True`` runs the proxy in a child process (this file as a script) that logs each request as a JSON line:
+needed when the client holds the GIL while it waits on the network (TensorFlow's C++ file systems do:
+``tf.io.TFRecordWriter`` through an in-process proxy deadlocks).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -62,7 +72,21 @@ def s3_kind(method: str, target: str, headers: dict[str, str]) -> str:
 class LatencyProxy:
     """Forward 127.0.0.1:<port> to upstream_host:upstream_port, adding `delay_ms` to each request and counting them."""
 
-    def __init__(self, upstream_host: str, upstream_port: int, delay_ms: float = 0.0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        delay_ms: float = 0.0,
+        host: str = "127.0.0.1",
+        process: bool = False,
+        log_path: str | None = None,
+    ) -> None:
+        self.process = process
+        self._log_path = log_path
+        self._log_offset = 0
+        self._proc: subprocess.Popen | None = None
+        self._tmpdir: tempfile.TemporaryDirectory | None = None
+        self._log_file = None
         self.upstream_host = upstream_host
         self.upstream_port = upstream_port
         self.delay_s = delay_ms / 1000.0
@@ -85,6 +109,8 @@ class LatencyProxy:
 
     def requests(self) -> list[Request]:
         """All requests seen so far, in arrival order."""
+        if self._proc is not None:
+            return self._read_child_log()
         with self._lock:
             return list(self._requests)
 
@@ -99,10 +125,14 @@ class LatencyProxy:
 
     def reset(self) -> None:
         """Forget the requests counted so far."""
+        if self._proc is not None:
+            self._log_offset = os.path.getsize(self._child_log)
         with self._lock:
             self._requests.clear()
 
     def start(self) -> "LatencyProxy":
+        if self.process:
+            return self._start_child()
         self._thread = threading.Thread(target=self._run, name="latency-proxy", daemon=True)
         self._thread.start()
         self._ready.wait(10)
@@ -113,6 +143,9 @@ class LatencyProxy:
         return self
 
     def stop(self) -> None:
+        if self._proc is not None:
+            self._stop_child()
+            return
         loop, thread = self._loop, self._thread
         if loop is not None and thread is not None and thread.is_alive():
             loop.call_soon_threadsafe(self._shutdown)
@@ -124,6 +157,58 @@ class LatencyProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # ---- child process mode -------------------------------------------------------------------------------------
+    @property
+    def _child_log(self) -> str:
+        assert self._log_path is not None
+        return self._log_path
+
+    def _start_child(self) -> "LatencyProxy":
+        if self._log_path is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="latency-proxy-")
+            self._log_path = os.path.join(self._tmpdir.name, "requests.jsonl")
+        open(self._log_path, "w").close()
+        cmd = [sys.executable, os.path.abspath(__file__), "--upstream", f"{self.upstream_host}:{self.upstream_port}"]
+        cmd += ["--delay-ms", str(self.delay_s * 1000.0), "--host", self.host, "--log", self._log_path]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        line = self._proc.stdout.readline() if self._proc.stdout else ""
+        if not line.strip().isdigit():
+            self._stop_child()
+            raise RuntimeError(f"latency proxy process did not start: {line!r}")
+        self.port = int(line)
+        return self
+
+    def _stop_child(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            if proc.stdout:
+                proc.stdout.close()
+            # keep what was counted readable after stop
+            self._requests = self._read_log(self._child_log, self._log_offset)
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    def _read_child_log(self) -> list[Request]:
+        return self._read_log(self._child_log, self._log_offset)
+
+    @staticmethod
+    def _read_log(path: str, offset: int) -> list[Request]:
+        out = []
+        with open(path, encoding="utf-8") as f:
+            f.seek(offset)
+            for line in f:
+                if line.endswith("\n"):
+                    d = json.loads(line)
+                    out.append(Request(d["method"], d["target"], d["kind"], d["headers"]))
+        return out
 
     # ---- event loop ---------------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -145,6 +230,14 @@ class LatencyProxy:
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    def _record(self, request: Request) -> None:
+        if self._log_file is not None:
+            self._log_file.write(json.dumps(request.__dict__) + "\n")
+            self._log_file.flush()
+            return
+        with self._lock:
+            self._requests.append(request)
 
     def _shutdown(self) -> None:
         assert self._server is not None
@@ -179,22 +272,24 @@ class LatencyProxy:
                 if head is None:
                     break
                 method, target, headers = _parse_head(head)
-                with self._lock:
-                    self._requests.append(Request(method, target, s3_kind(method, target, headers), headers))
+                self._record(Request(method, target, s3_kind(method, target, headers), headers))
                 if self.delay_s:
                     await asyncio.sleep(self.delay_s)
                 uwriter.write(head)
                 await uwriter.drain()
                 await self._forward_body(creader, uwriter, headers)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass  # client went away, or the proxy is stopping
         finally:
             uwriter.close()
             try:
                 await asyncio.wait_for(pipe, 30)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pipe.cancel()
-            cwriter.close()
+            try:
+                cwriter.close()
+            except RuntimeError:
+                pass
             self._tasks.discard(asyncio.current_task())
 
     @staticmethod
@@ -207,7 +302,9 @@ class LatencyProxy:
             return None
 
     @staticmethod
-    async def _forward_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str]) -> None:
+    async def _forward_body(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str]
+    ) -> None:
         if "chunked" in headers.get("transfer-encoding", "").lower():
             while True:
                 size_line = await reader.readuntil(b"\r\n")
@@ -260,3 +357,29 @@ def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
             k, v = line.split(":", 1)
             headers[k.strip().lower()] = v.strip()
     return method.upper(), target, headers
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Child-process mode: print the port, then log each request as a JSON line until terminated."""
+    p = argparse.ArgumentParser(description="HTTP latency/counting proxy on loopback")
+    p.add_argument("--upstream", required=True, help="host:port")
+    p.add_argument("--delay-ms", type=float, default=0.0)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--log", required=True)
+    a = p.parse_args(argv)
+    host, port = a.upstream.rsplit(":", 1)
+    proxy = LatencyProxy(host, int(port), delay_ms=a.delay_ms, host=a.host)
+    import signal
+
+    with open(a.log, "a", encoding="utf-8") as log:
+        proxy._log_file = log
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with proxy:
+            print(proxy.port, flush=True)
+            while not stop.wait(0.5):
+                pass
+
+
+if __name__ == "__main__":
+    main()
