@@ -171,6 +171,37 @@ def s3_filesystem(env: Mapping[str, str] | None = None, **overrides: Any):
     return fsspec.filesystem("s3", **opts)
 
 
+def stage_to_local(
+    urls: Iterable[str], dest: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Copy objects (``s3://``/``s3a://`` URLs) into the folder `dest`; return the local paths, in order.
+
+    What a training rank does with its shards instead of reading ``s3://`` through tensorflow-io (see
+    docs/object_store_findings.md). Names must be unique by their last part (shard files are).
+    """
+    urls = [fsspec_url(u) for u in urls]
+    dest_dir = Path(dest)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    local = [str(dest_dir / u.rstrip("/").rsplit("/", 1)[-1]) for u in urls]
+    if len(set(local)) != len(local):
+        raise ValueError("stage_to_local: two URLs end in the same file name")
+    if urls:
+        s3_filesystem(env).get(urls, local)
+    return local
+
+
+def sync_dir_to_store(local_dir: str | os.PathLike[str], url: str, env: Mapping[str, str] | None = None) -> int:
+    """Upload every file under `local_dir` to the prefix `url` (a model_dir or an export), overwriting; returns the
+    number of files. Objects under `url` that no longer exist locally are left alone."""
+    root = Path(local_dir)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    if not files:
+        return 0
+    prefix = fsspec_url(url).rstrip("/")
+    s3_filesystem(env).put([str(p) for p in files], [f"{prefix}/{p.relative_to(root).as_posix()}" for p in files])
+    return len(files)
+
+
 # ---- Spark S3A -----------------------------------------------------------------------------------------------------
 def spark_s3a_conf(env: Mapping[str, str] | None = None, include_credentials: bool = True) -> dict[str, str]:
     """Spark settings (``spark.hadoop.fs.s3a.*``) that point S3A at the store, and map ``s3://``/``s3n://`` to S3A.
@@ -211,6 +242,22 @@ def spark_s3a_conf(env: Mapping[str, str] | None = None, include_credentials: bo
         else:
             conf[h + "fs.s3a.aws.credentials.provider"] = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
     return conf
+
+
+def s3a_hadoop_conf(env: Mapping[str, str] | None = None, include_credentials: bool = True) -> dict[str, str]:
+    """:func:`spark_s3a_conf` as Hadoop keys (without ``spark.hadoop.``), for a session that is already running."""
+    prefix = "spark.hadoop."
+    return {k[len(prefix) :]: v for k, v in spark_s3a_conf(env, include_credentials).items() if k.startswith(prefix)}
+
+
+def configure_running_spark(spark: Any, env: Mapping[str, str] | None = None) -> None:
+    """Set :func:`s3a_hadoop_conf` on a running SparkSession (its JVM must have the S3A jars already).
+
+    Hadoop caches one FileSystem per scheme and bucket: settings apply to buckets not yet touched.
+    """
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in s3a_hadoop_conf(env).items():
+        hadoop_conf.set(key, value)
 
 
 def s3a_jar_paths(jar_dir: str | os.PathLike[str]) -> list[str]:

@@ -20,10 +20,13 @@ from dataset.object_store import (
     fsspec_url,
     object_store_from_env,
     s3_filesystem,
+    s3a_hadoop_conf,
     s3a_jar_paths,
     s3fs_storage_options,
     spark_s3a_conf,
     spark_url,
+    stage_to_local,
+    sync_dir_to_store,
     tensorflow_env,
 )
 from tests.latency_proxy import LatencyProxy, s3_kind
@@ -88,6 +91,7 @@ def test_translations_from_standard_variables():
     assert conf["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
     assert conf["spark.hadoop.fs.s3a.aws.credentials.provider"].endswith("SimpleAWSCredentialsProvider")
     assert "spark.hadoop.fs.s3a.secret.key" not in spark_s3a_conf(env, include_credentials=False)
+    assert s3a_hadoop_conf(env)["fs.s3a.endpoint"] == "http://127.0.0.1:9000"
 
     tf_env = tensorflow_env(env)
     assert tf_env["S3_ENDPOINT"] == "http://127.0.0.1:9000" and tf_env["S3_USE_HTTPS"] == "0"
@@ -144,6 +148,26 @@ def test_s3fs_put_get_with_translated_settings(s3, clean_aws_env, tmp_path):
 
 
 @needs_server
+def test_stage_shards_to_local_and_sync_a_model_dir_back(s3, clean_aws_env, tmp_path):
+    pytest.importorskip("s3fs")
+    fs = s3_filesystem(s3.env())
+    urls = []
+    for i in range(3):
+        fs.pipe(f"{s3.bucket}/ds/train/part-{i:05d}.tfrecord", bytes([i]) * 1000)
+        urls.append(f"s3a://{s3.bucket}/ds/train/part-{i:05d}.tfrecord")
+    local = stage_to_local(urls, tmp_path / "shards", s3.env())
+    assert [Path(p).read_bytes() for p in local] == [bytes([i]) * 1000 for i in range(3)]
+
+    model = tmp_path / "model"
+    (model / "export" / "1").mkdir(parents=True)
+    (model / "checkpoint").write_text("model_checkpoint_path: 'model.ckpt-8'")
+    (model / "export" / "1" / "saved_model.pb").write_bytes(b"pb")
+    assert sync_dir_to_store(model, f"s3a://{s3.bucket}/runs/r1/model/", s3.env()) == 2
+    assert fs.cat(f"{s3.bucket}/runs/r1/model/export/1/saved_model.pb") == b"pb"
+    assert fs.cat(f"{s3.bucket}/runs/r1/model/checkpoint").startswith(b"model_checkpoint_path")
+
+
+@needs_server
 def test_counting_proxy_sees_copy_for_mv_and_none_for_put(s3, clean_aws_env):
     pytest.importorskip("s3fs")
     with LatencyProxy("127.0.0.1", s3.port) as proxy:
@@ -163,7 +187,7 @@ SPARK_SCRIPT = textwrap.dedent(
     """
     import json, sys
     from pyspark.sql import SparkSession
-    from dataset.object_store import configure_spark_builder
+    from dataset.object_store import configure_running_spark, configure_spark_builder
     bucket, jar_dir, tmp = sys.argv[1:4]
     builder = (
         SparkSession.builder.master("local[2]").appName("s3a-test")
@@ -182,6 +206,8 @@ SPARK_SCRIPT = textwrap.dedent(
             back = spark.read.parquet(url)
             out[scheme] = {"rows": back.count(), "label_sum": back.groupBy().sum("label").first()[0],
                            "files": len([f for f in back.inputFiles() if f.endswith(".parquet")])}
+        configure_running_spark(spark)
+        out["runtime_endpoint"] = spark.sparkContext._jsc.hadoopConfiguration().get("fs.s3a.endpoint")
     finally:
         spark.stop()
     print("RESULT " + json.dumps(out), flush=True)
@@ -220,6 +246,7 @@ def test_spark_parquet_on_s3a_and_s3(s3, tmp_path):
     for scheme in ("s3a", "s3"):
         assert result[scheme]["rows"] == 1000 and result[scheme]["label_sum"] == expected_label_sum, result
         assert result[scheme]["files"] == 2, result
+    assert result["runtime_endpoint"] == proxy.endpoint
     # Spark's default commit (FileOutputCommitter v1) renames = copies on S3A: the count a later commit must beat
     assert counted["copy"] > 0, counted
     print(f"spark parquet writes through the proxy: {dict(counted)}")
