@@ -39,11 +39,12 @@ $(STAMP): requirements.lock pyproject.toml
 
 include deploy/airflow/airflow.mk
 include mk/spark4.mk
+include mk/objectstore.mk
 
 ifeq ($(TFRECORD_JAR_OK),$(TFRECORD_JAR_SHA256))
 test: export SPARK_TFRECORD_JAR ?= $(TFRECORD_JAR)
 endif
-test: setup test-airflow test-spark4
+test: setup objectstore-jars test-airflow test-spark4
 	$(VENV)/bin/ruff check dataset conversion training inference demo jobs tests benchmarks deploy
 	$(VENV)/bin/pytest
 
@@ -55,3 +56,4 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(SPARK4_VENV) demo_output $(AIRFLOW_DEMO_DIR) .pytest_cache
+	# .cache/jars (the S3A and S3Proxy jars, ~320 MB) stays: `rm -rf .cache` to download them again

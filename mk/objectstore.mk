@@ -4,7 +4,7 @@
 # Central publishes beside each jar matched when these were recorded).
 #
 #   make objectstore-jars        -> .cache/jars/*.jar (gitignored; ~320 MB, downloaded once)
-#   make objectstore-venv-extras -> pip install mk/objectstore.requirements.txt into $(VENV)
+#   make objectstore-venv-extras -> the moto fallback server into $(VENV) (s3fs & co. are in requirements.lock)
 
 MAVEN_CENTRAL ?= https://repo1.maven.org/maven2
 JAR_CACHE ?= .cache/jars

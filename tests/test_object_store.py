@@ -1,7 +1,7 @@
 """dataset/object_store.py against a real S3-compatible server (S3Proxy) on 127.0.0.1.
 
-Needs the jars of `make objectstore-jars` (.cache/jars/) and s3fs (mk/objectstore.requirements.txt); skipped, with
-the reason, without them.
+Needs the jars of `make objectstore-jars` (.cache/jars/, a prerequisite of `make test`) and s3fs (requirements.lock):
+without them these tests fail, saying what to run; they never skip.
 """
 
 from __future__ import annotations
@@ -30,11 +30,9 @@ from dataset.object_store import (
     tensorflow_env,
 )
 from tests.latency_proxy import LatencyProxy, s3_kind
-from tests.s3server import DEFAULT_JAR_CACHE, S3PROXY_JAR_NAME, s3_server, s3_server_fixture
+from tests.s3server import DEFAULT_JAR_CACHE, s3_server, s3_server_fixture
 
 REPO = Path(__file__).resolve().parent.parent
-HAVE_JARS = (DEFAULT_JAR_CACHE / S3PROXY_JAR_NAME).is_file() or bool(os.environ.get("S3PROXY_JAR"))
-needs_server = pytest.mark.skipif(not HAVE_JARS, reason="S3Proxy jar missing: run `make objectstore-jars`")
 
 s3 = s3_server_fixture(scope="module")
 
@@ -119,7 +117,6 @@ def test_request_kinds():
 
 
 # ---- against the server ----------------------------------------------------------------------------------------------
-@needs_server
 def test_server_is_stopped_after_the_block():
     with s3_server() as server:
         socket.create_connection((server.host, server.port), timeout=2).close()
@@ -127,9 +124,7 @@ def test_server_is_stopped_after_the_block():
         socket.create_connection((server.host, server.port), timeout=2).close()
 
 
-@needs_server
 def test_s3fs_put_get_with_translated_settings(s3, clean_aws_env, tmp_path):
-    pytest.importorskip("s3fs")
     fs = s3_filesystem(s3.env())
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(3 << 20))
@@ -147,9 +142,7 @@ def test_s3fs_put_get_with_translated_settings(s3, clean_aws_env, tmp_path):
         assert f.read() == b"hello"
 
 
-@needs_server
 def test_stage_shards_to_local_and_sync_a_model_dir_back(s3, clean_aws_env, tmp_path):
-    pytest.importorskip("s3fs")
     fs = s3_filesystem(s3.env())
     urls = []
     for i in range(3):
@@ -167,9 +160,7 @@ def test_stage_shards_to_local_and_sync_a_model_dir_back(s3, clean_aws_env, tmp_
     assert fs.cat(f"{s3.bucket}/runs/r1/model/checkpoint").startswith(b"model_checkpoint_path")
 
 
-@needs_server
 def test_counting_proxy_sees_copy_for_mv_and_none_for_put(s3, clean_aws_env):
-    pytest.importorskip("s3fs")
     with LatencyProxy("127.0.0.1", s3.port) as proxy:
         fs = s3_filesystem(s3.env(proxy.endpoint))
         fs.pipe(f"{s3.bucket}/mv/a.txt", b"a" * 1000)
@@ -215,15 +206,10 @@ SPARK_SCRIPT = textwrap.dedent(
 )
 
 
-@needs_server
 @pytest.mark.slow
 def test_spark_parquet_on_s3a_and_s3(s3, tmp_path):
-    pytest.importorskip("pyspark")
     jar_dir = DEFAULT_JAR_CACHE
-    try:
-        s3a_jar_paths(jar_dir)
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
+    s3a_jar_paths(jar_dir)  # FileNotFoundError saying `make objectstore-jars` when they are missing
     with LatencyProxy("127.0.0.1", s3.port) as proxy:
         env = {k: v for k, v in os.environ.items() if k not in AWS_VARS}
         env.update(s3.env(proxy.endpoint))
