@@ -10,6 +10,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from dataset.errors import StorageError
+from dataset.object_store import storage_options_for
 
 
 class ListedFile(NamedTuple):  # a NamedTuple: built and pickled per file, so kept cheap
@@ -20,13 +21,14 @@ class ListedFile(NamedTuple):  # a NamedTuple: built and pickled per file, so ke
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem that serves `url` and the path on it (fsspec picks it by the URL's scheme).
+    """The filesystem that serves `url` and the path on it (fsspec picks it by the URL's scheme; ``s3://`` and
+    ``s3a://`` reach the store that the standard AWS variables name, see `dataset.object_store`).
 
     Raises:
-        StorageError: the scheme has no fsspec implementation installed.
+        StorageError: the scheme has no fsspec implementation installed, or the AWS variables are malformed.
     """
     try:
-        fs, path = fsspec.core.url_to_fs(url)
+        fs, path = fsspec.core.url_to_fs(url, **storage_options_for(url))
     except (ImportError, ValueError) as err:
         raise StorageError(f"cannot open {url}: {err} (install the fsspec plugin for its scheme)") from err
     return fs, path.rstrip("/") or "/"

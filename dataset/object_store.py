@@ -251,13 +251,56 @@ def s3a_hadoop_conf(env: Mapping[str, str] | None = None, include_credentials: b
 
 
 def configure_running_spark(spark: Any, env: Mapping[str, str] | None = None) -> None:
-    """Set :func:`s3a_hadoop_conf` on a running SparkSession (its JVM must have the S3A jars already).
+    """Point a running SparkSession at the store: :func:`s3a_hadoop_conf` for its JVM (which must have the S3A jars
+    already) and :func:`client_env` for the Python workers of the jobs it runs from now on (s3fs in tasks).
 
     Hadoop caches one FileSystem per scheme and bucket: settings apply to buckets not yet touched.
     """
     hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in s3a_hadoop_conf(env).items():
         hadoop_conf.set(key, value)
+    # PySpark hands SparkContext.environment to every Python function it ships (PythonFunction.envVars)
+    spark.sparkContext.environment.update(client_env(env))
+
+
+# ---- what a job does with its URLs ---------------------------------------------------------------------------------
+S3A_JARS_DIR_VARIABLE = "S3A_JARS_DIR"
+REPO_JAR_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "jars"
+
+
+def uses_object_store(values: Iterable[Any]) -> bool:
+    """Whether any of `values` (a job's arguments) is an ``s3://``/``s3a://``/``s3n://`` URL."""
+    return any(isinstance(v, str) and is_s3_url(v) for v in values)
+
+
+def storage_options_for(url: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """fsspec ``storage_options`` for `url`: :func:`s3fs_storage_options` on S3, nothing elsewhere."""
+    return s3fs_storage_options(env) if is_s3_url(url) else {}
+
+
+def s3a_session_conf(existing: Mapping[str, str], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Settings a new SparkSession needs for S3A, merged into `existing` (``spark.jars``/``spark.jars.packages``).
+
+    Jars: the folder ``$S3A_JARS_DIR``, else this checkout's ``.cache/jars`` (``make objectstore-jars``) when it holds
+    them, else the Maven coordinates (Spark downloads them at start). Plus :func:`spark_s3a_conf` and
+    :func:`spark_executor_env_conf` (Python and TF code in executors reach the same store).
+    """
+    env_map = os.environ if env is None else env
+    conf = {**spark_s3a_conf(env), **spark_executor_env_conf(env)}
+    jar_dir = env_map.get(S3A_JARS_DIR_VARIABLE) or (str(REPO_JAR_CACHE) if REPO_JAR_CACHE.is_dir() else None)
+    try:
+        jars = s3a_jar_paths(jar_dir) if jar_dir else None
+    except FileNotFoundError:
+        if env_map.get(S3A_JARS_DIR_VARIABLE):
+            raise
+        jars = None
+    if jars:
+        listed = [j for j in existing.get("spark.jars", "").split(",") if j]
+        conf["spark.jars"] = ",".join(dict.fromkeys(listed + jars))
+    else:
+        listed = [p for p in existing.get("spark.jars.packages", "").split(",") if p]
+        conf["spark.jars.packages"] = ",".join(dict.fromkeys(listed + S3A_PACKAGES.split(",")))
+    return conf
 
 
 def s3a_jar_paths(jar_dir: str | os.PathLike[str]) -> list[str]:

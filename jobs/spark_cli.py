@@ -16,6 +16,7 @@ import pyspark
 from pyspark.sql import SparkSession
 
 from dataset.errors import SparkSetupError
+from dataset.object_store import configure_running_spark, s3a_session_conf, uses_object_store
 from jobs.tfrecord_jar import HOW_TO_PROVIDE, require_tfrecord_source, require_tfrecord_spark, tfrecord_jar_conf
 
 TFRECORD_JOBS = "jobs that read or write format('tfrecord')"
@@ -46,8 +47,11 @@ def spark_session(args: argparse.Namespace, app_name: str, tfrecord: bool = Fals
         SparkSetupError: (`tfrecord`) Spark is not 3.5 or `SPARK_TFRECORD_JAR` names a missing
             file (both before a new Spark starts), or the session has no tfrecord data source.
     """
+    on_store = uses_object_store(vars(args).values())  # an s3:// or s3a:// --input, --output, --data, --model...
     active = SparkSession.getActiveSession()
     if active is not None:
+        if on_store:
+            configure_running_spark(active)  # S3A needs its jars in the session already (spark-submit --jars)
         if tfrecord:
             require_tfrecord_spark(active.version, TFRECORD_JOBS)
             require_tfrecord_source(active)
@@ -77,6 +81,8 @@ def spark_session(args: argparse.Namespace, app_name: str, tfrecord: bool = Fals
     if args.packages:
         conf["spark.jars.packages"] = args.packages
     conf.update(jar_conf)
+    if on_store:  # the AWS variables, translated for S3A and passed on to the executors (see dataset.object_store)
+        conf.update(s3a_session_conf(conf))
     for key, value in conf.items():
         builder = builder.config(key, value)
     if not tfrecord:
