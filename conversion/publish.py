@@ -25,6 +25,8 @@ from dataset.manifest import Manifest
 class Staging:
     """The staging folder of one run, next to the output folder."""
 
+    final_names = False  # writers use attempt names (`<name>.tmp-<attempt>`), renamed by `keep_attempts`
+
     def __init__(self, output_url: str) -> None:
         self.fs, self.output = filesystem(output_url)
         parent, name = posixpath.split(self.output)
@@ -121,9 +123,11 @@ def check_paths(input_url: str, output_url: str) -> None:
 def staged_output(input_url: str | None, output_url: str, mode: str) -> Iterator[Staging]:
     """A staging folder for one run of `output_url`; removed if the body fails, kept with its
     rejected report if the reject limit stopped the run."""
+    from conversion.in_place import output_for  # object stores: written in place, without renames
+
     if input_url is not None:
         check_paths(input_url, output_url)
-    staging = Staging(output_url)
+    staging = output_for(output_url)
     staging.begin(mode)
     try:
         yield staging

@@ -17,6 +17,7 @@ from conversion.images.discovery import Discovery, Skip, discover
 from conversion.images.options import ImageConvertOptions
 from conversion.images.plan import ShardPlan, group_into_tasks, plan_shards
 from conversion.images.writer import ShardJob, ShardResult, run_task, warm_up
+from conversion.in_place import speculative
 from conversion.publish import Staging, publish, staged_output
 from dataset.fs import list_files
 from dataset.layout import REJECTED_REPORT
@@ -129,7 +130,8 @@ def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging
     plans = plan_shards(found.candidates, found.labels, options)
     timings = {"listing_planning_s": time.perf_counter() - start}
     warming.join()
-    job = ShardJob(options.input, staging.url(), found.labels, options.transform, fault_from_conf(spark))
+    final_names = staging.final_names and not speculative(spark)  # speculative twins would race on one name
+    job = ShardJob(options.input, staging.url(), found.labels, options.transform, fault_from_conf(spark), final_names)
     results = _run_tasks(spark, plans, job)
     timings["work_s"] = time.perf_counter() - start - timings["listing_planning_s"]
     commit_start = time.perf_counter()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
+
+from fsspec.spec import AbstractBufferedFile
 
 from conversion.faults import InjectedFault, should_fail
 from conversion.images.check import Rejected, check_image
@@ -26,6 +30,7 @@ class ShardJob:
     labels: tuple[str, ...]
     transform: ImageTransform
     fail_once_after: int | None = None  # test-only: the first attempt of task 0 fails after N records (or at its end)
+    final_names: bool = False  # write `<name>` itself (object stores, see conversion.in_place), not an attempt file
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,8 @@ class ShardResult:
 def write_shard(
     plan: ShardPlan, job: ShardJob, attempt_tag: str, attempt: int = 0, partition: int = 0, first: bool = True
 ) -> ShardResult:
-    """Write one shard as `<staging>/<name>.tmp-<attempt_tag>`; the driver renames the winner.
+    """Write one shard as `<staging>/<name>.tmp-<attempt_tag>` (the driver renames the winner), or as
+    `<output>/<name>` with `job.final_names` (a failed attempt leaves no object; a retry writes the same bytes).
 
     `attempt` is Spark's attempt number of the task (0 unless it was retried); `partition` and
     `first` (the task's first shard) place it for the test-only fault injection.
@@ -57,11 +63,13 @@ def write_shard(
     start = time.perf_counter()
     fs_in, root = filesystem(job.input_url)
     fs_out, staging = filesystem(job.staging_url)
-    tmp_path = f"{staging}/{plan.name}.tmp-{attempt_tag}"
+    tmp_path = f"{staging}/{plan.name}" if job.final_names else f"{staging}/{plan.name}.tmp-{attempt_tag}"
     rejects: list[Skip] = []
     labels: Counter[int] = Counter()
     input_bytes = 0
-    with TFRecordFileWriter(fs_out.open(tmp_path, "wb"), plan.compression) as writer:
+    raw = fs_out.open(tmp_path, "wb")
+    writer = TFRecordFileWriter(raw, plan.compression)
+    with discarded_on_error(raw):  # closed below only when every record is in
         for task in plan.files:
             if should_fail(fail_after, partition, attempt, writer.num_records):
                 raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
@@ -81,6 +89,7 @@ def write_shard(
         if should_fail(fail_after, partition, attempt, fail_after or 0):  # a shorter shard fails before closing
             raise InjectedFault(f"injected failure in {plan.name} at its end")
         num_records = writer.num_records
+        writer.close()
     return ShardResult(
         split=plan.split,
         index=plan.index,
@@ -94,6 +103,21 @@ def write_shard(
         seconds=time.perf_counter() - start,
         attempt=attempt,
     )
+
+
+@contextlib.contextmanager
+def discarded_on_error(raw: Any) -> Iterator[None]:
+    """On an error, throw `raw`'s upload away instead of letting close() publish a partial object (object stores;
+    fsspec's buffered files finish the upload on close, even on an exception). Local files close as usual."""
+    try:
+        yield
+    except BaseException:
+        if isinstance(raw, AbstractBufferedFile) and not raw.closed:
+            raw.discard()  # s3fs: aborts the multipart upload; a small file was never sent
+            raw.closed = True  # close() (at garbage collection) must not upload what is left
+        else:
+            raw.close()  # an attempt file in the staging folder, removed at commit or abort
+        raise
 
 
 def run_task(job: ShardJob, partition: int, groups: Iterable[tuple[ShardPlan, ...]]) -> Iterator[ShardResult]:
