@@ -16,6 +16,7 @@ from dataset.features import has_image_extension, is_hidden
 from dataset.fs import filesystem, list_files
 from dataset.layout import tf_compression
 from dataset.manifest import read_manifest, shard_urls
+from dataset.reads import read_files
 
 SCHEMA = "key string, true_label string, predicted_label string, probabilities array<float>, prediction double"
 BATCH = 256
@@ -104,9 +105,15 @@ def _predict_images(
     for frame in frames:
         for start in range(0, len(frame), BATCH):
             part = frame.iloc[start : start + BATCH]
-            data = [fs.cat_file(f"{base}/{relpath}") for relpath in part["relpath"]]
+            data = [_raise_if_error(d) for _, d in read_files(fs, [f"{base}/{relpath}" for relpath in part["relpath"]])]
             outputs = predict(**{IMAGE_BYTES_INPUT: tf.constant(data)})
             yield _frame(list(part["relpath"]), list(part["label"]), outputs, labels)
+
+
+def _raise_if_error(data: bytes | OSError) -> bytes:
+    if isinstance(data, OSError):
+        raise data
+    return data
 
 
 def predict_images(spark: SparkSession, export_dir: str, root: str) -> DataFrame:

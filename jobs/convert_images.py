@@ -12,6 +12,7 @@ import sys
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions, ImageTransform, parse_size
 from conversion.options import parse_splits
+from dataset.reads import DEFAULT_READ_CONCURRENCY
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
 
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail (after writing the report) when more images than this are rejected",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the record order within shards")
+    parser.add_argument(
+        "--read-concurrency",
+        type=int,
+        default=DEFAULT_READ_CONCURRENCY,
+        help="image reads in flight per task on object stores (memory: this many images per task)",
+    )
     add_spark_arguments(parser)
     return parser
 
@@ -91,6 +98,7 @@ def options_from_args(args: argparse.Namespace) -> ImageConvertOptions:
         transform=transform,
         max_reject_fraction=args.max_reject_fraction,
         seed=args.seed,
+        read_concurrency=args.read_concurrency,
     )
 
 

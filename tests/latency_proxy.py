@@ -100,6 +100,8 @@ class LatencyProxy:
         self._tasks: set[asyncio.Task] = set()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._waiting = 0
+        self.peak_in_flight = 0  # (in-process proxy with a delay) most requests delayed at the same time
 
     # ---- public API -------------------------------------------------------------------------------------------
     @property
@@ -129,6 +131,7 @@ class LatencyProxy:
             self._log_offset = os.path.getsize(self._child_log)
         with self._lock:
             self._requests.clear()
+        self.peak_in_flight = 0
 
     def start(self) -> "LatencyProxy":
         if self.process:
@@ -274,7 +277,12 @@ class LatencyProxy:
                 method, target, headers = _parse_head(head)
                 self._record(Request(method, target, s3_kind(method, target, headers), headers))
                 if self.delay_s:
-                    await asyncio.sleep(self.delay_s)
+                    self._waiting += 1  # requests inside their added delay at once: how many the client overlaps
+                    self.peak_in_flight = max(self.peak_in_flight, self._waiting)
+                    try:
+                        await asyncio.sleep(self.delay_s)
+                    finally:
+                        self._waiting -= 1
                 uwriter.write(head)
                 await uwriter.drain()
                 await self._forward_body(creader, uwriter, headers)

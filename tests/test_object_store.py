@@ -236,3 +236,22 @@ def test_spark_parquet_on_s3a_and_s3(s3, tmp_path):
     # Spark's default commit (FileOutputCommitter v1) renames = copies on S3A: the count a later commit must beat
     assert counted["copy"] > 0, counted
     print(f"spark parquet writes through the proxy: {dict(counted)}")
+
+
+def test_read_files_overlaps_requests_up_to_the_bound_in_order(s3, clean_aws_env):
+    from dataset.reads import read_files
+
+    with LatencyProxy("127.0.0.1", s3.port, delay_ms=200) as proxy:
+        fs = s3_filesystem(s3.env(proxy.endpoint))
+        paths = [f"{s3.bucket}/reads/{i:02d}.bin" for i in range(12)]
+        fs.pipe({p: bytes([i]) * (i + 1) for i, p in enumerate(paths)})
+        wanted = [*paths[:5], f"{s3.bucket}/reads/missing.bin", *paths[5:]]
+        proxy.reset()
+        got = list(read_files(fs, wanted, concurrency=4))
+        assert proxy.peak_in_flight == 4  # overlapped, and never more than the bound
+        assert [p for p, _ in got] == wanted
+        assert isinstance(got[5][1], FileNotFoundError)
+        assert [d for _, d in got[:5] + got[6:]] == [bytes([i]) * (i + 1) for i in range(12)]
+        proxy.reset()
+        assert [d for _, d in read_files(fs, paths[:3], concurrency=1)] == [b"\x00", b"\x01" * 2, b"\x02" * 3]
+        assert proxy.peak_in_flight == 1

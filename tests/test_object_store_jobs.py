@@ -64,7 +64,7 @@ def download(fs, url: str, dest: Path) -> Path:
 def test_images_from_s3a_to_s3_every_file_in_a_shard_or_rejected_and_no_copy(s3, raw_images, store_env, tmp_path):
     out = f"s3://{s3.bucket}/datasets/x"
     argv = ["--input", f"s3a://{s3.bucket}/raw", "--output", out, "--num-shards", "2", "--max-reject-fraction", "0.5"]
-    assert convert_job.main(argv) == 0
+    assert convert_job.main([*argv, "--read-concurrency", "8"]) == 0
     counted = store_env.counts()
     assert counted["copy"] == 0, counted  # shards are written once, under their final names
 
@@ -137,3 +137,8 @@ def test_mode_error_refuses_a_dataset_and_a_foreign_folder(s3, raw_images, store
         "choose another --output"
     )
     assert names(fs, f"{s3.bucket}/datasets/foreign") == ["notes.txt"]
+
+
+def test_read_concurrency_out_of_range_is_one_line(capsys):
+    assert convert_job.main(["--input", "s3://b/raw", "--output", "s3://b/x", "--read-concurrency", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --read-concurrency must be in 1..256, got 0"

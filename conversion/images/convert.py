@@ -94,6 +94,7 @@ def _manifest(
         )
     option_values = asdict(options)
     option_values.pop("input"), option_values.pop("output")
+    option_values.pop("read_concurrency")  # how it was read, not what was written
     return Manifest(
         kind="images",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -131,7 +132,15 @@ def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging
     timings = {"listing_planning_s": time.perf_counter() - start}
     warming.join()
     final_names = staging.final_names and not speculative(spark)  # speculative twins would race on one name
-    job = ShardJob(options.input, staging.url(), found.labels, options.transform, fault_from_conf(spark), final_names)
+    job = ShardJob(
+        options.input,
+        staging.url(),
+        found.labels,
+        options.transform,
+        fault_from_conf(spark),
+        final_names,
+        options.read_concurrency,
+    )
     results = _run_tasks(spark, plans, job)
     timings["work_s"] = time.perf_counter() - start - timings["listing_planning_s"]
     commit_start = time.perf_counter()

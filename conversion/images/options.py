@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from conversion.options import ConvertOptions
 from dataset.errors import OptionError
+from dataset.reads import DEFAULT_READ_CONCURRENCY
 
 VERIFY_LEVELS = ("header", "full")
 REENCODE_FORMATS = ("jpeg", "png")
+MAX_READ_CONCURRENCY = 256  # per task; each in-flight file is held in memory (up to --max-bytes)
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,13 @@ class ImageConvertOptions(ConvertOptions):
     labels: tuple[str, ...] | None = None
     transform: ImageTransform = ImageTransform()
     seed: int = 0
+    read_concurrency: int = DEFAULT_READ_CONCURRENCY
 
     def __post_init__(self) -> None:
         if not self.input or not self.output:
             raise OptionError("--input and --output are both required")
+        if not 1 <= self.read_concurrency <= MAX_READ_CONCURRENCY:
+            raise OptionError(f"--read-concurrency must be in 1..{MAX_READ_CONCURRENCY}, got {self.read_concurrency}")
         super().__post_init__()
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise OptionError(f"--labels has duplicates: {', '.join(self.labels)}")

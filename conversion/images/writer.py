@@ -18,6 +18,7 @@ from conversion.images.options import ImageTransform
 from conversion.images.plan import ShardPlan
 from conversion.images.records import image_example
 from dataset.fs import filesystem
+from dataset.reads import DEFAULT_READ_CONCURRENCY, read_files
 from dataset.tfrecord import TFRecordFileWriter
 
 
@@ -31,6 +32,7 @@ class ShardJob:
     transform: ImageTransform
     fail_once_after: int | None = None  # test-only: the first attempt of task 0 fails after N records (or at its end)
     final_names: bool = False  # write `<name>` itself (object stores, see conversion.in_place), not an attempt file
+    read_concurrency: int = DEFAULT_READ_CONCURRENCY  # image reads in flight per task (object stores)
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,13 @@ def write_shard(
     input_bytes = 0
     raw = fs_out.open(tmp_path, "wb")
     writer = TFRecordFileWriter(raw, plan.compression)
+    reads = read_files(fs_in, (f"{root}/{task.relpath}" for task in plan.files), job.read_concurrency)
     with discarded_on_error(raw):  # closed below only when every record is in
-        for task in plan.files:
+        for task, (_, data) in zip(plan.files, reads):
             if should_fail(fail_after, partition, attempt, writer.num_records):
                 raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
-            try:
-                data = fs_in.cat_file(f"{root}/{task.relpath}")
-            except OSError as err:
-                rejects.append(Skip(task.relpath, "unreadable", f"{type(err).__name__}: {err.strerror or err}"))
+            if isinstance(data, OSError):
+                rejects.append(Skip(task.relpath, "unreadable", f"{type(data).__name__}: {data.strerror or data}"))
                 continue
             input_bytes += len(data)
             try:
