@@ -17,7 +17,6 @@ import posixpath
 import uuid
 from datetime import datetime, timezone
 
-from conversion.publish import Staging
 from dataset.errors import ConversionError
 from dataset.fs import filesystem
 from dataset.layout import MANIFEST, REJECTED_DIR, SUCCESS
@@ -33,8 +32,8 @@ def is_object_store(fs: object) -> bool:
     return any(p in OBJECT_STORE_PROTOCOLS for p in protocols)
 
 
-class InPlaceOutput(Staging):
-    """The output folder itself, written in place (same interface as `Staging`)."""
+class InPlaceOutput:
+    """The output folder itself, written in place (the interface of `conversion.publish.Staging`)."""
 
     final_names = True  # writers put each shard under its final name: no rename at commit
 
@@ -42,6 +41,14 @@ class InPlaceOutput(Staging):
         self.fs, self.output = filesystem(output_url)
         self.path = self.output
         self.run_id = uuid.uuid4().hex[:12]
+
+    def url(self, path: str | None = None) -> str:
+        """A URL (with scheme) that executors can open, for the output or a path in it."""
+        return self.fs.unstrip_protocol(path or self.path)
+
+    def write_text(self, name: str, text: str) -> None:
+        with self.fs.open(self._at(name), "w", encoding="utf-8") as out:
+            out.write(text)
 
     def _names(self) -> set[str]:
         self.fs.invalidate_cache(self.path)  # executors wrote here: the driver's listing cache is stale
@@ -100,9 +107,3 @@ class InPlaceOutput(Staging):
 def speculative(spark: object) -> bool:
     """Whether Spark may run two attempts of a task at once (then attempt files are kept, and moved at commit)."""
     return str(spark.conf.get("spark.speculation", "false")).lower() == "true"  # type: ignore[attr-defined]
-
-
-def output_for(output_url: str) -> Staging:
-    """`InPlaceOutput` on object stores, a `Staging` folder elsewhere."""
-    fs, _ = filesystem(output_url)
-    return InPlaceOutput(output_url) if is_object_store(fs) else Staging(output_url)

@@ -16,6 +16,7 @@ import posixpath
 import uuid
 from collections.abc import Iterator
 
+from conversion.in_place import InPlaceOutput, is_object_store
 from dataset.errors import ConversionError, RejectLimitExceeded
 from dataset.fs import filesystem, is_local
 from dataset.layout import MANIFEST, REJECTED_DIR, SUCCESS
@@ -102,6 +103,12 @@ class Staging:
             self.fs.rm(self.path, recursive=True)
 
 
+def _output_for(output_url: str) -> Staging:
+    """`InPlaceOutput` on object stores (written in place, without renames), a `Staging` folder elsewhere."""
+    fs, _ = filesystem(output_url)
+    return InPlaceOutput(output_url) if is_object_store(fs) else Staging(output_url)  # type: ignore[return-value]
+
+
 def check_paths(input_url: str, output_url: str) -> None:
     """Refuse an output inside the input, and an input inside the output (overwrite would delete it).
 
@@ -123,11 +130,9 @@ def check_paths(input_url: str, output_url: str) -> None:
 def staged_output(input_url: str | None, output_url: str, mode: str) -> Iterator[Staging]:
     """A staging folder for one run of `output_url`; removed if the body fails, kept with its
     rejected report if the reject limit stopped the run."""
-    from conversion.in_place import output_for  # object stores: written in place, without renames
-
     if input_url is not None:
         check_paths(input_url, output_url)
-    staging = output_for(output_url)
+    staging = _output_for(output_url)
     staging.begin(mode)
     try:
         yield staging
