@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         options = options_from_args(args)
-        print(convert_table(spark_session(args, "convert_table"), options).text())
+        print(convert_table(spark_session(args, "convert_table", tfrecord=True), options).text())
         return 0
 
     return reporting_errors(run)
