@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,6 +28,19 @@ MAX_CLASSES_FOR_AUTO = 50
 _DTYPE_DEFAULTS: dict[str, Any] = {"int64": 0, "float32": 0.0, "string": ""}
 
 
+class _Laps:
+    """Seconds per phase of one run, each from the end of the one before (the first from `start`)."""
+
+    def __init__(self, start: float) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = start
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = now - self._last
+        self._last = now
+
+
 @dataclass(frozen=True)
 class TableSummary:
     output: str
@@ -37,7 +50,8 @@ class TableSummary:
     rejected: dict[str, int]
     rows_seen: int
     seconds: float
-    retried_shards: int = 0
+    retried_shards: int = 0  # task attempts of the shard write that failed and were retried
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: count, write, statistics, publish
 
     def text(self) -> str:
         total = sum(self.records.values())
@@ -110,11 +124,16 @@ def _filled(df: DataFrame, columns: list[ColumnSpec], defaults: dict[str, Any]) 
             fill = _default_literal(c, defaults.get(c.name, _DTYPE_DEFAULTS[c.dtype]), element)
             values = _col(c.name)
             if data_type.containsNull:
-                values = F.transform(values, lambda x, fill=fill: F.coalesce(x, fill))
+                values = F.transform(values, _coalesce_with(fill))
             out.append(F.coalesce(values, F.array().cast(data_type)).alias(c.name))
         else:
             out.append(F.coalesce(_col(c.name), _default_literal(c, defaults[c.name], data_type)).alias(c.name))
     return df.select(*out, "_split", "_h")
+
+
+def _coalesce_with(fill: Column) -> Any:
+    """`x -> coalesce(x, fill)` for `F.transform` (one parameter: two would be (element, index))."""
+    return lambda x: F.coalesce(x, fill)
 
 
 def _default_literal(column: ColumnSpec, value: Any, data_type: Any) -> Column:
@@ -231,6 +250,8 @@ def _write(
         F.to_json(F.struct(*[_col(c.name) for c in columns])).alias("row"),
     ).coalesce(1).write.json(f"{staging.url()}/{REJECTED_DIR}")
     refuse_over_limit(staging, rejected_total, rows_seen, options.max_reject_fraction, "rows")  # before writing
+    laps = _Laps(start)
+    laps.lap("count")  # reading, the label's task, counts per split, label and reject reason, the rejected report
     wanted: dict[str, int] = {}
     for split in sorted(split_counts):
         size = options.num_shards or math.ceil(
@@ -260,10 +281,12 @@ def _write(
         if index not in sizes:
             staging.fs.touch(f"{staging.path}/{name}")
         written[index] = (records.get(index, 0), sizes.get(index, 0))
+    laps.lap("write")
     labels = sorted({v for per_split in label_counts.values() for v in per_split})
     stats = column_statistics(
         kept.where(F.col("_split") == options.splits[0][0]), columns, options.max_vocab, options.num_quantiles
     )
+    laps.lap("statistics")
     splits = {}
     for split, n in plan.counts:
         files = tuple(ShardFile(names[plan.offset(split) + i], *written[plan.offset(split) + i]) for i in range(n))
@@ -292,6 +315,7 @@ def _write(
         ),
     )
     publish(staging, manifest, rejected_total, rows_seen, options.max_reject_fraction, "rows")
+    laps.lap("publish")
     return TableSummary(
         options.output,
         task,
@@ -301,4 +325,5 @@ def _write(
         rows_seen,
         time.perf_counter() - start,
         result.failed_tasks,
+        laps.seconds,
     )
