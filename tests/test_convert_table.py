@@ -20,6 +20,9 @@ from dataset.check import validate_dataset
 from dataset.errors import ConversionError
 from dataset.manifest import read_manifest
 from dataset.spark_read import read_split
+from tests.conftest import needs_tfrecord_jar
+
+pytestmark = needs_tfrecord_jar  # the records are written by spark-tfrecord
 
 ROWS = [
     # id, small, big, ratio, price, name, flag, blob, tags, scores, label
