@@ -28,6 +28,11 @@ PARTS_DIR = "_parts"  # Spark's output folder inside staging; removed once the s
 TFRECORD_FORMAT = "tfrecord"
 GZIP_CODEC = "org.apache.hadoop.io.compress.GzipCodec"
 _BUCKET = "_tfrecordpipe_bucket"
+NO_TFRECORD_SOURCE = (
+    "Spark has no 'tfrecord' data source: add spark-tfrecord (Spark 3.5 / Scala 2.12) to the session, "
+    "e.g. --packages com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0, --jars spark-tfrecord_2.12-0.7.0.jar "
+    "or SPARK_TFRECORD_JAR, or on Databricks the Maven library of those coordinates"
+)
 _SHARD_DIR = re.compile(rf"{SHARD_COLUMN}=(\d+)$")
 
 
@@ -115,8 +120,12 @@ def write_shards(
         writer = writer.option("codec", GZIP_CODEC)
     parts = f"{staging.path}/{PARTS_DIR}"
     before = _job_ids(spark)
-    # one file per task whatever spark.sql.files.maxRecordsPerFile says
-    writer.option("maxRecordsPerFile", 0).partitionBy(SHARD_COLUMN).save(staging.url(parts))
+    try:  # one file per task whatever spark.sql.files.maxRecordsPerFile says
+        writer.option("maxRecordsPerFile", 0).partitionBy(SHARD_COLUMN).save(staging.url(parts))
+    except Exception as err:  # AnalysisException [DATA_SOURCE_NOT_FOUND]: the jar is not in the session
+        if "DATA_SOURCE_NOT_FOUND" not in str(err):
+            raise
+        raise ConversionError(NO_TFRECORD_SOURCE) from None
     failed = _failed_tasks(spark, before)
     return WrittenShards(_name_shards(staging, parts, plan.names()), failed)
 
