@@ -248,8 +248,12 @@ def import_tensorflow(cpp_log_level: str = "3") -> ModuleType:
     return tf
 
 
-def start_spark(args: argparse.Namespace, app_name: str, default_master: str) -> tuple[Any, float]:
+def start_spark(
+    args: argparse.Namespace, app_name: str, default_master: str, tfrecord: bool = False
+) -> tuple[Any, float]:
     """The SparkSession configured like the jobs (`--master`, else `default_master`), and its start-up time.
+
+    With `tfrecord`, the session loads the spark-tfrecord data source as the jobs do (`jobs.tfrecord_jar`).
 
     A smoke run keeps Spark's scratch space and warehouse in its temporary work folder.
     """
@@ -259,7 +263,7 @@ def start_spark(args: argparse.Namespace, app_name: str, default_master: str) ->
         scratch = args.workdir / "spark"
         args.conf = [f"spark.local.dir={scratch}", f"spark.sql.warehouse.dir={scratch / 'warehouse'}", *args.conf]
     with timed() as timing:
-        spark = spark_session(args, app_name)
+        spark = spark_session(args, app_name, tfrecord=tfrecord)
         spark.sparkContext.setLogLevel("ERROR")
     return spark, timing.seconds
 

@@ -30,6 +30,29 @@ class Feature:
     spark_type: str = ""  # the record column's Spark type, e.g. "bigint", "binary", "array<float>"
 
 
+def spark_schema_of(features: dict[str, Feature]) -> Any:
+    """The Spark `StructType` of records with `features`: one column per feature, sorted by name.
+
+    Writers use it before the manifest exists (`Manifest.spark_schema` is the same for readers).
+    """
+    from pyspark.sql import types as T
+
+    scalar = {
+        "bigint": T.LongType(),
+        "float": T.FloatType(),
+        "string": T.StringType(),
+        "binary": T.BinaryType(),
+    }
+
+    def spark(name: str) -> T.DataType:
+        text = features[name].spark_type
+        if text.startswith("array<") and text.endswith(">"):
+            return T.ArrayType(scalar[text[6:-1]])
+        return scalar[text]
+
+    return T.StructType([T.StructField(name, spark(name)) for name in sorted(features)])
+
+
 @dataclass(frozen=True)
 class ShardFile:
     path: str  # relative to the dataset folder
@@ -152,22 +175,7 @@ class Manifest:
 
     def spark_schema(self) -> Any:
         """The records as a Spark `StructType` (feature names as columns, sorted), for Spark readers and writers."""
-        from pyspark.sql import types as T
-
-        scalar = {
-            "bigint": T.LongType(),
-            "float": T.FloatType(),
-            "string": T.StringType(),
-            "binary": T.BinaryType(),
-        }
-
-        def spark(name: str) -> T.DataType:
-            text = self.features[name].spark_type
-            if text.startswith("array<") and text.endswith(">"):
-                return T.ArrayType(scalar[text[6:-1]])
-            return scalar[text]
-
-        return T.StructType([T.StructField(name, spark(name)) for name in sorted(self.features)])
+        return spark_schema_of(self.features)
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         options = options_from_args(args)
-        spark = spark_session(args, "convert_table")
-        # The table writer targets spark-tfrecord, which exists for Spark 3.5 / Scala 2.12 only.
+        spark = spark_session(args, "convert_table", tfrecord=True)
+        # The table writer is spark-tfrecord, which exists for Spark 3.5 / Scala 2.12 only.
         require_tfrecord_spark(spark.version, "tables")
         print(convert_table(spark, options).text())
         return 0

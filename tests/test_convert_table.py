@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from conversion.faults import FAULT_CONF
@@ -18,6 +19,10 @@ from conversion.tables.options import TableConvertOptions
 from dataset.check import validate_dataset
 from dataset.errors import ConversionError
 from dataset.manifest import read_manifest
+from dataset.spark_read import read_split
+from tests.conftest import needs_tfrecord_jar
+
+pytestmark = needs_tfrecord_jar  # the records are written by spark-tfrecord
 
 ROWS = [
     # id, small, big, ratio, price, name, flag, blob, tags, scores, label
@@ -225,3 +230,215 @@ def test_a_table_task_failing_mid_write_is_retried_and_reruns_are_byte_identical
     for shard in (tmp_path / "retried").glob("*.tfrecord"):
         assert (tmp_path / "again" / shard.name).read_bytes() == shard.read_bytes()
 
+
+
+# Every column type the job takes, with nulls, NaN, infinities and null list elements.
+ALL_TYPES = T.StructType(
+    [
+        T.StructField("id", T.LongType()),
+        T.StructField("b", T.ByteType()),
+        T.StructField("s", T.ShortType()),
+        T.StructField("i", T.IntegerType()),
+        T.StructField("big", T.LongType()),
+        T.StructField("f", T.FloatType()),
+        T.StructField("d", T.DoubleType()),
+        T.StructField("dec", T.DecimalType(6, 2)),
+        T.StructField("name", T.StringType()),
+        T.StructField("flag", T.BooleanType()),
+        T.StructField("blob", T.BinaryType()),
+        T.StructField("tags", T.ArrayType(T.StringType())),
+        T.StructField("ints", T.ArrayType(T.IntegerType())),
+        T.StructField("scores", T.ArrayType(T.DoubleType())),
+        T.StructField("label", T.StringType()),
+    ]
+)
+NAN, INF = float("nan"), float("inf")
+ALL_ROWS = [
+    (1, 1, 3, 7, 2**40, 1.5, 0.1, decimal.Decimal("1.25"), "alpha", True, b"\x00\x01", ["a", "b"], [1, 2], [1.0, 2.0], "yes"),
+    (2, None, None, None, None, NAN, NAN, None, None, None, None, None, None, None, "no"),
+    (3, -128, -32768, -(2**31), -(2**63), INF, -INF, decimal.Decimal("-9999.99"), "", False, b"", [], [], [], "yes"),
+    (4, 127, 32767, 2**31 - 1, 2**63 - 1, -INF, 1e300, decimal.Decimal("0.01"), "délta", True, b"\xff" * 300,
+     ["c", None], [None, 5], [None, NAN, INF, 1e-30], "no"),  # fmt: skip
+    (5, 0, 0, 0, 0, 3.4e38, 1 / 3, decimal.Decimal("3.75"), "x", False, b"z", ["a"], [0], [0.25], None),
+]
+FILLS = {"i": -5, "ints": -1}  # --null-default i=-5 ints=-1; the rest: 0, 0.0, "", b"", []
+
+
+def filled_source_row(row: tuple) -> dict:
+    """A source row as the dataset should hold it: nulls filled, floats as 32-bit, ints as int64."""
+    out = {}
+    for field, value in zip(ALL_TYPES.fields, row):
+        name, data_type = field.name, field.dataType
+        if isinstance(data_type, T.ArrayType):
+            element = FILLS.get(name, {"tags": "", "scores": 0.0}.get(name, 0))
+            out[name] = [element if v is None else v for v in value or []]
+        else:
+            default = {T.StringType: "", T.BinaryType: b"", T.DoubleType: 0.0, T.FloatType: 0.0}
+            out[name] = FILLS.get(name, default.get(type(data_type), 0)) if value is None else value
+        if name in ("f", "d", "dec"):
+            with np.errstate(over="ignore"):  # 1e300 is +inf as a 32-bit float
+                out[name] = np.float32(float(out[name]))
+        elif name == "scores":
+            out[name] = [np.float32(v) for v in out[name]]
+        elif name == "flag":
+            out[name] = int(out[name])
+    return out
+
+
+def same(got, want) -> bool:
+    """Equal, NaN equal to NaN (floats compared as 32-bit)."""
+    if isinstance(want, np.float32):
+        return bool(np.isnan(want) and np.isnan(np.float32(got))) or np.float32(got) == want
+    return got == want
+
+
+@pytest.fixture(scope="module")
+def all_types(spark, tmp_path_factory):
+    path = tmp_path_factory.mktemp("all_types") / "rows.parquet"
+    spark.createDataFrame(ALL_ROWS, ALL_TYPES).coalesce(1).write.parquet(str(path))
+    return path
+
+
+def test_every_type_round_trips_to_tf_data_and_back_into_spark(spark, all_types, tmp_path):
+    out = tmp_path / "out"
+    options = TableConvertOptions(
+        output=str(out),
+        label="label",
+        input=str(all_types),
+        format="parquet",
+        key="id",
+        splits=(("train", 1.0),),
+        num_shards=2,
+        max_reject_fraction=0.5,
+        null_defaults=(("i", "-5"), ("ints", "-1")),
+    )
+    summary = convert_table(spark, options)
+    assert summary.records == {"train": 4} and summary.rejected == {"null_label": 1}
+    expected = {row[0]: filled_source_row(row) for row in ALL_ROWS if row[-1] is not None}
+    manifest = read_manifest(str(out))
+    # tf.data with the manifest's spec
+    for row_id, row in read_back(out).items():
+        want = expected[row_id]
+        for name, value in row.items():
+            if name in ("tags", "name", "label"):
+                value = [v.decode() for v in value] if name == "tags" else value.decode()
+            got = list(value) if np.ndim(value) else value.item() if hasattr(value, "item") else value
+            if name == "scores":
+                assert len(got) == len(want[name]) and all(map(same, got, want[name])), name
+            else:
+                assert same(got, want[name]), (row_id, name, got, want[name])
+    assert sorted(read_back(out)) == sorted(expected)
+    # Spark, through spark-tfrecord with the manifest's schema
+    frame = read_split(spark, str(out), "train")
+    assert frame.schema == manifest.spark_schema()
+    by_id = {r["id"]: r.asDict() for r in frame.collect()}
+    assert sorted(by_id) == sorted(expected)
+    for row_id, row in by_id.items():
+        for name, want in expected[row_id].items():
+            got = bytes(row[name]) if name == "blob" else row[name]
+            if name == "scores":
+                assert len(got) == len(want) and all(map(same, got, want)), (row_id, name)
+            else:
+                assert same(got, want), (row_id, name, got, want)
+
+
+def test_rows_with_nulls_or_null_elements_are_rejected_and_listed(spark, all_types, tmp_path):
+    out = tmp_path / "out"
+    options = TableConvertOptions(
+        output=str(out),
+        label="label",
+        input=str(all_types),
+        format="parquet",
+        key="id",
+        null_policy="reject",
+        max_reject_fraction=0.8,
+        splits=(("train", 1.0),),
+    )
+    summary = convert_table(spark, options)
+    assert summary.records == {"train": 2} and summary.rejected == {"null": 2, "null_label": 1}
+    report = [json.loads(line) for f in (out / "_rejected").glob("*.json") for line in f.read_text().splitlines()]
+    assert sorted((r["key"], r["column"], r["reason"]) for r in report) == [
+        ("2", "b", "null"),
+        ("4", "tags", "null"),  # a list holding a null
+        ("5", "label", "null_label"),
+    ]
+    assert sorted(read_back(out)) == [1, 3]
+
+
+def test_csv_with_nulls_nan_and_infinities_round_trips(spark, tmp_path):
+    csv = tmp_path / "t.csv"
+    csv.write_text(
+        "id,n,x,word,y\n1,4,0.5,red,a\n2,,NaN,,b\n3,-2,Infinity,blue,a\n4,9,-Infinity,red,b\n5,1,,green,a\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    convert_table(
+        spark,
+        TableConvertOptions(output=str(out), label="y", input=str(csv), key="id", splits=(("train", 1.0),), num_shards=2),
+    )
+    assert {k: v.spark_type for k, v in read_manifest(str(out)).features.items()} == {
+        "id": "bigint",
+        "n": "bigint",
+        "x": "float",
+        "word": "string",
+        "y": "string",
+    }
+    want = {1: (4, 0.5, "red"), 2: (0, NAN, ""), 3: (-2, INF, "blue"), 4: (9, -INF, "red"), 5: (1, 0.0, "green")}
+    tf_rows = read_back(out)
+    spark_rows = {r["id"]: r for r in read_split(spark, str(out), "train").collect()}
+    assert sorted(tf_rows) == sorted(spark_rows) == sorted(want)
+    for row_id, (n, x, word) in want.items():
+        for row, text in ((tf_rows[row_id], tf_rows[row_id]["word"].decode()), (spark_rows[row_id], spark_rows[row_id]["word"])):
+            assert row["n"] == n and text == word and same(row["x"], np.float32(x))
+
+
+def test_each_shard_file_holds_exactly_its_rows_in_order_and_gzip_reruns_are_identical(spark, tmp_path):
+    from conversion.splits import split_column
+    from conversion.tables.shards import ShardPlan
+
+    source = tmp_path / "rows.parquet"
+    spark.range(0, 150).selectExpr("id", "id * 3 % 7 AS v", "IF(id % 2 = 0, 'a', 'b') AS y").write.parquet(str(source))
+    splits = (("train", 0.8), ("test", 0.2))
+
+    def convert(out):
+        options = TableConvertOptions(
+            output=str(out), label="y", input=str(source), format="parquet", key="id", splits=splits,
+            num_shards=16, compression="gzip",
+        )  # fmt: skip
+        return convert_table(spark, options)
+
+    convert(tmp_path / "one")
+    manifest = read_manifest(str(tmp_path / "one"))
+    # the shard of every row, by the plan's rule in Spark SQL
+    plan = ShardPlan(tuple((s, len(i.files)) for s, i in sorted(manifest.splits.items())), "gzip")
+    keyed = spark.read.parquet(str(source)).select(
+        "id", F.xxhash64("id").alias("h"), split_column(F.col("id").cast("string"), splits).alias("split")
+    )
+    rows = keyed.select(
+        "id",
+        plan.shard_column(F.col("split"), F.col("h")).alias("shard"),
+        F.xxhash64(F.col("h"), F.lit("order")).alias("order"),
+        "h",
+    ).collect()
+    names = plan.names()
+    want: dict[str, list[int]] = {name: [] for name in names}
+    for r in sorted(rows, key=lambda r: (r["order"], r["h"])):  # inside a shard: by a hash of the key
+        want[names[r["shard"]]].append(r["id"])
+    assert sorted(p.name for p in (tmp_path / "one").glob("*.tfrecord*")) == sorted(names)
+    assert [len(manifest.split(s).files) for s in ("test", "train")] == [16, 16]
+    spec = {"id": tf.io.FixedLenFeature([], tf.int64)}
+    got = {
+        name: [
+            int(tf.io.parse_single_example(r, spec)["id"])
+            for r in tf.data.TFRecordDataset(str(tmp_path / "one" / name), compression_type="GZIP")
+        ]
+        for name in names
+    }
+    assert got == want  # every file holds exactly its shard's rows, in the key-hash order
+    assert any(not ids for ids in want.values())  # an empty shard is still a (valid, empty) file
+    for name in names:
+        file = next(f for s in manifest.splits.values() for f in s.files if f.path == name)
+        assert file.num_records == len(want[name]) and file.bytes == (tmp_path / "one" / name).stat().st_size
+    convert(tmp_path / "two")
+    for name in names:
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()

@@ -6,6 +6,7 @@ import tensorflow as tf
 from pyspark.sql import types as T
 
 from dataset.manifest import Manifest, read_manifest
+from tests.conftest import needs_tfrecord_jar
 
 
 def test_image_manifest_round_trips_and_renders_both_schemas(shapes_dataset):
@@ -32,6 +33,7 @@ def test_image_manifest_round_trips_and_renders_both_schemas(shapes_dataset):
     }
 
 
+@needs_tfrecord_jar  # table datasets are written by spark-tfrecord
 def test_table_manifest_renders_lists_and_binary(spark, tmp_path):
     from conversion.tables.convert import convert_table
     from conversion.tables.options import TableConvertOptions

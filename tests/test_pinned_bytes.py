@@ -17,6 +17,7 @@ import pytest
 from conversion.options import DEFAULT_SPLITS
 from conversion.splits import assign_split
 from jobs import convert_images, convert_table
+from tests.conftest import needs_tfrecord_jar
 from tests.images import image_bytes, write
 
 IMAGES_PINNED = {
@@ -93,6 +94,7 @@ def test_resized_gzip_image_shards_are_pinned(spark, images, tmp_path):
 
 
 @pytest.mark.needs_spark35  # the table job refuses Spark 4
+@needs_tfrecord_jar  # table datasets are written by spark-tfrecord
 def test_table_shards_are_pinned(spark, tmp_path):
     csv = table_csv(tmp_path / "rows.csv")
     out = tmp_path / "table"

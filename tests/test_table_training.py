@@ -14,10 +14,11 @@ from conversion.tables.options import TableConvertOptions
 from dataset.errors import TrainingError
 from dataset.manifest import read_manifest
 from inference.predict import accuracy, predict_split, predict_table_file
+from tests.conftest import needs_tfrecord_jar
 from training.config import TrainConfig
 from training.run import run_training
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_tfrecord_jar]  # table datasets are written by spark-tfrecord
 PENGUINS = os.path.join(os.path.dirname(palmerpenguins.__file__), "data", "penguins.csv")
 SPEC = {
     "columns": {

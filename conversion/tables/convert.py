@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from functools import partial
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -18,14 +17,28 @@ from conversion.publish import Staging, publish, refuse_over_limit, staged_outpu
 from conversion.splits import split_column
 from conversion.tables.options import TableConvertOptions
 from conversion.tables.schema import ColumnSpec, column_specs
+from conversion.tables.shards import SHARD_COLUMN, ShardPlan, bucket_values, ordered, write_shards
 from conversion.tables.stats import column_statistics
-from conversion.tables.writer import RESULT_DDL, SHARD_COLUMN, TableShardJob, write_table_shards
 from dataset.errors import ConversionError
-from dataset.layout import REJECTED_DIR, shard_file_name
-from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo
+from dataset.layout import REJECTED_DIR
+from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo, spark_schema_of
 
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
 MAX_CLASSES_FOR_AUTO = 50
+_DTYPE_DEFAULTS: dict[str, Any] = {"int64": 0, "float32": 0.0, "string": ""}
+
+
+class _Laps:
+    """Seconds per phase of one run, each from the end of the one before (the first from `start`)."""
+
+    def __init__(self, start: float) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = start
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = now - self._last
+        self._last = now
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,8 @@ class TableSummary:
     rejected: dict[str, int]
     rows_seen: int
     seconds: float
-    retried_shards: int = 0
+    retried_shards: int = 0  # task attempts of the shard write that failed and were retried
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: count, write, statistics, publish
 
     def text(self) -> str:
         total = sum(self.records.values())
@@ -88,9 +102,7 @@ def _defaults(columns: list[ColumnSpec], overrides: tuple[tuple[str, str], ...])
     unknown = sorted(set(name for name, _ in overrides) - set(by_name))
     if unknown:
         raise ConversionError(f"--null-default names unknown columns {unknown}; columns are: {', '.join(by_name)}")
-    defaults: dict[str, Any] = {
-        c.name: {"int64": 0, "float32": 0.0, "string": ""}[c.dtype] for c in columns if not c.is_list
-    }
+    defaults: dict[str, Any] = {c.name: _DTYPE_DEFAULTS[c.dtype] for c in columns if not c.is_list}
     for name, text in overrides:
         kind = by_name[name].dtype
         try:
@@ -101,15 +113,39 @@ def _defaults(columns: list[ColumnSpec], overrides: tuple[tuple[str, str], ...])
 
 
 def _filled(df: DataFrame, columns: list[ColumnSpec], defaults: dict[str, Any]) -> DataFrame:
+    """Nulls replaced (spark-tfrecord leaves a null out of the record, which a fixed-length
+    feature cannot parse): scalars by their default, lists by [] and null elements by the
+    element's default."""
     out = []
     for c in columns:
+        data_type = df.schema[c.name].dataType
         if c.is_list:
-            out.append(F.coalesce(_col(c.name), F.array().cast(df.schema[c.name].dataType)).alias(c.name))
-        elif c.is_binary:
-            out.append(F.coalesce(_col(c.name), F.lit(str(defaults[c.name]).encode())).alias(c.name))
+            element = data_type.elementType
+            fill = _default_literal(c, defaults.get(c.name, _DTYPE_DEFAULTS[c.dtype]), element)
+            values = _col(c.name)
+            if data_type.containsNull:
+                values = F.transform(values, _coalesce_with(fill))
+            out.append(F.coalesce(values, F.array().cast(data_type)).alias(c.name))
         else:
-            out.append(F.coalesce(_col(c.name), F.lit(defaults[c.name]).cast(df.schema[c.name].dataType)).alias(c.name))
+            out.append(F.coalesce(_col(c.name), _default_literal(c, defaults[c.name], data_type)).alias(c.name))
     return df.select(*out, "_split", "_h")
+
+
+def _coalesce_with(fill: Column) -> Any:
+    """`x -> coalesce(x, fill)` for `F.transform` (one parameter: two would be (element, index))."""
+    return lambda x: F.coalesce(x, fill)
+
+
+def _default_literal(column: ColumnSpec, value: Any, data_type: Any) -> Column:
+    if column.is_binary:
+        return F.lit(str(value).encode())
+    return F.lit(value).cast(data_type)
+
+
+def _has_null(column: ColumnSpec) -> Column:
+    """Whether a row's value is null, or (lists) holds a null."""
+    value = _col(column.name)
+    return value.isNull() | F.exists(value, lambda x: x.isNull()) if column.is_list else value.isNull()
 
 
 def _counts(df: DataFrame, label: ColumnSpec, task: str) -> dict[tuple, int]:
@@ -163,7 +199,7 @@ def _convert(
     df = df.withColumn("_split", split_column(_key_text(options), options.splits))
     checks = [(label.name, F.when(_col(label.name).isNull(), "null_label"))]
     if options.null_policy == "reject":
-        checks += [(c.name, F.when(_col(c.name).isNull(), "null")) for c in columns if c.name != label.name]
+        checks += [(c.name, F.when(_has_null(c), "null")) for c in columns if c.name != label.name]
     reason = F.coalesce(*[expr for _, expr in checks])
     column_name = F.coalesce(*[F.when(expr.isNotNull(), F.lit(name)) for name, expr in checks])
     df = df.withColumn("_reason", reason).withColumn("_column", column_name).cache()
@@ -214,45 +250,46 @@ def _write(
         F.to_json(F.struct(*[_col(c.name) for c in columns])).alias("row"),
     ).coalesce(1).write.json(f"{staging.url()}/{REJECTED_DIR}")
     refuse_over_limit(staging, rejected_total, rows_seen, options.max_reject_fraction, "rows")  # before writing
-    plan: dict[str, int] = {}
+    laps = _Laps(start)
+    laps.lap("count")  # reading, the label's task, counts per split, label and reject reason, the rejected report
+    wanted: dict[str, int] = {}
     for split in sorted(split_counts):
-        wanted = options.num_shards or math.ceil(
+        size = options.num_shards or math.ceil(
             split_counts[split] * len(columns) * ROW_BYTES_GUESS / (options.target_shard_mb * 1024 * 1024)
         )
-        plan[split] = max(1, min(wanted, split_counts[split]))
-    offsets, names, total = {}, [], 0
-    for split, count in plan.items():
-        offsets[split] = total
-        names += [shard_file_name(split, i, count, options.compression) for i in range(count)]
-        total += count
-    offset = F.create_map(*[x for s, o in offsets.items() for x in (F.lit(s), F.lit(o))])
-    count = F.create_map(*[x for s, n in plan.items() for x in (F.lit(s), F.lit(n))])
-    shard = offset[F.col("_split")] + F.pmod(F.xxhash64(F.col("_h"), F.lit("shard")), count[F.col("_split")])
+        wanted[split] = max(1, min(size, split_counts[split]))
+    plan = ShardPlan(tuple(wanted.items()), options.compression)
+    names = plan.names()
+    features = {c.name: c.feature() for c in columns}
     filled = (
         _filled(kept, columns, defaults)
-        .withColumn(SHARD_COLUMN, shard)
+        .withColumn(SHARD_COLUMN, plan.shard_column(F.col("_split"), F.col("_h")))
         .withColumn("_order", F.xxhash64(F.col("_h"), F.lit("order")))
     )
-    job = TableShardJob(tuple(columns), tuple(names), staging.url(), options.compression, fault_from_conf(spark))
-    ordered = filled.repartition(total, SHARD_COLUMN).sortWithinPartitions(SHARD_COLUMN, "_order", "_h")
-    results = (
-        ordered.select(*[_col(c.name) for c in columns], SHARD_COLUMN)
-        .mapInArrow(partial(write_table_shards, job), RESULT_DDL)
-        .collect()
-    )
-    staging.keep_attempts({r["tmp_path"]: names[r["shard"]] for r in results})
-    written = {r["shard"]: (int(r["num_records"]), int(r["num_bytes"])) for r in results}
+    sort = ["_order", "_h"]
+    if options.key:  # rows sharing a key are ordered by their whole content: reruns stay byte-identical
+        filled = filled.withColumn("_row", F.xxhash64(*[_col(c.name) for c in columns]))
+        sort.append("_row")
+    records = {int(r[SHARD_COLUMN]): int(r["count"]) for r in filled.groupBy(SHARD_COLUMN).count().collect()}
+    rows = ordered(filled, bucket_values(spark, plan.total), sort)
+    result = write_shards(spark, rows, spark_schema_of(features), plan, staging, fault_from_conf(spark))
+    sizes = result.sizes
+    if set(sizes) != set(records):
+        raise ConversionError(f"shards written {sorted(sizes)} are not the shards with rows {sorted(records)}")
+    written = {}
     for index, name in enumerate(names):  # a shard no row hashed to is written empty, so the count is exact
-        if index not in written:
+        if index not in sizes:
             staging.fs.touch(f"{staging.path}/{name}")
-            written[index] = (0, 0)
+        written[index] = (records.get(index, 0), sizes.get(index, 0))
+    laps.lap("write")
     labels = sorted({v for per_split in label_counts.values() for v in per_split})
     stats = column_statistics(
         kept.where(F.col("_split") == options.splits[0][0]), columns, options.max_vocab, options.num_quantiles
     )
+    laps.lap("statistics")
     splits = {}
-    for split, n in plan.items():
-        files = tuple(ShardFile(names[offsets[split] + i], *written[offsets[split] + i]) for i in range(n))
+    for split, n in plan.counts:
+        files = tuple(ShardFile(names[plan.offset(split) + i], *written[plan.offset(split) + i]) for i in range(n))
         splits[split] = SplitInfo(
             sum(f.num_records for f in files), files, dict(sorted(label_counts.get(split, {}).items()))
         )
@@ -262,7 +299,7 @@ def _write(
         source_root=options.input or f"table:{options.table}",
         options={k: v for k, v in asdict(options).items() if k not in ("input", "output")},
         labels=tuple(labels),
-        features={c.name: c.feature() for c in columns},
+        features=features,
         splits=splits,
         compression=options.compression,
         num_files_seen=rows_seen,
@@ -278,6 +315,7 @@ def _write(
         ),
     )
     publish(staging, manifest, rejected_total, rows_seen, options.max_reject_fraction, "rows")
+    laps.lap("publish")
     return TableSummary(
         options.output,
         task,
@@ -286,5 +324,6 @@ def _write(
         manifest.num_rejected,
         rows_seen,
         time.perf_counter() - start,
-        sum(1 for r in results if r["attempt"] > 0),
+        result.failed_tasks,
+        laps.seconds,
     )

@@ -2,6 +2,8 @@
 # MAGIC %md
 # MAGIC # Convert an image folder into a TFRecord dataset
 # MAGIC Calls `conversion.images.convert.convert_images` on the cluster's Spark session; the logic lives in the library.
+# MAGIC Then shows the train split as a DataFrame, read back through spark-tfrecord (the task's Maven library
+# MAGIC `com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0`).
 
 # COMMAND ----------
 
@@ -23,3 +25,9 @@ options = ImageConvertOptions(
 )
 summary = convert_images(spark, options)
 print(summary.text())
+
+# COMMAND ----------
+
+from dataset.spark_read import read_split
+
+display(read_split(spark, options.output, "train"))

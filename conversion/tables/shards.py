@@ -1,0 +1,178 @@
+"""Table records → shard files, in the JVM: spark-tfrecord writes `tf.train.Example`s from rows
+that Spark SQL has typed, filled, sharded and ordered (no Python on the row path).
+
+Shard i of the run is task i: the rows are repartitioned on a value whose hash bucket is i
+(`bucket_values`), so each task writes exactly one shard, and they are written with
+`partitionBy(shard)`, so each file's shard is named by its folder (`<SHARD_COLUMN>=i`), not
+guessed from listing order. Spark's commit protocol keeps one attempt's file per task; the part
+files are then renamed to shard names inside the staging folder.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from conversion.faults import fail_once_column
+from conversion.publish import Staging
+from dataset.errors import ConversionError
+from dataset.layout import shard_file_name
+
+SHARD_COLUMN = "_tfrecordpipe_shard"
+PARTS_DIR = "_parts"  # Spark's output folder inside staging; removed once the shards are named
+TFRECORD_FORMAT = "tfrecord"
+GZIP_CODEC = "org.apache.hadoop.io.compress.GzipCodec"
+_BUCKET = "_tfrecordpipe_bucket"
+NO_TFRECORD_SOURCE = (
+    "Spark has no 'tfrecord' data source: add spark-tfrecord (Spark 3.5 / Scala 2.12) to the session, "
+    "e.g. --packages com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0, --jars spark-tfrecord_2.12-0.7.0.jar "
+    "or SPARK_TFRECORD_JAR, or on Databricks the Maven library of those coordinates"
+)
+_SHARD_DIR = re.compile(rf"{SHARD_COLUMN}=(\d+)$")
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """How many shards each split has, and where its shards start in the run's global numbering."""
+
+    counts: tuple[tuple[str, int], ...]  # (split, shards), sorted by split
+    compression: str = "none"
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.counts)
+
+    def offset(self, split: str) -> int:
+        start = 0
+        for name, n in self.counts:
+            if name == split:
+                return start
+            start += n
+        raise KeyError(split)
+
+    def names(self) -> tuple[str, ...]:
+        """Shard file names by global shard number."""
+        return tuple(shard_file_name(s, i, n, self.compression) for s, n in self.counts for i in range(n))
+
+    def shard_column(self, split: Column, row_hash: Column) -> Column:
+        """A row's global shard number: its split's offset + a hash of the row's key hash mod the split's count."""
+        offset = F.create_map(*[x for s, _ in self.counts for x in (F.lit(s), F.lit(self.offset(s)))])
+        count = F.create_map(*[x for s, n in self.counts for x in (F.lit(s), F.lit(n))])
+        return offset[split] + F.pmod(F.xxhash64(row_hash, F.lit("shard")), count[split])
+
+
+def bucket_values(spark: SparkSession, total: int) -> list[int]:
+    """For every bucket i < `total`, a long whose Spark hash partition among `total` is i.
+
+    `repartition(total, column)` puts a row in partition pmod(murmur3(column, 42), total), the
+    same as `pmod(hash(column), total)`; repartitioning on these values makes partition i hold
+    shard i alone (one shard per task, none shared, none split).
+
+    Raises:
+        ConversionError: some bucket has no value in the range tried (not seen with Spark's hash).
+    """
+    rows = (
+        spark.range(0, 64 * total)  # misses a bucket with probability about total * e**-64
+        .select("id", F.pmod(F.hash("id"), F.lit(total)).alias("bucket"))
+        .groupBy("bucket")
+        .agg(F.min("id").alias("id"))
+        .collect()
+    )
+    found = {int(r["bucket"]): int(r["id"]) for r in rows}
+    if len(found) != total:
+        raise ConversionError(f"no hash value found for {total - len(found)} of {total} shard partitions")
+    return [found[i] for i in range(total)]
+
+
+@dataclass(frozen=True)
+class WrittenShards:
+    sizes: dict[int, int]  # bytes of each non-empty shard's file, by global shard number
+    failed_tasks: int  # task attempts of the write that failed (and were retried)
+
+
+def write_shards(
+    spark: SparkSession,
+    rows: DataFrame,
+    schema: T.StructType,
+    plan: ShardPlan,
+    staging: Staging,
+    fail_after: int | None = None,
+) -> WrittenShards:
+    """Write `rows` (the record columns of `schema` and `SHARD_COLUMN`, from `ordered`) as one
+    file per non-empty shard, named as the shard, in the staging folder.
+
+    The records' columns are cast to `schema` (the manifest's) and written in its order.
+
+    Raises:
+        ConversionError: Spark wrote other than one file per non-empty shard.
+    """
+    columns = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in schema.fields]
+    if fail_after is not None:  # test-only: fails the first attempt of task 0 mid-write
+        first = schema.fields[0].name
+        columns[0] = fail_once_column(columns[0], fail_after, posixpath.basename(staging.path)).alias(first)
+    writer = rows.select(*columns, SHARD_COLUMN).write.format(TFRECORD_FORMAT).option("recordType", "Example")
+    if plan.compression == "gzip":
+        writer = writer.option("codec", GZIP_CODEC)
+    parts = f"{staging.path}/{PARTS_DIR}"
+    before = _job_ids(spark)
+    try:  # one file per task whatever spark.sql.files.maxRecordsPerFile says
+        writer.option("maxRecordsPerFile", 0).partitionBy(SHARD_COLUMN).save(staging.url(parts))
+    except Exception as err:  # AnalysisException [DATA_SOURCE_NOT_FOUND]: the jar is not in the session
+        if "DATA_SOURCE_NOT_FOUND" not in str(err):
+            raise
+        raise ConversionError(NO_TFRECORD_SOURCE) from None
+    failed = _failed_tasks(spark, before)
+    return WrittenShards(_name_shards(staging, parts, plan.names()), failed)
+
+
+def _job_ids(spark: SparkSession) -> set[int]:
+    """The ids of the jobs Spark knows in this thread's job group (the group is left as it is)."""
+    sc = spark.sparkContext
+    return set(sc.statusTracker().getJobIdsForGroup(sc.getLocalProperty("spark.jobGroup.id")))
+
+
+def _failed_tasks(spark: SparkSession, before: set[int]) -> int:
+    """Failed task attempts in the jobs started since `before` (a retried task counts once per failure)."""
+    tracker = spark.sparkContext.statusTracker()
+    failed = 0
+    for job in _job_ids(spark) - before:
+        info = tracker.getJobInfo(job)
+        for stage in info.stageIds if info else ():
+            stage_info = tracker.getStageInfo(stage)
+            failed += stage_info.numFailedTasks if stage_info else 0
+    return failed
+
+
+def ordered(rows: DataFrame, buckets: list[int], order: list[str]) -> DataFrame:
+    """`rows` in `len(buckets)` partitions, partition i holding shard i, sorted by `order` inside."""
+    bucket = F.array(*[F.lit(v).cast("long") for v in buckets])[F.col(SHARD_COLUMN).cast("int")]
+    return (
+        rows.withColumn(_BUCKET, bucket)
+        .repartition(len(buckets), _BUCKET)
+        .drop(_BUCKET)
+        .sortWithinPartitions(SHARD_COLUMN, *order)
+    )
+
+
+def _name_shards(staging: Staging, parts: str, names: tuple[str, ...]) -> dict[int, int]:
+    """Move each `<SHARD_COLUMN>=i/part-*` file to shard name i; {shard: bytes}."""
+    fs = staging.fs
+    written: dict[int, int] = {}
+    for folder in fs.ls(parts, detail=False):
+        match = _SHARD_DIR.search(folder.rstrip("/"))
+        if match is None:
+            continue  # _SUCCESS, checksums
+        shard = int(match.group(1))
+        files = [p for p in fs.ls(folder, detail=False) if posixpath.basename(p).startswith("part-")]
+        if len(files) != 1 or shard >= len(names):
+            raise ConversionError(f"Spark wrote {len(files)} files for shard {shard} in {folder}; expected one")
+        target = f"{staging.path}/{names[shard]}"
+        fs.mv(files[0], target)
+        written[shard] = fs.size(target)
+    fs.rm(parts, recursive=True)
+    return written
