@@ -38,6 +38,14 @@ EXPECTED = {
         r"^  spark end-to-end +\d+\.\d\d s +\d+ rows/s ",
         rf"^  ratio loop/spark {FIGURE}{TARGET}   \(>1: Spark is faster\)$",
     ],
+    "input_pipeline": [
+        r"^== input pipeline: 24 records \(mean \d+ KB\), 224x224, augment imagenet, batch 8, \d+ tf\.data threads ==$",
+        r"^  Pillow loop +\d+ records/s   \d+\.\d\d cores used$",
+        r"^  tf\.data train_input_fn +\d+ records/s   \d+\.\d\d cores used$",
+        r"^  records/s per core: \d+   \(Pillow: \d+\)$",
+        rf"^  ratio per core {FIGURE}{TARGET}   \(tf\.data / Pillow records/s per core\)$",
+        r"^  cores to feed 4,667 images/s +\d+\.\d   \(Pillow: \d+\.\d; ResNet-50 bf16 on one H200\)$",
+    ],
     "train": [
         r"^== 1\. Training: Horovod processes 1 vs 2 \(5 steps, batch 8 per process, ",
         r"^  1 process +\d+ examples/s ",
@@ -52,7 +60,7 @@ EXPECTED = {
         rf"^  fixed cost {FIGURE} s   \(lowest of 1 runs\)$",
     ],
 }
-TABLES = {"convert_images": 2, "convert_table": 1, "train": 4}
+TABLES = {"convert_images": 2, "convert_table": 1, "input_pipeline": 1, "train": 4}
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
 
 

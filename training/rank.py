@@ -104,7 +104,9 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     result: dict[str, Any] = {"rank": rank, "size": size, "steps": plan.steps}
     start = time.perf_counter()
     if plan.steps > 0:
-        spec = split_input_spec(config.data, manifest, config.train_split, plan.params, threads, config.keep_labels)
+        spec = split_input_spec(
+            config.data, manifest, config.train_split, plan.params, threads, config.keep_labels, training=True
+        )
         train = train_input_fn(
             spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step, config.shuffle_buffer
         )
