@@ -284,7 +284,10 @@ def measure(args: argparse.Namespace) -> int:
         for _ in range(WARMUP_BATCHES):
             next(batches)
     time_pillow(records, args.image_size, min(1.0, args.seconds), args.seed)  # warm-up
-    print(f"  warm-up done in {warmup.seconds:.1f} s; timing {args.rounds} round(s) of {args.seconds:g} s per side", flush=True)
+    print(
+        f"  warm-up done in {warmup.seconds:.1f} s; timing {args.rounds} round(s) of {args.seconds:g} s per side",
+        flush=True,
+    )
     tf_side, pillow = Side(), Side()
     for round_ in range(args.rounds):
         pillow = pillow + time_pillow(records, args.image_size, args.seconds, args.seed + round_)

@@ -46,7 +46,9 @@ def test_random_resized_crop_eagerly_and_inside_dataset_map(fmt):
     np.testing.assert_array_equal(again.numpy(), eager.numpy())  # same seed, same crop and flip
     other = augment.random_resized_crop(encoded, seed(2), SIZE, 3)
     assert not np.array_equal(other.numpy(), eager.numpy())
-    mapped = tf.data.Dataset.from_tensors((encoded, seed(1))).map(lambda e, s: augment.random_resized_crop(e, s, SIZE, 3))
+    mapped = tf.data.Dataset.from_tensors((encoded, seed(1))).map(
+        lambda e, s: augment.random_resized_crop(e, s, SIZE, 3)
+    )
     np.testing.assert_array_equal(next(iter(mapped)).numpy(), eager.numpy())
 
 
@@ -128,7 +130,9 @@ def test_training_parser_augments_and_evaluation_parser_center_crops(shapes_data
     eval_spec = split_input_spec(str(shapes_dataset), manifest, "test", params, 2)
     features, _ = next(iter(eval_input_fn(eval_spec, 4)()))
     first = tf.data.TFRecordDataset(eval_spec.files[0]).take(4)
-    encoded = [tf.io.parse_single_example(r, manifest.tf_feature_spec(["image/encoded"]))["image/encoded"] for r in first]
+    encoded = [
+        tf.io.parse_single_example(r, manifest.tf_feature_spec(["image/encoded"]))["image/encoded"] for r in first
+    ]
     expected = [augment.center_crop(e, (16, 16), 3).numpy() for e in encoded]
     np.testing.assert_array_equal(features["image"].numpy(), np.stack(expected))
     with pytest.raises(TrainingError, match="augment must be one of none, imagenet, got 'x'"):

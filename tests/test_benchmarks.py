@@ -50,6 +50,7 @@ EXPECTED = {
         r"^== 1\. Training: Horovod processes 1 vs 2 \(5 steps, batch 8 per process, ",
         r"^  1 process +\d+ examples/s ",
         r"^  2 processes +\d+ examples/s ",
+        r"^  evaluation of validation: \d+\.\d\d s with 1 process, \d+\.\d\d s with 2 processes \(every rank ",
         rf"^  scaling efficiency {FIGURE}   \(examples/s\(2\) / \(2 x examples/s\(1\)\); no target\)$",
         r"^== 2\. Input pipeline alone: train_input_fn, rank 0 of 1, ",
         rf"^  headroom {FIGURE}{TARGET}   \(pipeline records/s / training examples/s\)$",

@@ -127,11 +127,17 @@ def train_images(encoded: tf.Tensor, seeds: tf.Tensor, size: tuple[int, int], ch
     """A batch [B] of encoded images and seeds [B, 2] → float32 [B, height, width, channels] for training."""
     out = tf.TensorSpec([*size, channels], tf.float32)
     if augment == "imagenet":
-        return tf.map_fn(lambda x: random_resized_crop(x[0], x[1], size, channels), (encoded, seeds), fn_output_signature=out)
+        return tf.map_fn(
+            lambda x: random_resized_crop(x[0], x[1], size, channels), (encoded, seeds), fn_output_signature=out
+        )
     return tf.map_fn(lambda x: whole_image(x, size, channels), encoded, fn_output_signature=out)
 
 
 def eval_images(encoded: tf.Tensor, size: tuple[int, int], channels: int, augment: str) -> tf.Tensor:
     """A batch [B] of encoded images → float32 [B, height, width, channels] for evaluation and serving."""
-    one = (lambda x: center_crop(x, size, channels)) if augment == "imagenet" else (lambda x: whole_image(x, size, channels))
+    one = (
+        (lambda x: center_crop(x, size, channels))
+        if augment == "imagenet"
+        else (lambda x: whole_image(x, size, channels))
+    )
     return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec([*size, channels], tf.float32))
