@@ -187,6 +187,8 @@ def run_scaling(spark: Any, dataset: Path, models: Path, batch_size: int, steps:
             "wall_seconds": metrics["wall_seconds"],
             "wall_examples_per_sec": per_second(metrics["steps_run"] * batch_size * num_proc, metrics["wall_seconds"]),
             "eval": metrics["eval"],
+            "eval_split": metrics["eval_split"],
+            "eval_seconds": metrics["eval_seconds"],  # the slowest rank's; every rank evaluates its part
         }
     return runs
 
@@ -407,6 +409,11 @@ def report_scaling(scaling: dict[int, dict[str, Any]], derived: dict[str, Any], 
             f"(per rank {per_rank}, over {timed_s:.1f} s of steps; run wall {run['wall_seconds']:.1f} s = "
             f"{run['wall_examples_per_sec']:.0f} examples/s with start-up and evaluation)",
         )
+    table.line(
+        f"evaluation of {first['eval_split']}: "
+        + ", ".join(f"{run['eval_seconds']:.2f} s with {n} process{'es' if n > 1 else ''}" for n, run in scaling.items())
+        + " (every rank evaluates its shards; metric sums allreduced)"
+    )
     table.figure(
         "scaling efficiency", derived["scaling_efficiency"], None, "(examples/s(2) / (2 x examples/s(1)); no target)"
     )

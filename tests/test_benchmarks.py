@@ -38,10 +38,19 @@ EXPECTED = {
         r"^  spark end-to-end +\d+\.\d\d s +\d+ rows/s ",
         rf"^  ratio loop/spark {FIGURE}{TARGET}   \(>1: Spark is faster\)$",
     ],
+    "input_pipeline": [
+        r"^== input pipeline: 24 records \(mean \d+ KB\), 224x224, augment imagenet, batch 8, \d+ tf\.data threads ==$",
+        r"^  Pillow loop +\d+ records/s   \d+\.\d\d cores used$",
+        r"^  tf\.data train_input_fn +\d+ records/s   \d+\.\d\d cores used$",
+        r"^  records/s per core: \d+   \(Pillow: \d+\)$",
+        rf"^  ratio per core {FIGURE}{TARGET}   \(tf\.data / Pillow records/s per core\)$",
+        r"^  cores to feed 4,667 images/s +\d+\.\d   \(Pillow: \d+\.\d; ResNet-50 bf16 on one H200\)$",
+    ],
     "train": [
         r"^== 1\. Training: Horovod processes 1 vs 2 \(5 steps, batch 8 per process, ",
         r"^  1 process +\d+ examples/s ",
         r"^  2 processes +\d+ examples/s ",
+        r"^  evaluation of validation: \d+\.\d\d s with 1 process, \d+\.\d\d s with 2 processes \(every rank ",
         rf"^  scaling efficiency {FIGURE}   \(examples/s\(2\) / \(2 x examples/s\(1\)\); no target\)$",
         r"^== 2\. Input pipeline alone: train_input_fn, rank 0 of 1, ",
         rf"^  headroom {FIGURE}{TARGET}   \(pipeline records/s / training examples/s\)$",
@@ -52,7 +61,7 @@ EXPECTED = {
         rf"^  fixed cost {FIGURE} s   \(lowest of 1 runs\)$",
     ],
 }
-TABLES = {"convert_images": 2, "convert_table": 1, "train": 4}
+TABLES = {"convert_images": 2, "convert_table": 1, "input_pipeline": 1, "train": 4}
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
 
 

@@ -151,3 +151,24 @@ def test_report_shows_counts_samples_curves_and_confusion(spark, shapes_dataset,
     cells = [int(c) for c in __import__("re").findall(r'rgba\(31,119,180,[0-9.]+\)">(\d+)<', page)]
     assert len(cells) == len(manifest.labels) ** 2 and sum(cells) == len(predictions)
     assert path.endswith("r.html")
+
+
+def test_every_rank_evaluates_and_the_combined_metrics_equal_one_process(spark, shapes_dataset, trained):
+    model_dir, result = trained
+    assert [r["metrics"] for r in result.per_rank][0] == result.per_rank[1]["metrics"]  # both ranks hold the sums
+    assert all(r["eval_seconds"] > 0 for r in result.per_rank) and result.metrics["eval_seconds"] > 0
+    manifest = read_manifest(str(shapes_dataset))
+    from training.input import eval_input_fn
+    from training.kinds import split_input_spec
+
+    estimator = tf.estimator.Estimator(
+        model_fn, model_dir=str(model_dir), params=dict(DEFAULT_PARAMS, labels=list(manifest.labels))
+    )
+    spec = split_input_spec(str(shapes_dataset), manifest, "test", DEFAULT_PARAMS, 2)
+    alone = estimator.evaluate(eval_input_fn(spec, 16), name="alone")  # one process, the whole split
+    combined = result.metrics["eval"]
+    assert combined["accuracy"] == pytest.approx(float(alone["accuracy"]), abs=1e-7)
+    assert combined["average_loss"] == pytest.approx(float(alone["average_loss"]), rel=1e-5)
+    assert combined["global_step"] == alone["global_step"] == STEPS
+    correct = combined["accuracy"] * manifest.splits["test"].num_records
+    assert correct == pytest.approx(round(correct), abs=1e-3)  # a count of the whole split, not a mean of means

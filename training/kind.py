@@ -24,7 +24,8 @@ class Kind:
         model_params: (manifest, config, params, labels) → the Estimator's `params`: the
             hyper-parameters plus what the model needs from the data; runs once, on the driver,
             and raises `TrainingError` for options that do not fit the data.
-        parser: (manifest, params) → a batch of serialized Examples → (features, labels).
+        parser: (manifest, params, training) → a batch of serialized Examples → (features, labels);
+            `training` asks for the training preprocessing (augmentation), else evaluation's.
         label_filter: (manifest, labels) → a record filter keeping those labels; None if the
             kind cannot filter by label.
         model_fn: (manifest) → the `model_fn` for this dataset.
@@ -34,7 +35,7 @@ class Kind:
     name: str
     default_params: Mapping[str, Any]
     model_params: Callable[[Manifest, TrainConfig, dict, tuple[str, ...]], dict]
-    parser: Callable[[Manifest, dict], Parser]
+    parser: Callable[[Manifest, dict, bool], Parser]
     label_filter: Callable[[Manifest, tuple[str, ...]], RecordFilter] | None
     model_fn: Callable[[Manifest], ModelFn]
     serving_receiver: Callable[[Manifest, dict], Receiver]

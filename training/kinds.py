@@ -32,8 +32,11 @@ def split_input_spec(
     params: dict,
     threads: int,
     keep_labels: tuple[str, ...] | None = None,
+    training: bool = False,
 ) -> InputSpec:
     """The `InputSpec` of one split with its kind's parser (and label filter, for `keep_labels`).
+
+    `training` picks the kind's training preprocessing (augmentation), else evaluation's.
 
     Raises:
         DatasetError: the split or a kept label does not exist, or the split has no records.
@@ -46,4 +49,4 @@ def split_input_spec(
         if kind.label_filter is None:
             raise TrainingError(f"--labels (a label subset) does not work for {manifest.kind} datasets")
         keep = kind.label_filter(manifest, keep_labels)
-    return input_spec(data, manifest, split, kind.parser(manifest, params), threads, keep)
+    return input_spec(data, manifest, split, kind.parser(manifest, params, training), threads, keep)

@@ -1,4 +1,4 @@
-"""What every Horovod process runs: build the Estimator, train, and (rank 0) evaluate and export."""
+"""What every Horovod process runs: build the Estimator, train, evaluate its part of the split, and (rank 0) export."""
 
 from __future__ import annotations
 
@@ -72,9 +72,10 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
+    from training.evaluate import evaluate_on_rank
     from training.export import export_model
     from training.hooks import ExamplesPerSecondHook
-    from training.input import eval_input_fn, train_input_fn
+    from training.input import train_input_fn
     from training.kinds import kind_for, split_input_spec
 
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
@@ -104,7 +105,9 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     result: dict[str, Any] = {"rank": rank, "size": size, "steps": plan.steps}
     start = time.perf_counter()
     if plan.steps > 0:
-        spec = split_input_spec(config.data, manifest, config.train_split, plan.params, threads, config.keep_labels)
+        spec = split_input_spec(
+            config.data, manifest, config.train_split, plan.params, threads, config.keep_labels, training=True
+        )
         train = train_input_fn(
             spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step, config.shuffle_buffer
         )
@@ -115,14 +118,14 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     if estimator.latest_checkpoint():
         result["weights_sha256"] = weights_checksum(estimator)
         result["global_step"] = int(estimator.get_variable_value("global_step"))
-    if rank == 0:  # Horovod: evaluation and export once, by rank 0
-        spec = split_input_spec(config.data, manifest, plan.eval_split, plan.params, threads, config.keep_labels)
-        with _naming_corrupt_shards(manifest, spec.files):
-            metrics = estimator.evaluate(eval_input_fn(spec, config.batch_size), name=plan.eval_split)
-        result["metrics"] = {k: float(v) for k, v in metrics.items()}
-        if config.export:
-            receiver = kind.serving_receiver(manifest, params)
-            result["export_path"] = export_model(
-                estimator, f"{config.model_dir}/export", list(plan.labels), receiver, manifest
-            )
+    spec = split_input_spec(config.data, manifest, plan.eval_split, plan.params, threads, config.keep_labels)
+    # A rank that trained evaluates its own final checkpoint (the same weights as rank 0's); else rank 0's.
+    checkpoint = estimator.latest_checkpoint() or tf.train.latest_checkpoint(config.model_dir)
+    start = time.perf_counter()
+    with _naming_corrupt_shards(manifest, spec.files):  # Horovod: every rank evaluates its part; sums combined
+        metrics = evaluate_on_rank(estimator, spec, config.batch_size, rank, size, plan.eval_split, checkpoint)
+    result.update(metrics={k: float(v) for k, v in metrics.items()}, eval_seconds=time.perf_counter() - start)
+    if rank == 0 and config.export:  # Horovod: the export once, by rank 0
+        receiver = kind.serving_receiver(manifest, params)
+        result["export_path"] = export_model(estimator, f"{config.model_dir}/export", list(plan.labels), receiver, manifest)
     return result

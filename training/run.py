@@ -126,6 +126,7 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
         "examples_per_sec_per_rank": [r["examples_per_sec"] for r in per_rank],
         "examples_per_sec_total": sum(r["examples_per_sec"] for r in per_rank),
         "wall_seconds": wall,
+        "eval_seconds": max(r["eval_seconds"] for r in per_rank),  # every rank evaluates its part
         "export_path": chief.get("export_path"),
         "model_dir": config.model_dir,
         "params": plan.params,

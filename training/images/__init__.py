@@ -7,6 +7,7 @@ from typing import Any
 from dataset.errors import TrainingError
 from dataset.manifest import Manifest
 from training.config import TrainConfig
+from training.images.augment import check_augment
 from training.images.model import IMAGE_PARAMS, model_fn
 from training.images.parser import image_parser, label_filter
 from training.images.serving import image_receiver_fn
@@ -16,6 +17,7 @@ from training.kind import Kind
 def _model_params(manifest: Manifest, config: TrainConfig, params: dict[str, Any], labels: tuple[str, ...]) -> dict:
     if config.feature_spec:
         raise TrainingError("--feature-spec applies to table datasets only")
+    check_augment(params["augment"])
     return dict(params, labels=list(labels))
 
 

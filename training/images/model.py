@@ -13,6 +13,7 @@ from training.heads import make_head, make_train_op_fn
 IMAGE_PARAMS: dict[str, Any] = {
     "image_size": [32, 32],  # height, width the images are resized to
     "channels": 3,
+    "augment": "none",  # none | imagenet (random resized crop + flip to train, centre crop to evaluate): see augment.py
     "conv_width": 16,  # filters of the first conv block; doubled per block
     "conv_depth": 2,  # conv blocks
     "dense_units": 64,

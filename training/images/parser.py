@@ -7,18 +7,26 @@ import tensorflow as tf
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_ENCODED, IMAGE_FILENAME, IMAGE_LABEL_ID, IMAGE_LABEL_TEXT
 from dataset.manifest import Manifest
-from training.images.preprocess import images_from_encoded
+from training.images.augment import check_augment, eval_images, train_images
 from training.input import KEY_FEATURE, Parser, RecordFilter
 
 
-def image_parser(manifest: Manifest, params: dict) -> Parser:
-    """Batch of image Examples → ({"image", KEY_FEATURE}, label names)."""
+def image_parser(manifest: Manifest, params: dict, training: bool = False) -> Parser:
+    """Batch of image Examples → ({"image", KEY_FEATURE}, label names); `training` augments (params["augment"])."""
     spec = manifest.tf_feature_spec([IMAGE_ENCODED, IMAGE_FILENAME, IMAGE_LABEL_TEXT])
     size, channels = tuple(params["image_size"]), int(params["channels"])
+    augment = check_augment(params["augment"])
+
+    def images(encoded: tf.Tensor) -> tf.Tensor:
+        if not training:
+            return eval_images(encoded, size, channels, augment)
+        # One stateless seed per image, drawn from the graph's seeded generator.
+        seeds = tf.random.uniform([tf.size(encoded), 2], maxval=2**31 - 1, dtype=tf.int64)
+        return train_images(encoded, seeds, size, channels, augment)
 
     def parse(serialized: tf.Tensor) -> tuple[dict, tf.Tensor]:
         parsed = tf.io.parse_example(serialized, spec)  # vectorized over the batch
-        features = {"image": images_from_encoded(parsed[IMAGE_ENCODED], size, channels), KEY_FEATURE: parsed[IMAGE_FILENAME]}
+        features = {"image": images(parsed[IMAGE_ENCODED]), KEY_FEATURE: parsed[IMAGE_FILENAME]}
         return features, parsed[IMAGE_LABEL_TEXT]
 
     return parse

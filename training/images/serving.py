@@ -9,13 +9,16 @@ import tensorflow as tf
 from dataset.export import EXAMPLES_INPUT, IMAGE_BYTES_INPUT
 from dataset.features import IMAGE_ENCODED, IMAGE_FILENAME
 from dataset.manifest import Manifest
-from training.images.preprocess import images_from_encoded
+from training.images.augment import eval_images
 from training.input import KEY_FEATURE
 
 
 def image_receiver_fn(manifest: Manifest, params: dict) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
-    """Receives serialized Examples; the encoded-image tensor inside is a second signature's input."""
-    size, channels = tuple(params["image_size"]), int(params["channels"])
+    """Receives serialized Examples; the encoded-image tensor inside is a second signature's input.
+
+    Images are preprocessed as for evaluation (the centre crop with params["augment"] "imagenet").
+    """
+    size, channels, augment = tuple(params["image_size"]), int(params["channels"]), params["augment"]
 
     def receiver() -> tf.estimator.export.ServingInputReceiver:
         serialized = tf.compat.v1.placeholder(tf.string, [None], name=EXAMPLES_INPUT)
@@ -27,7 +30,7 @@ def image_receiver_fn(manifest: Manifest, params: dict) -> Callable[[], tf.estim
             },
         )
         encoded = tf.identity(parsed[IMAGE_ENCODED], name=IMAGE_BYTES_INPUT)
-        features = {"image": images_from_encoded(encoded, size, channels), KEY_FEATURE: parsed[IMAGE_FILENAME]}
+        features = {"image": eval_images(encoded, size, channels, augment), KEY_FEATURE: parsed[IMAGE_FILENAME]}
         return tf.estimator.export.ServingInputReceiver(
             features,
             {EXAMPLES_INPUT: serialized},

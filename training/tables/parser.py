@@ -9,8 +9,11 @@ from training.input import KEY_FEATURE, Parser
 from training.tables.features import input_columns
 
 
-def table_parser(manifest: Manifest, params: dict) -> Parser:
-    """Batch of table Examples → (input columns, label): label names for classification, floats for regression."""
+def table_parser(manifest: Manifest, params: dict, training: bool = False) -> Parser:
+    """Batch of table Examples → (input columns, label): label names for classification, floats for regression.
+
+    Training and evaluation parse alike (`training` is unused).
+    """
     table = manifest.table
     label, key = table.label, table.key
     inputs = sorted(input_columns(manifest))
