@@ -102,6 +102,7 @@ class Manifest:
     label_feature: str  # the feature that holds the label (its text for images)
     key_feature: str | None  # the feature that identifies a record, if any
     table: TableInfo | None = None
+    num_converted_formats: dict[str, int] = field(default_factory=dict)  # images: original format → stored as PNG
     format_version: int = FORMAT_VERSION
 
     @property
@@ -208,6 +209,7 @@ class Manifest:
             num_rejected=data["num_rejected"],
             label_feature=data["label_feature"],
             key_feature=data["key_feature"],
+            num_converted_formats=data.get("num_converted_formats", {}),
             table=None
             if table is None
             else TableInfo(

@@ -33,6 +33,7 @@ class ConversionSummary:
     records: dict[str, int]
     shards: dict[str, int]
     rejected: dict[str, int]
+    converted: dict[str, int]
     bytes_written: int
     input_bytes: int
     num_files_seen: int
@@ -48,6 +49,9 @@ class ConversionSummary:
         lines += [f"  {split}: {n} records in {self.shards[split]} shards" for split, n in sorted(self.records.items())]
         rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
         lines.append(f"  rejected: {rejected}  (of {self.num_files_seen} files seen; see {REJECTED_REPORT})")
+        if self.converted:
+            formats = ", ".join(f"{fmt} {n}" for fmt, n in sorted(self.converted.items()))
+            lines.append(f"  stored as PNG (training cannot decode the original): {formats}")
         lines.append(f"  written: {self.bytes_written / 1e6:.1f} MB from {self.input_bytes / 1e6:.1f} MB read")
         if self.retried_shards:
             lines.append(f"  {self.retried_shards} shard tasks failed once and were retried")
@@ -104,6 +108,7 @@ def _manifest(
         compression=options.compression,
         num_files_seen=found.num_files_seen,
         num_rejected=dict(sorted(Counter(s.reason for s in rejects).items())),
+        num_converted_formats=dict(sorted(sum((Counter(r.converted) for r in results), Counter()).items())),
         label_feature=IMAGE_LABEL_FEATURE,
         key_feature=IMAGE_KEY_FEATURE,
     )
@@ -147,6 +152,7 @@ def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging
         records={name: split.num_records for name, split in manifest.splits.items()},
         shards={name: len(split.files) for name, split in manifest.splits.items()},
         rejected=manifest.num_rejected,
+        converted=manifest.num_converted_formats,
         bytes_written=sum(r.num_bytes for r in results),
         input_bytes=sum(r.input_bytes for r in results),
         num_files_seen=found.num_files_seen,

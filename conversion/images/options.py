@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from conversion.options import ConvertOptions
 from dataset.errors import OptionError
 
-VERIFY_LEVELS = ("header", "full")
+VERIFY_LEVELS = ("header", "decode", "full")  # see conversion.images.check
 REENCODE_FORMATS = ("jpeg", "png")
 
 
@@ -16,7 +16,7 @@ REENCODE_FORMATS = ("jpeg", "png")
 class ImageTransform:
     """What each accepted image becomes; the defaults keep the original bytes."""
 
-    verify: str = "header"
+    verify: str = "decode"
     max_bytes: int = 64 * 1024 * 1024
     resize: tuple[int, int] | None = None  # (height, width)
     reencode: str | None = None

@@ -41,6 +41,7 @@ class ShardResult:
     input_bytes: int
     rejects: tuple[Skip, ...]
     label_counts: dict[int, int] = field(default_factory=dict)
+    converted: dict[str, int] = field(default_factory=dict)  # original format → files stored as PNG
     seconds: float = 0.0
     attempt: int = 0
 
@@ -60,6 +61,7 @@ def write_shard(
     tmp_path = f"{staging}/{plan.name}.tmp-{attempt_tag}"
     rejects: list[Skip] = []
     labels: Counter[int] = Counter()
+    converted: Counter[str] = Counter()
     input_bytes = 0
     with TFRecordFileWriter(fs_out.open(tmp_path, "wb"), plan.compression) as writer:
         for task in plan.files:
@@ -78,6 +80,8 @@ def write_shard(
                 continue
             writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
             labels[task.label_id] += 1
+            if image.source_format:
+                converted[image.source_format] += 1
         if should_fail(fail_after, partition, attempt, fail_after or 0):  # a shorter shard fails before closing
             raise InjectedFault(f"injected failure in {plan.name} at its end")
         num_records = writer.num_records
@@ -91,6 +95,7 @@ def write_shard(
         input_bytes=input_bytes,
         rejects=tuple(rejects),
         label_counts=dict(labels),
+        converted=dict(converted),
         seconds=time.perf_counter() - start,
         attempt=attempt,
     )
