@@ -62,6 +62,7 @@ class TrainConfig:
     checkpoint_steps: int = 100
     summary_steps: int = 20
     export: bool = True
+    skip_undecodable: bool = False  # images: skip (and count) records whose image does not decode
     fail_on_rank: int | None = None  # test-only: this rank raises right after Horovod starts
 
     def __post_init__(self) -> None:
