@@ -55,10 +55,13 @@ def _decoder_error(encoded: bytes) -> str:
     return "decodes alone but not in the pipeline"
 
 
-def scan_undecodable(data_url: str, manifest: Manifest, split: str, first_only: bool = False) -> list[BadRecord]:
+def scan_undecodable(
+    data_url: str, manifest: Manifest, split: str, first_only: bool = False, sample: int | None = None
+) -> list[BadRecord]:
     """The records of `split` whose `image/encoded` the decoder cannot read, in shard order.
 
-    Decodes every record (in parallel); `first_only` stops at the first shard holding one.
+    Decodes every record (in parallel), or about `sample` records spread over the shards (the
+    first of each); `first_only` stops at the first shard holding one.
     """
     import tensorflow as tf
 
@@ -71,12 +74,17 @@ def scan_undecodable(data_url: str, manifest: Manifest, split: str, first_only: 
         return index + tf.cast(tf.size(image) * 0, tf.int64)  # depends on the decode, so it is not pruned
 
     bad: list[BadRecord] = []
-    for shard in manifest.split(split).files:
+    files = manifest.split(split).files
+    per_shard = None if sample is None else -(-sample // max(1, len(files)))
+    for shard in files:
         url = folder.file_url(shard.path)
         records = tf.data.TFRecordDataset(url, compression_type=compression).enumerate()
+        count = shard.num_records
+        if per_shard is not None:
+            records, count = records.take(per_shard), min(count, per_shard)
         good = records.map(decoded_index, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         decoded = {int(i) for i in good.ignore_errors()}
-        missing = sorted(set(range(shard.num_records)) - decoded)
+        missing = sorted(set(range(count)) - decoded)
         if not missing:
             continue
         wanted = set(missing)

@@ -64,3 +64,14 @@ def bmp_bytes(bits: int, pixels: np.ndarray, compression: int = 0) -> bytes:
     offset = 14 + 40 + len(palette)
     info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, bits, compression, len(body), 2835, 2835, 0, 0)
     return b"BM" + struct.pack("<IHHI", offset + len(body), 0, 0, offset) + info + palette + body
+
+
+def corrupt_png(seed: int) -> bytes:
+    """A 32x32 PNG whose IDAT data is damaged, with a recomputed chunk CRC: only a decode notices."""
+    png = image_bytes("PNG", (32, 32), seed=seed)
+    start = png.index(b"IDAT")
+    length = struct.unpack(">I", png[start - 4 : start])[0]
+    data = bytearray(png)
+    data[start + 4 + length // 2 : start + 12 + length // 2] = b"\xff" * 8
+    data[start + 4 + length : start + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[start : start + 4 + length])))
+    return bytes(data)

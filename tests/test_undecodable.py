@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -13,22 +11,11 @@ from PIL import Image
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions, ImageTransform
 from dataset.errors import TrainingError
-from tests.images import image_bytes, write
+from tests.images import corrupt_png, write
 from training.config import TrainConfig
 from training.run import run_training
 
 pytestmark = pytest.mark.slow
-
-
-def corrupt_png(seed: int) -> bytes:
-    """A 32x32 PNG whose IDAT data is damaged, with a recomputed chunk CRC: only a decode notices."""
-    png = image_bytes("PNG", (32, 32), seed=seed)
-    start = png.index(b"IDAT")
-    length = struct.unpack(">I", png[start - 4 : start])[0]
-    data = bytearray(png)
-    data[start + 4 + length // 2 : start + 12 + length // 2] = b"\xff" * 8
-    data[start + 4 + length : start + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[start : start + 4 + length])))
-    return bytes(data)
 
 
 @pytest.fixture(scope="module")
