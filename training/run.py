@@ -76,6 +76,12 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
     if config.keep_labels is not None:
         split_input_spec(config.data, manifest, config.train_split, params, 1, config.keep_labels)  # checks the labels
     eval_split = pick_eval_split(manifest.splits, config.eval_split)
+    labels = tuple(config.keep_labels) if config.keep_labels else manifest.labels
+    if (manifest.table is None or manifest.table.task == "classification") and len(labels) < 2:
+        raise TrainingError(
+            f"{config.data} has {len(labels)} label{'' if len(labels) == 1 else 's'} ({', '.join(labels) or 'none'}) "
+            "to train on; a classifier needs at least 2: add a label folder (or keep more --labels)"
+        )
     records = split_records(manifest, config.train_split, config.keep_labels)
     if records < config.batch_size * num_proc:
         raise TrainingError(
@@ -87,7 +93,6 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
         target = config.max_steps
     else:
         target = start + epochs_to_steps(config.epochs or 1.0, records, config.batch_size, num_proc)
-    labels = tuple(config.keep_labels) if config.keep_labels else manifest.labels
     estimator_params = kind.model_params(manifest, config, params, labels)  # checks the feature spec, once
     skipped = _undecodable(config, manifest, (config.train_split, eval_split)) if config.skip_undecodable else {}
     return RunPlan(
@@ -119,12 +124,31 @@ def _undecodable(config: TrainConfig, manifest: Manifest, splits: tuple[str, ...
     return {split: tuple(scan(config.data, manifest, split, False)) for split in dict.fromkeys(splits)}
 
 
+def check_num_proc(num_proc: int | None, slots: int) -> int:
+    """The Horovod processes to start: `num_proc`, or every task slot Spark can give (`slots`).
+
+    Raises:
+        TrainingError: `num_proc` is below 1, or above `slots` (Horovod would wait for the missing
+            tasks until its start timeout).
+    """
+    if num_proc is None:
+        return slots
+    if num_proc < 1:
+        raise TrainingError(f"--num-proc must be at least 1, got {num_proc} (leave it out to use all {slots} task slots)")
+    if num_proc > slots:
+        raise TrainingError(
+            f"--num-proc {num_proc} is more than the {slots} task slots Spark can give "
+            "(spark.sparkContext.defaultParallelism); lower --num-proc or give Spark more cores or executors"
+        )
+    return num_proc
+
+
 def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None = None) -> TrainResult:
     """Train with Horovod on `num_proc` Spark tasks (default: the cores Spark can give); write metrics.json."""
     import horovod.spark
     import tensorflow as tf
 
-    num_proc = num_proc or spark.sparkContext.defaultParallelism
+    num_proc = check_num_proc(num_proc, spark.sparkContext.defaultParallelism)
     plan = plan_run(config, num_proc)
     start = time.perf_counter()
     env = dict(os.environ, HOROVOD_GLOO_TIMEOUT_SECONDS=str(GLOO_TIMEOUT_S), PYTHONUNBUFFERED="1")
