@@ -13,7 +13,7 @@ from functools import partial
 from pyspark.sql import SparkSession
 
 from conversion.faults import fault_from_conf
-from conversion.images.discovery import Discovery, Skip, discover
+from conversion.images.discovery import LABEL_REASONS, Discovery, Skip, discover
 from conversion.images.options import ImageConvertOptions
 from conversion.images.plan import ShardPlan, group_into_tasks, plan_shards
 from conversion.images.writer import ShardJob, ShardResult, run_task, warm_up
@@ -142,7 +142,7 @@ def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging
     staging.write_text(REJECTED_REPORT, _rejected_lines(rejects))
     staging.keep_attempts({r.tmp_path: r.name for r in results})
     bad = sum(1 for s in rejects if s.reason not in SKIP_REASONS)
-    images = len(found.candidates) + sum(1 for s in found.skipped if s.reason == "unknown_label")
+    images = len(found.candidates) + sum(1 for s in found.skipped if s.reason in LABEL_REASONS)
     manifest = _manifest(options, found, results, rejects)
     publish(staging, manifest, bad, images, options.max_reject_fraction, "images")
     timings["commit_s"] = time.perf_counter() - commit_start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from conversion.options import ConvertOptions
@@ -52,6 +53,8 @@ class ImageConvertOptions(ConvertOptions):
         super().__post_init__()
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise OptionError(f"--labels has duplicates: {', '.join(self.labels)}")
+        if self.labels is not None and any(unicodedata.category(ch) == "Cc" for label in self.labels for ch in label):
+            raise OptionError(f"--labels holds control characters: {self.labels!r}")
 
     @property
     def uses_split_fractions(self) -> bool:
