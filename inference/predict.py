@@ -111,7 +111,9 @@ def _predict_images(
 
 def predict_images(spark: SparkSession, export_dir: str, root: str) -> DataFrame:
     """Predictions for every image file under `root`; `true_label` is its first folder, if any."""
-    files = [f for f in list_files(root) if has_image_extension(f.relpath) and not is_hidden(f.relpath)]
+    files = [
+        f for f in list_files(root) if has_image_extension(f.relpath) and not is_hidden(f.relpath) and not f.problem
+    ]
     if not files:
         raise DatasetError(f"no image files under {root}")
     rows = pd.DataFrame(

@@ -24,7 +24,14 @@ from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, S
 
 TASKS_PER_CORE = 2  # enough to even out uneven shards, few enough to keep per-task overhead low
 # Reasons given before any image is read: they are reported but not counted as bad images.
-SKIP_REASONS = ("hidden", "outside_label_folder", "unsupported_extension")
+SKIP_REASONS = (
+    "hidden",
+    "outside_label_folder",
+    "unsupported_extension",
+    "not_a_regular_file",
+    "symlink_loop",
+    "unreadable_folder",
+)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,9 @@ def discover(
     skipped: list[Skip] = []
     for listed in files:
         parts = listed.relpath.split("/")
-        if is_hidden(listed.relpath):
+        if listed.problem:
+            skipped.append(Skip(listed.relpath, listed.problem, listed.detail))
+        elif is_hidden(listed.relpath):
             skipped.append(Skip(listed.relpath, "hidden", "hidden file or folder"))
         elif len(parts) < depth:
             where = "ROOT/<split>/<label>/" if split_from_folders else "ROOT/<label>/"
