@@ -63,28 +63,33 @@ def write_shard(
     labels: Counter[int] = Counter()
     converted: Counter[str] = Counter()
     input_bytes = 0
-    with TFRecordFileWriter(fs_out.open(tmp_path, "wb"), plan.compression) as writer:
-        for task in plan.files:
-            if should_fail(fail_after, partition, attempt, writer.num_records):
-                raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
-            try:
-                data = fs_in.cat_file(f"{root}/{task.relpath}")
-            except OSError as err:
-                rejects.append(Skip(task.relpath, "unreadable", f"{type(err).__name__}: {err.strerror or err}"))
-                continue
-            input_bytes += len(data)
-            try:
-                image = check_image(data, job.transform)
-            except Rejected as rejected:
-                rejects.append(Skip(task.relpath, rejected.reason, rejected.detail))
-                continue
-            writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
-            labels[task.label_id] += 1
-            if image.source_format:
-                converted[image.source_format] += 1
-        if should_fail(fail_after, partition, attempt, fail_after or 0):  # a shorter shard fails before closing
-            raise InjectedFault(f"injected failure in {plan.name} at its end")
-        num_records = writer.num_records
+    try:
+        with TFRecordFileWriter(fs_out.open(tmp_path, "wb"), plan.compression) as writer:
+            for task in plan.files:
+                if should_fail(fail_after, partition, attempt, writer.num_records):
+                    raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
+                try:
+                    data = fs_in.cat_file(f"{root}/{task.relpath}")
+                except OSError as err:
+                    rejects.append(Skip(task.relpath, "unreadable", f"{type(err).__name__}: {err.strerror or err}"))
+                    continue
+                input_bytes += len(data)
+                try:
+                    image = check_image(data, job.transform)
+                except Rejected as rejected:
+                    rejects.append(Skip(task.relpath, rejected.reason, rejected.detail))
+                    continue
+                writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
+                labels[task.label_id] += 1
+                if image.source_format:
+                    converted[image.source_format] += 1
+            if should_fail(fail_after, partition, attempt, fail_after or 0):  # a shorter shard fails before closing
+                raise InjectedFault(f"injected failure in {plan.name} at its end")
+            num_records = writer.num_records
+    except OSError as err:  # the output's storage: say which file it refused (a full disk names none)
+        if err.filename:
+            raise
+        raise OSError(err.errno, err.strerror, tmp_path) from None
     return ShardResult(
         split=plan.split,
         index=plan.index,
