@@ -39,9 +39,14 @@ class BadRecord:
 
 
 def op_error_text(err: Exception) -> str:
-    """The first line of a TensorFlow error without its graph-node prefix and op suffix."""
-    text = (getattr(err, "message", None) or str(err) or type(err).__name__).splitlines()[0]
-    text = re.sub(r"^\{\{[^}]*\}\}\s*", "", text)
+    """The cause in a TensorFlow error: its first line, or in a graph execution error the line
+    before the node's name, without the graph-node prefix and op suffix."""
+    lines = [line for line in (getattr(err, "message", None) or str(err)).splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    if text.startswith("Graph execution error"):
+        node = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[[{{node")), len(lines))
+        text = lines[node - 1] if node > 1 else text
+    text = re.sub(r"^\{\{[^}]*\}\}\s*", "", text.strip())
     return re.sub(r"\s*\[Op:\w+\].*$", "", text)
 
 
