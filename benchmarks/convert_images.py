@@ -462,7 +462,7 @@ def workloads(args: argparse.Namespace) -> list[Workload]:
                 name="small",
                 title=f"small files: {args.small_files:,} PNG {SMALL_SIZE}x{SMALL_SIZE} RGB, header check only",
                 count=args.small_files,
-                transform=ImageTransform(),
+                transform=ImageTransform(verify="header"),
                 generate_one=generate_small,
                 targets={
                     "ratio": Target(">=", 0.8),

@@ -11,20 +11,44 @@ writes `manifest.json` and `_SUCCESS`, and renames the staging folder into place
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
 import posixpath
+import re
+import socket
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 from conversion.in_place import InPlaceOutput, is_object_store
-from dataset.errors import ConversionError, RejectLimitExceeded
+from dataset.errors import ConversionError, RejectLimitExceeded, StorageError
 from dataset.fs import filesystem, is_local
 from dataset.layout import MANIFEST, REJECTED_DIR, SUCCESS
 from dataset.manifest import Manifest
 
+OWNER = "_OWNER"  # in a staging folder: {"pid", "host", "started"} of the run writing it
+ORPHAN_AGE_S = 600  # a staging folder without an owner file and untouched this long is a killed run's
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
 
 class Staging:
-    """The staging folder of one run, next to the output folder."""
+    """The staging folder of one run, next to the output folder.
+
+    It holds an owner file (pid, host, start time), so that a second run of the same output
+    refuses to start while the first is alive instead of deleting its staging folder, and
+    removes the staging folders of runs that are gone.
+    """
 
     final_names = False  # writers use attempt names (`<name>.tmp-<attempt>`), renamed by `keep_attempts`
 
@@ -42,20 +66,71 @@ class Staging:
         return self.fs.exists(self.output) and bool(self.fs.ls(self.output))
 
     def begin(self, mode: str) -> None:
-        """Check the output against `mode`, drop stale staging folders of killed runs, start ours.
+        """Check the output against `mode`, drop staging folders of runs that are gone, start ours.
 
         Raises:
-            ConversionError: the output exists and `mode` is "error".
+            ConversionError: the output exists and `mode` is "error", or another live run is
+                writing the same output.
+            StorageError: the folder that would hold the output does not exist (local paths) or
+                cannot be written.
         """
         if mode == "error" and self.output_exists():
             raise ConversionError(
                 f"output {self.output} already exists; pass --mode overwrite to replace it or choose another --output"
             )
         parent = posixpath.dirname(self.output)
+        if is_local(self.fs) and not self.fs.isdir(parent):
+            raise StorageError(
+                f"the folder that would hold --output {self.output}, {parent}, does not exist; "
+                "create it first (or check that its disk is mounted)"
+            )
         if self.fs.exists(parent):
-            for stale in self._siblings():
-                self.fs.rm(stale, recursive=True)
-        self.fs.makedirs(self.path, exist_ok=True)
+            for other in self._siblings():
+                if self._is_live(other):
+                    raise ConversionError(self._live_message(other))
+                self.fs.rm(other, recursive=True)
+        try:
+            self.fs.makedirs(self.path, exist_ok=True)
+            owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+            self.write_text(OWNER, json.dumps(owner) + "\n")
+        except OSError as err:
+            raise storage_error(err, self.path) from None
+
+    def _owner(self, folder: str) -> dict | None:
+        try:
+            return json.loads(self.fs.cat_file(f"{folder}/{OWNER}"))
+        except (OSError, ValueError):
+            return None
+
+    def _is_live(self, folder: str) -> bool:
+        """Whether another run may still be writing `folder` (kept unless it is known to be gone)."""
+        if "staging-old-" in posixpath.basename(folder):
+            return False  # a replaced output left by a killed commit
+        owner = self._owner(folder)
+        if owner is None and self._only_rejected(folder):
+            return False  # what a run refused by the reject limit leaves for the user
+        if owner is None:  # no owner file yet (being created) or an older version's folder
+            modified = self.fs.modified(folder) if is_local(self.fs) else None
+            return modified is not None and time.time() - modified.timestamp() < ORPHAN_AGE_S
+        if owner.get("host") == socket.gethostname():
+            return _process_alive(int(owner.get("pid", 0)))
+        return True  # another machine's run: whether it is alive cannot be told from here
+
+    def _only_rejected(self, folder: str) -> bool:
+        names = {posixpath.basename(p.rstrip("/")) for p in self.fs.ls(folder, detail=False)}
+        return names == {REJECTED_DIR}
+
+    def _live_message(self, folder: str) -> str:
+        owner = self._owner(folder) or {}
+        who = (
+            f"process {owner['pid']} on {owner['host']}, started {owner.get('started', '?')}"
+            if owner
+            else "a run that started moments ago"
+        )
+        return (
+            f"another conversion ({who}) is writing {self.output} in {self.fs.unstrip_protocol(folder)}; "
+            "wait for it to finish, or remove that folder if that run is dead"
+        )
 
     def _siblings(self) -> list[str]:
         """Staging folders of earlier runs of this output (listed, not globbed: names may hold [ or *)."""
@@ -82,13 +157,15 @@ class Staging:
             out.write(text)
 
     def drop_all_but_rejected(self) -> None:
-        """Remove everything but the rejected report (what a refused run leaves for the user)."""
+        """Remove everything but the rejected report (what a refused run leaves for the user; the
+        next run removes it)."""
         for path in self.fs.ls(self.path, detail=False):
             if posixpath.basename(path.rstrip("/")) != REJECTED_DIR:
                 self.fs.rm(path, recursive=True)
 
     def commit(self) -> None:
         """Rename staging into place (replacing an existing output, which `begin` allowed)."""
+        self.fs.rm(f"{self.path}/{OWNER}")
         old = None
         if self.fs.exists(self.output):
             old = f"{self._prefix}old-{uuid.uuid4().hex[:12]}"
@@ -107,6 +184,43 @@ def _output_for(output_url: str) -> Staging:
     """`InPlaceOutput` on object stores (written in place, without renames), a `Staging` folder elsewhere."""
     fs, _ = filesystem(output_url)
     return InPlaceOutput(output_url) if is_object_store(fs) else Staging(output_url)  # type: ignore[return-value]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is larger than allowed",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+# How an executor's OSError (Python) or IOException (JVM) reads in the text of a failed Spark job.
+_PYTHON_OSERROR = re.compile(r"(?:OSError|PermissionError|IOError): \[Errno (\d+)\] [^\n']*(?:: '([^'\n]+)')?")
+_JVM_NO_SPACE = re.compile(r"java\.io\.IOException: No space left on device")
+
+
+def storage_error(err: BaseException, where: str) -> StorageError:
+    """One line for a write that the storage refused (full, read-only, no permission)."""
+    number = getattr(err, "errno", None)
+    path = getattr(err, "filename", None) or where
+    reason = _STORAGE_ERRNOS.get(number, getattr(err, "strerror", None) or str(err).splitlines()[0])
+    return StorageError(f"cannot write {path}: {reason}; free space or choose another --output, nothing was published")
+
+
+def storage_error_in(err: BaseException, where: str) -> StorageError | None:
+    """The storage error inside a failed Spark job's text (an executor's write), if there is one."""
+    text = str(err)
+    for match in _PYTHON_OSERROR.finditer(text):
+        if int(match.group(1)) in _STORAGE_ERRNOS:
+            number = int(match.group(1))
+            return storage_error(OSError(number, os.strerror(number), match.group(2) or where), where)
+    if _JVM_NO_SPACE.search(text):
+        return storage_error(OSError(errno.ENOSPC, "No space left on device", where), where)
+    return None
 
 
 def check_paths(input_url: str, output_url: str) -> None:
@@ -138,9 +252,25 @@ def staged_output(input_url: str | None, output_url: str, mode: str) -> Iterator
         yield staging
     except RejectLimitExceeded:
         raise  # the staging folder keeps the rejected report (and nothing else) for the user to read
-    except BaseException:
-        staging.abort()
+    except OSError as err:
+        _abort_quietly(staging)
+        if err.errno in _STORAGE_ERRNOS:
+            raise storage_error(err, staging.path) from None
         raise
+    except BaseException as err:
+        _abort_quietly(staging)
+        found = storage_error_in(err, staging.path)
+        if found is not None:
+            raise found from None
+        raise
+
+
+def _abort_quietly(staging: Staging) -> None:
+    """Remove the staging folder; a storage that refuses even that must not hide the first error."""
+    try:
+        staging.abort()
+    except OSError:
+        pass
 
 
 def refuse_over_limit(staging: Staging, bad: int, total: int, limit: float, unit: str) -> None:

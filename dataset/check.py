@@ -1,4 +1,4 @@
-"""Reading a dataset back with `tf.data`: CRCs, parsing with the manifest's spec, counts."""
+"""Reading a dataset back with `tf.data`: CRCs, features and counts against the manifest, image decoding."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_ENCODED
-from dataset.layout import DatasetFolder, tf_compression
+from dataset.layout import MANIFEST, REJECTED_REPORT, SUCCESS, DatasetFolder, tf_compression
 from dataset.manifest import Manifest, read_manifest, shard_urls
 
 _OFFSET = re.compile(r"at (?:byte )?(\d+)")
@@ -21,10 +21,20 @@ class ValidationReport:
     num_shards: int
     num_records: int
     records_per_split: dict[str, int]
+    num_decoded: int = 0  # image records decoded with the training decoder
+    unlisted: tuple[str, ...] = ()  # files in the folder that the manifest does not list
 
     def text(self) -> str:
         per_split = ", ".join(f"{name} {n}" for name, n in sorted(self.records_per_split.items()))
-        return f"OK {self.data}: {self.num_records} records in {self.num_shards} shards ({per_split}); CRCs, parsing and counts agree"
+        decoded = f"; {self.num_decoded} images decode" if self.num_decoded else ""
+        lines = [
+            f"OK {self.data}: {self.num_records} records in {self.num_shards} shards ({per_split}); "
+            f"CRCs, features, parsing and counts agree{decoded}"
+        ]
+        if self.unlisted:
+            shown = ", ".join(self.unlisted[:10]) + (f" and {len(self.unlisted) - 10} more" if len(self.unlisted) > 10 else "")
+            lines.append(f"  note: {len(self.unlisted)} files are not in the manifest (readers ignore them): {shown}")
+        return "\n".join(lines)
 
 
 def _tensorflow() -> Any:
@@ -39,25 +49,71 @@ def _tensorflow() -> Any:
     return tf
 
 
-def _count_shard(manifest: Manifest, path: str, spec: dict[str, Any]) -> int:
+def _presence_spec(manifest: Manifest) -> dict[str, Any]:
+    """Every manifest feature as a VarLenFeature of its dtype: a missing feature parses as no value
+    (a FixedLenFeature would fail without naming it), another dtype fails to parse."""
     tf = _tensorflow()
 
+    dtypes = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
+    return {name: tf.io.VarLenFeature(dtypes[info.dtype]) for name, info in manifest.features.items()}
+
+
+def _check_values(manifest: Manifest, path: str, parsed: dict[str, Any], first: int) -> None:
+    """Fixed-length features must hold exactly their shape's number of values in every record."""
+    import numpy as np
+
+    for name, info in sorted(manifest.features.items()):
+        if info.length != "fixed":
+            continue
+        want = int(np.prod(info.shape)) if info.shape else 1
+        rows = parsed[name].indices.numpy()[:, 0]
+        counts = np.bincount(rows, minlength=int(parsed[name].dense_shape.numpy()[0]))
+        wrong = np.nonzero(counts != want)[0]
+        if wrong.size:
+            at, got = first + int(wrong[0]), int(counts[wrong[0]])
+            what = "lacks feature" if got == 0 else f"has {got} values (the manifest says {want}) for feature"
+            raise DatasetError(
+                f"record {at} of shard {path} {what} {name!r} ({info.dtype}) that the manifest lists; "
+                "the manifest does not describe these records: convert the data again"
+            )
+
+
+def _count_shard(manifest: Manifest, path: str, spec: dict[str, Any] | None = None) -> int:
+    tf = _tensorflow()
+
+    spec = spec or _presence_spec(manifest)
+    compression = tf_compression(manifest.compression)
     count = 0
     try:
-        for batch in tf.data.TFRecordDataset(path, compression_type=tf_compression(manifest.compression)).batch(512):
-            tf.io.parse_example(batch, spec)
+        for batch in tf.data.TFRecordDataset(path, compression_type=compression).batch(512):
+            _check_values(manifest, path, tf.io.parse_example(batch, spec), count)
             count += int(batch.shape[0])
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as err:
+        good = count + _good_records_from(path, compression, count, spec)
         where = _OFFSET.search(err.message or "")
-        at = f"byte offset {where.group(1)}" if where else f"record {count}"
+        at = f"byte offset {where.group(1)}" if where else f"record {good}"
         first_line = (err.message or type(err).__name__).splitlines()[0]
-        raise DatasetError(f"corrupt shard {path} at {at} (after {count} good records): {first_line}") from None
+        raise DatasetError(f"corrupt shard {path} at {at} (after {good} good records): {first_line}") from None
     return count
+
+
+def _good_records_from(path: str, compression: str, start: int, spec: dict[str, Any]) -> int:
+    """How many records after the first `start` read and parse, one by one, before the first that does not."""
+    tf = _tensorflow()
+
+    good = 0
+    try:
+        for serialized in tf.data.TFRecordDataset(path, compression_type=compression).skip(start):
+            tf.io.parse_single_example(serialized, spec)
+            good += 1
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError):
+        pass
+    return good
 
 
 def find_corrupt_shard(manifest: Manifest, paths: list[str]) -> str | None:
     """The error naming the first of `paths` (shard URLs of the dataset) that does not read back, if any."""
-    spec = manifest.tf_feature_spec()
+    spec = _presence_spec(manifest)
     for path in paths:
         try:
             _count_shard(manifest, path, spec)
@@ -66,19 +122,46 @@ def find_corrupt_shard(manifest: Manifest, paths: list[str]) -> str | None:
     return None
 
 
-def validate_dataset(data_url: str) -> ValidationReport:
-    """Read every record of every shard, check CRCs and parsing, compare counts with the manifest.
+def _check_manifest_features(manifest: Manifest) -> None:
+    required = manifest.required_features()
+    missing = sorted(set(required) - set(manifest.features))
+    if missing:
+        raise DatasetError(
+            f"the manifest lacks features {missing} that {manifest.kind} records hold and training reads; "
+            "restore manifest.json or convert the data again"
+        )
+    for name, dtype in required.items():
+        if dtype is not None and manifest.features[name].dtype != dtype:
+            raise DatasetError(
+                f"the manifest says feature {name!r} is {manifest.features[name].dtype}, {manifest.kind} records hold {dtype}"
+            )
+
+
+def _unlisted_files(folder: DatasetFolder, manifest: Manifest) -> tuple[str, ...]:
+    listed = {f.path for split in manifest.splits.values() for f in split.files}
+    listed |= {MANIFEST, SUCCESS, REJECTED_REPORT}
+    root = folder.root.rstrip("/")
+    found = [path[len(root) + 1 :] for path in folder.fs.find(root)]
+    return tuple(sorted(path for path in found if path not in listed))
+
+
+def validate_dataset(data_url: str, decode_sample: int | None = None) -> ValidationReport:
+    """Read every record of every shard: CRCs, every manifest feature present with its dtype and
+    length, counts as in the manifest; decode the images of image records with training's decoder
+    (all of them, or `decode_sample` per split, 0 for none); list files the manifest does not name.
 
     Raises:
-        DatasetError: naming the first shard that is missing, corrupt or holds another count; or
-            TensorFlow is not installed.
+        DatasetError: naming the first shard or record that is missing, corrupt, lacks a feature,
+            holds another count or whose image does not decode.
     """
+    from dataset.decode import scan_undecodable
+
     manifest = read_manifest(data_url)
+    _check_manifest_features(manifest)
     folder = DatasetFolder(data_url)
     fs = folder.fs
-    _tensorflow()
-    spec = manifest.tf_feature_spec()
-    per_split, shards = {}, 0
+    spec = _presence_spec(manifest)
+    per_split, shards, decoded = {}, 0, 0
     for split, info in sorted(manifest.splits.items()):
         total = 0
         for shard in info.files:
@@ -91,7 +174,16 @@ def validate_dataset(data_url: str) -> ValidationReport:
             total += found
             shards += 1
         per_split[split] = total
-    return ValidationReport(data_url, shards, sum(per_split.values()), per_split)
+        if manifest.kind == "images" and decode_sample != 0:
+            bad = scan_undecodable(data_url, manifest, split, first_only=True, sample=decode_sample)
+            if bad:
+                raise DatasetError(
+                    f"cannot decode the image of {bad[0].text()}; training would stop there: convert the data "
+                    "again (the default --verify decode rejects such files) or train with --skip-undecodable"
+                )
+            decoded += total if decode_sample is None else min(total, decode_sample)
+    unlisted = _unlisted_files(folder, manifest)
+    return ValidationReport(data_url, shards, sum(per_split.values()), per_split, decoded, unlisted)
 
 
 def inspect_examples(data_url: str, split: str, count: int) -> Iterator[dict[str, Any]]:

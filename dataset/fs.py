@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from typing import NamedTuple
 
 import fsspec
@@ -14,10 +15,17 @@ from dataset.object_store import storage_options_for
 
 
 class ListedFile(NamedTuple):  # a NamedTuple: built and pickled per file, so kept cheap
-    """One file under a root: its path relative to the root (posix) and its size in bytes."""
+    """One file under a root: its path relative to the root (posix) and its size in bytes.
+
+    `problem` is set for an entry that must not be read: "not_a_regular_file" (a FIFO would
+    block its reader forever; sockets, devices), "symlink_loop" (a folder reached again through a
+    link), "unreadable_folder"; `detail` says more.
+    """
 
     relpath: str
     size: int
+    problem: str = ""
+    detail: str = ""
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -38,23 +46,46 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
+def _kind(mode: int) -> str:
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device or other special file"
+
+
 def _walk_local(root: str) -> list[ListedFile]:
     # os.scandir is several times faster than fsspec's generic find on local trees with many files.
     found: list[ListedFile] = []
     cut = len(root.rstrip(os.sep)) + 1
-    stack = [root]
+
+    def relpath(path: str) -> str:
+        return path[cut:].replace(os.sep, "/")
+
+    top = os.stat(root)
+    # (folder, the (device, inode) of it and its ancestors): a link back to an ancestor is a loop
+    stack: list[tuple[str, frozenset]] = [(root, frozenset({(top.st_dev, top.st_ino)}))]
     while stack:
-        folder = stack.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=True):
-                    stack.append(entry.path)
-                    continue
-                try:
-                    size = entry.stat(follow_symlinks=True).st_size
-                except OSError:
-                    size = -1  # a dangling link or a file that vanished: the read will reject it
-                found.append(ListedFile(entry.path[cut:].replace(os.sep, "/"), size))
+        folder, ancestors = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as err:
+            found.append(ListedFile(relpath(folder), -1, "unreadable_folder", f"cannot list it: {err.strerror or err}"))
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=True)
+            except OSError:
+                found.append(ListedFile(relpath(entry.path), -1))  # a dangling link or a file that vanished: the read rejects it
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                node = (info.st_dev, info.st_ino)
+                if node in ancestors:
+                    detail = f"a link to {os.path.realpath(entry.path)}, a folder that contains it: not followed"
+                    found.append(ListedFile(relpath(entry.path), -1, "symlink_loop", detail))
+                else:
+                    stack.append((entry.path, ancestors | {node}))
+            elif stat.S_ISREG(info.st_mode):
+                found.append(ListedFile(relpath(entry.path), info.st_size))
+            else:
+                detail = f"{_kind(info.st_mode)}, not a regular file: not read"
+                found.append(ListedFile(relpath(entry.path), -1, "not_a_regular_file", detail))
     return found
 
 

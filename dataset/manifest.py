@@ -125,6 +125,7 @@ class Manifest:
     label_feature: str  # the feature that holds the label (its text for images)
     key_feature: str | None  # the feature that identifies a record, if any
     table: TableInfo | None = None
+    num_converted_formats: dict[str, int] = field(default_factory=dict)  # images: original format → stored as PNG
     format_version: int = FORMAT_VERSION
 
     @property
@@ -160,10 +161,25 @@ class Manifest:
             if split.num_records != sum(f.num_records for f in split.files):
                 raise DatasetError(f"manifest split {name}: num_records differs from the sum over its files")
 
+    def required_features(self) -> dict[str, str | None]:
+        """The features every record of this kind holds and readers need: name → dtype (None: any)."""
+        if self.kind == "images":
+            return {name: dtype for name, (dtype, _) in IMAGE_FEATURES.items()}
+        return {name: None for name in (self.label_feature, self.key_feature) if name}
+
     def tf_feature_spec(self, names: list[str] | None = None) -> dict[str, Any]:
-        """The `tf.io.parse_example` spec of every feature, or of `names` (imports TensorFlow)."""
+        """The `tf.io.parse_example` spec of every feature, or of `names` (imports TensorFlow).
+
+        Raises:
+            DatasetError: the manifest does not list one of `names`.
+        """
         import tensorflow as tf
 
+        missing = sorted(set(names or ()) - set(self.features))
+        if missing:
+            raise DatasetError(
+                f"the manifest lists no feature {', '.join(map(repr, missing))}; restore manifest.json or convert the data again"
+            )
         dtypes = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
         chosen = self.features if names is None else {name: self.features[name] for name in names}
         return {
@@ -216,6 +232,7 @@ class Manifest:
             num_rejected=data["num_rejected"],
             label_feature=data["label_feature"],
             key_feature=data["key_feature"],
+            num_converted_formats=data.get("num_converted_formats", {}),
             table=None
             if table is None
             else TableInfo(

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
+from dataset.decode import op_error_text
 from dataset.errors import DatasetError, InferenceError
 from dataset.export import COLUMNS_INPUT, EXAMPLES_INPUT, IMAGE_BYTES_INPUT, load_labels, load_manifest
 from dataset.features import has_image_extension, is_hidden
@@ -18,7 +19,10 @@ from dataset.layout import tf_compression
 from dataset.manifest import read_manifest, shard_urls
 from dataset.reads import read_files
 
-SCHEMA = "key string, true_label string, predicted_label string, probabilities array<float>, prediction double"
+SCHEMA = (
+    "key string, true_label string, predicted_label string, probabilities array<float>, prediction double, "
+    "error string"  # why an input could not be predicted (predict --images), else null
+)
 BATCH = 256
 
 
@@ -41,6 +45,7 @@ def _frame(keys: list, true: list, outputs: dict, labels: list[str]) -> pd.DataF
                 "predicted_label": [None] * n,
                 "probabilities": [np.zeros(0, np.float32)] * n,
                 "prediction": values,
+                "error": [None] * n,
             }
         )
     ids = outputs["class_ids"].numpy().reshape(-1)
@@ -52,8 +57,45 @@ def _frame(keys: list, true: list, outputs: dict, labels: list[str]) -> pd.DataF
             "predicted_label": [labels[i] for i in ids],
             "probabilities": list(probabilities),
             "prediction": [None] * n,
+            "error": [None] * n,
         }
     )
+
+
+def _failed(keys: list, true: list, errors: list[str]) -> pd.DataFrame:
+    n = len(keys)
+    return pd.DataFrame(
+        {
+            "key": keys,
+            "true_label": true,
+            "predicted_label": [None] * n,
+            "probabilities": [np.zeros(0, np.float32)] * n,
+            "prediction": [None] * n,
+            "error": errors,
+        }
+    )
+
+
+def check_labels(model_labels: list[str], data_labels: list[str], what: str, subset: bool = False) -> None:
+    """Stop before predicting when the data's labels are not the model's (scores would be meaningless).
+
+    `subset`: the data may hold only some of the model's labels (folders of raw images).
+
+    Raises:
+        InferenceError: they differ.
+    """
+    if not model_labels or not data_labels:
+        return  # a regression model, or data without labels
+    unknown = sorted(set(data_labels) - set(model_labels))
+    missing = [] if subset else sorted(set(model_labels) - set(data_labels))
+    if unknown or missing:
+        parts = ([f"not in the model: {', '.join(unknown)}"] if unknown else []) + (
+            [f"not in the data: {', '.join(missing)}"] if missing else []
+        )
+        raise InferenceError(
+            f"the model's labels ({', '.join(model_labels)}) are not those of {what} ({', '.join(data_labels)}): "
+            f"{'; '.join(parts)}; predict with a model trained on such data"
+        )
 
 
 def _text(values: Any) -> list:
@@ -84,6 +126,8 @@ def _predict_shards(
 def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -> DataFrame:
     """Predictions for every record of a converted split (key: image/filename, or the table's key column)."""
     manifest = read_manifest(data)
+    labels = load_labels(export_dir)
+    check_labels(labels, list(manifest.labels), f"dataset {data}")
     paths = shard_urls(data, manifest, split)
     key, label = manifest.key_feature, manifest.label_feature
     spec = manifest.tf_feature_spec([name for name in (label, key) if name])
@@ -91,7 +135,7 @@ def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -
     frame = spark.createDataFrame(pd.DataFrame({"path": paths})).repartition(
         min(len(paths), spark.sparkContext.defaultParallelism)
     )
-    run = functools.partial(_predict_shards, export_dir, compression, key, label, spec, load_labels(export_dir))
+    run = functools.partial(_predict_shards, export_dir, compression, key, label, spec, labels)
     return frame.mapInPandas(run, SCHEMA)
 
 
@@ -105,19 +149,43 @@ def _predict_images(
     for frame in frames:
         for start in range(0, len(frame), BATCH):
             part = frame.iloc[start : start + BATCH]
-            data = [_raise_if_error(d) for _, d in read_files(fs, [f"{base}/{relpath}" for relpath in part["relpath"]])]
-            outputs = predict(**{IMAGE_BYTES_INPUT: tf.constant(data)})
-            yield _frame(list(part["relpath"]), list(part["label"]), outputs, labels)
-
-
-def _raise_if_error(data: bytes | OSError) -> bytes:
-    if isinstance(data, OSError):
-        raise data
-    return data
+            keys, true, data = [], [], []
+            readable = []
+            for relpath, label, problem in zip(part["relpath"], part["label"], part["problem"]):
+                if problem is not None:
+                    yield _failed([relpath], [label], [problem])
+                else:
+                    readable.append((relpath, label))
+            contents = read_files(fs, [f"{base}/{relpath}" for relpath, _ in readable])  # overlapped, in order
+            for (relpath, label), (_, content) in zip(readable, contents):
+                if isinstance(content, OSError):
+                    yield _failed([relpath], [label], [f"unreadable: {content.strerror or content}"])
+                    continue
+                keys.append(relpath)
+                true.append(label)
+                data.append(content)
+            if not data:
+                continue
+            try:
+                yield _frame(keys, true, predict(**{IMAGE_BYTES_INPUT: tf.constant(data)}), labels)
+            except tf.errors.InvalidArgumentError:  # an image in the batch does not decode: find which, one by one
+                for key, label, one in zip(keys, true, data):
+                    try:
+                        yield _frame([key], [label], predict(**{IMAGE_BYTES_INPUT: tf.constant([one])}), labels)
+                    except tf.errors.InvalidArgumentError as err:
+                        yield _failed([key], [label], [f"undecodable: {op_error_text(err)}"])
 
 
 def predict_images(spark: SparkSession, export_dir: str, root: str) -> DataFrame:
-    """Predictions for every image file under `root`; `true_label` is its first folder, if any."""
+    """Predictions for every image file under `root`; `true_label` is its first folder, if any.
+
+    An image that cannot be read or decoded gets a row with its reason in `error` (and no
+    prediction) instead of failing the job.
+
+    Raises:
+        DatasetError: there is no image file under `root`.
+        InferenceError: a label folder names a label the model does not know.
+    """
     files = [f for f in list_files(root) if has_image_extension(f.relpath) and not is_hidden(f.relpath)]
     if not files:
         raise DatasetError(f"no image files under {root}")
@@ -125,12 +193,16 @@ def predict_images(spark: SparkSession, export_dir: str, root: str) -> DataFrame
         {
             "relpath": [f.relpath for f in files],
             "label": [f.relpath.split("/")[0] if "/" in f.relpath else None for f in files],
+            "problem": [f"{f.problem}: {f.detail}" if f.problem else None for f in files],  # FIFOs...: never read
         }
     )
-    frame = spark.createDataFrame(rows, "relpath string, label string").repartition(
+    labels = load_labels(export_dir)
+    folders = sorted({label for label in rows["label"] if label is not None})
+    check_labels(labels, folders, f"the label folders of {root}", subset=True)
+    frame = spark.createDataFrame(rows, "relpath string, label string, problem string").repartition(
         spark.sparkContext.defaultParallelism
     )
-    run = functools.partial(_predict_images, export_dir, root, load_labels(export_dir))
+    run = functools.partial(_predict_images, export_dir, root, labels)
     return frame.mapInPandas(run, SCHEMA)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dataset.errors import InferenceError
 from dataset.export import resolve_export
+from dataset.fs import filesystem
 from inference.predict import accuracy, predict_images, predict_split, predict_table_file
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
@@ -38,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         export = resolve_export(args.model)
+        fs, output = filesystem(args.output)
+        existed = fs.exists(output)
+        if existed and args.mode == "error":
+            raise InferenceError(
+                f"--output {args.output} already exists; pass --mode overwrite to replace it or choose another --output"
+            )
         spark = spark_session(args, "predict")
         if args.data:
             predictions = predict_split(spark, export, args.data, args.split)
@@ -45,12 +53,19 @@ def main(argv: list[str] | None = None) -> int:
             predictions = predict_images(spark, export, args.images)
         else:
             predictions = predict_table_file(spark, export, args.table_file, args.format, args.csv_null_value)
-        predictions.write.mode(args.mode).parquet(args.output)
+        try:
+            predictions.write.mode(args.mode).parquet(args.output)
+        except BaseException:
+            if not existed and fs.exists(output):
+                fs.rm(output, recursive=True)  # a half-written folder would make the rerun refuse
+            raise
         written = spark.read.parquet(args.output)
         score = accuracy(written)
+        failed = written.where("error IS NOT NULL").count()
         print(
-            f"Wrote {written.count()} predictions to {args.output}"
+            f"Wrote {written.count() - failed} predictions to {args.output}"
             + (f"; accuracy {score:.4f}" if score is not None else "")
+            + (f"; {failed} inputs could not be predicted (their reason is in the error column)" if failed else "")
         )
         return 0
 

@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--summary-steps", type=int, default=20, help="steps between TensorBoard summaries")
     parser.add_argument("--seed", type=int, default=0, help="seed of shuffling and initialization")
     parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    parser.add_argument(
+        "--skip-undecodable",
+        action="store_true",
+        help="images: skip the records whose image does not decode (found by decoding every record of the "
+        "train and eval splits first) and count them in metrics.json, instead of failing",
+    )
     add_spark_arguments(parser)
     return parser
 
@@ -65,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_steps=args.checkpoint_steps,
             summary_steps=args.summary_steps,
             export=not args.no_export,
+            skip_undecodable=args.skip_undecodable,
         )
         print(run_training(spark_session(args, "train"), config, args.num_proc).text())
         return 0

@@ -1,6 +1,7 @@
 """Check a dataset folder with tf.data, or print decoded examples.
 
-python jobs/validate.py --data DIR                     # CRCs, parsing, counts per shard
+python jobs/validate.py --data DIR                     # CRCs, features, counts per shard; decode images
+python jobs/validate.py --data DIR --decode-sample 1000  # decode about 1000 images per split (or --no-decode)
 python jobs/validate.py --data DIR --inspect 5 --split train
 """
 
@@ -10,6 +11,7 @@ import argparse
 import sys
 
 from dataset.check import inspect_examples, validate_dataset
+from dataset.errors import OptionError
 from jobs.errors import reporting_errors
 
 
@@ -18,6 +20,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="dataset folder written by a conversion job")
     parser.add_argument("--inspect", type=int, metavar="N", help="print N decoded examples instead of validating")
     parser.add_argument("--split", default="train", help="split to inspect")
+    decoding = parser.add_mutually_exclusive_group()
+    decoding.add_argument(
+        "--decode-sample",
+        type=int,
+        metavar="N",
+        help="decode about N images per split with training's decoder (default: every image)",
+    )
+    decoding.add_argument("--no-decode", action="store_true", help="do not decode images")
     return parser
 
 
@@ -29,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             for row in inspect_examples(args.data, args.split, args.inspect):
                 print(" ".join(f"{name}={value}" for name, value in row.items()))
         else:
-            print(validate_dataset(args.data).text())
+            if args.decode_sample is not None and args.decode_sample < 1:
+                raise OptionError(f"--decode-sample must be at least 1, got {args.decode_sample} (or pass --no-decode)")
+            print(validate_dataset(args.data, 0 if args.no_decode else args.decode_sample).text())
         return 0
 
     return reporting_errors(run)

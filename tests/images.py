@@ -37,3 +37,41 @@ def bomb_png(width: int = 40000, height: int = 40000) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def bmp_bytes(bits: int, pixels: np.ndarray, compression: int = 0) -> bytes:
+    """A BITMAPINFOHEADER BMP that Pillow cannot write: 4-bit (16-colour palette), 16-bit (5-5-5)
+    or 8-bit RLE (`compression=1`); `pixels` holds palette indices (4, 8) or RGB values (16)."""
+    height, width = pixels.shape[:2]
+    palette = b""
+    if bits in (4, 8):
+        palette = b"".join(bytes((i * 16 % 256, 255 - i * 16 % 256, i * 8 % 256, 0)) for i in range(1 << bits))
+    rows = []
+    for row in pixels[::-1]:  # bottom-up
+        if bits == 4:
+            line = bytes((int(row[i]) << 4) | (int(row[i + 1]) if i + 1 < width else 0) for i in range(0, width, 2))
+        elif bits == 16:
+            line = b"".join(
+                struct.pack("<H", (int(r) >> 3) << 10 | (int(g) >> 3) << 5 | (int(b) >> 3)) for r, g, b in row
+            )
+        elif compression == 1:  # RLE8: (1, index) runs, end of line
+            rows.append(b"".join(bytes((1, int(v))) for v in row) + b"\0\0")
+            continue
+        else:
+            line = bytes(int(v) for v in row)
+        rows.append(line + b"\0" * (-len(line) % 4))
+    body = b"".join(rows) + (b"\0\1" if compression == 1 else b"")
+    offset = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, bits, compression, len(body), 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", offset + len(body), 0, 0, offset) + info + palette + body
+
+
+def corrupt_png(seed: int) -> bytes:
+    """A 32x32 PNG whose IDAT data is damaged, with a recomputed chunk CRC: only a decode notices."""
+    png = image_bytes("PNG", (32, 32), seed=seed)
+    start = png.index(b"IDAT")
+    length = struct.unpack(">I", png[start - 4 : start])[0]
+    data = bytearray(png)
+    data[start + 4 + length // 2 : start + 12 + length // 2] = b"\xff" * 8
+    data[start + 4 + length : start + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[start : start + 4 + length])))
+    return bytes(data)

@@ -46,6 +46,12 @@ EXPECTED = {
         rf"^  ratio per core {FIGURE}{TARGET}   \(tf\.data / Pillow records/s per core\)$",
         r"^  cores to feed 4,667 images/s +\d+\.\d   \(Pillow: \d+\.\d; ResNet-50 bf16 on one H200\)$",
     ],
+    "verify_levels": [
+        r"^== small files: 20 PNG 64x64 RGB \(\d+ KB each\) ==$",
+        r"^== photos: 1 JPEG 400x300 q90 \(\d+ KB each\) ==$",
+        r"^  decode +\d+\.\d{3} ms/image   ratio decode/header +\d+\.\d\d$",
+        r"^  tf_decode +\d+\.\d{3} ms/image   ratio tf_decode/header +\d+\.\d\d$",
+    ],
     "train": [
         r"^== 1\. Training: Horovod processes 1 vs 2 \(5 steps, batch 8 per process, ",
         r"^  1 process +\d+ examples/s ",
@@ -61,7 +67,7 @@ EXPECTED = {
         rf"^  fixed cost {FIGURE} s   \(lowest of 1 runs\)$",
     ],
 }
-TABLES = {"convert_images": 2, "convert_table": 1, "input_pipeline": 1, "train": 4}
+TABLES = {"convert_images": 2, "convert_table": 1, "input_pipeline": 1, "train": 4, "verify_levels": 2}
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
 
 

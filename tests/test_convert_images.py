@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from conversion.faults import FAULT_CONF
 from conversion.images.convert import convert_images
@@ -103,7 +106,11 @@ def test_every_image_comes_back_with_identical_bytes_and_its_label(converted):
     for relpath, data in good.items():
         row = records[relpath]
         label = relpath.split("/")[0]
-        assert row["image/encoded"] == data
+        if relpath.endswith(".webp"):  # training cannot decode WebP: stored as lossless PNG
+            assert row["image/format"] == b"png"
+            assert np.array_equal(tf.io.decode_png(row["image/encoded"]).numpy(), np.asarray(Image.open(io.BytesIO(data))))
+        else:
+            assert row["image/encoded"] == data
         assert row["image/class/text"].decode() == label
         assert row["image/class/label"] == labels.index(label)
     gray = records["cat/b gray.png"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
 from conversion.images.convert import convert_images
-from conversion.images.options import ImageConvertOptions
+from conversion.images.options import ImageConvertOptions, ImageTransform
 from dataset.check import inspect_examples, validate_dataset
 from dataset.errors import DatasetError
+from dataset.manifest import read_manifest
 from jobs import validate as validate_job
-from tests.images import image_bytes, write
+from tests.images import corrupt_png, image_bytes, write
+from training.images.parser import image_parser
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +78,85 @@ def test_missing_folder_manifest_and_split(dataset, tmp_path):
         validate_dataset(str(copy))
     with pytest.raises(DatasetError, match="split 'nope' is not in"):
         list(inspect_examples(str(dataset), "nope", 1))
+
+
+def _record_offsets(data: bytes) -> list[int]:
+    """Where each record of an uncompressed TFRecord file starts (8-byte length, 4-byte CRC, data, 4-byte CRC)."""
+    offsets, at = [], 0
+    while at < len(data):
+        offsets.append(at)
+        at += 16 + int.from_bytes(data[at : at + 8], "little")
+    return offsets
+
+
+def test_flipped_byte_says_how_many_records_before_it_were_good(dataset, tmp_path):
+    copy, shard = damaged(dataset, tmp_path)
+    data = bytearray(shard.read_bytes())
+    offsets = _record_offsets(bytes(data))
+    assert len(offsets) > 4
+    data[offsets[4] + 12 + 5] ^= 0x01  # inside the data of record 4
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=r"train-00001-of-00002.tfrecord at byte offset \d+ \(after 4 good records\)"):
+        validate_dataset(str(copy))
+
+
+def _edit_manifest(folder, edit) -> None:
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def test_a_manifest_that_lost_a_feature_fails_validation_and_training_with_its_name(dataset, tmp_path):
+    copy, _ = damaged(dataset, tmp_path)
+    _edit_manifest(copy, lambda m: m["features"].pop("image/filename"))
+    message = "the manifest lacks features \\['image/filename'\\] that images records hold and training reads"
+    with pytest.raises(DatasetError, match=message):
+        validate_dataset(str(copy))
+    with pytest.raises(DatasetError, match="the manifest lists no feature 'image/filename'"):
+        image_parser(read_manifest(str(copy)), {"image_size": [8, 8], "channels": 3})
+
+
+def test_a_feature_the_records_lack_is_named_with_the_record(dataset, tmp_path):
+    copy, _ = damaged(dataset, tmp_path)
+    extra = {"dtype": "int64", "shape": [], "length": "fixed", "spark_type": "bigint"}
+    _edit_manifest(copy, lambda m: m["features"].update({"image/depth": extra}))
+    with pytest.raises(
+        DatasetError,
+        match=r"^record 0 of shard file://.*/test-00000-of-00002.tfrecord lacks feature 'image/depth' \(int64\) "
+        "that the manifest lists; the manifest does not describe these records: convert the data again$",
+    ):
+        validate_dataset(str(copy))
+
+
+def test_images_are_decoded_with_trainings_decoder_unless_asked_not_to(spark, tmp_path, capsys):
+    root = tmp_path / "in"
+    for i in range(6):
+        write(root, f"x/{i}.png", image_bytes("PNG", (16, 16), seed=i))
+    write(root, "x/bad.png", corrupt_png(3))
+    out = tmp_path / "data"
+    convert_images(
+        spark,
+        ImageConvertOptions(str(root), str(out), splits=(("train", 1.0),), transform=ImageTransform(verify="header")),
+    )
+    assert validate_job.main(["--data", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot decode the image of record ") and "(x/bad.png): Invalid PNG data, size " in err
+    assert "\n" not in err
+    assert validate_job.main(["--data", str(out), "--no-decode"]) == 0
+    assert capsys.readouterr().out.startswith(f"OK {out}: 7 records in 1 shards (train 7); CRCs, features, parsing")
+    assert validate_job.main(["--data", str(out), "--decode-sample", "0"]) == 2
+    assert "--decode-sample must be at least 1" in capsys.readouterr().err
+
+
+def test_files_the_manifest_does_not_list_are_reported(dataset, tmp_path):
+    copy, _ = damaged(dataset, tmp_path)
+    (copy / "train-00002-of-00003.tfrecord").write_bytes(b"")
+    (copy / "notes").mkdir()
+    (copy / "notes" / "todo.txt").write_text("x")
+    report = validate_dataset(str(copy))
+    assert report.unlisted == ("notes/todo.txt", "train-00002-of-00003.tfrecord")
+    assert report.num_decoded == 24
+    assert report.text().splitlines()[1] == (
+        "  note: 2 files are not in the manifest (readers ignore them): notes/todo.txt, train-00002-of-00003.tfrecord"
+    )

@@ -62,6 +62,7 @@ class TrainConfig:
     checkpoint_steps: int = 100
     summary_steps: int = 20
     export: bool = True
+    skip_undecodable: bool = False  # images: skip (and count) records whose image does not decode
     fail_on_rank: int | None = None  # test-only: this rank raises right after Horovod starts
 
     def __post_init__(self) -> None:
@@ -74,10 +75,18 @@ class TrainConfig:
 
 
 def pick_eval_split(splits: dict, wanted: str | None) -> str:
-    """The evaluation split: the one asked for, else validation, else test."""
+    """The evaluation split: the one asked for, else validation, else test.
+
+    Raises:
+        DatasetError: the split asked for is missing or empty; or none was asked for and there is
+            no non-empty validation or test split.
+    """
     if wanted is not None:
         if wanted not in splits:
             raise DatasetError(f"split {wanted!r} is not in the dataset; it has {', '.join(sorted(splits))}")
+        if not splits[wanted].num_records:
+            with_records = ", ".join(name for name in sorted(splits) if splits[name].num_records)
+            raise DatasetError(f"--eval-split {wanted!r} has no records; splits with records: {with_records}")
         return wanted
     for name in ("validation", "test"):
         if name in splits and splits[name].num_records:

@@ -90,10 +90,11 @@ def train_input_fn(
             files = files.shard(num_ranks, rank)  # Horovod: each rank reads its own files
         # A fixed seed with reshuffle_each_iteration gives a new, reproducible file order every epoch.
         files = files.shuffle(len(spec.files), seed=seed, reshuffle_each_iteration=True).repeat()
+        cycle = min(len(spec.files), 4)
         records = files.interleave(
             lambda path: tf.data.TFRecordDataset(path, compression_type=spec.compression),
-            cycle_length=min(len(spec.files), 4),
-            num_parallel_calls=min(spec.threads, 4),
+            cycle_length=cycle,
+            num_parallel_calls=min(spec.threads, cycle),  # tf.data refuses more calls than the cycle length
             deterministic=False,
         )
         if not by_files:

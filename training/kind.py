@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dataset.decode import BadRecord
 from dataset.manifest import Manifest
 from training.config import TrainConfig
 from training.input import Parser, RecordFilter
@@ -30,6 +31,9 @@ class Kind:
             kind cannot filter by label.
         model_fn: (manifest) → the `model_fn` for this dataset.
         serving_receiver: (manifest, params) → the export's serving input receiver fn.
+        scan_undecodable: (data, manifest, split, first_only) → the records the model's input
+            cannot decode; None if every record that parses can be used.
+        skip_filter: (manifest, bad records) → a record filter dropping those records.
     """
 
     name: str
@@ -39,3 +43,5 @@ class Kind:
     label_filter: Callable[[Manifest, tuple[str, ...]], RecordFilter] | None
     model_fn: Callable[[Manifest], ModelFn]
     serving_receiver: Callable[[Manifest, dict], Receiver]
+    scan_undecodable: Callable[[str, Manifest, str, bool], list[BadRecord]] | None = None
+    skip_filter: Callable[[Manifest, tuple[BadRecord, ...]], RecordFilter] | None = None

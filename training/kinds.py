@@ -5,10 +5,11 @@ A new kind of data (say, text) is a sub-package with its `KIND` and one line her
 
 from __future__ import annotations
 
+from dataset.decode import BadRecord
 from dataset.errors import TrainingError
 from dataset.manifest import Manifest
 from training import images, tables
-from training.input import InputSpec, input_spec
+from training.input import InputSpec, RecordFilter, input_spec
 from training.kind import Kind
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (images.KIND, tables.KIND)}
@@ -33,6 +34,7 @@ def split_input_spec(
     threads: int,
     keep_labels: tuple[str, ...] | None = None,
     training: bool = False,
+    skip: tuple[BadRecord, ...] = (),
 ) -> InputSpec:
     """The `InputSpec` of one split with its kind's parser (and label filter, for `keep_labels`).
 
@@ -49,4 +51,16 @@ def split_input_spec(
         if kind.label_filter is None:
             raise TrainingError(f"--labels (a label subset) does not work for {manifest.kind} datasets")
         keep = kind.label_filter(manifest, keep_labels)
+    if skip:
+        if kind.skip_filter is None:
+            raise TrainingError(f"records of {manifest.kind} datasets cannot be skipped")
+        keep = _both(keep, kind.skip_filter(manifest, skip))
     return input_spec(data, manifest, split, kind.parser(manifest, params, training), threads, keep)
+
+
+def _both(first: RecordFilter | None, second: RecordFilter) -> RecordFilter:
+    import tensorflow as tf
+
+    if first is None:
+        return second
+    return lambda serialized: tf.logical_and(first(serialized), second(serialized))

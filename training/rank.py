@@ -7,9 +7,10 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from dataset.decode import BadRecord
 from dataset.manifest import Manifest
 from training.config import TrainConfig
 
@@ -28,6 +29,7 @@ class RunPlan:
     steps: int  # steps every rank runs now: target_step - start_step, or 0
     target_step: int
     num_proc: int
+    skipped: dict[str, tuple[BadRecord, ...]] = field(default_factory=dict)  # --skip-undecodable: split → records
 
 
 def weights_checksum(estimator: Any) -> str:
@@ -51,20 +53,29 @@ def _session_config(threads: int, local_rank: int) -> Any:
 
 
 @contextlib.contextmanager
-def _naming_corrupt_shards(manifest: Manifest, files: tuple[str, ...]) -> Iterator[None]:
-    """tf.data's errors for damaged records do not name the file: find the corrupt shard and say which."""
+def _naming_bad_records(data: str, manifest: Manifest, split: str, files: tuple[str, ...]) -> Iterator[None]:
+    """tf.data's errors for damaged records name neither file nor record: find the corrupt shard,
+    else the first record whose image does not decode, and say which."""
     import tensorflow as tf
 
     from dataset.check import find_corrupt_shard
     from dataset.errors import DatasetError
+    from training.kinds import kind_for
 
     try:
         yield
     except (tf.errors.DataLossError, tf.errors.UnknownError, tf.errors.InvalidArgumentError):
         corrupt = find_corrupt_shard(manifest, list(files))
-        if corrupt is None:
+        if corrupt is not None:
+            raise DatasetError(corrupt) from None
+        scan = kind_for(manifest).scan_undecodable
+        bad = scan(data, manifest, split, True) if scan is not None else []
+        if not bad:
             raise
-        raise DatasetError(corrupt) from None
+        raise DatasetError(
+            f"cannot decode the image of {bad[0].text()}; convert the data again (the default --verify decode "
+            "rejects such files) or train with --skip-undecodable"
+        ) from None
 
 
 def train_on_rank(plan: RunPlan) -> dict[str, Any]:
@@ -106,23 +117,39 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     start = time.perf_counter()
     if plan.steps > 0:
         spec = split_input_spec(
-            config.data, manifest, config.train_split, plan.params, threads, config.keep_labels, training=True
+            config.data,
+            manifest,
+            config.train_split,
+            plan.params,
+            threads,
+            config.keep_labels,
+            training=True,
+            skip=plan.skipped.get(config.train_split, ()),
         )
         train = train_input_fn(
             spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step, config.shuffle_buffer
         )
         hooks = [hvd.BroadcastGlobalVariablesHook(0), speed]  # Horovod: start every rank from rank 0's weights
-        with _naming_corrupt_shards(manifest, spec.files):
+        with _naming_bad_records(config.data, manifest, config.train_split, spec.files):
             estimator.train(train, hooks=hooks)
     result.update(train_seconds=time.perf_counter() - start, examples_per_sec=speed.examples_per_second)
     if estimator.latest_checkpoint():
         result["weights_sha256"] = weights_checksum(estimator)
         result["global_step"] = int(estimator.get_variable_value("global_step"))
-    spec = split_input_spec(config.data, manifest, plan.eval_split, plan.params, threads, config.keep_labels)
+    spec = split_input_spec(
+        config.data,
+        manifest,
+        plan.eval_split,
+        plan.params,
+        threads,
+        config.keep_labels,
+        skip=plan.skipped.get(plan.eval_split, ()),
+    )
     # A rank that trained evaluates its own final checkpoint (the same weights as rank 0's); else rank 0's.
     checkpoint = estimator.latest_checkpoint() or tf.train.latest_checkpoint(config.model_dir)
     start = time.perf_counter()
-    with _naming_corrupt_shards(manifest, spec.files):  # Horovod: every rank evaluates its part; sums combined
+    with _naming_bad_records(config.data, manifest, plan.eval_split, spec.files):
+        # Horovod: every rank evaluates its part of the split; the metric sums are combined
         metrics = evaluate_on_rank(estimator, spec, config.batch_size, rank, size, plan.eval_split, checkpoint)
     result.update(metrics={k: float(v) for k, v in metrics.items()}, eval_seconds=time.perf_counter() - start)
     if rank == 0 and config.export:  # Horovod: the export once, by rank 0

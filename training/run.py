@@ -14,8 +14,9 @@ from typing import Any, TextIO
 
 from pyspark.sql import SparkSession
 
+from dataset.decode import BadRecord
 from dataset.errors import TrainingError
-from dataset.manifest import read_manifest
+from dataset.manifest import Manifest, read_manifest
 from training.config import TrainConfig, pick_eval_split, resolve_params
 from training.input import epochs_to_steps, split_records
 from training.kinds import kind_for, split_input_spec
@@ -39,6 +40,11 @@ class TrainResult:
                 f"Trained {m['steps_run']} steps on {m['num_proc']} processes to global step {m['global_step']} "
                 f"in {m['wall_seconds']:.1f} s ({m['examples_per_sec_total']:.0f} examples/s)",
                 f"  eval on {m['eval_split']}: {evaluated}",
+                *(
+                    [f"  skipped undecodable records: {', '.join(f'{s} {n}' for s, n in m['skipped_undecodable'].items())}"]
+                    if "skipped_undecodable" in m
+                    else []
+                ),
                 f"  model_dir: {m['model_dir']}",
                 f"  export: {m.get('export_path') or 'none'}",
             ]
@@ -70,6 +76,12 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
     if config.keep_labels is not None:
         split_input_spec(config.data, manifest, config.train_split, params, 1, config.keep_labels)  # checks the labels
     eval_split = pick_eval_split(manifest.splits, config.eval_split)
+    labels = tuple(config.keep_labels) if config.keep_labels else manifest.labels
+    if (manifest.table is None or manifest.table.task == "classification") and len(labels) < 2:
+        raise TrainingError(
+            f"{config.data} has {len(labels)} label{'' if len(labels) == 1 else 's'} ({', '.join(labels) or 'none'}) "
+            "to train on; a classifier needs at least 2: add a label folder (or keep more --labels)"
+        )
     records = split_records(manifest, config.train_split, config.keep_labels)
     if records < config.batch_size * num_proc:
         raise TrainingError(
@@ -81,11 +93,54 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
         target = config.max_steps
     else:
         target = start + epochs_to_steps(config.epochs or 1.0, records, config.batch_size, num_proc)
-    labels = tuple(config.keep_labels) if config.keep_labels else manifest.labels
     estimator_params = kind.model_params(manifest, config, params, labels)  # checks the feature spec, once
+    skipped = _undecodable(config, manifest, (config.train_split, eval_split)) if config.skip_undecodable else {}
     return RunPlan(
-        config, manifest, labels, params, estimator_params, eval_split, start, max(0, target - start), target, num_proc
+        config,
+        manifest,
+        labels,
+        params,
+        estimator_params,
+        eval_split,
+        start,
+        max(0, target - start),
+        target,
+        num_proc,
+        skipped,
     )
+
+
+def _undecodable(config: TrainConfig, manifest: Manifest, splits: tuple[str, ...]) -> dict[str, tuple[BadRecord, ...]]:
+    """--skip-undecodable: the records of each split that the model's input cannot decode, found
+    once on the driver (every record decoded), so that every rank skips the same ones and the
+    count is of distinct records, not of skips over epochs.
+
+    Raises:
+        TrainingError: the dataset's kind has no records to skip.
+    """
+    scan = kind_for(manifest).scan_undecodable
+    if scan is None:
+        raise TrainingError(f"--skip-undecodable applies to image datasets; {config.data} is a {manifest.kind} dataset")
+    return {split: tuple(scan(config.data, manifest, split, False)) for split in dict.fromkeys(splits)}
+
+
+def check_num_proc(num_proc: int | None, slots: int) -> int:
+    """The Horovod processes to start: `num_proc`, or every task slot Spark can give (`slots`).
+
+    Raises:
+        TrainingError: `num_proc` is below 1, or above `slots` (Horovod would wait for the missing
+            tasks until its start timeout).
+    """
+    if num_proc is None:
+        return slots
+    if num_proc < 1:
+        raise TrainingError(f"--num-proc must be at least 1, got {num_proc} (leave it out to use all {slots} task slots)")
+    if num_proc > slots:
+        raise TrainingError(
+            f"--num-proc {num_proc} is more than the {slots} task slots Spark can give "
+            "(spark.sparkContext.defaultParallelism); lower --num-proc or give Spark more cores or executors"
+        )
+    return num_proc
 
 
 def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None = None) -> TrainResult:
@@ -93,7 +148,7 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
     import horovod.spark
     import tensorflow as tf
 
-    num_proc = num_proc or spark.sparkContext.defaultParallelism
+    num_proc = check_num_proc(num_proc, spark.sparkContext.defaultParallelism)
     plan = plan_run(config, num_proc)
     start = time.perf_counter()
     env = dict(os.environ, HOROVOD_GLOO_TIMEOUT_SECONDS=str(GLOO_TIMEOUT_S), PYTHONUNBUFFERED="1")
@@ -131,6 +186,12 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
         "model_dir": config.model_dir,
         "params": plan.params,
     }
+    if config.skip_undecodable:
+        metrics["skipped_undecodable"] = {split: len(bad) for split, bad in plan.skipped.items()}
+        metrics["skipped_records"] = [record.text() for bad in plan.skipped.values() for record in bad]
+    if config.skip_undecodable:
+        metrics["skipped_undecodable"] = {split: len(bad) for split, bad in plan.skipped.items()}
+        metrics["skipped_records"] = [record.text() for bad in plan.skipped.values() for record in bad]
     with tf.io.gfile.GFile(f"{config.model_dir}/{METRICS_FILE}", "w") as out:
         out.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return TrainResult(metrics, per_rank)

@@ -13,7 +13,7 @@ from functools import partial
 from pyspark.sql import SparkSession
 
 from conversion.faults import fault_from_conf
-from conversion.images.discovery import Discovery, Skip, discover
+from conversion.images.discovery import LABEL_REASONS, Discovery, Skip, discover
 from conversion.images.options import ImageConvertOptions
 from conversion.images.plan import ShardPlan, group_into_tasks, plan_shards
 from conversion.images.writer import ShardJob, ShardResult, run_task, warm_up
@@ -25,7 +25,14 @@ from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, S
 
 TASKS_PER_CORE = 2  # enough to even out uneven shards, few enough to keep per-task overhead low
 # Reasons given before any image is read: they are reported but not counted as bad images.
-SKIP_REASONS = ("hidden", "outside_label_folder", "unsupported_extension")
+SKIP_REASONS = (
+    "hidden",
+    "outside_label_folder",
+    "unsupported_extension",
+    "not_a_regular_file",
+    "symlink_loop",
+    "unreadable_folder",
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class ConversionSummary:
     records: dict[str, int]
     shards: dict[str, int]
     rejected: dict[str, int]
+    converted: dict[str, int]
     bytes_written: int
     input_bytes: int
     num_files_seen: int
@@ -49,6 +57,9 @@ class ConversionSummary:
         lines += [f"  {split}: {n} records in {self.shards[split]} shards" for split, n in sorted(self.records.items())]
         rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
         lines.append(f"  rejected: {rejected}  (of {self.num_files_seen} files seen; see {REJECTED_REPORT})")
+        if self.converted:
+            formats = ", ".join(f"{fmt} {n}" for fmt, n in sorted(self.converted.items()))
+            lines.append(f"  stored as PNG (training cannot decode the original): {formats}")
         lines.append(f"  written: {self.bytes_written / 1e6:.1f} MB from {self.input_bytes / 1e6:.1f} MB read")
         if self.retried_shards:
             lines.append(f"  {self.retried_shards} shard tasks failed once and were retried")
@@ -106,6 +117,7 @@ def _manifest(
         compression=options.compression,
         num_files_seen=found.num_files_seen,
         num_rejected=dict(sorted(Counter(s.reason for s in rejects).items())),
+        num_converted_formats=dict(sorted(sum((Counter(r.converted) for r in results), Counter()).items())),
         label_feature=IMAGE_LABEL_FEATURE,
         key_feature=IMAGE_KEY_FEATURE,
     )
@@ -148,7 +160,7 @@ def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging
     staging.write_text(REJECTED_REPORT, _rejected_lines(rejects))
     staging.keep_attempts({r.tmp_path: r.name for r in results})
     bad = sum(1 for s in rejects if s.reason not in SKIP_REASONS)
-    images = len(found.candidates) + sum(1 for s in found.skipped if s.reason == "unknown_label")
+    images = len(found.candidates) + sum(1 for s in found.skipped if s.reason in LABEL_REASONS)
     manifest = _manifest(options, found, results, rejects)
     publish(staging, manifest, bad, images, options.max_reject_fraction, "images")
     timings["commit_s"] = time.perf_counter() - commit_start
@@ -158,6 +170,7 @@ def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging
         records={name: split.num_records for name, split in manifest.splits.items()},
         shards={name: len(split.files) for name, split in manifest.splits.items()},
         rejected=manifest.num_rejected,
+        converted=manifest.num_converted_formats,
         bytes_written=sum(r.num_bytes for r in results),
         input_bytes=sum(r.input_bytes for r in results),
         num_files_seen=found.num_files_seen,

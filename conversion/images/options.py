@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from conversion.options import ConvertOptions
 from dataset.errors import OptionError
 from dataset.reads import DEFAULT_READ_CONCURRENCY
 
-VERIFY_LEVELS = ("header", "full")
+VERIFY_LEVELS = ("header", "decode", "full")  # see conversion.images.check
 REENCODE_FORMATS = ("jpeg", "png")
 MAX_READ_CONCURRENCY = 256  # per task; each in-flight file is held in memory (up to --max-bytes)
 
@@ -18,7 +19,7 @@ MAX_READ_CONCURRENCY = 256  # per task; each in-flight file is held in memory (u
 class ImageTransform:
     """What each accepted image becomes; the defaults keep the original bytes."""
 
-    verify: str = "header"
+    verify: str = "decode"
     max_bytes: int = 64 * 1024 * 1024
     resize: tuple[int, int] | None = None  # (height, width)
     reencode: str | None = None
@@ -57,6 +58,8 @@ class ImageConvertOptions(ConvertOptions):
         super().__post_init__()
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise OptionError(f"--labels has duplicates: {', '.join(self.labels)}")
+        if self.labels is not None and any(unicodedata.category(ch) == "Cc" for label in self.labels for ch in label):
+            raise OptionError(f"--labels holds control characters: {self.labels!r}")
 
     @property
     def uses_split_fractions(self) -> bool:

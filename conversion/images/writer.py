@@ -48,6 +48,7 @@ class ShardResult:
     input_bytes: int
     rejects: tuple[Skip, ...]
     label_counts: dict[int, int] = field(default_factory=dict)
+    converted: dict[str, int] = field(default_factory=dict)  # original format → files stored as PNG
     seconds: float = 0.0
     attempt: int = 0
 
@@ -68,29 +69,37 @@ def write_shard(
     tmp_path = f"{staging}/{plan.name}" if job.final_names else f"{staging}/{plan.name}.tmp-{attempt_tag}"
     rejects: list[Skip] = []
     labels: Counter[int] = Counter()
+    converted: Counter[str] = Counter()
     input_bytes = 0
     raw = fs_out.open(tmp_path, "wb")
     writer = TFRecordFileWriter(raw, plan.compression)
     reads = read_files(fs_in, (f"{root}/{task.relpath}" for task in plan.files), job.read_concurrency)
-    with discarded_on_error(raw):  # closed below only when every record is in
-        for task, (_, data) in zip(plan.files, reads):
-            if should_fail(fail_after, partition, attempt, writer.num_records):
-                raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
-            if isinstance(data, OSError):
-                rejects.append(Skip(task.relpath, "unreadable", f"{type(data).__name__}: {data.strerror or data}"))
-                continue
-            input_bytes += len(data)
-            try:
-                image = check_image(data, job.transform)
-            except Rejected as rejected:
-                rejects.append(Skip(task.relpath, rejected.reason, rejected.detail))
-                continue
-            writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
-            labels[task.label_id] += 1
-        if should_fail(fail_after, partition, attempt, fail_after or 0):  # a shorter shard fails before closing
-            raise InjectedFault(f"injected failure in {plan.name} at its end")
-        num_records = writer.num_records
-        writer.close()
+    try:
+        with discarded_on_error(raw):  # closed below only when every record is in
+            for task, (_, data) in zip(plan.files, reads):
+                if should_fail(fail_after, partition, attempt, writer.num_records):
+                    raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
+                if isinstance(data, OSError):
+                    rejects.append(Skip(task.relpath, "unreadable", f"{type(data).__name__}: {data.strerror or data}"))
+                    continue
+                input_bytes += len(data)
+                try:
+                    image = check_image(data, job.transform)
+                except Rejected as rejected:
+                    rejects.append(Skip(task.relpath, rejected.reason, rejected.detail))
+                    continue
+                writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
+                labels[task.label_id] += 1
+                if image.source_format:
+                    converted[image.source_format] += 1
+            if should_fail(fail_after, partition, attempt, fail_after or 0):  # a shorter shard fails before closing
+                raise InjectedFault(f"injected failure in {plan.name} at its end")
+            num_records = writer.num_records
+            writer.close()
+    except OSError as err:  # the output's storage: say which file it refused (a full disk names none)
+        if err.filename:
+            raise
+        raise OSError(err.errno, err.strerror, tmp_path) from None
     return ShardResult(
         split=plan.split,
         index=plan.index,
@@ -101,6 +110,7 @@ def write_shard(
         input_bytes=input_bytes,
         rejects=tuple(rejects),
         label_counts=dict(labels),
+        converted=dict(converted),
         seconds=time.perf_counter() - start,
         attempt=attempt,
     )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataset.decode import scan_undecodable
 from dataset.errors import TrainingError
 from dataset.manifest import Manifest
 from training.config import TrainConfig
 from training.images.augment import check_augment
 from training.images.model import IMAGE_PARAMS, model_fn
-from training.images.parser import image_parser, label_filter
+from training.images.parser import image_parser, label_filter, skip_filter
 from training.images.serving import image_receiver_fn
 from training.kind import Kind
 
@@ -29,4 +30,6 @@ KIND = Kind(
     label_filter=label_filter,
     model_fn=lambda manifest: model_fn,
     serving_receiver=image_receiver_fn,
+    scan_undecodable=scan_undecodable,
+    skip_filter=skip_filter,
 )

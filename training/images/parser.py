@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from dataset.decode import BadRecord
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_ENCODED, IMAGE_FILENAME, IMAGE_LABEL_ID, IMAGE_LABEL_TEXT
 from dataset.manifest import Manifest
@@ -46,5 +47,17 @@ def label_filter(manifest: Manifest, keep_labels: tuple[str, ...]) -> RecordFilt
     def keep_record(serialized: tf.Tensor) -> tf.Tensor:
         label = tf.io.parse_single_example(serialized, {IMAGE_LABEL_ID: tf.io.FixedLenFeature([], tf.int64)})
         return tf.reduce_any(tf.equal(label[IMAGE_LABEL_ID], tf.constant(wanted, tf.int64)))
+
+    return keep_record
+
+
+def skip_filter(manifest: Manifest, bad: tuple[BadRecord, ...]) -> RecordFilter:
+    """Drops the records named in `bad` (by `image/filename`, unique in a dataset)."""
+    names = sorted({record.filename for record in bad})
+
+    def keep_record(serialized: tf.Tensor) -> tf.Tensor:
+        name = tf.io.parse_single_example(serialized, {IMAGE_FILENAME: tf.io.FixedLenFeature([], tf.string)})
+        skipped = tf.constant(names, tf.string)  # built in the input_fn's graph, not eagerly
+        return tf.logical_not(tf.reduce_any(tf.equal(name[IMAGE_FILENAME], skipped)))
 
     return keep_record

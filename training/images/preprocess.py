@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from dataset.decode import decode_image
+
 
 def decode(encoded: tf.Tensor, channels: int) -> tf.Tensor:
-    """Encoded JPEG/PNG/GIF/BMP bytes (a scalar string) → uint8 [H, W, channels]."""
-    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
-    image.set_shape([None, None, channels])
-    return image
+    """Encoded JPEG/PNG/GIF/BMP bytes (a scalar string) → uint8 [H, W, channels] (the project's one decoder)."""
+    return decode_image(encoded, channels)
 
 
 def resize(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:

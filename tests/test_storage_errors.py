@@ -1,0 +1,101 @@
+"""Storage a user got wrong ends in one line and a non-zero exit, never a traceback, and leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conversion.images.convert import convert_images
+from conversion.images.options import ImageConvertOptions
+from conversion.publish import OWNER
+from dataset.errors import ConversionError
+from jobs import convert_images as convert_job
+from tests.images import image_bytes, write
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    for label in ("a", "b"):
+        for i in range(30):
+            write(root, f"{label}/{i}.png", image_bytes("PNG", (100, 100), seed=i + 100 * (label == "b")))
+    return root  # about 1.8 MB
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """A tmpfs of 1 MB at a fresh folder (mounted with `options`), unmounted at the end."""
+    mounted = []
+
+    def make(options: str):
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"{options},size=1m", "tmpfs", str(point)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(point)
+        return point
+
+    yield make
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=True)
+
+
+def _job(images, out, capsys) -> tuple[int, str]:
+    code = convert_job.main(["--input", str(images), "--output", str(out)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:") or "Traceback" in line]
+    return code, "\n".join(lines)
+
+
+def test_a_full_disk_names_the_path_and_leaves_nothing(spark, images, mount, capsys):
+    full = mount("rw")
+    code, err = _job(images, full / "data", capsys)
+    assert code == 2
+    assert err.startswith(f"error: cannot write {full}/.data.staging-") and ": no space left on the device; " in err
+    assert err.endswith("free space or choose another --output, nothing was published") and "\n" not in err
+    assert os.listdir(full) == []
+
+
+def test_a_read_only_mount_and_a_missing_folder_are_one_line(spark, images, mount, tmp_path, capsys):
+    read_only = mount("ro")
+    code, err = _job(images, read_only / "data", capsys)
+    assert (code, err.split(".staging-")[0]) == (2, f"error: cannot write {read_only}/.data")
+    assert err.endswith(": the file system is read-only; free space or choose another --output, nothing was published")
+    code, err = _job(images, tmp_path / "not-mounted" / "data", capsys)
+    assert (code, err) == (
+        2,
+        f"error: the folder that would hold --output {tmp_path}/not-mounted/data, {tmp_path}/not-mounted, does not exist; "
+        "create it first (or check that its disk is mounted)",
+    )
+    assert not (tmp_path / "not-mounted").exists()
+
+
+def test_a_second_run_refuses_while_the_first_is_alive_and_clears_a_dead_ones_staging(spark, images, tmp_path):
+    live = tmp_path / ".data.staging-0123456789ab"
+    live.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = {"pid": sleeper.pid, "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}
+        (live / OWNER).write_text(json.dumps(owner))
+        (live / "train-00000-of-00001.tfrecord.tmp-7").write_bytes(b"half")
+        with pytest.raises(ConversionError) as info:
+            convert_images(spark, ImageConvertOptions(str(images), str(tmp_path / "data")))
+        assert str(info.value) == (
+            f"another conversion (process {sleeper.pid} on {socket.gethostname()}, started 2026-01-01T00:00:00+00:00) "
+            f"is writing {tmp_path}/data in file://{live}; wait for it to finish, or remove that folder if that run is dead"
+        )
+        assert (live / "train-00000-of-00001.tfrecord.tmp-7").read_bytes() == b"half"  # untouched
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    summary = convert_images(spark, ImageConvertOptions(str(images), str(tmp_path / "data")))  # its owner is gone
+    assert sum(summary.records.values()) == 60
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+    assert OWNER not in os.listdir(tmp_path / "data")
+
