@@ -14,7 +14,6 @@ from dataset.errors import DatasetError
 from dataset.manifest import read_manifest
 from jobs import validate as validate_job
 from tests.images import corrupt_png, image_bytes, write
-from training.images.parser import image_parser
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +88,7 @@ def _record_offsets(data: bytes) -> list[int]:
     return offsets
 
 
+@pytest.mark.needs_tf
 def test_flipped_byte_says_how_many_records_before_it_were_good(dataset, tmp_path):
     copy, shard = damaged(dataset, tmp_path)
     data = bytearray(shard.read_bytes())
@@ -107,16 +107,20 @@ def _edit_manifest(folder, edit) -> None:
     path.write_text(json.dumps(manifest))
 
 
+@pytest.mark.needs_tf
 def test_a_manifest_that_lost_a_feature_fails_validation_and_training_with_its_name(dataset, tmp_path):
     copy, _ = damaged(dataset, tmp_path)
     _edit_manifest(copy, lambda m: m["features"].pop("image/filename"))
     message = "the manifest lacks features \\['image/filename'\\] that images records hold and training reads"
     with pytest.raises(DatasetError, match=message):
         validate_dataset(str(copy))
+    from training.images.parser import image_parser
+
     with pytest.raises(DatasetError, match="the manifest lists no feature 'image/filename'"):
         image_parser(read_manifest(str(copy)), {"image_size": [8, 8], "channels": 3})
 
 
+@pytest.mark.needs_tf
 def test_a_feature_the_records_lack_is_named_with_the_record(dataset, tmp_path):
     copy, _ = damaged(dataset, tmp_path)
     extra = {"dtype": "int64", "shape": [], "length": "fixed", "spark_type": "bigint"}
@@ -129,6 +133,7 @@ def test_a_feature_the_records_lack_is_named_with_the_record(dataset, tmp_path):
         validate_dataset(str(copy))
 
 
+@pytest.mark.needs_tf
 def test_images_are_decoded_with_trainings_decoder_unless_asked_not_to(spark, tmp_path, capsys):
     root = tmp_path / "in"
     for i in range(6):
@@ -149,6 +154,7 @@ def test_images_are_decoded_with_trainings_decoder_unless_asked_not_to(spark, tm
     assert "--decode-sample must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.needs_tf
 def test_files_the_manifest_does_not_list_are_reported(dataset, tmp_path):
     copy, _ = damaged(dataset, tmp_path)
     (copy / "train-00002-of-00003.tfrecord").write_bytes(b"")
