@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +14,7 @@ from dataset.errors import DatasetError
 from dataset.features import IMAGE_ENCODED
 from dataset.layout import MANIFEST, REJECTED_REPORT, SUCCESS, DatasetFolder, tf_compression
 from dataset.manifest import Manifest, read_manifest, shard_urls
+from dataset.object_store import local_copies
 
 _OFFSET = re.compile(r"at (?:byte )?(\d+)")
 
@@ -78,18 +82,20 @@ def _check_values(manifest: Manifest, path: str, parsed: dict[str, Any], first: 
             )
 
 
-def _count_shard(manifest: Manifest, path: str, spec: dict[str, Any] | None = None) -> int:
+def _count_shard(manifest: Manifest, path: str, spec: dict[str, Any] | None = None, name: str | None = None) -> int:
+    """Records in the shard file `path` (named `name` in errors: its URL when `path` is a local copy)."""
     tf = _tensorflow()
+    local, path = path, name or path
 
     spec = spec or _presence_spec(manifest)
     compression = tf_compression(manifest.compression)
     count = 0
     try:
-        for batch in tf.data.TFRecordDataset(path, compression_type=compression).batch(512):
+        for batch in tf.data.TFRecordDataset(local, compression_type=compression).batch(512):
             _check_values(manifest, path, tf.io.parse_example(batch, spec), count)
             count += int(batch.shape[0])
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as err:
-        good = count + _good_records_from(path, compression, count, spec)
+        good = count + _good_records_from(local, compression, count, spec)
         where = _OFFSET.search(err.message or "")
         at = f"byte offset {where.group(1)}" if where else f"record {good}"
         first_line = (err.message or type(err).__name__).splitlines()[0]
@@ -164,18 +170,25 @@ def validate_dataset(data_url: str, decode_sample: int | None = None) -> Validat
     per_split, shards, decoded = {}, 0, 0
     for split, info in sorted(manifest.splits.items()):
         total = 0
-        for shard in info.files:
-            path = folder.file_url(shard.path)
+        urls = [folder.file_url(shard.path) for shard in info.files]
+        for shard, path in zip(info.files, urls):
             if not fs.exists(folder.path(shard.path)):
                 raise DatasetError(f"shard {path} listed in the manifest is missing")
-            found = _count_shard(manifest, path, spec)
-            if found != shard.num_records:
-                raise DatasetError(f"shard {path} holds {found} records, the manifest says {shard.num_records}")
-            total += found
-            shards += 1
-        per_split[split] = total
+        with local_copies(urls) as local:  # TensorFlow reads no s3:// here: a split at a time on local disk
+            for shard, path, copy in zip(info.files, urls, local):
+                found = _count_shard(manifest, copy, spec, path)
+                if found != shard.num_records:
+                    raise DatasetError(f"shard {path} holds {found} records, the manifest says {shard.num_records}")
+                total += found
+                shards += 1
+            per_split[split] = total
+            bad = []
+            if manifest.kind == "images" and decode_sample != 0:
+                readable = os.path.dirname(local[0]) if local and local != urls else data_url
+                bad = scan_undecodable(readable, manifest, split, first_only=True, sample=decode_sample)
+                by_name = {posixpath.basename(url): url for url in urls}  # records name the shard's URL, not a copy
+                bad = [dataclasses.replace(b, shard=by_name.get(posixpath.basename(b.shard), b.shard)) for b in bad]
         if manifest.kind == "images" and decode_sample != 0:
-            bad = scan_undecodable(data_url, manifest, split, first_only=True, sample=decode_sample)
             if bad:
                 raise DatasetError(
                     f"cannot decode the image of {bad[0].text()}; training would stop there: convert the data "
@@ -189,10 +202,19 @@ def validate_dataset(data_url: str, decode_sample: int | None = None) -> Validat
 def inspect_examples(data_url: str, split: str, count: int) -> Iterator[dict[str, Any]]:
     """Yield the first `count` examples of a split, decoded by the manifest's spec (bytes shortened)."""
     manifest = read_manifest(data_url)
-    files = shard_urls(data_url, manifest, split)
+    for url in shard_urls(data_url, manifest, split):  # one shard at a time: on a store, each is copied first
+        with local_copies([url]) as (path,):
+            for row in _examples(manifest, path, count):
+                yield row
+                count -= 1
+        if count <= 0:
+            return
+
+
+def _examples(manifest: Manifest, path: str, count: int) -> Iterator[dict[str, Any]]:
     tf = _tensorflow()
     spec = manifest.tf_feature_spec()
-    records = tf.data.TFRecordDataset(files, compression_type=tf_compression(manifest.compression))
+    records = tf.data.TFRecordDataset(path, compression_type=tf_compression(manifest.compression))
     for serialized in records.take(count):
         parsed = tf.io.parse_single_example(serialized, spec)
         row = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import fsspec
@@ -98,11 +99,31 @@ def list_files(url: str) -> list[ListedFile]:
     fs, root = filesystem(url)
     if not fs.isdir(root):
         raise StorageError(f"input {url} does not exist or is not a folder; pass the root of the label folders")
-    if is_local(fs):
-        files = _walk_local(root)
-    else:
-        files = [
-            ListedFile(posixpath.relpath(path, root), int(info.get("size") or 0))
-            for path, info in fs.find(root, detail=True, withdirs=False).items()
-        ]
+    files = _walk_local(root) if is_local(fs) else _find_remote(fs, root)
     return sorted(files, key=lambda f: f.relpath)
+
+
+LISTING_THREADS = 16  # top-level folders (labels, or splits) listed at once on a remote store
+
+
+def _find_remote(fs: fsspec.AbstractFileSystem, root: str) -> list[ListedFile]:
+    """Every file under `root` on an object store: one recursive listing per top-level folder, up to
+    `LISTING_THREADS` at once (a serial listing waits a round trip per 1,000 keys), plus the files directly
+    under `root`."""
+    fs.invalidate_cache(root)
+    top = fs.ls(root, detail=True)
+    folders = [entry["name"].rstrip("/") for entry in top if entry["type"] == "directory"]
+    found = {entry["name"]: entry for entry in top if entry["type"] != "directory"}
+
+    def find(folder: str) -> dict:
+        return fs.find(folder, detail=True, withdirs=False)
+
+    if folders:
+        with ThreadPoolExecutor(min(LISTING_THREADS, len(folders))) as pool:
+            for listed in pool.map(find, folders):
+                found.update(listed)
+    return [
+        ListedFile(posixpath.relpath(path, root), int(info.get("size") or 0))
+        for path, info in found.items()
+        if not path.endswith("/")  # a folder marker object
+    ]

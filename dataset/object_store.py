@@ -20,8 +20,10 @@ URLs: Spark takes ``s3a://`` and ``s3://``; s3fs (fsspec >= 2023) registers both
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Mapping, MutableMapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,18 @@ def stage_to_local(
     if urls:
         s3_filesystem(env).get(urls, local)
     return local
+
+
+@contextlib.contextmanager
+def local_copies(urls: Iterable[str], env: Mapping[str, str] | None = None) -> Iterator[list[str]]:
+    """Paths TensorFlow can open for `urls`, in order: the URLs themselves when none is on S3, else copies in a
+    temporary folder that is removed on exit (:func:`stage_to_local`)."""
+    urls = [str(u) for u in urls]
+    if not any(is_s3_url(u) for u in urls):
+        yield urls
+        return
+    with tempfile.TemporaryDirectory(prefix="staged-") as folder:
+        yield stage_to_local(urls, folder, env)
 
 
 def sync_dir_to_store(local_dir: str | os.PathLike[str], url: str, env: Mapping[str, str] | None = None) -> int:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +20,7 @@ from dataset.features import has_image_extension, is_hidden
 from dataset.fs import filesystem, list_files
 from dataset.layout import tf_compression
 from dataset.manifest import read_manifest, shard_urls
+from dataset.object_store import is_s3_url, local_copies
 from dataset.reads import read_files
 
 SCHEMA = (
@@ -31,7 +35,20 @@ def _signature(export_dir: str, name: str) -> Any:
     """One loaded signature per Python worker and export (loading costs seconds)."""
     import tensorflow as tf
 
-    return tf.saved_model.load(export_dir).signatures[name]
+    return tf.saved_model.load(_local_export(export_dir)).signatures[name]
+
+
+@functools.lru_cache(maxsize=4)
+def _local_export(export_dir: str) -> str:
+    """A folder TensorFlow loads the export from: `export_dir`, or (on an object store, which TensorFlow reads not
+    here) a copy made once per Python worker and removed when the worker exits."""
+    if not is_s3_url(export_dir):
+        return export_dir
+    local = tempfile.mkdtemp(prefix="export-")
+    atexit.register(shutil.rmtree, local, True)
+    fs, path = filesystem(export_dir)
+    fs.get(f"{path}/", local, recursive=True)
+    return local
 
 
 def _frame(keys: list, true: list, outputs: dict, labels: list[str]) -> pd.DataFrame:
@@ -116,11 +133,12 @@ def _predict_shards(
 
     predict = _signature(export_dir, "predict")
     for frame in frames:
-        for path in frame["path"]:
-            for batch in tf.data.TFRecordDataset(path, compression_type=compression).batch(BATCH):
-                parsed = {k: v.numpy() for k, v in tf.io.parse_example(batch, spec).items()}
-                keys = _text(parsed[key]) if key else [""] * len(parsed[label])
-                yield _frame(keys, _text(parsed[label]), predict(**{EXAMPLES_INPUT: batch}), labels)
+        for url in frame["path"]:
+            with local_copies([url]) as (path,):  # on an object store, the shard is copied to local disk first
+                for batch in tf.data.TFRecordDataset(path, compression_type=compression).batch(BATCH):
+                    parsed = {k: v.numpy() for k, v in tf.io.parse_example(batch, spec).items()}
+                    keys = _text(parsed[key]) if key else [""] * len(parsed[label])
+                    yield _frame(keys, _text(parsed[label]), predict(**{EXAMPLES_INPUT: batch}), labels)
 
 
 def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -> DataFrame:

@@ -12,6 +12,7 @@ import sys
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions, ImageTransform, parse_size
 from conversion.options import parse_splits
+from dataset.progress import interval_seconds
 from dataset.reads import DEFAULT_READ_CONCURRENCY
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the record order within shards")
     parser.add_argument(
+        "--quiet", action="store_true", help="no progress lines (otherwise one every $PROGRESS_SECONDS, default 10)"
+    )
+    parser.add_argument(
         "--read-concurrency",
         type=int,
         default=DEFAULT_READ_CONCURRENCY,
@@ -108,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         options = options_from_args(args)
-        print(convert_images(spark_session(args, "convert_images"), options).text())
+        every = interval_seconds(args.quiet)
+        print(convert_images(spark_session(args, "convert_images"), options, every).text())
         return 0
 
     return reporting_errors(run)

@@ -7,11 +7,15 @@ spark-submit jobs/predict.py --model EXPORT_DIR --images ROOT --output OUT
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
+import time
 
 from dataset.errors import InferenceError
 from dataset.export import resolve_export
 from dataset.fs import filesystem
+from dataset.progress import interval_seconds, tasks_line, ticking
 from inference.predict import accuracy, predict_images, predict_split, predict_table_file
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
@@ -31,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="split of --data to predict")
     parser.add_argument("--output", required=True, help="Parquet folder to write")
     parser.add_argument("--mode", choices=["error", "overwrite"], default="error", help="when --output exists")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress lines (otherwise one every $PROGRESS_SECONDS, default 10)"
+    )
     add_spark_arguments(parser)
     return parser
 
@@ -39,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> int:
+        every = interval_seconds(args.quiet)
         export = resolve_export(args.model)
         fs, output = filesystem(args.output)
         existed = fs.exists(output)
@@ -53,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
             predictions = predict_images(spark, export, args.images)
         else:
             predictions = predict_table_file(spark, export, args.table_file, args.format, args.csv_null_value)
+        group = f"predict-{os.getpid()}-{time.monotonic_ns()}"
+        spark.sparkContext.setJobGroup(group, f"predict {args.output}")
+        line = functools.partial(tasks_line, spark.sparkContext, group)
         try:
-            predictions.write.mode(args.mode).parquet(args.output)
+            with ticking(every, line):  # tasks done of total, from Spark's status tracker
+                predictions.write.mode(args.mode).parquet(args.output)
         except BaseException:
             if not existed and fs.exists(output):
                 fs.rm(output, recursive=True)  # a half-written folder would make the rerun refuse

@@ -255,3 +255,23 @@ def test_read_files_overlaps_requests_up_to_the_bound_in_order(s3, clean_aws_env
         proxy.reset()
         assert [d for _, d in read_files(fs, paths[:3], concurrency=1)] == [b"\x00", b"\x01" * 2, b"\x02" * 3]
         assert proxy.peak_in_flight == 1
+
+
+def test_list_files_lists_label_folders_in_parallel_as_a_serial_find_does(s3, clean_aws_env, monkeypatch):
+    from dataset.fs import list_files
+
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    fs = s3_filesystem(s3.env())
+    names = ["top.jpg", "a/1.jpg", "a/deep/er/2.png", "b/3.jpg", "b/4.jpg", "c d/5.jpg", "e/f/6.jpg"]
+    for i, name in enumerate(names):
+        fs.pipe(f"{s3.bucket}/listing/{name}", b"x" * (i + 1))
+    fs.pipe(f"{s3.bucket}/listing-other/a/9.jpg", b"not under the root")
+    serial = sorted(
+        (path[len(f"{s3.bucket}/listing/") :], info["size"])
+        for path, info in fs.find(f"{s3.bucket}/listing", detail=True, withdirs=False).items()
+    )
+    listed = list_files(f"s3://{s3.bucket}/listing")
+    assert [(f.relpath, f.size) for f in listed] == serial
+    assert [f.relpath for f in listed] == sorted(names)
+    assert [f.size for f in listed] == [names.index(f.relpath) + 1 for f in listed]

@@ -15,13 +15,13 @@ from typing import Any
 
 import tensorflow as tf
 
-from training.input import InputSpec, dataset_options
+from training.input import InputSpec, dataset_options, rank_files
 
 
 def rank_eval_input_fn(spec: InputSpec, batch_size: int, rank: int, num_ranks: int) -> Callable[[], tf.data.Dataset]:
     """This rank's part of the split, each record once across the ranks, in file order."""
     by_files = len(spec.files) >= num_ranks
-    files = list(spec.files[rank::num_ranks]) if by_files else list(spec.files)
+    files = list(rank_files(spec.files, rank, num_ranks))
 
     def input_fn() -> tf.data.Dataset:
         records = tf.data.TFRecordDataset(files, compression_type=spec.compression)

@@ -52,6 +52,12 @@ def input_spec(
     return InputSpec(files, tf_compression(manifest.compression), parse, max(1, threads), keep)
 
 
+def rank_files(files: tuple[str, ...], rank: int, num_ranks: int) -> tuple[str, ...]:
+    """The files one rank reads: every `num_ranks`-th from its own position (what `Dataset.shard` keeps), or all of
+    them when there are fewer files than ranks (the ranks then share records)."""
+    return tuple(files[rank::num_ranks]) if len(files) >= num_ranks else tuple(files)
+
+
 def split_records(manifest: Manifest, split: str, keep_labels: tuple[str, ...] | None = None) -> int:
     """Records of a split (of the kept labels only, when filtered), from the manifest's counts."""
     if keep_labels is None:

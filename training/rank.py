@@ -13,6 +13,7 @@ from typing import Any
 from dataset.decode import BadRecord
 from dataset.manifest import Manifest
 from training.config import TrainConfig
+from training.storage import DirSync, ShardStaging, checkpoint_listener, local_view_of, needs_staging, shard_staging
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,9 @@ def _session_config(threads: int, local_rank: int) -> Any:
 
 
 @contextlib.contextmanager
-def _naming_bad_records(data: str, manifest: Manifest, split: str, files: tuple[str, ...]) -> Iterator[None]:
-    """tf.data's errors for damaged records name neither file nor record: find the corrupt shard,
-    else the first record whose image does not decode, and say which."""
+def _naming_bad_records(staging: ShardStaging, manifest: Manifest, split: str, files: tuple[str, ...]) -> Iterator[None]:
+    """tf.data's errors for damaged records name neither file nor record: find the corrupt shard among `files` (those
+    this rank reads), else (local data) the first record whose image does not decode, and say which."""
     import tensorflow as tf
 
     from dataset.check import find_corrupt_shard
@@ -68,8 +69,8 @@ def _naming_bad_records(data: str, manifest: Manifest, split: str, files: tuple[
         corrupt = find_corrupt_shard(manifest, list(files))
         if corrupt is not None:
             raise DatasetError(corrupt) from None
-        scan = kind_for(manifest).scan_undecodable
-        bad = scan(data, manifest, split, True) if scan is not None else []
+        scan = kind_for(manifest).scan_undecodable if staging.folder is None else None  # staged: a part of the split
+        bad = scan(staging.data, manifest, split, True) if scan is not None else []
         if not bad:
             raise
         raise DatasetError(
@@ -83,25 +84,41 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
-    from training.evaluate import evaluate_on_rank
-    from training.export import export_model
-    from training.hooks import ExamplesPerSecondHook
-    from training.input import train_input_fn
-    from training.kinds import kind_for, split_input_spec
-
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     hvd.init()  # Horovod: join the other processes
     rank, size = hvd.rank(), hvd.size()  # Horovod: who am I, how many are we
     config = plan.config
     if config.fail_on_rank == rank:
         raise RuntimeError(f"injected failure on rank {rank} (fail_on_rank)")
+    # On an object store: rank 0 trains into a local copy of model_dir (a rank that trains nothing evaluates the
+    # stored checkpoint, so it fetches it too), and every rank reads local copies of its shards (training/storage.py).
+    fetch = rank == 0 or plan.steps == 0  # Horovod: rank 0 resumes from the checkpoint; the others get its weights
+    with local_view_of(config.model_dir, fetch) as model_dir, shard_staging(config.data) as staging:
+        sync = DirSync(model_dir, config.model_dir) if rank == 0 and needs_staging(config.model_dir) else None
+        return _run_rank(plan, rank, size, model_dir, staging, sync)
+
+
+def _run_rank(
+    plan: RunPlan, rank: int, size: int, model_dir: str, staging: ShardStaging, sync: DirSync | None
+) -> dict[str, Any]:
+    """Train, evaluate and export with `model_dir` (local) and shards as `staging` gives them."""
+    import horovod.tensorflow as hvd
+    import tensorflow as tf
+
+    from training.evaluate import evaluate_on_rank
+    from training.export import export_model
+    from training.hooks import ExamplesPerSecondHook
+    from training.input import train_input_fn
+    from training.kinds import kind_for, split_input_spec
+
+    config = plan.config
     threads = max(1, (os.cpu_count() or 1) // hvd.local_size())  # Horovod: ranks on one machine share its cores
     manifest = plan.manifest
     kind = kind_for(manifest)
     params = dict(plan.model_params, horovod=True)
 
     run_config = tf.estimator.RunConfig(
-        model_dir=config.model_dir if rank == 0 else None,  # Horovod: only rank 0 writes checkpoints and summaries
+        model_dir=model_dir if rank == 0 else None,  # Horovod: only rank 0 writes checkpoints and summaries
         save_checkpoints_steps=config.checkpoint_steps,
         save_summary_steps=config.summary_steps if rank == 0 else 10**9,  # Horovod: summaries from rank 0 only
         log_step_count_steps=config.summary_steps,
@@ -110,9 +127,7 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
         session_config=_session_config(threads, hvd.local_rank()),  # Horovod: pin the local GPU, if any
     )
     estimator = tf.estimator.Estimator(model_fn=kind.model_fn(manifest), params=params, config=run_config)
-    speed = ExamplesPerSecondHook(
-        config.batch_size, config.summary_steps, config.model_dir if rank == 0 else None, size
-    )
+    speed = ExamplesPerSecondHook(config.batch_size, config.summary_steps, model_dir if rank == 0 else None, size)
     result: dict[str, Any] = {"rank": rank, "size": size, "steps": plan.steps}
     start = time.perf_counter()
     if plan.steps > 0:
@@ -126,12 +141,14 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
             training=True,
             skip=plan.skipped.get(config.train_split, ()),
         )
+        spec, own = staging.rank_spec(spec, rank, size)  # Horovod: this rank's shards, on local disk
         train = train_input_fn(
             spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step, config.shuffle_buffer
         )
         hooks = [hvd.BroadcastGlobalVariablesHook(0), speed]  # Horovod: start every rank from rank 0's weights
-        with _naming_bad_records(config.data, manifest, config.train_split, spec.files):
-            estimator.train(train, hooks=hooks)
+        listeners = [checkpoint_listener(sync)] if sync else []
+        with _naming_bad_records(staging, manifest, config.train_split, own):
+            estimator.train(train, hooks=hooks, saving_listeners=listeners)
     result.update(train_seconds=time.perf_counter() - start, examples_per_sec=speed.examples_per_second)
     if estimator.latest_checkpoint():
         result["weights_sha256"] = weights_checksum(estimator)
@@ -145,14 +162,19 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
         config.keep_labels,
         skip=plan.skipped.get(plan.eval_split, ()),
     )
+    spec, own = staging.rank_spec(spec, rank, size)  # Horovod: this rank's part of the split, on local disk
     # A rank that trained evaluates its own final checkpoint (the same weights as rank 0's); else rank 0's.
-    checkpoint = estimator.latest_checkpoint() or tf.train.latest_checkpoint(config.model_dir)
+    checkpoint = estimator.latest_checkpoint() or tf.train.latest_checkpoint(model_dir)
     start = time.perf_counter()
-    with _naming_bad_records(config.data, manifest, plan.eval_split, spec.files):
+    with _naming_bad_records(staging, manifest, plan.eval_split, own):
         # Horovod: every rank evaluates its part of the split; the metric sums are combined
         metrics = evaluate_on_rank(estimator, spec, config.batch_size, rank, size, plan.eval_split, checkpoint)
     result.update(metrics={k: float(v) for k, v in metrics.items()}, eval_seconds=time.perf_counter() - start)
     if rank == 0 and config.export:  # Horovod: the export once, by rank 0
         receiver = kind.serving_receiver(manifest, params)
-        result["export_path"] = export_model(estimator, f"{config.model_dir}/export", list(plan.labels), receiver, manifest)
+        result["export_path"] = export_model(estimator, f"{model_dir}/export", list(plan.labels), receiver, manifest)
+    if sync is not None:  # Horovod: rank 0 uploads its model_dir; the store's export path is reported
+        sync()
+        if "export_path" in result:
+            result["export_path"] = sync.store_path(result["export_path"])
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import io
 import json
 import os
@@ -16,11 +17,12 @@ from pyspark.sql import SparkSession
 
 from dataset.decode import BadRecord
 from dataset.errors import TrainingError
-from dataset.manifest import Manifest, read_manifest
+from dataset.manifest import Manifest, read_manifest, shard_urls
 from training.config import TrainConfig, pick_eval_split, resolve_params
 from training.input import epochs_to_steps, split_records
 from training.kinds import kind_for, split_input_spec
 from training.rank import RunPlan, train_on_rank
+from training.storage import local_view_of, shard_staging, write_text
 
 METRICS_FILE = "metrics.json"
 START_TIMEOUT_S = 120  # Horovod: how long Spark may take to start every process
@@ -52,11 +54,13 @@ class TrainResult:
 
 
 def checkpoint_step(model_dir: str) -> int:
-    """The global step of the latest checkpoint in `model_dir` (0 when there is none)."""
+    """The global step of the latest checkpoint in `model_dir` (0 when there is none); on an object store, read
+    from a local copy of that checkpoint."""
     import tensorflow as tf
 
-    latest = tf.train.latest_checkpoint(model_dir) if tf.io.gfile.exists(model_dir) else None
-    return int(tf.train.load_variable(latest, "global_step")) if latest else 0
+    with local_view_of(model_dir) as local:
+        latest = tf.train.latest_checkpoint(local) if tf.io.gfile.exists(local) else None
+        return int(tf.train.load_variable(latest, "global_step")) if latest else 0
 
 
 def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
@@ -121,7 +125,16 @@ def _undecodable(config: TrainConfig, manifest: Manifest, splits: tuple[str, ...
     scan = kind_for(manifest).scan_undecodable
     if scan is None:
         raise TrainingError(f"--skip-undecodable applies to image datasets; {config.data} is a {manifest.kind} dataset")
-    return {split: tuple(scan(config.data, manifest, split, False)) for split in dict.fromkeys(splits)}
+    with shard_staging(config.data) as staging:  # on an object store: every shard of the splits, copied here
+        local = staging.splits_folder(manifest, splits)
+        bad = {split: scan(local, manifest, split, False) for split in dict.fromkeys(splits)}
+    # the records keep the store's URLs of their shards
+    to_url = dict(zip(_shards(local, manifest, splits), _shards(config.data, manifest, splits)))
+    return {split: tuple(dataclasses.replace(b, shard=to_url[b.shard]) for b in found) for split, found in bad.items()}
+
+
+def _shards(data: str, manifest: Manifest, splits: tuple[str, ...]) -> list[str]:
+    return [url for split in dict.fromkeys(splits) for url in shard_urls(data, manifest, split)]
 
 
 def check_num_proc(num_proc: int | None, slots: int) -> int:
@@ -146,7 +159,6 @@ def check_num_proc(num_proc: int | None, slots: int) -> int:
 def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None = None) -> TrainResult:
     """Train with Horovod on `num_proc` Spark tasks (default: the cores Spark can give); write metrics.json."""
     import horovod.spark
-    import tensorflow as tf
 
     num_proc = check_num_proc(num_proc, spark.sparkContext.defaultParallelism)
     plan = plan_run(config, num_proc)
@@ -192,8 +204,7 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
     if config.skip_undecodable:
         metrics["skipped_undecodable"] = {split: len(bad) for split, bad in plan.skipped.items()}
         metrics["skipped_records"] = [record.text() for bad in plan.skipped.values() for record in bad]
-    with tf.io.gfile.GFile(f"{config.model_dir}/{METRICS_FILE}", "w") as out:
-        out.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_text(f"{config.model_dir}/{METRICS_FILE}", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return TrainResult(metrics, per_rank)
 
 

@@ -22,6 +22,7 @@ from conversion.publish import Staging, publish, staged_output
 from dataset.fs import list_files
 from dataset.layout import REJECTED_REPORT
 from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, ShardFile, SplitInfo, image_features
+from dataset.progress import files_line, ticking
 
 TASKS_PER_CORE = 2  # enough to even out uneven shards, few enough to keep per-task overhead low
 # Reasons given before any image is read: they are reported but not counted as bad images.
@@ -66,11 +67,25 @@ class ConversionSummary:
         return "\n".join(lines)
 
 
-def _run_tasks(spark: SparkSession, plans: list[ShardPlan], job: ShardJob) -> list[ShardResult]:
+def _run_tasks(
+    spark: SparkSession, plans: list[ShardPlan], job: ShardJob, progress_every: float | None, listing_rejects: int
+) -> list[ShardResult]:
     sc = spark.sparkContext
     tasks = group_into_tasks(plans, TASKS_PER_CORE * sc.defaultParallelism)
     sc.setJobDescription(f"convert_images: {len(plans)} shards in {len(tasks)} tasks")
-    return sc.parallelize(tasks, len(tasks)).mapPartitionsWithIndex(partial(run_task, job)).collect()
+    counters = (sc.accumulator(0), sc.accumulator(0), sc.accumulator(0))  # files, bytes read, rejects
+    total = sum(len(plan.files) for plan in plans)
+
+    def line(elapsed: float) -> str:
+        files, read, rejected = (counter.value for counter in counters)
+        return files_line(files, total, read, listing_rejects + rejected, elapsed)
+
+    with ticking(progress_every, line):  # the driver's progress lines, from what finished tasks counted
+        return (
+            sc.parallelize(tasks, len(tasks))
+            .mapPartitionsWithIndex(partial(run_task, job, counters=counters))
+            .collect()
+        )
 
 
 def _start_workers(spark: SparkSession) -> threading.Thread:
@@ -123,10 +138,13 @@ def _manifest(
     )
 
 
-def convert_images(spark: SparkSession, options: ImageConvertOptions) -> ConversionSummary:
+def convert_images(
+    spark: SparkSession, options: ImageConvertOptions, progress_every: float | None = None
+) -> ConversionSummary:
     """Convert `ROOT/<label>/**/<image>` into `<split>-NNNNN-of-MMMMM.tfrecord` shards.
 
-    The output folder appears only when complete (see `conversion.publish`).
+    The output folder appears only when complete (see `conversion.publish`). With `progress_every`, a progress
+    line (`dataset.progress.files_line`) goes to stderr every that many seconds while the shards are written.
 
     Raises:
         PipelineError: bad input or options (`StorageError`, `ConversionError`), or more rejects
@@ -134,10 +152,12 @@ def convert_images(spark: SparkSession, options: ImageConvertOptions) -> Convers
     """
     start = time.perf_counter()
     with staged_output(options.input, options.output, options.mode) as staging:
-        return _convert(spark, options, staging, start)
+        return _convert(spark, options, staging, start, progress_every)
 
 
-def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging, start: float) -> ConversionSummary:
+def _convert(
+    spark: SparkSession, options: ImageConvertOptions, staging: Staging, start: float, progress_every: float | None
+) -> ConversionSummary:
     warming = _start_workers(spark)
     found = discover(list_files(options.input), options.labels, options.split_from_folders)
     plans = plan_shards(found.candidates, found.labels, options)
@@ -153,7 +173,8 @@ def _convert(spark: SparkSession, options: ImageConvertOptions, staging: Staging
         final_names,
         options.read_concurrency,
     )
-    results = _run_tasks(spark, plans, job)
+    listing_rejects = sum(1 for s in found.skipped if s.reason not in SKIP_REASONS)
+    results = _run_tasks(spark, plans, job, progress_every, listing_rejects)
     timings["work_s"] = time.perf_counter() - start - timings["listing_planning_s"]
     commit_start = time.perf_counter()
     rejects = list(found.skipped) + [s for r in results for s in r.rejects]

@@ -131,15 +131,24 @@ def discarded_on_error(raw: Any) -> Iterator[None]:
         raise
 
 
-def run_task(job: ShardJob, partition: int, groups: Iterable[tuple[ShardPlan, ...]]) -> Iterator[ShardResult]:
-    """The body of one Spark task: write each shard of its group (runs on executors)."""
+def run_task(
+    job: ShardJob, partition: int, groups: Iterable[tuple[ShardPlan, ...]], counters: tuple | None = None
+) -> Iterator[ShardResult]:
+    """The body of one Spark task: write each shard of its group (runs on executors).
+
+    `counters`: accumulators of (files, bytes read, rejects) for the driver's progress lines.
+    """
     from pyspark import TaskContext
 
     context = TaskContext.get()
     attempt = context.attemptNumber()
     for group in groups:
         for position, plan in enumerate(group):
-            yield write_shard(plan, job, str(context.taskAttemptId()), attempt, partition, position == 0)
+            result = write_shard(plan, job, str(context.taskAttemptId()), attempt, partition, position == 0)
+            if counters is not None:
+                for counter, value in zip(counters, (len(plan.files), result.input_bytes, len(result.rejects))):
+                    counter.add(value)
+            yield result
 
 
 def warm_up(_: object) -> None:
