@@ -4,7 +4,8 @@
 
 - `serving_default` / `predict`: serialized `tf.train.Example`s (`examples`);
 - images: `image_bytes:predict`, encoded image bytes (`image_bytes`);
-- tables: `columns:predict`, one input per raw column, by name.
+- tables: `columns:predict`, one input per raw column, named `column_input_name(column)`
+  (a signature's inputs must be identifiers: `a.b` becomes `a_b`).
 
 `assets.extra/` holds `manifest.json` (the training data's manifest: kind, features, label,
 key, task) and `labels.json` (the model's classes, index = class id).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 
 from dataset.errors import InferenceError
 from dataset.fs import filesystem
@@ -25,6 +27,13 @@ COLUMNS_INPUT = "columns"
 ASSETS = "assets.extra"
 LABELS_ASSET = "labels.json"
 MANIFEST_ASSET = "manifest.json"
+
+
+def column_input_name(column: str) -> str:
+    """The `columns:predict` input of a table column: every character outside [A-Za-z0-9_] as `_`,
+    and `_` before a leading digit (TensorFlow binds signature inputs as Python keyword names)."""
+    name = re.sub(r"\W", "_", column, flags=re.ASCII)
+    return f"_{name}" if name[:1].isdigit() else name
 
 
 def resolve_export(url: str) -> str:

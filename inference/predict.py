@@ -15,7 +15,14 @@ from pyspark.sql import DataFrame, SparkSession
 
 from dataset.decode import op_error_text
 from dataset.errors import DatasetError, InferenceError
-from dataset.export import COLUMNS_INPUT, EXAMPLES_INPUT, IMAGE_BYTES_INPUT, load_labels, load_manifest
+from dataset.export import (
+    COLUMNS_INPUT,
+    EXAMPLES_INPUT,
+    IMAGE_BYTES_INPUT,
+    column_input_name,
+    load_labels,
+    load_manifest,
+)
 from dataset.features import has_image_extension, is_hidden
 from dataset.fs import filesystem, list_files
 from dataset.layout import tf_compression
@@ -232,11 +239,12 @@ def _predict_rows(
     predict = _signature(export_dir, f"{COLUMNS_INPUT}:predict")
     inputs = predict.structured_input_signature[1]
     for frame in frames:
+        by_input = {column_input_name(c): c for c in frame.columns}  # the signature's input names
         for start in range(0, len(frame), BATCH):
             part = frame.iloc[start : start + BATCH]
             tensors = {}
             for name, spec in inputs.items():
-                column = part[name]
+                column = part[by_input[name]]
                 if spec.dtype == tf.string:
                     tensors[name] = tf.constant(
                         [b"" if v is None else (v if isinstance(v, bytes) else str(v).encode()) for v in column]
@@ -265,11 +273,15 @@ def predict_table_file(
     from pyspark.sql import functions as F
 
     boolean = [f.name for f in rows.schema.fields if f.dataType.simpleString() == "boolean"]
-    rows = rows.select(
-        *[F.col(f"`{c}`").cast("int").alias(c) if c in boolean else F.col(f"`{c}`") for c in rows.columns]
-    )
-    label = trained_on.table.label if trained_on.table.label in rows.columns else None
-    key = trained_on.table.key if trained_on.table.key in rows.columns else None
+    # Columns go by their serving input names (no dots: mapInPandas reads `a.b` as a struct field).
+    named: dict[str, Any] = {}
+    for c in rows.columns:
+        value = F.col(f"`{c}`").cast("int") if c in boolean else F.col(f"`{c}`")
+        named.setdefault(column_input_name(c), value.alias(column_input_name(c)))
+    original = rows.columns
+    rows = rows.select(*named.values())
+    label = column_input_name(trained_on.table.label) if trained_on.table.label in original else None
+    key = column_input_name(trained_on.table.key) if trained_on.table.key in original else None
     run = functools.partial(_predict_rows, export_dir, key, label, load_labels(export_dir))
     return rows.mapInPandas(run, SCHEMA)
 

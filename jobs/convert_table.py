@@ -30,6 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=FORMATS, default="csv", help="input format (CSV needs a header)")
     parser.add_argument("--schema", help="Spark DDL schema, e.g. 'a INT, b STRING' (default: inferred)")
     parser.add_argument("--csv-null-value", default="", help="CSV: the text that means null, e.g. NA")
+    parser.add_argument(
+        "--csv-mode",
+        choices=["permissive", "dropmalformed", "failfast"],
+        default="permissive",
+        help="CSV rows that do not parse: rejected and counted against --max-reject-fraction; "
+        "rejected and not counted; or stop the job naming the row",
+    )
+    parser.add_argument("--csv-multiline", action="store_true", help="CSV: quoted values may hold newlines")
     parser.add_argument("--output", required=True, help="dataset folder to create; appears only when complete")
     parser.add_argument("--label", required=True, help="the target column")
     parser.add_argument("--key", help="stable row id for split and shard hashing (default: a hash of the row)")
@@ -85,6 +93,8 @@ def options_from_args(args: argparse.Namespace) -> TableConvertOptions:
         table=args.table,
         schema=args.schema,
         csv_null_value=args.csv_null_value,
+        csv_mode=args.csv_mode,
+        csv_multiline=args.csv_multiline,
         key=args.key,
         task=args.task,
         null_policy=args.null_policy,

@@ -11,12 +11,13 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from conversion.faults import fault_from_conf
 from conversion.publish import Staging, publish, refuse_over_limit, staged_output
 from conversion.splits import split_column
 from conversion.tables.options import TableConvertOptions
-from conversion.tables.schema import ColumnSpec, column_specs
+from conversion.tables.schema import ColumnSpec, check_names, column_specs
 from conversion.tables.shards import SHARD_COLUMN, ShardPlan, bucket_values, ordered, write_shards
 from conversion.tables.stats import column_statistics
 from dataset.errors import ConversionError
@@ -62,19 +63,35 @@ class TableSummary:
         return "\n".join(lines)
 
 
+CORRUPT = "_corrupt_record"  # CSV: the raw text of a row that does not parse (Spark's PERMISSIVE mode)
+
+
 def read_source(spark: SparkSession, options: TableConvertOptions) -> DataFrame:
-    """The input as a DataFrame: files of `--format` (CSV with a header) or a catalog table."""
+    """The input as a DataFrame: files of `--format` (CSV with a header) or a catalog table.
+
+    CSV is read in Spark's PERMISSIVE mode with the schema given or inferred plus `CORRUPT`, which
+    holds the raw text of rows that do not parse; `_convert` rejects those per `--csv-mode`.
+    """
     if options.table:
         return spark.table(options.table)
     reader = spark.read.format(options.format)
     if options.format == "csv":
-        reader = reader.option("header", "true").option("mode", "FAILFAST").option("nullValue", options.csv_null_value)
-    if options.schema:
-        reader = reader.schema(options.schema)
-    elif options.format == "csv":
-        reader = reader.option("inferSchema", "true")
+        reader = (
+            reader.option("header", "true")
+            .option("mode", "PERMISSIVE")
+            .option("nullValue", options.csv_null_value)
+            .option("multiLine", str(options.csv_multiline).lower())
+        )
     try:
-        return reader.load(options.input)
+        if options.format != "csv":
+            return (reader.schema(options.schema) if options.schema else reader).load(options.input)
+        given = reader.schema(options.schema) if options.schema else reader.option("inferSchema", "true")
+        schema = given.load(options.input).schema
+        check_names([f.name for f in schema.fields])
+        with_corrupt = T.StructType([*schema.fields, T.StructField(CORRUPT, T.StringType())])
+        return reader.schema(with_corrupt).option("columnNameOfCorruptRecord", CORRUPT).load(options.input)
+    except ConversionError:
+        raise
     except Exception as err:  # AnalysisException: path missing, unreadable format
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConversionError(f"cannot read {options.input} as {options.format}: {first}") from None
@@ -168,11 +185,11 @@ def convert_table(spark: SparkSession, options: TableConvertOptions) -> TableSum
     """
     start = time.perf_counter()
     source = read_source(spark, options)
-    names = source.columns
+    names = [name for name in source.columns if name != CORRUPT]
     for role, name in (("label", options.label), ("key", options.key)):
         if name is not None and name not in names:
             raise ConversionError(f"{role} column {name!r} does not exist; columns are: {', '.join(names)}")
-    columns = column_specs(source.schema)
+    columns = column_specs(T.StructType([f for f in source.schema.fields if f.name != CORRUPT]))
     label = next(c for c in columns if c.name == options.label)
     if label.dtype == "float32" and options.task == "classification":
         raise ConversionError(f"label column {label.name!r} holds floats; use --task regression or cast it")
@@ -197,16 +214,37 @@ def _convert(
     key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
     df = source.withColumn("_h", F.xxhash64(*key))
     df = df.withColumn("_split", split_column(_key_text(options), options.splits))
-    checks = [(label.name, F.when(_col(label.name).isNull(), "null_label"))]
+    checks = []
+    if CORRUPT in source.columns:
+        checks.append((CORRUPT, F.when(F.col(CORRUPT).isNotNull(), "malformed_row")))
+    checks.append((label.name, F.when(_col(label.name).isNull(), "null_label")))
+    if label.dtype == "float32":  # a NaN or infinite label would end training with "NaN loss"
+        value = _col(label.name).cast("double")
+        checks.append((label.name, F.when(F.isnan(value) | (F.abs(value) == float("inf")), "non_finite_label")))
     if options.null_policy == "reject":
         checks += [(c.name, F.when(_has_null(c), "null")) for c in columns if c.name != label.name]
     reason = F.coalesce(*[expr for _, expr in checks])
     column_name = F.coalesce(*[F.when(expr.isNotNull(), F.lit(name)) for name, expr in checks])
     df = df.withColumn("_reason", reason).withColumn("_column", column_name).cache()
+    if CORRUPT in source.columns and options.csv_mode == "failfast":
+        first = df.where(F.col(CORRUPT).isNotNull()).select(CORRUPT).first()
+        if first is not None:
+            df.unpersist()
+            raise ConversionError(
+                f"a row of {options.input} does not parse as CSV with the header's columns: {first[0][:200]!r}; "
+                "fix it, or use --csv-mode permissive (reject such rows) or dropmalformed (--csv-multiline "
+                "for quoted values holding newlines)"
+            )
     try:
         return _write(spark, options, df, columns, label, defaults, staging, start, task)
     finally:
         df.unpersist()
+
+
+def _row_text(df: DataFrame, columns: list[ColumnSpec]) -> Column:
+    """A rejected row as JSON, or its raw text when it did not parse."""
+    as_json = F.to_json(F.struct(*[_col(c.name) for c in columns]))
+    return F.coalesce(F.col(CORRUPT), as_json) if CORRUPT in df.columns else as_json
 
 
 def _key_text(options: TableConvertOptions) -> Column:
@@ -247,9 +285,10 @@ def _write(
         _key_text(options).alias("key"),
         F.col("_column").alias("column"),
         F.col("_reason").alias("reason"),
-        F.to_json(F.struct(*[_col(c.name) for c in columns])).alias("row"),
+        _row_text(df, columns).alias("row"),
     ).coalesce(1).write.json(f"{staging.url()}/{REJECTED_DIR}")
-    refuse_over_limit(staging, rejected_total, rows_seen, options.max_reject_fraction, "rows")  # before writing
+    counted = rejected_total - (rejected_counts.get("malformed_row", 0) if options.csv_mode == "dropmalformed" else 0)
+    refuse_over_limit(staging, counted, rows_seen, options.max_reject_fraction, "rows")  # before writing
     laps = _Laps(start)
     laps.lap("count")  # reading, the label's task, counts per split, label and reject reason, the rejected report
     wanted: dict[str, int] = {}
@@ -314,7 +353,7 @@ def _write(
             columns={c.name: TableColumn(c.spark_type, ColumnStats.from_dict(stats.get(c.name, {}))) for c in columns},
         ),
     )
-    publish(staging, manifest, rejected_total, rows_seen, options.max_reject_fraction, "rows")
+    publish(staging, manifest, counted, rows_seen, options.max_reject_fraction, "rows")
     laps.lap("publish")
     return TableSummary(
         options.output,

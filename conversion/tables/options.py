@@ -10,6 +10,7 @@ from dataset.errors import OptionError
 FORMATS = ("csv", "parquet", "json", "orc")
 TASKS = ("auto", "classification", "regression")
 NULL_POLICIES = ("default", "reject")
+CSV_MODES = ("permissive", "dropmalformed", "failfast")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class TableConvertOptions(ConvertOptions):
     table: str | None = None
     schema: str | None = None  # Spark DDL, e.g. "a INT, b STRING"
     csv_null_value: str = ""  # CSV: the text that means null (e.g. "NA")
+    csv_mode: str = "permissive"  # CSV rows that do not parse: rejected and counted | rejected, not counted | stop
+    csv_multiline: bool = False  # CSV: quoted values may hold newlines
     key: str | None = None
     task: str = "auto"
     null_policy: str = "default"
@@ -40,6 +43,8 @@ class TableConvertOptions(ConvertOptions):
             raise OptionError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.task not in TASKS:
             raise OptionError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.csv_mode not in CSV_MODES:
+            raise OptionError(f"--csv-mode must be one of {', '.join(CSV_MODES)}, got {self.csv_mode!r}")
         if self.null_policy not in NULL_POLICIES:
             raise OptionError(f"--null-policy must be one of {', '.join(NULL_POLICIES)}, got {self.null_policy!r}")
         if self.max_vocab < 1 or self.num_quantiles < 2:

@@ -41,13 +41,35 @@ def _dtype(data_type: T.DataType) -> str | None:
     return None
 
 
+# Names the conversion and training use for their own columns and features: a source column of
+# one of these names would silently replace (or be replaced by) the pipeline's own.
+RESERVED_NAMES = frozenset({"_h", "_split", "_reason", "_column", "_order", "_row", "_corrupt_record"})
+RESERVED_PREFIXES = ("__", "_tfrecordpipe")
+
+
+def check_names(names: list[str]) -> None:
+    """Refuse source columns whose names the pipeline reserves.
+
+    Raises:
+        ConversionError: naming them.
+    """
+    reserved = [n for n in names if n in RESERVED_NAMES or n.startswith(RESERVED_PREFIXES)]
+    if reserved:
+        raise ConversionError(
+            f"columns {reserved} use names the pipeline reserves for its own columns "
+            f"({', '.join(sorted(RESERVED_NAMES))} and names starting with {' or '.join(RESERVED_PREFIXES)}); "
+            "rename them in the source (e.g. select ... AS another_name) and convert again"
+        )
+
+
 def column_specs(schema: T.StructType) -> list[ColumnSpec]:
     """Map every column, in schema order.
 
     Raises:
         ConversionError: naming the first column whose type has no feature form (structs,
-            maps, nested arrays, dates, timestamps...).
+            maps, nested arrays, dates, timestamps...), or columns with reserved names.
     """
+    check_names([f.name for f in schema.fields])
     specs = []
     for column in schema.fields:
         data_type = column.dataType

@@ -50,9 +50,10 @@ def column_statistics(df: DataFrame, columns: list[ColumnSpec], max_vocab: int, 
             name, stat = key.rsplit("|", 1)
             stats[name][stat] = value if value is None or isinstance(value, float) else int(value)
     if numeric:
-        finite_df = df.select(*[_finite(c.name, c.dtype == "float32").alias(c.name) for c in numeric])
+        # positional aliases: approxQuantile takes names, and reads a dot in one as a struct field
+        finite_df = df.select(*[_finite(c.name, c.dtype == "float32").alias(f"q{i}") for i, c in enumerate(numeric)])
         probabilities = [i / num_quantiles for i in range(1, num_quantiles)]
-        boundaries = finite_df.approxQuantile([c.name for c in numeric], probabilities, 0.001)
+        boundaries = finite_df.approxQuantile([f"q{i}" for i in range(len(numeric))], probabilities, 0.001)
         for c, values in zip(numeric, boundaries):
             stats[c.name]["boundaries"] = sorted(set(values))
     if strings:

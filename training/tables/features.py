@@ -26,6 +26,7 @@ from typing import Any
 import tensorflow as tf
 
 from dataset.errors import TrainingError
+from dataset.export import column_input_name
 from dataset.manifest import ColumnStats, Manifest
 
 ONE_HOT_MAX = 10
@@ -107,6 +108,7 @@ def plan_features(manifest: Manifest, spec: dict[str, Any]) -> dict[str, Any]:
             size = len(stats.vocabulary) or use.get("hash_bucket_size", 16)
             use.setdefault("dimension", max(2, math.ceil(size**0.25 * 2)))
         plan["columns"][name] = use
+    _check_input_names(plan["columns"])
     for cross in crosses:
         if len(cross.get("columns", [])) < 2:
             raise TrainingError(f"a cross needs two or more columns, got {cross.get('columns')}")
@@ -114,6 +116,19 @@ def plan_features(manifest: Manifest, spec: dict[str, Any]) -> dict[str, Any]:
             {"columns": list(cross["columns"]), "hash_bucket_size": int(cross.get("hash_bucket_size", 64))}
         )
     return plan
+
+
+def _check_input_names(columns: dict[str, Any]) -> None:
+    """Two columns whose serving input names would be the same (`a.b` and `a_b`) cannot both be inputs."""
+    by_input: dict[str, list[str]] = {}
+    for name in columns:
+        by_input.setdefault(column_input_name(name), []).append(name)
+    clashes = [names for names in by_input.values() if len(names) > 1]
+    if clashes:
+        raise TrainingError(
+            f"columns {clashes[0]} would share the serving input {column_input_name(clashes[0][0])!r}; "
+            "rename one in the source or list it under exclude in --feature-spec"
+        )
 
 
 def _numeric(name: str, stats: ColumnStats) -> Any:

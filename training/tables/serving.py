@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from dataset.export import COLUMNS_INPUT, EXAMPLES_INPUT
+from dataset.export import COLUMNS_INPUT, EXAMPLES_INPUT, column_input_name
 from dataset.manifest import Manifest
 from training.input import KEY_FEATURE
 
@@ -22,8 +22,9 @@ def table_receiver_fn(manifest: Manifest, params: dict) -> Callable[[], tf.estim
         parsed = tf.io.parse_example(serialized, spec)
         columns = {name: tf.identity(parsed[name], name=f"column_{i}") for i, name in enumerate(names)}
         features = dict(columns, **{KEY_FEATURE: tf.fill(tf.shape(serialized), "")})
+        inputs = {column_input_name(name): tensor for name, tensor in columns.items()}  # unique: plan_features
         return tf.estimator.export.ServingInputReceiver(
-            features, {EXAMPLES_INPUT: serialized}, receiver_tensors_alternatives={COLUMNS_INPUT: columns}
+            features, {EXAMPLES_INPUT: serialized}, receiver_tensors_alternatives={COLUMNS_INPUT: inputs}
         )
 
     return receiver
