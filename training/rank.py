@@ -147,7 +147,7 @@ def _run_rank(
         )
         hooks = [hvd.BroadcastGlobalVariablesHook(0), speed]  # Horovod: start every rank from rank 0's weights
         listeners = [checkpoint_listener(sync)] if sync else []
-        with _naming_bad_records(staging, manifest, config.train_split, own):
+        with _naming_bad_records(staging, manifest, config.train_split, staging.scannable(spec.files, own)):
             estimator.train(train, hooks=hooks, saving_listeners=listeners)
     result.update(train_seconds=time.perf_counter() - start, examples_per_sec=speed.examples_per_second)
     if estimator.latest_checkpoint():
@@ -166,7 +166,7 @@ def _run_rank(
     # A rank that trained evaluates its own final checkpoint (the same weights as rank 0's); else rank 0's.
     checkpoint = estimator.latest_checkpoint() or tf.train.latest_checkpoint(model_dir)
     start = time.perf_counter()
-    with _naming_bad_records(staging, manifest, plan.eval_split, own):
+    with _naming_bad_records(staging, manifest, plan.eval_split, staging.scannable(spec.files, own)):
         # Horovod: every rank evaluates its part of the split; the metric sums are combined
         metrics = evaluate_on_rank(estimator, spec, config.batch_size, rank, size, plan.eval_split, checkpoint)
     result.update(metrics={k: float(v) for k, v in metrics.items()}, eval_seconds=time.perf_counter() - start)

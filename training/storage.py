@@ -133,6 +133,11 @@ class ShardStaging:
         stage_to_local([u for u in own if not os.path.exists(local[u])], self.folder)
         return dataclasses.replace(spec, files=tuple(local[u] for u in spec.files)), tuple(local[u] for u in own)
 
+    def scannable(self, files: tuple[str, ...], own: tuple[str, ...]) -> tuple[str, ...]:
+        """The shards to scan for the one a tf.data error came from: all of `files` when they are local (cheap, and
+        a rank's error may surface on another), only this rank's copies when staged."""
+        return files if self.folder is None else own
+
     def splits_folder(self, manifest: Manifest, splits: tuple[str, ...]) -> str:
         """A dataset URL whose shards of `splits` tf.data reads: `data` itself, or the local folder holding copies
         of all of them (the driver's --skip-undecodable scan)."""
