@@ -60,9 +60,9 @@ def survey(
         .count()
     )
     by_kind = Window.partitionBy("kind")
-    ranked = pairs.withColumn(
-        "rank", F.row_number().over(by_kind.orderBy(F.desc("count"), F.asc("value")))
-    ).withColumn("distinct", F.count(F.lit(1)).over(by_kind))
+    ranked = pairs.withColumn("rank", F.row_number().over(by_kind.orderBy(F.desc("count"), F.asc("value")))).withColumn(
+        "distinct", F.count(F.lit(1)).over(by_kind)
+    )
     counts: dict[tuple, int] = {}
     vocabularies: dict[int, list] = {i: [] for i in range(len(strings))}
     distinct: dict[int, int] = {i: 0 for i in range(len(strings))}
