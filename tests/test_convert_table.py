@@ -442,3 +442,27 @@ def test_each_shard_file_holds_exactly_its_rows_in_order_and_gzip_reruns_are_ide
     convert(tmp_path / "two")
     for name in names:
         assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+def test_shard_records_come_from_bucket_counts_only_when_the_shard_count_divides_the_buckets():
+    from conversion.tables.shards import ShardPlan
+
+    plan = ShardPlan((("test", 2), ("train", 4)))
+    counts = {("test", 0): 5, ("test", 3): 1, ("train", 1): 2, ("train", 5): 3, ("train", 6): 7}
+    assert plan.records(counts, 8) == {0: 5, 1: 1, 3: 5, 4: 7}  # shard = offset + bucket mod count
+    assert plan.records(counts, 6) is None  # 4 shards do not divide 6 buckets
+
+
+def test_a_split_with_fewer_rows_than_num_shards_still_has_exact_shard_counts(spark, tmp_path):
+    source = tmp_path / "rows.parquet"
+    spark.range(0, 3).selectExpr("id", "IF(id = 1, 'a', 'b') AS y").write.parquet(str(source))
+    out = tmp_path / "out"
+    options = TableConvertOptions(
+        output=str(out), label="y", input=str(source), format="parquet", key="id", splits=(("train", 1.0),),
+        num_shards=4,
+    )  # fmt: skip
+    convert_table(spark, options)  # 3 shards (no more than rows), which do not divide the 4 counted buckets
+    files = read_manifest(str(out)).split("train").files
+    assert len(files) == 3
+    assert [f.num_records for f in files] == [sum(1 for _ in tf.data.TFRecordDataset(str(out / f.path))) for f in files]
+    assert sum(f.num_records for f in files) == 3

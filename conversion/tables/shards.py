@@ -63,7 +63,30 @@ class ShardPlan:
         """A row's global shard number: its split's offset + a hash of the row's key hash mod the split's count."""
         offset = F.create_map(*[x for s, _ in self.counts for x in (F.lit(s), F.lit(self.offset(s)))])
         count = F.create_map(*[x for s, n in self.counts for x in (F.lit(s), F.lit(n))])
-        return offset[split] + F.pmod(F.xxhash64(row_hash, F.lit("shard")), count[split])
+        return offset[split] + F.pmod(shard_hash(row_hash), count[split])
+
+    def records(self, bucket_counts: dict[tuple[str, int], int], buckets: int) -> dict[int, int] | None:
+        """Records per global shard from rows counted per (split, `bucket_column(row_hash, buckets)`),
+        or None if some split's shard count does not divide `buckets` (a row's shard is then not
+        a function of its bucket)."""
+        if any(buckets % n for _, n in self.counts):
+            return None
+        records: dict[int, int] = {}
+        sizes = dict(self.counts)
+        for (split, bucket), count in bucket_counts.items():
+            shard = self.offset(split) + bucket % sizes[split]
+            records[shard] = records.get(shard, 0) + count
+        return records
+
+
+def shard_hash(row_hash: Column) -> Column:
+    """The hash that picks a row's shard within its split (mod the split's shard count)."""
+    return F.xxhash64(row_hash, F.lit("shard"))
+
+
+def bucket_column(row_hash: Column, buckets: int) -> Column:
+    """The row's shard hash mod `buckets`: its shard mod any shard count that divides `buckets`."""
+    return F.pmod(shard_hash(row_hash), F.lit(buckets))
 
 
 def bucket_values(spark: SparkSession, total: int) -> list[int]:

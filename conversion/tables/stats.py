@@ -1,86 +1,84 @@
-"""Per-column statistics computed by Spark, stored in the manifest for training's preprocessing."""
+"""Per-column statistics computed by Spark, stored in the manifest for training's preprocessing.
+
+They are computed on the pass that counts the rows (`conversion.tables.survey`): the numeric ones
+as aggregates over the rows `selected` (the statistics split), the string vocabularies as
+(column, value) pairs that the pass counts with its other groups.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from conversion.tables.schema import ColumnSpec
 
+QUANTILE_ACCURACY = 1000  # percentile_approx's accuracy: a relative rank error of 1/1000
 
-def _finite(name: str, spark_float: bool) -> Any:
-    column = F.col(f"`{name}`").cast("double")
+
+def numeric_columns(columns: list[ColumnSpec]) -> list[ColumnSpec]:
+    return [c for c in columns if not c.is_list and c.dtype in ("int64", "float32")]
+
+
+def string_columns(columns: list[ColumnSpec]) -> list[ColumnSpec]:
+    return [c for c in columns if not c.is_list and c.dtype == "string" and not c.is_binary]
+
+
+def _raw(name: str) -> Column:
+    return F.col(f"`{name}`").cast("double")
+
+
+def _finite(name: str, spark_float: bool) -> Column:
+    column = _raw(name)
     if not spark_float:
         return column
     return F.when(F.isnan(column) | (F.abs(column) == float("inf")), None).otherwise(column)
 
 
-def column_statistics(df: DataFrame, columns: list[ColumnSpec], max_vocab: int, num_quantiles: int) -> dict[str, dict]:
-    """Statistics of every scalar column of `df` (nulls as in the source).
+def _count_if(condition: Column) -> Column:
+    return F.sum(F.when(condition, 1).otherwise(0).cast("long"))
 
-    Numeric: count (non-null, finite), mean, stddev (sample), min, max, null_count, nan_count,
-    inf_count and `num_quantiles`-quantile bucket boundaries. Strings: null_count, num_distinct
-    and the `max_vocab` most frequent values with their counts (ties by value).
+
+def aggregates(columns: list[ColumnSpec], selected: Column, num_quantiles: int) -> list[Column]:
+    """The statistics of the rows where `selected` holds, as aggregates named `<column>|<statistic>`.
+
+    Numeric: count (non-null, finite), sum, stddev (sample), min, max, null_count, nan_count,
+    inf_count and the `num_quantiles`-quantile boundaries (as JSON). Strings: null_count.
     """
-    numeric = [c for c in columns if not c.is_list and c.dtype in ("int64", "float32")]
-    strings = [c for c in columns if not c.is_list and c.dtype == "string" and not c.is_binary]
-    aggregates = []
-    for c in numeric:
+    probabilities = [i / num_quantiles for i in range(1, num_quantiles)]
+    out = []
+    for c in numeric_columns(columns):
         is_float = c.dtype == "float32"
-        finite = _finite(c.name, is_float)
-        raw = F.col(f"`{c.name}`").cast("double")
-        aggregates += [
+        finite = F.when(selected, _finite(c.name, is_float))  # null (skipped) outside the selection
+        raw = _raw(c.name)
+        out += [
             F.count(finite).alias(f"{c.name}|count"),
-            F.avg(finite).alias(f"{c.name}|mean"),
+            F.sum(finite).alias(f"{c.name}|sum"),
             F.stddev_samp(finite).alias(f"{c.name}|stddev"),
             F.min(finite).alias(f"{c.name}|min"),
             F.max(finite).alias(f"{c.name}|max"),
-            F.sum(F.col(f"`{c.name}`").isNull().cast("long")).alias(f"{c.name}|null_count"),
-            F.sum((F.isnan(raw) if is_float else F.lit(False)).cast("long")).alias(f"{c.name}|nan_count"),
-            F.sum((F.abs(raw) == float("inf")).cast("long") if is_float else F.lit(0)).alias(f"{c.name}|inf_count"),
+            _count_if(selected & raw.isNull()).alias(f"{c.name}|null_count"),
+            (_count_if(selected & F.isnan(raw)) if is_float else F.lit(0)).alias(f"{c.name}|nan_count"),
+            (_count_if(selected & (F.abs(raw) == float("inf"))) if is_float else F.lit(0)).alias(f"{c.name}|inf_count"),
+            F.to_json(F.percentile_approx(finite, probabilities, QUANTILE_ACCURACY)).alias(f"{c.name}|boundaries"),
         ]
-    for c in strings:
-        aggregates.append(F.sum(F.col(f"`{c.name}`").isNull().cast("long")).alias(f"{c.name}|null_count"))
-    stats: dict[str, dict] = {c.name: {} for c in numeric + strings}
-    if aggregates:
-        row = df.agg(*aggregates).first().asDict()
-        for key, value in row.items():
-            name, stat = key.rsplit("|", 1)
-            stats[name][stat] = value if value is None or isinstance(value, float) else int(value)
-    if numeric:
-        # positional aliases: approxQuantile takes names, and reads a dot in one as a struct field
-        finite_df = df.select(*[_finite(c.name, c.dtype == "float32").alias(f"q{i}") for i, c in enumerate(numeric)])
-        probabilities = [i / num_quantiles for i in range(1, num_quantiles)]
-        boundaries = finite_df.approxQuantile([f"q{i}" for i in range(len(numeric))], probabilities, 0.001)
-        for c, values in zip(numeric, boundaries):
-            stats[c.name]["boundaries"] = sorted(set(values))
-    if strings:
-        for name, (distinct, vocabulary) in _string_counts(df, [c.name for c in strings], max_vocab).items():
-            stats[name].update(num_distinct=distinct, vocabulary=vocabulary)
+    for c in string_columns(columns):
+        out.append(_count_if(selected & F.col(f"`{c.name}`").isNull()).alias(f"{c.name}|null_count"))
+    return out
+
+
+def from_aggregates(values: dict[str, Any]) -> dict[str, dict]:
+    """`aggregates`' results as statistics per column (mean from sum and count, sorted distinct boundaries)."""
+    stats: dict[str, dict] = {}
+    for key, value in values.items():
+        name, stat = key.rsplit("|", 1)
+        stats.setdefault(name, {})[stat] = value if value is None or isinstance(value, (float, str)) else int(value)
+    for column in stats.values():
+        if "sum" in column:
+            total = column.pop("sum")
+            column["mean"] = total / column["count"] if column["count"] else None  # Spark's avg: sum / count
+            boundaries = column.pop("boundaries")
+            column["boundaries"] = sorted(set(json.loads(boundaries))) if boundaries else []
     return stats
-
-
-def _string_counts(df: DataFrame, names: list[str], max_vocab: int) -> dict[str, tuple[int, list]]:
-    """For every string column at once (one Spark job): distinct non-null values and the top values."""
-    pairs = (
-        df.select(
-            F.explode(
-                F.array(*[F.struct(F.lit(name).alias("column"), F.col(f"`{name}`").alias("value")) for name in names])
-            ).alias("pair")
-        )
-        .select("pair.column", "pair.value")
-        .where(F.col("value").isNotNull())
-    )
-    counts = pairs.groupBy("column", "value").count()
-    by_column = Window.partitionBy("column")
-    ranked = counts.withColumn(
-        "rank", F.row_number().over(by_column.orderBy(F.desc("count"), F.asc("value")))
-    ).withColumn("distinct", F.count(F.lit(1)).over(by_column))
-    result: dict[str, tuple[int, list]] = {name: (0, []) for name in names}
-    for row in ranked.where(F.col("rank") <= max_vocab).orderBy("column", "rank").collect():
-        distinct, vocabulary = result[row["column"]]
-        vocabulary.append([row["value"], int(row["count"])])
-        result[row["column"]] = (int(row["distinct"]), vocabulary)
-    return result
