@@ -226,8 +226,10 @@ def _convert(
     # every column (500,000 rows x 30 columns of Parquet: about 1 s a scan against 12 s for the cache).
     df = df.withColumn("_reason", reason).withColumn("_column", column_name)
     if CORRUPT in source.columns and options.csv_mode == "failfast":
-        # another column besides the corrupt record's: Spark refuses a raw CSV query of that column alone
-        first = df.where(F.col(CORRUPT).isNotNull()).select(CORRUPT, _col(label.name)).first()
+        # Every column read, as in the other passes: the CSV scan prunes unread columns and then finds fewer rows
+        # malformed (and refuses a query of the corrupt record's column alone).
+        malformed = df.where(F.col("_reason") == "malformed_row")
+        first = malformed.select(CORRUPT, *[_col(c.name) for c in columns]).first()
         if first is not None:
             raise ConversionError(
                 f"a row of {options.input} does not parse as CSV with the header's columns: {first[0][:200]!r}; "
