@@ -412,8 +412,3 @@ def spark_executor_env_conf(env: Mapping[str, str] | None = None) -> dict[str, s
     """``spark.executorEnv.*`` for :func:`client_env`, so Python and TF code in executors (Horovod ranks,
     batch prediction) reach the same store."""
     return {f"spark.executorEnv.{k}": v for k, v in client_env(env).items()}
-
-
-def redacted(conf: Mapping[str, str], secret_words: Iterable[str] = ("secret", "token", "access.key", "key")) -> dict:
-    """`conf` with values of secret-looking keys replaced, for logging."""
-    return {k: ("***" if any(w in k.lower() for w in secret_words) else v) for k, v in conf.items()}

@@ -46,6 +46,12 @@ EXPECTED = {
         rf"^  ratio per core {FIGURE}{TARGET}   \(tf\.data / Pillow records/s per core\)$",
         r"^  cores to feed 4,667 images/s +\d+\.\d   \(Pillow: \d+\.\d; ResNet-50 bf16 on one H200\)$",
     ],
+    "object_store_reads": [
+        r"^== object-store reads: 20 objects of 4,000 B, 5 ms per request ==$",
+        r"^  one at a time +\d+\.\d\d s$",
+        r"^  4 in flight +\d+\.\d\d s$",
+        rf"^  ratio one/overlapped {FIGURE}{TARGET}   \(>1: overlapped is faster\)$",
+    ],
     "verify_levels": [
         r"^== small files: 20 PNG 64x64 RGB \(\d+ KB each\) ==$",
         r"^== photos: 1 JPEG 400x300 q90 \(\d+ KB each\) ==$",
@@ -67,7 +73,7 @@ EXPECTED = {
         rf"^  fixed cost {FIGURE} s   \(lowest of 1 runs\)$",
     ],
 }
-TABLES = {"convert_images": 2, "convert_table": 1, "input_pipeline": 1, "train": 4, "verify_levels": 2}
+TABLES = {"object_store_reads": 1, "convert_images": 2, "convert_table": 1, "input_pipeline": 1, "train": 4, "verify_levels": 2}
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
 
 

@@ -14,8 +14,9 @@ from conversion.images.options import ImageConvertOptions
 from dataset.errors import DatasetError
 from dataset.manifest import read_manifest
 from tests.images import image_bytes
+from training.images.augment import eval_images
 from training.images.model import IMAGE_PARAMS as DEFAULT_PARAMS
-from training.images.preprocess import decode, images_from_encoded, normalize, resize
+from training.images.preprocess import decode, normalize, resize
 from training.input import KEY_FEATURE, eval_input_fn, split_records, steps_per_epoch, train_input_fn
 from training.kinds import split_input_spec
 
@@ -31,7 +32,7 @@ def test_preprocessing_steps_eagerly_and_inside_dataset_map():
     assert 0.0 <= float(tf.reduce_min(eager)) and float(tf.reduce_max(eager)) <= 1.0
     mapped = next(iter(tf.data.Dataset.from_tensors(encoded).map(lambda e: normalize(resize(decode(e, 3), (4, 6))))))
     np.testing.assert_allclose(mapped.numpy(), eager.numpy())
-    batch = images_from_encoded(tf.constant([image_bytes("JPEG", (8, 8), "L"), image_bytes("GIF", (5, 9))]), (4, 6), 3)
+    batch = eval_images(tf.constant([image_bytes("JPEG", (8, 8), "L"), image_bytes("GIF", (5, 9))]), (4, 6), 3, "none")
     assert batch.shape == (2, 4, 6, 3)
 
 

@@ -20,12 +20,3 @@ def resize(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
 def normalize(image: tf.Tensor) -> tf.Tensor:
     """Pixel values scaled to [0, 1] (float32)."""
     return tf.cast(image, tf.float32) / 255.0
-
-
-def images_from_encoded(encoded: tf.Tensor, size: tuple[int, int], channels: int) -> tf.Tensor:
-    """A batch of encoded images [B] → float32 [B, height, width, channels] in [0, 1]."""
-
-    def one(value: tf.Tensor) -> tf.Tensor:
-        return normalize(resize(decode(value, channels), size))
-
-    return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec([*size, channels], tf.float32))

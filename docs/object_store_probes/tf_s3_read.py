@@ -1,7 +1,7 @@
 """TFRecord shards on an S3-compatible server (S3Proxy on loopback): read them with tensorflow-io's s3:// directly,
 or copy them to local disk with s3fs first (what a rank would do without tensorflow-io), and sync a model_dir back.
 
-    python benchmarks/tf_s3_read.py --shards 4 --shard-mb 32
+    python docs/object_store_probes/tf_s3_read.py --shards 4 --shard-mb 32
 
 Prints one JSON line. Every TF-with-s3 run happens in a child process: tensorflow-io 0.36 aborts at exit
 (tensorflow/io#1912), so the child reports before it exits.
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the repository
 sys.path.insert(0, str(REPO))
 
 from dataset.object_store import client_env, fsspec_url, s3_filesystem  # noqa: E402

@@ -2,7 +2,7 @@
 tf.estimator (checkpoints, evaluate, export_saved_model) on s3://, against S3Proxy on loopback, settings from
 dataset.object_store.client_env. Needs tensorflow-io==0.36.0 (not in the project's pins; a scratch venv).
 
-    python benchmarks/tf_s3_probe.py [--multipart-download]
+    python docs/object_store_probes/tf_s3_probe.py [--multipart-download]
 
 Prints one line per step and a JSON summary, then leaves with os._exit: tensorflow-io 0.36 aborts at interpreter
 exit once s3:// was used ("pure virtual method called", exit 134, tensorflow/io#1912).
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
 
 from dataset.object_store import client_env  # noqa: E402
 from tests.latency_proxy import LatencyProxy  # noqa: E402

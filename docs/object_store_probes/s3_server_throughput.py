@@ -1,7 +1,7 @@
 """How many small GETs/s an S3 test server answers, one at a time and with N threads, directly and behind a latency
 proxy (bounded: a fixed number of requests per case). Loopback only.
 
-    python benchmarks/s3_server_throughput.py --backend s3proxy --threads 32 --requests 2000 --delay-ms 20
+    python docs/object_store_probes/s3_server_throughput.py --backend s3proxy --threads 32 --requests 2000 --delay-ms 20
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
 
 from tests.latency_proxy import LatencyProxy  # noqa: E402
 from tests.s3server import s3_server  # noqa: E402
