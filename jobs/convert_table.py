@@ -15,7 +15,6 @@ from conversion.tables.options import FORMATS, TableConvertOptions
 from dataset.errors import OptionError
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
-from jobs.tfrecord_jar import require_tfrecord_spark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,10 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         options = options_from_args(args)
-        spark = spark_session(args, "convert_table", tfrecord=True)
-        # The table writer is spark-tfrecord, which exists for Spark 3.5 / Scala 2.12 only.
-        require_tfrecord_spark(spark.version, "tables")
-        print(convert_table(spark, options).text())
+        # tfrecord=True: the table writer is spark-tfrecord, for Spark 3.5 / Scala 2.12 only (checked there)
+        print(convert_table(spark_session(args, "convert_table", tfrecord=True), options).text())
         return 0
 
     return reporting_errors(run)
