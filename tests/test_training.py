@@ -172,3 +172,20 @@ def test_every_rank_evaluates_and_the_combined_metrics_equal_one_process(spark, 
     assert combined["global_step"] == alone["global_step"] == STEPS
     correct = combined["accuracy"] * manifest.splits["test"].num_records
     assert correct == pytest.approx(round(correct), abs=1e-3)  # a count of the whole split, not a mean of means
+
+
+def test_the_error_named_is_the_rank_s_own_not_horovod_s_shutdown():
+    """Horovod may name first a rank that only failed because another rank's error shut Horovod down."""
+    import io
+
+    from training.run import _StderrTail
+
+    tail = _StderrTail(io.StringIO())
+    tail.write("[1]<stderr>:RuntimeError: injected failure on rank 1 (fail_on_rank)\n")
+    tail.write("[0]<stderr>:tensorflow.python.framework.errors_impl.UnknownError: Horovod has been shut down. ...\n")
+    tail.write("[0]<stderr>:tensorflow.python.framework.errors_impl.UnknownError: Graph execution error:\n")
+    expected = "rank 1: RuntimeError: injected failure on rank 1 (fail_on_rank)"
+    assert tail.rank_error("Process name: 0\nExit code: 1") == expected
+    assert tail.rank_error("Process name: 1\nExit code: 1") == expected
+    tail.write("[2]<stderr>:ValueError: its own error\n")  # a named rank with its own error stays the one named
+    assert tail.rank_error("Process name: 2\nExit code: 1") == "rank 2: ValueError: its own error"

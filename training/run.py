@@ -224,16 +224,37 @@ class _StderrTail(io.TextIOBase):
         self._target.flush()
 
     def rank_error(self, failure: str) -> str | None:
-        """`rank N: <its last exception line>` for the rank Horovod names first in `failure`."""
+        """`rank N: <its last exception line>` for the rank whose own error ended the job.
+
+        That is the rank Horovod names first in `failure`, unless that rank only failed because Horovod
+        shut down (its collective lost a peer): then the rank that raised an error of its own.
+        """
         named = re.search(r"Process name: (\S+)", failure)
         if not named:
             return None
-        prefix = f"[{named.group(1)}]<stderr>:"
-        for line in reversed(self._lines):
-            body = line[len(prefix) :].strip() if line.startswith(prefix) else ""
+        errors = self._last_errors()
+        first = errors.get(named.group(1))
+        if first is None:
+            return None
+        if not first[1]:  # its own error
+            return f"rank {named.group(1)}: {first[0]}"
+        own = [(rank, error) for rank, (error, shutdown) in sorted(errors.items()) if not shutdown]
+        return f"rank {own[0][0]}: {own[0][1]}" if own else f"rank {named.group(1)}: {first[0]}"
+
+    def _last_errors(self) -> dict[str, tuple[str, bool]]:
+        """Per rank: its last exception line, and whether its output says Horovod had shut down."""
+        errors: dict[str, tuple[str, bool]] = {}
+        shutdown: set[str] = set()
+        for line in self._lines:
+            found = re.match(r"^\[(\d+)\]<stderr>:(.*)$", line)
+            if not found:
+                continue
+            rank, body = found.group(1), found.group(2).strip()
+            if "Horovod has been shut down" in body:
+                shutdown.add(rank)
             if re.match(r"^[\w.]+(Error|Exception|Exit)\b.*:", body):
-                return f"rank {named.group(1)}: {body}"
-        return None
+                errors[rank] = (body, False)
+        return {rank: (body, rank in shutdown) for rank, (body, _) in errors.items()}
 
 
 def _root_cause(err: BaseException) -> str:
