@@ -2,6 +2,7 @@
 
     progress: 120/400 files (30%), 2.4 MB/s, 3 rejected, 0:00:12 left
     progress: 3/8 tasks (38%), 0:00:40 left
+    progress: writing shards: 10/24 tasks (42%), 0:00:12 left
 
 Figures come from accumulators that tasks add to (counted when a task finishes) or from Spark's status tracker
 (tasks done of total in the running stages). `PROGRESS_SECONDS` sets the interval (default 10 s); a job's
@@ -62,13 +63,16 @@ def files_line(done: int, total: int, bytes_read: int, rejected: int, elapsed: f
     )
 
 
-def tasks_line(spark_context: Any, job_group: str, elapsed: float) -> str | None:
-    """Tasks done of total over the stages of `job_group` that Spark knows of (None before the first starts)."""
+def tasks_line(
+    spark_context: Any, job_group: str, elapsed: float, phase: str = "", skip_jobs: frozenset[int] = frozenset()
+) -> str | None:
+    """Tasks done of total over the stages of `job_group` that Spark knows of (None before the first starts),
+    leaving out the jobs in `skip_jobs` (those of earlier phases); with `phase`, the line names it."""
     tracker = spark_context.statusTracker()
     stages = [
         info
         for job in tracker.getJobIdsForGroup(job_group)
-        if (job_info := tracker.getJobInfo(job)) is not None
+        if job not in skip_jobs and (job_info := tracker.getJobInfo(job)) is not None
         for stage in job_info.stageIds
         if (info := tracker.getStageInfo(stage)) is not None
     ]
@@ -76,7 +80,45 @@ def tasks_line(spark_context: Any, job_group: str, elapsed: float) -> str | None
     if not total:
         return None
     done = sum(s.numCompletedTasks for s in stages)
-    return f"progress: {done}/{total} tasks ({done / total:.0%}), {_left(done / total, elapsed)}"
+    named = f"{phase}: " if phase else ""
+    return f"progress: {named}{done}/{total} tasks ({done / total:.0%}), {_left(done / total, elapsed)}"
+
+
+class Phases:
+    """A job's named phases for its progress lines: each line counts the tasks of the current phase's Spark jobs
+    (those of `job_group` started since the phase began) and its time left from the phase's own start."""
+
+    def __init__(self, spark_context: Any, job_group: str) -> None:
+        self._sc = spark_context
+        self._group = job_group
+        self._name = ""
+        self._skip: frozenset[int] = frozenset()
+        self._start = time.perf_counter()
+
+    def begin(self, name: str) -> None:
+        self._skip = frozenset(self._sc.statusTracker().getJobIdsForGroup(self._group))
+        self._start = time.perf_counter()
+        self._name = name
+
+    def line(self, elapsed: float) -> str | None:
+        """The current phase's line (`elapsed`, the job's time so far, is not used: the phase keeps its own)."""
+        del elapsed
+        return tasks_line(self._sc, self._group, time.perf_counter() - self._start, self._name, self._skip)
+
+
+@contextlib.contextmanager
+def job_group(spark_context: Any, name: str, description: str) -> Iterator[str]:
+    """Run the block's Spark jobs in a new job group named `<name>-<pid>-<ns>` (yielded), then restore the
+    thread's previous group."""
+    previous = spark_context.getLocalProperty("spark.jobGroup.id")
+    previous_description = spark_context.getLocalProperty("spark.job.description")
+    group = f"{name}-{os.getpid()}-{time.monotonic_ns()}"
+    spark_context.setJobGroup(group, description)
+    try:
+        yield group
+    finally:
+        spark_context.setLocalProperty("spark.jobGroup.id", previous)
+        spark_context.setLocalProperty("spark.job.description", previous_description)
 
 
 @contextlib.contextmanager

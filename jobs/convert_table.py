@@ -13,6 +13,7 @@ from conversion.options import parse_splits
 from conversion.tables.convert import convert_table
 from conversion.tables.options import FORMATS, TableConvertOptions
 from dataset.errors import OptionError
+from dataset.progress import interval_seconds
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
 
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-reject-fraction", type=float, default=0.05, help="fail when more rows than this are rejected"
     )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress lines (otherwise one every $PROGRESS_SECONDS, default 10)"
+    )
     add_spark_arguments(parser)
     return parser
 
@@ -114,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         options = options_from_args(args)
+        every = interval_seconds(args.quiet)
         # tfrecord=True: the table writer is spark-tfrecord, for Spark 3.5 / Scala 2.12 only (checked there)
-        print(convert_table(spark_session(args, "convert_table", tfrecord=True), options).text())
+        print(convert_table(spark_session(args, "convert_table", tfrecord=True), options, every).text())
         return 0
 
     return reporting_errors(run)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
-import time
 
 from dataset.errors import InferenceError
 from dataset.export import resolve_export
 from dataset.fs import filesystem
-from dataset.progress import interval_seconds, tasks_line, ticking
+from dataset.progress import interval_seconds, job_group, tasks_line, ticking
 from inference.predict import accuracy, predict_images, predict_split, predict_table_file
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
@@ -61,12 +59,11 @@ def main(argv: list[str] | None = None) -> int:
             predictions = predict_images(spark, export, args.images)
         else:
             predictions = predict_table_file(spark, export, args.table_file, args.format, args.csv_null_value)
-        group = f"predict-{os.getpid()}-{time.monotonic_ns()}"
-        spark.sparkContext.setJobGroup(group, f"predict {args.output}")
-        line = functools.partial(tasks_line, spark.sparkContext, group)
         try:
-            with ticking(every, line):  # tasks done of total, from Spark's status tracker
-                predictions.write.mode(args.mode).parquet(args.output)
+            with job_group(spark.sparkContext, "predict", f"predict {args.output}") as group:
+                line = functools.partial(tasks_line, spark.sparkContext, group)
+                with ticking(every, line):  # tasks done of total, from Spark's status tracker
+                    predictions.write.mode(args.mode).parquet(args.output)
         except BaseException:
             if not existed and fs.exists(output):
                 fs.rm(output, recursive=True)  # a half-written folder would make the rerun refuse

@@ -10,8 +10,13 @@ import pytest
 from dataset.errors import OptionError
 from dataset.progress import files_line, interval_seconds, ticking
 from jobs import convert_images as convert_job
+from jobs import convert_table as convert_table_job
+from tests.conftest import needs_tfrecord_jar
 from tests.test_convert_images import make_tree
 
+TABLE_LINE = re.compile(
+    r"^progress: (reading|counting rows and statistics|writing shards): \d+/\d+ tasks \(\d+%\), (\d+:\d\d:\d\d|\?) left$"
+)
 LINE = re.compile(r"^progress: \d+/\d+ files \(\d+%\), \d+\.\d MB/s, \d+ rejected, (\d+:\d\d:\d\d|\?) left$")
 
 
@@ -58,3 +63,19 @@ def test_a_conversion_prints_progress_lines_unless_quiet(spark, tmp_path, monkey
     monkeypatch.setenv("PROGRESS_SECONDS", "soon")
     assert convert_job.main([*argv, "--output", str(tmp_path / "c")]) == 2
     assert capsys.readouterr().err.strip() == "error: PROGRESS_SECONDS must be a positive number of seconds, got 'soon'"
+
+
+@needs_tfrecord_jar
+def test_a_table_conversion_prints_progress_lines_by_phase_unless_quiet(spark, tmp_path, monkeypatch, capsys):
+    rows = "\n".join(f"{i},{i % 7},{'ab'[i % 2]}" for i in range(3000))
+    (tmp_path / "t.csv").write_text("id,x,label\n" + rows + "\n")
+    monkeypatch.setenv("PROGRESS_SECONDS", "0.02")
+    argv = ["--input", str(tmp_path / "t.csv"), "--label", "label", "--key", "id", "--num-shards", "12"]
+    assert convert_table_job.main([*argv, "--output", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("progress:")]
+    assert lines and all(TABLE_LINE.match(line) for line in lines), err
+    assert any(line.startswith("progress: writing shards: ") for line in lines), err  # 36 shard tasks take a while
+    assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None  # the job group is the caller's again
+    assert convert_table_job.main([*argv, "--output", str(tmp_path / "b"), "--quiet"]) == 0
+    assert "progress:" not in capsys.readouterr().err

@@ -23,6 +23,7 @@ from conversion.tables.survey import survey
 from dataset.errors import ConversionError
 from dataset.layout import REJECTED_DIR
 from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo, spark_schema_of
+from dataset.progress import Phases, job_group, ticking
 
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
 MAX_CLASSES_FOR_AUTO = 50
@@ -173,8 +174,13 @@ def _label_text(label: ColumnSpec, task: str) -> Column:
     return text.cast("string")
 
 
-def convert_table(spark: SparkSession, options: TableConvertOptions) -> TableSummary:
+def convert_table(
+    spark: SparkSession, options: TableConvertOptions, progress_every: float | None = None
+) -> TableSummary:
     """Convert a table into shards per split, with statistics, a manifest and a rejected report.
+
+    With `progress_every`, a progress line (`dataset.progress.Phases`: the phase, its Spark tasks done of
+    total, time left) goes to stderr every that many seconds.
 
     Raises:
         ConversionError: unreadable input, unknown label or key column, a column type with no
@@ -193,8 +199,11 @@ def convert_table(spark: SparkSession, options: TableConvertOptions) -> TableSum
     if label.is_list:
         raise ConversionError(f"label column {label.name!r} is a list; the label must be a scalar column")
     defaults = _defaults(columns, options.null_defaults)
-    with staged_output(options.input, options.output, options.mode) as staging:
-        return _convert(spark, options, source, columns, label, defaults, staging, start)
+    sc = spark.sparkContext
+    with job_group(sc, "convert_table", f"convert_table {options.output}") as group:
+        phases = Phases(sc, group)
+        with staged_output(options.input, options.output, options.mode) as staging, ticking(progress_every, phases.line):
+            return _convert(spark, options, source, columns, label, defaults, staging, start, phases)
 
 
 def _convert(
@@ -206,7 +215,9 @@ def _convert(
     defaults: dict[str, Any],
     staging: Staging,
     start: float,
+    phases: Phases,
 ) -> TableSummary:
+    phases.begin("reading")
     task = _task(options, label, source)
     key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
     df = source.withColumn("_h", F.xxhash64(*key))
@@ -236,7 +247,7 @@ def _convert(
                 "fix it, or use --csv-mode permissive (reject such rows) or dropmalformed (--csv-multiline "
                 "for quoted values holding newlines)"
             )
-    return _write(spark, options, df, columns, label, defaults, staging, start, task)
+    return _write(spark, options, df, columns, label, defaults, staging, start, task, phases)
 
 
 def _row_text(df: DataFrame, columns: list[ColumnSpec]) -> Column:
@@ -260,6 +271,7 @@ def _write(
     staging: Staging,
     start: float,
     task: str,
+    phases: Phases,
 ) -> TableSummary:
     """Count and compute statistics (one pass), report rejects, plan shards, write them, write the manifest, commit."""
     buckets = options.num_shards or 1  # rows are counted per shard bucket too: see ShardPlan.records
@@ -272,6 +284,7 @@ def _write(
         "bucket": F.when(F.col("_reason").isNull(), bucket_column(F.col("_h"), buckets)),
     }
     selected = F.col("_reason").isNull() & (F.col("_split") == stats_split)
+    phases.begin("counting rows and statistics")
     found = survey(df, group, selected, columns, options.max_vocab, options.num_quantiles)
     rows_seen = sum(found.counts.values())
     if rows_seen == 0:
@@ -325,6 +338,7 @@ def _write(
     if records is None:  # --target-shard-mb made a split's shard count that does not divide the buckets
         records = {int(r[SHARD_COLUMN]): int(r["count"]) for r in filled.groupBy(SHARD_COLUMN).count().collect()}
     rows = ordered(filled, bucket_values(spark, plan.total), sort)
+    phases.begin("writing shards")
     result = write_shards(spark, rows, spark_schema_of(features), plan, staging, fault_from_conf(spark))
     sizes = result.sizes
     if set(sizes) != set(records):
