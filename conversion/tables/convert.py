@@ -18,7 +18,15 @@ from conversion.publish import Staging, publish, refuse_over_limit, staged_outpu
 from conversion.splits import split_column
 from conversion.tables.options import TableConvertOptions
 from conversion.tables.schema import ColumnSpec, check_names, column_specs
-from conversion.tables.shards import SHARD_COLUMN, ShardPlan, bucket_column, bucket_values, ordered, write_shards
+from conversion.tables.shards import (
+    COMMITTER_ALGORITHM,
+    SHARD_COLUMN,
+    ShardPlan,
+    bucket_column,
+    bucket_values,
+    ordered,
+    write_shards,
+)
 from conversion.tables.survey import survey
 from dataset.errors import ConversionError
 from dataset.layout import REJECTED_DIR
@@ -202,7 +210,10 @@ def convert_table(
     sc = spark.sparkContext
     with job_group(sc, "convert_table", f"convert_table {options.output}") as group:
         phases = Phases(sc, group)
-        with staged_output(options.input, options.output, options.mode) as staging, ticking(progress_every, phases.line):
+        with (
+            staged_output(options.input, options.output, options.mode) as staging,
+            ticking(progress_every, phases.line),
+        ):
             return _convert(spark, options, source, columns, label, defaults, staging, start, phases)
 
 
@@ -311,7 +322,7 @@ def _write(
         F.col("_column").alias("column"),
         F.col("_reason").alias("reason"),
         _row_text(df, columns).alias("row"),
-    ).coalesce(1).write.json(f"{staging.url()}/{REJECTED_DIR}")
+    ).coalesce(1).write.option(COMMITTER_ALGORITHM, "2").json(f"{staging.url()}/{REJECTED_DIR}")
     counted = rejected_total - (rejected_counts.get("malformed_row", 0) if options.csv_mode == "dropmalformed" else 0)
     refuse_over_limit(staging, counted, rows_seen, options.max_reject_fraction, "rows")  # before writing
     laps = _Laps(start)

@@ -27,6 +27,7 @@ SHARD_COLUMN = "_tfrecordpipe_shard"
 PARTS_DIR = "_parts"  # Spark's output folder inside staging; removed once the shards are named
 TFRECORD_FORMAT = "tfrecord"
 GZIP_CODEC = "org.apache.hadoop.io.compress.GzipCodec"
+COMMITTER_ALGORITHM = "mapreduce.fileoutputcommitter.algorithm.version"  # 2: a task commit moves its file once
 _BUCKET = "_tfrecordpipe_bucket"
 NO_TFRECORD_SOURCE = (
     "Spark has no 'tfrecord' data source: add spark-tfrecord (Spark 3.5 / Scala 2.12) to the session, "
@@ -138,7 +139,15 @@ def write_shards(
     if fail_after is not None:  # test-only: fails the first attempt of task 0 mid-write
         first = schema.fields[0].name
         columns[0] = fail_once_column(columns[0], fail_after, posixpath.basename(staging.path)).alias(first)
-    writer = rows.select(*columns, SHARD_COLUMN).write.format(TFRECORD_FORMAT).option("recordType", "Example")
+    writer = (
+        rows.select(*columns, SHARD_COLUMN)
+        .write.format(TFRECORD_FORMAT)
+        .option("recordType", "Example")
+        # A task's commit moves its file into the output, not into a job folder that the job's commit moves
+        # again: on an object store, where a move is a copy, one copy per shard fewer. Safe here: the staging
+        # (or in-place) output is trusted only once the manifest is written.
+        .option(COMMITTER_ALGORITHM, "2")
+    )
     if plan.compression == "gzip":
         writer = writer.option("codec", GZIP_CODEC)
     parts = f"{staging.path}/{PARTS_DIR}"
