@@ -11,7 +11,7 @@ import sys
 
 from conversion.options import parse_splits
 from conversion.tables.convert import convert_table
-from conversion.tables.options import FORMATS, TableConvertOptions
+from conversion.tables.options import FORMATS, QUANTILE_SAMPLE_ROWS, TableConvertOptions
 from dataset.errors import OptionError
 from dataset.progress import interval_seconds
 from jobs.errors import reporting_errors
@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-vocab", type=int, default=100, help="most frequent values kept per string column")
     parser.add_argument("--num-quantiles", type=int, default=10, help="quantile buckets per numeric column")
+    parser.add_argument(
+        "--quantile-sample-rows",
+        type=int,
+        default=QUANTILE_SAMPLE_ROWS,
+        help="quantiles from a deterministic 1-in-k sample of about this many rows of the statistics split",
+    )
     parser.add_argument("--splits", default="train=0.8,validation=0.1,test=0.1", help="NAME=FRACTION list")
     parser.add_argument("--num-shards", type=int, help="shards per split (default: one per --target-shard-mb)")
     parser.add_argument(
@@ -104,6 +110,7 @@ def options_from_args(args: argparse.Namespace) -> TableConvertOptions:
         null_defaults=tuple(defaults),
         max_vocab=args.max_vocab,
         num_quantiles=args.num_quantiles,
+        quantile_sample_rows=args.quantile_sample_rows,
         splits=parse_splits(args.splits),
         num_shards=args.num_shards,
         target_shard_mb=args.target_shard_mb,

@@ -73,5 +73,7 @@ def corrupt_png(seed: int) -> bytes:
     length = struct.unpack(">I", png[start - 4 : start])[0]
     data = bytearray(png)
     data[start + 4 + length // 2 : start + 12 + length // 2] = b"\xff" * 8
-    data[start + 4 + length : start + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[start : start + 4 + length])))
+    data[start + 4 + length : start + 8 + length] = struct.pack(
+        ">I", zlib.crc32(bytes(data[start : start + 4 + length]))
+    )
     return bytes(data)

@@ -73,7 +73,14 @@ EXPECTED = {
         rf"^  fixed cost {FIGURE} s   \(lowest of 1 runs\)$",
     ],
 }
-TABLES = {"object_store_reads": 1, "convert_images": 2, "convert_table": 1, "input_pipeline": 1, "train": 4, "verify_levels": 2}
+TABLES = {
+    "object_store_reads": 1,
+    "convert_images": 2,
+    "convert_table": 1,
+    "input_pipeline": 1,
+    "train": 4,
+    "verify_levels": 2,
+}
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
 
 

@@ -219,11 +219,14 @@ def test_on_spark_4_the_table_and_parquet_jobs_say_they_need_spark_35(spark, one
     args = ["--input", str(tmp_path / "t.csv"), "--label", "label", "--output", str(tmp_path / "tables")]
     assert convert_table_job.main(args) == 2
     err = capsys.readouterr().err
-    assert err == (  # the session set-up refuses before the table job's own check would
-        "error: jobs that read or write format('tfrecord') need Spark 3.5 with spark-tfrecord "
-        "(com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0, "
-        f"Scala 2.12), and this is Spark {spark.version}: run this job on Spark 3.5; image folders convert on "
-        "Spark 3.5 and 4.x\n"
+    assert (
+        err
+        == (  # the session set-up refuses before the table job's own check would
+            "error: jobs that read or write format('tfrecord') need Spark 3.5 with spark-tfrecord "
+            "(com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0, "
+            f"Scala 2.12), and this is Spark {spark.version}: run this job on Spark 3.5; image folders convert on "
+            "Spark 3.5 and 4.x\n"
+        )
     )
     assert not (tmp_path / "tables").exists()
     assert export_parquet_job.main(["--data", str(one_image_dataset), "--output", str(tmp_path / "pq")]) == 2

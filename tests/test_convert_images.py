@@ -108,7 +108,9 @@ def test_every_image_comes_back_with_identical_bytes_and_its_label(converted):
         label = relpath.split("/")[0]
         if relpath.endswith(".webp"):  # training cannot decode WebP: stored as lossless PNG
             assert row["image/format"] == b"png"
-            assert np.array_equal(tf.io.decode_png(row["image/encoded"]).numpy(), np.asarray(Image.open(io.BytesIO(data))))
+            assert np.array_equal(
+                tf.io.decode_png(row["image/encoded"]).numpy(), np.asarray(Image.open(io.BytesIO(data)))
+            )
         else:
             assert row["image/encoded"] == data
         assert row["image/class/text"].decode() == label

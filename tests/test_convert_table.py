@@ -156,6 +156,39 @@ def test_csv_statistics_match_pandas(spark, tmp_path):
     assert read_manifest(str(out)).table.task == "classification"
 
 
+def test_quantiles_come_from_a_deterministic_sample_bounded_in_rows(spark, tmp_path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"id": range(6000), "x": rng.normal(0, 1, 6000), "y": rng.choice(["a", "b"], 6000)})
+    frame.to_parquet(tmp_path / "t.parquet")
+
+    def boundaries(name: str, sample_rows: int) -> tuple[float, ...]:
+        options = TableConvertOptions(
+            output=str(tmp_path / name),
+            label="y",
+            input=str(tmp_path / "t.parquet"),
+            format="parquet",
+            key="id",
+            splits=(("train", 1.0),),
+            num_shards=2,
+            quantile_sample_rows=sample_rows,
+        )
+        convert_table(spark, options)
+        return read_manifest(str(tmp_path / name)).table.columns["x"].stats.boundaries
+
+    every_row = boundaries("all", 10_000)
+    sampled = boundaries("sampled", 1000)  # 1 row in 6
+    exact = np.quantile(frame["x"], [i / 10 for i in range(1, 10)])
+    assert len(every_row) == len(sampled) == 9
+    # percentile_approx returns values of the column: within a rank of 1/1000 (6 rows) on all rows
+    ranks = np.searchsorted(np.sort(frame["x"]), every_row) / 6000
+    assert np.abs(ranks - np.arange(1, 10) / 10).max() <= 0.0015
+    # the sample's boundaries are other values, close to the exact ones (1,000 rows: rank error ~0.016 at most)
+    assert sampled != every_row
+    assert np.abs(np.searchsorted(np.sort(frame["x"]), sampled) / 6000 - np.arange(1, 10) / 10).max() < 0.05
+    assert boundaries("sampled_again", 1000) == sampled  # the same rows on every run
+    assert np.abs(np.asarray(every_row) - exact).max() < 0.01
+
+
 def test_null_reject_policy_and_reject_limit(spark, parquet, tmp_path):
     with pytest.raises(ConversionError, match=r"3 of 6 rows rejected \(50.0%\) > --max-reject-fraction 0.05"):
         convert_table(
@@ -231,7 +264,6 @@ def test_a_table_task_failing_mid_write_is_retried_and_reruns_are_byte_identical
         assert (tmp_path / "again" / shard.name).read_bytes() == shard.read_bytes()
 
 
-
 # Every column type the job takes, with nulls, NaN, infinities and null list elements.
 ALL_TYPES = T.StructType(
     [
@@ -254,11 +286,42 @@ ALL_TYPES = T.StructType(
 )
 NAN, INF = float("nan"), float("inf")
 ALL_ROWS = [
-    (1, 1, 3, 7, 2**40, 1.5, 0.1, decimal.Decimal("1.25"), "alpha", True, b"\x00\x01", ["a", "b"], [1, 2], [1.0, 2.0], "yes"),
+    (
+        1,
+        1,
+        3,
+        7,
+        2**40,
+        1.5,
+        0.1,
+        decimal.Decimal("1.25"),
+        "alpha",
+        True,
+        b"\x00\x01",
+        ["a", "b"],
+        [1, 2],
+        [1.0, 2.0],
+        "yes",
+    ),
     (2, None, None, None, None, NAN, NAN, None, None, None, None, None, None, None, "no"),
     (3, -128, -32768, -(2**31), -(2**63), INF, -INF, decimal.Decimal("-9999.99"), "", False, b"", [], [], [], "yes"),
-    (4, 127, 32767, 2**31 - 1, 2**63 - 1, -INF, 1e300, decimal.Decimal("0.01"), "délta", True, b"\xff" * 300,
-     ["c", None], [None, 5], [None, NAN, INF, 1e-30], "no"),  # fmt: skip
+    (
+        4,
+        127,
+        32767,
+        2**31 - 1,
+        2**63 - 1,
+        -INF,
+        1e300,
+        decimal.Decimal("0.01"),
+        "délta",
+        True,
+        b"\xff" * 300,
+        ["c", None],
+        [None, 5],
+        [None, NAN, INF, 1e-30],
+        "no",
+    ),  # fmt: skip
     (5, 0, 0, 0, 0, 3.4e38, 1 / 3, decimal.Decimal("3.75"), "x", False, b"z", ["a"], [0], [0.25], None),
 ]
 FILLS = {"i": -5, "ints": -1}  # --null-default i=-5 ints=-1; the rest: 0, 0.0, "", b"", []
@@ -374,7 +437,9 @@ def test_csv_with_nulls_nan_and_infinities_round_trips(spark, tmp_path):
     out = tmp_path / "out"
     convert_table(
         spark,
-        TableConvertOptions(output=str(out), label="y", input=str(csv), key="id", splits=(("train", 1.0),), num_shards=2),
+        TableConvertOptions(
+            output=str(out), label="y", input=str(csv), key="id", splits=(("train", 1.0),), num_shards=2
+        ),
     )
     assert {k: v.spark_type for k, v in read_manifest(str(out)).features.items()} == {
         "id": "bigint",
@@ -388,7 +453,10 @@ def test_csv_with_nulls_nan_and_infinities_round_trips(spark, tmp_path):
     spark_rows = {r["id"]: r for r in read_split(spark, str(out), "train").collect()}
     assert sorted(tf_rows) == sorted(spark_rows) == sorted(want)
     for row_id, (n, x, word) in want.items():
-        for row, text in ((tf_rows[row_id], tf_rows[row_id]["word"].decode()), (spark_rows[row_id], spark_rows[row_id]["word"])):
+        for row, text in (
+            (tf_rows[row_id], tf_rows[row_id]["word"].decode()),
+            (spark_rows[row_id], spark_rows[row_id]["word"]),
+        ):
             assert row["n"] == n and text == word and same(row["x"], np.float32(x))
 
 

@@ -19,14 +19,14 @@ NFD = unicodedata.normalize("NFD", "café")
 
 def test_control_characters_and_normalization_twins_are_rejected_with_reasons(spark, tmp_path):
     root = tmp_path / "in"
-    labels = {"dog": 8, "line\nbreak": 1, "tab\there": 1, NFC: 8, NFD: 1, "Ünïcødé 狗, \"quoted\"": 8}
+    labels = {"dog": 8, "line\nbreak": 1, "tab\there": 1, NFC: 8, NFD: 1, 'Ünïcødé 狗, "quoted"': 8}
     for label, count in labels.items():
         for i in range(count):
             write(root, f"{label}/{i}.png", image_bytes("PNG", (6, 6), seed=i + 10 * len(label)))
     out = tmp_path / "out"
     summary = convert_images(spark, ImageConvertOptions(str(root), str(out), max_reject_fraction=0.2))
     manifest = read_manifest(str(out))
-    assert manifest.labels == (NFC, "dog", "Ünïcødé 狗, \"quoted\"")
+    assert manifest.labels == (NFC, "dog", 'Ünïcødé 狗, "quoted"')
     assert manifest.num_records == 24
     report = [json.loads(line) for line in (out / "_rejected" / "rejected.jsonl").read_text().splitlines()]
     assert [(r["path"], r["reason"]) for r in report] == [

@@ -24,8 +24,12 @@ def _tree(root):
 def test_fifo_and_symlink_loop_are_listed_with_their_problem(tmp_path):
     root = _tree(tmp_path / "in")
     listed = {f.relpath: f for f in list_files(str(root))}
-    assert listed["a/pipe.jpg"] == ListedFile("a/pipe.jpg", -1, "not_a_regular_file", "a FIFO, not a regular file: not read")
-    assert listed["b/loop"] == ListedFile("b/loop", -1, "symlink_loop", f"a link to {root}, a folder that contains it: not followed")
+    assert listed["a/pipe.jpg"] == ListedFile(
+        "a/pipe.jpg", -1, "not_a_regular_file", "a FIFO, not a regular file: not read"
+    )
+    assert listed["b/loop"] == ListedFile(
+        "b/loop", -1, "symlink_loop", f"a link to {root}, a folder that contains it: not followed"
+    )
     assert listed["b/alias/3.png"].problem == "" and listed["b/alias/3.png"].size > 0
     assert len(listed) == 20 + 10 + 3  # the images, those of a again under b/alias, two pipes and the loop
 
@@ -34,6 +38,12 @@ def test_conversion_skips_them_with_reasons(spark, tmp_path):
     root = _tree(tmp_path / "in")
     out = tmp_path / "out"
     summary = convert_images(spark, ImageConvertOptions(str(root), str(out)))
-    report = {r["path"]: r["reason"] for r in map(json.loads, (out / "_rejected" / "rejected.jsonl").read_text().splitlines())}
-    assert report == {"a/pipe.jpg": "not_a_regular_file", "b/alias/pipe.jpg": "not_a_regular_file", "b/loop": "symlink_loop"}
+    report = {
+        r["path"]: r["reason"] for r in map(json.loads, (out / "_rejected" / "rejected.jsonl").read_text().splitlines())
+    }
+    assert report == {
+        "a/pipe.jpg": "not_a_regular_file",
+        "b/alias/pipe.jpg": "not_a_regular_file",
+        "b/loop": "symlink_loop",
+    }
     assert sum(summary.records.values()) == 30

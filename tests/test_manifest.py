@@ -12,7 +12,11 @@ from tests.conftest import needs_tfrecord_jar
 def test_image_manifest_round_trips_and_renders_both_schemas(shapes_dataset):
     manifest = read_manifest(str(shapes_dataset))
     assert Manifest.from_json(manifest.to_json()) == manifest
-    assert (manifest.label_feature, manifest.key_feature, manifest.table) == ("image/class/text", "image/filename", None)
+    assert (manifest.label_feature, manifest.key_feature, manifest.table) == (
+        "image/class/text",
+        "image/filename",
+        None,
+    )
     assert manifest.spark_schema() == T.StructType(
         [
             T.StructField("image/channels", T.LongType()),

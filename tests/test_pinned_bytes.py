@@ -88,7 +88,18 @@ def test_image_shards_are_pinned(spark, images, tmp_path):
 
 def test_resized_gzip_image_shards_are_pinned(spark, images, tmp_path):
     out = tmp_path / "resized"
-    argv = ["--input", str(images), "--output", str(out), "--num-shards", "2", "--resize", "8x10", "--compression", "gzip"]
+    argv = [
+        "--input",
+        str(images),
+        "--output",
+        str(out),
+        "--num-shards",
+        "2",
+        "--resize",
+        "8x10",
+        "--compression",
+        "gzip",
+    ]
     assert convert_images.main(argv) == 0
     assert shard_hashes(out) == RESIZED_PINNED
 

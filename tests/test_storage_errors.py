@@ -35,7 +35,9 @@ def mount(tmp_path):
     def make(options: str):
         point = tmp_path / f"mnt{len(mounted)}"
         point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"{options},size=1m", "tmpfs", str(point)], capture_output=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"{options},size=1m", "tmpfs", str(point)], capture_output=True
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
         mounted.append(point)
@@ -98,4 +100,3 @@ def test_a_second_run_refuses_while_the_first_is_alive_and_clears_a_dead_ones_st
     assert sum(summary.records.values()) == 60
     assert sorted(os.listdir(tmp_path)) == ["data"]
     assert OWNER not in os.listdir(tmp_path / "data")
-

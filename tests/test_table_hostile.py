@@ -38,7 +38,9 @@ def test_reserved_column_names_are_refused_up_front_naming_them(spark, tmp_path,
 
 def test_dotted_and_spaced_column_names_convert_and_read_back(spark, tmp_path):
     csv = tmp_path / "t.csv"
-    csv.write_text("id,a.b,c d,y\n" + "".join(f"{i},{i}.5,x{i % 3},{'ab'[i % 2]}\n" for i in range(30)), encoding="utf-8")
+    csv.write_text(
+        "id,a.b,c d,y\n" + "".join(f"{i},{i}.5,x{i % 3},{'ab'[i % 2]}\n" for i in range(30)), encoding="utf-8"
+    )
     out = tmp_path / "out"
     convert_table(spark, options(csv, out, key="id"))
     manifest = read_manifest(str(out))
@@ -64,7 +66,9 @@ def test_nan_and_infinite_labels_are_rejected_rows(spark, tmp_path):
 
 def test_malformed_csv_rows_are_rejected_with_their_text_in_permissive_mode(spark, tmp_path):
     csv = tmp_path / "t.csv"
-    csv.write_text("id,x,y\n" + "".join(f"{i},{i}.0,{'ab'[i % 2]}\n" for i in range(40)) + "40,oops\n", encoding="utf-8")
+    csv.write_text(
+        "id,x,y\n" + "".join(f"{i},{i}.0,{'ab'[i % 2]}\n" for i in range(40)) + "40,oops\n", encoding="utf-8"
+    )
     out = tmp_path / "out"
     summary = convert_table(spark, options(csv, out, key="id"))
     assert summary.rejected == {"malformed_row": 1} and summary.records == {"train": 40}
@@ -79,7 +83,9 @@ def test_malformed_csv_rows_are_rejected_with_their_text_in_permissive_mode(spar
 
 def test_csv_modes_failfast_and_dropmalformed(spark, tmp_path):
     csv = tmp_path / "t.csv"
-    csv.write_text("id,x,y\n" + "".join(f"{i},{i}.0,{'ab'[i % 2]}\n" for i in range(8)) + "8,oops\n9,9.0,a\n", encoding="utf-8")
+    csv.write_text(
+        "id,x,y\n" + "".join(f"{i},{i}.0,{'ab'[i % 2]}\n" for i in range(8)) + "8,oops\n9,9.0,a\n", encoding="utf-8"
+    )
     with pytest.raises(ConversionError, match=r"a row of .* does not parse as CSV with the header's columns: '8,oops'"):
         convert_table(spark, options(csv, tmp_path / "strict", csv_mode="failfast"))
     assert not (tmp_path / "strict").exists()

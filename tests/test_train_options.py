@@ -57,10 +57,20 @@ def _fails_fast(spark, config, num_proc, error, message) -> None:
 
 def test_num_proc_below_one_or_above_the_task_slots_fails_before_horovod(spark, tiny, tmp_path):
     config = _config(tiny, tmp_path / "m")
-    _fails_fast(spark, config, 0, TrainingError, r"^--num-proc must be at least 1, got 0 \(leave it out to use all 2 task slots\)$")
+    _fails_fast(
+        spark,
+        config,
+        0,
+        TrainingError,
+        r"^--num-proc must be at least 1, got 0 \(leave it out to use all 2 task slots\)$",
+    )
     _fails_fast(spark, config, -2, TrainingError, "^--num-proc must be at least 1, got -2 ")
     _fails_fast(
-        spark, config, 3, TrainingError, r"^--num-proc 3 is more than the 2 task slots Spark can give \(spark.sparkContext"
+        spark,
+        config,
+        3,
+        TrainingError,
+        r"^--num-proc 3 is more than the 2 task slots Spark can give \(spark.sparkContext",
     )
     assert not (tmp_path / "m").exists()
 
@@ -79,7 +89,9 @@ def test_a_single_label_fails_before_horovod(spark, tiny, tmp_path):
     )
     message = "has 1 label \\(only\\) to train on; a classifier needs at least 2: add a label folder"
     _fails_fast(spark, _config(one, tmp_path / "m"), 1, TrainingError, message)
-    _fails_fast(spark, _config(tiny, tmp_path / "m", keep_labels=("a",)), 1, TrainingError, "has 1 label \\(a\\) to train")
+    _fails_fast(
+        spark, _config(tiny, tmp_path / "m", keep_labels=("a",)), 1, TrainingError, "has 1 label \\(a\\) to train"
+    )
 
 
 @pytest.mark.parametrize("num_proc", [1, 2])

@@ -35,7 +35,11 @@ def damaged(spark, tmp_path_factory):
     write(root / "in", "train/b/bad.png", corrupt_png(1))
     write(root / "in", "test/a/bad.png", corrupt_png(2))
     options = ImageConvertOptions(
-        str(root / "in"), str(root / "data"), split_from_folders=True, num_shards=1, transform=ImageTransform(verify="header")
+        str(root / "in"),
+        str(root / "data"),
+        split_from_folders=True,
+        num_shards=1,
+        transform=ImageTransform(verify="header"),
     )
     convert_images(spark, options)
     return root / "data"
@@ -53,7 +57,10 @@ def test_training_names_the_record_it_cannot_decode(spark, damaged, tmp_path):
     message = str(info.value)
     assert "\n" not in message
     assert "cannot decode the image of record " in message
-    assert f"of train shard file://{damaged}/train-00000-of-00001.tfrecord (train/b/bad.png): Invalid PNG data, size " in message
+    assert (
+        f"of train shard file://{damaged}/train-00000-of-00001.tfrecord (train/b/bad.png): Invalid PNG data, size "
+        in message
+    )
     assert message.endswith("or train with --skip-undecodable")
 
 
@@ -61,7 +68,9 @@ def test_skip_undecodable_skips_and_counts_them(spark, damaged, tmp_path):
     result = run_training(spark, _config(damaged, tmp_path / "m", skip_undecodable=True), num_proc=1)
     written = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert written["skipped_undecodable"] == {"train": 1, "test": 1}
-    assert [line.split(" (")[1].split(")")[0] for line in written["skipped_records"]] == ["train/b/bad.png", "test/a/bad.png"]
+    assert [line.split(" (")[1].split(")")[0] for line in written["skipped_records"]] == [
+        "train/b/bad.png",
+        "test/a/bad.png",
+    ]
     assert written["global_step"] == 8 and written["eval"]["global_step"] == 8
     assert "  skipped undecodable records: train 1, test 1" in result.text().splitlines()
-

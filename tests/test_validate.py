@@ -96,7 +96,9 @@ def test_flipped_byte_says_how_many_records_before_it_were_good(dataset, tmp_pat
     assert len(offsets) > 4
     data[offsets[4] + 12 + 5] ^= 0x01  # inside the data of record 4
     shard.write_bytes(bytes(data))
-    with pytest.raises(DatasetError, match=r"train-00001-of-00002.tfrecord at byte offset \d+ \(after 4 good records\)"):
+    with pytest.raises(
+        DatasetError, match=r"train-00001-of-00002.tfrecord at byte offset \d+ \(after 4 good records\)"
+    ):
         validate_dataset(str(copy))
 
 

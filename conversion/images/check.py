@@ -107,7 +107,9 @@ def _jpeg_scan_complete(data: bytes, scaled: bool) -> None:
     pixels = _jpeg_pixels(data, scaled)
     end = data.rfind(_JPEG_EOI)
     if end > 0 and _jpeg_pixels(data[:end] + _JPEG_PAD + data[end:], scaled) != pixels:
-        raise Rejected("truncated", "the JPEG scan data ends early (an end marker follows); decoders fill the rest grey")
+        raise Rejected(
+            "truncated", "the JPEG scan data ends early (an end marker follows); decoders fill the rest grey"
+        )
 
 
 def _verify(data: bytes, image: Image.Image, fmt: str, level: str) -> None:

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from conversion.faults import fault_from_conf
 from conversion.publish import Staging, publish, refuse_over_limit, staged_output
 from conversion.splits import split_column
+from conversion.tables import stats
 from conversion.tables.options import TableConvertOptions
 from conversion.tables.schema import ColumnSpec, check_names, column_specs
 from conversion.tables.shards import (
@@ -296,7 +298,7 @@ def _write(
     }
     selected = F.col("_reason").isNull() & (F.col("_split") == stats_split)
     phases.begin("counting rows and statistics")
-    found = survey(df, group, selected, columns, options.max_vocab, options.num_quantiles)
+    found = survey(df, group, selected, columns, options.max_vocab)
     rows_seen = sum(found.counts.values())
     if rows_seen == 0:
         raise ConversionError(f"{options.input or options.table} has no rows")
@@ -336,8 +338,14 @@ def _write(
     plan = ShardPlan(tuple(wanted.items()), options.compression)
     names = plan.names()
     features = {c.name: c.feature() for c in columns}
+    # The quantile boundaries are observed on the way to the write, from a sample sized by the split's row count.
+    quantiles = Observation(f"tfrecordpipe_quantiles_{uuid.uuid4().hex}")
+    every = stats.quantile_sample_every(split_counts.get(stats_split, 0), options.quantile_sample_rows)
+    sampled = (F.col("_split") == stats_split) & stats.in_quantile_sample(F.col("_h"), every)
+    boundaries = stats.quantile_aggregates(columns, sampled, options.num_quantiles)
+    observed = kept.observe(quantiles, *boundaries) if boundaries else kept
     filled = (
-        _filled(kept, columns, defaults)
+        _filled(observed, columns, defaults)
         .withColumn(SHARD_COLUMN, plan.shard_column(F.col("_split"), F.col("_h")))
         .withColumn("_order", F.xxhash64(F.col("_h"), F.lit("order")))
     )
@@ -361,7 +369,9 @@ def _write(
         written[index] = (records.get(index, 0), sizes.get(index, 0))
     laps.lap("write")
     labels = sorted({v for per_split in label_counts.values() for v in per_split})
-    stats = found.stats
+    column_stats = {name: dict(values) for name, values in found.stats.items()}
+    for name, values in stats.from_aggregates(quantiles.get if boundaries else {}).items():  # the write has run
+        column_stats.setdefault(name, {}).update(values)
     splits = {}
     for split, n in plan.counts:
         files = tuple(ShardFile(names[plan.offset(split) + i], *written[plan.offset(split) + i]) for i in range(n))
@@ -386,7 +396,9 @@ def _write(
             key=options.key,
             task=task,
             stats_split=stats_split,
-            columns={c.name: TableColumn(c.spark_type, ColumnStats.from_dict(stats.get(c.name, {}))) for c in columns},
+            columns={
+                c.name: TableColumn(c.spark_type, ColumnStats.from_dict(column_stats.get(c.name, {}))) for c in columns
+            },
         ),
     )
     publish(staging, manifest, counted, rows_seen, options.max_reject_fraction, "rows")

@@ -12,6 +12,10 @@ TASKS = ("auto", "classification", "regression")
 NULL_POLICIES = ("default", "reject")
 CSV_MODES = ("permissive", "dropmalformed", "failfast")
 
+# The quantile boundaries are computed from a deterministic 1-in-k sample of the statistics split of about this many
+# rows (all rows of a smaller split): its rank error, about 0.5/sqrt(rows) at the median, is 0.0011 here.
+QUANTILE_SAMPLE_ROWS = 200_000
+
 
 @dataclass(frozen=True)
 class TableConvertOptions(ConvertOptions):
@@ -32,6 +36,7 @@ class TableConvertOptions(ConvertOptions):
     null_defaults: tuple[tuple[str, str], ...] = ()  # (column, value) overrides of the per-dtype default
     max_vocab: int = 100
     num_quantiles: int = 10
+    quantile_sample_rows: int = QUANTILE_SAMPLE_ROWS  # quantiles from a 1-in-k row sample of about this many rows
 
     def __post_init__(self) -> None:
         if (self.input is None) == (self.table is None):
@@ -49,3 +54,5 @@ class TableConvertOptions(ConvertOptions):
             raise OptionError(f"--null-policy must be one of {', '.join(NULL_POLICIES)}, got {self.null_policy!r}")
         if self.max_vocab < 1 or self.num_quantiles < 2:
             raise OptionError("--max-vocab must be >= 1 and --num-quantiles >= 2")
+        if self.quantile_sample_rows < 1:
+            raise OptionError(f"--quantile-sample-rows must be >= 1, got {self.quantile_sample_rows}")

@@ -28,7 +28,9 @@ class ColumnSpec:
     def feature(self) -> Feature:
         """The column's entry in the manifest: its record type (binary stays binary for Spark readers)."""
         element = "binary" if self.is_binary else SPARK_TYPES[self.dtype]
-        return Feature(self.dtype, (), "var" if self.is_list else "fixed", f"array<{element}>" if self.is_list else element)
+        return Feature(
+            self.dtype, (), "var" if self.is_list else "fixed", f"array<{element}>" if self.is_list else element
+        )
 
 
 def _dtype(data_type: T.DataType) -> str | None:

@@ -3,7 +3,8 @@
 Every row is counted in its group (reject reason, split, label text, shard bucket); the rows of
 the statistics split also yield one (column, value) pair per string column, counted in the same
 groupBy (the vocabularies), and feed the numeric statistics, which `observe` aggregates on the
-way (`conversion.tables.stats`). One read of the source instead of one per figure.
+way (`conversion.tables.stats`; the quantiles wait for the write pass). One read of the source
+instead of one per figure.
 """
 
 from __future__ import annotations
@@ -42,13 +43,12 @@ def survey(
     selected: Column,
     columns: list[ColumnSpec],
     max_vocab: int,
-    num_quantiles: int,
 ) -> Survey:
     """Count `df`'s rows by `group` (the columns named in GROUP) and compute the statistics of
     the rows where `selected` holds, in one Spark job."""
     strings = stats.string_columns(columns)
     observation = Observation(f"tfrecordpipe_stats_{uuid.uuid4().hex}")
-    aggregates = stats.aggregates(columns, selected, num_quantiles)
+    aggregates = stats.aggregates(columns, selected)
     observed = df.observe(observation, *aggregates) if aggregates else df
     entries = [_entry(_COUNTS, F.lit(None), group)]
     for index, c in enumerate(strings):
