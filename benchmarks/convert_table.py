@@ -14,8 +14,8 @@ nulls filled with the job's defaults, a `tf.train.Example` per row, three
 `tf.io.TFRecordWriter` split files) and by the Spark job (`convert_table`, Parquet input,
 `--num-shards` shards per split, records built in the JVM by spark-tfrecord). The Spark session
 start-up is counted in the Spark end-to-end time, which is also shown by phase (start, count
-with statistics, write, publish). The session runs the JVM with full tiered JIT
-(`TABLE_JAVA_OPTIONS`, unless `--conf spark.driver.extraJavaOptions=...` is given). Then the train split is read back into a DataFrame through
+with statistics, write, publish). The session is the job's (`jobs.spark_cli.spark_session`; a job
+that writes tfrecord keeps full tiered JIT). Then the train split is read back into a DataFrame through
 spark-tfrecord (`dataset.spark_read.read_split`, counted) and exported to Parquet
 (`jobs.export_parquet`). MB are the Parquet bytes on disk. The comparison is printed
 (benchmarks/harness.py) and written to `<workdir>/results.json`.
@@ -92,11 +92,6 @@ NULL_FRACTION = 0.03
 NOTE = "the Spark job builds the records in the JVM (spark-tfrecord); no Python runs on its row path"
 
 
-# The table job is long and its JVM does all the work (no Python workers): full tiered JIT (C2)
-# instead of the C1-only default of local sessions (jobs.spark_cli.LOCAL_JAVA_OPTIONS). Measured on
-# the 2,000,000-row table (the job alone, loaded 2-core machine): 124 s of JVM CPU with C1 only,
-# 86 s with C2; the spark-tfrecord write halves.
-TABLE_JAVA_OPTIONS = "-XX:+TieredCompilation"
 RATIO_TARGET = Target(">=", 8.0)  # loop seconds / Spark end-to-end seconds, on 2 cores
 SMOKE = {"rows": 2_000, "num_shards": 2}  # --smoke: seconds, every code path
 
@@ -459,8 +454,6 @@ def measure(args: argparse.Namespace) -> int:
     data = ensure_data(base, args.rows)
 
     tf = import_tensorflow()
-    if not any(item.startswith("spark.driver.extraJavaOptions=") for item in args.conf):
-        args.conf = [f"spark.driver.extraJavaOptions={TABLE_JAVA_OPTIONS}", *args.conf]
     spark, session_start_s = start_spark(args, "benchmark_convert_table", f"local[{args.cores}]", tfrecord=True)
     print(
         f"Spark {spark.version} on {args.master}: session started in {session_start_s:.2f} s; that start-up is "

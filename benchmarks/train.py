@@ -411,7 +411,9 @@ def report_scaling(scaling: dict[int, dict[str, Any]], derived: dict[str, Any], 
         )
     table.line(
         f"evaluation of {first['eval_split']}: "
-        + ", ".join(f"{run['eval_seconds']:.2f} s with {n} process{'es' if n > 1 else ''}" for n, run in scaling.items())
+        + ", ".join(
+            f"{run['eval_seconds']:.2f} s with {n} process{'es' if n > 1 else ''}" for n, run in scaling.items()
+        )
         + " (every rank evaluates its shards; metric sums allreduced)"
     )
     table.figure(

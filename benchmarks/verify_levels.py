@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-files", type=int, default=500, help="64x64 PNGs")
     parser.add_argument("--photos", type=int, default=4, help="12 MP JPEGs")
     add_run_arguments(parser, "verify_levels", "where results.json goes")
-    with benchmark_run(parser, argv, "verify_levels", {"small_files": 20, "photos": 1}, {"small_files": 1, "photos": 1}) as args:
+    with benchmark_run(
+        parser, argv, "verify_levels", {"small_files": 20, "photos": 1}, {"small_files": 1, "photos": 1}
+    ) as args:
         args.workdir.mkdir(parents=True, exist_ok=True)
         tf = import_tensorflow()
         size = (400, 300) if args.smoke else (4000, 3000)
