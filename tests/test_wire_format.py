@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import tensorflow as tf
@@ -68,3 +69,33 @@ def test_gzip_output_is_byte_identical_across_writes():
     # magic, deflate, no flags, mtime 0, max compression, OS unknown.
     assert first[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
     assert first == _write([b"same", b"records"], "gzip")
+
+
+def test_an_image_record_equals_the_generic_encoding_and_tensorflow_reads_it():
+    from conversion.images.check import ImageRecord
+    from conversion.images.records import _KEYS, image_example
+
+    assert list(_KEYS) == sorted(_KEYS)  # the entries are joined in this order
+    for encoded, height, width, channels, fmt, label_id, label in (
+        (b"\x89PNG fake", 64, 48, 3, "png", 2, "cat"),
+        (b"x" * 300, 1, 70_000, 1, "jpeg", 0, "größe"),  # multi-byte lengths and varints, a non-ASCII label
+    ):
+        image = ImageRecord(encoded=encoded, format=fmt, height=height, width=width, channels=channels)
+        record = image_example(image, label_id, label, f"{label}/a b.png")
+        generic = encode_example(
+            {
+                "image/encoded": [encoded],
+                "image/format": fmt,
+                "image/height": height,
+                "image/width": width,
+                "image/channels": channels,
+                "image/class/label": label_id,
+                "image/class/text": label,
+                "image/filename": f"{label}/a b.png",
+                "image/key/sha256": hashlib.sha256(encoded).hexdigest(),
+            }
+        )
+        assert record == generic
+        feature = tf.train.Example.FromString(record).features.feature
+        assert feature["image/width"].int64_list.value == [width]
+        assert feature["image/class/text"].bytes_list.value == [label.encode()]
