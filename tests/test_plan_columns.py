@@ -1,105 +1,29 @@
 """The columnar listing, discovery and plan decide exactly what the per-file rules decide.
 
-`reference_*` below are the rules as they were written before the plan became columns (a Python object
-per file): the columnar code must agree with them on every path, split, shard, order and skip reason,
+`tests/plan_reference.py` holds the rules as they were written before the plan became columns (a Python
+object per file): the columnar code must agree with them on every path, split, shard, order and skip reason,
 including the awkward paths (hidden folders, case and dots in extensions, Unicode and control characters
 in labels, unknown sizes, seeds, fixed labels, split folders).
 """
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import pickle
 import random
-import unicodedata
 
+import numpy as np
 import pytest
 
 from conversion.images.discovery import discover
 from conversion.images.options import ImageConvertOptions
-from conversion.images.plan import PathKeys, ShardFiles, group_into_tasks, path_hashes, plan_shards
+from conversion.images.plan import PathKeys, ShardFiles, group_into_tasks, path_hashes, plan_shards, split_codes
 from conversion.images.task_plans import TaskPlan, remove_task_plans, write_task_plans
-from conversion.splits import split_bounds, split_of
-from dataset.features import has_image_extension, is_hidden
+from conversion.splits import assign_split, split_bounds, split_of
 from dataset.fs import ListedFile
 from dataset.listing import Listing
+from tests.plan_reference import reference_discover, reference_group, reference_plan
 
-# --------------------------------------------------------------------------- the per-file rules
-
-
-def reference_discover(files, labels=None, split_from_folders=False):
-    """(candidates as (relpath, size, label, split), skips as (relpath, reason, detail) sorted, labels)."""
-    depth = 3 if split_from_folders else 2
-    candidates, skipped = [], []
-    for f in files:
-        parts = f.relpath.split("/")
-        if f.problem:
-            skipped.append((f.relpath, f.problem, f.detail))
-        elif is_hidden(f.relpath):
-            skipped.append((f.relpath, "hidden", "hidden file or folder"))
-        elif len(parts) < depth:
-            where = "ROOT/<split>/<label>/" if split_from_folders else "ROOT/<label>/"
-            skipped.append((f.relpath, "outside_label_folder", f"not under {where}"))
-        elif not has_image_extension(f.relpath):
-            skipped.append((f.relpath, "unsupported_extension", "not .jpg .jpeg .png .gif .bmp .webp"))
-        elif split_from_folders:
-            candidates.append((f.relpath, f.size, parts[1], parts[0]))
-        else:
-            candidates.append((f.relpath, f.size, parts[0], None))
-    by_form: dict[str, list[str]] = {}
-    for label in sorted({c[2] for c in candidates}):
-        by_form.setdefault(unicodedata.normalize("NFC", label), []).append(label)
-    refused = {}
-    for form, names in by_form.items():
-        keep = form if form in names else names[0]
-        for name in names:
-            if name != keep:
-                refused[name] = (
-                    "ambiguous_label_name",
-                    f"label folder {name!r} differs from {keep!r} only in Unicode normalization; rename one of them",
-                )
-        for name in names:
-            bad = ", ".join(f"U+{ord(ch):04X}" for ch in name if unicodedata.category(ch) == "Cc")
-            if bad:
-                refused[name] = ("bad_label_name", f"label folder {name!r} holds control characters ({bad}); rename it")
-    skipped += [(c[0], *refused[c[2]]) for c in candidates if c[2] in refused]
-    candidates = [c for c in candidates if c[2] not in refused]
-    if labels is None:
-        labels = tuple(sorted({c[2] for c in candidates}))
-    else:
-        skipped += [
-            (c[0], "unknown_label", f"label folder {c[2]!r} is not in --labels")
-            for c in candidates
-            if c[2] not in labels
-        ]
-        candidates = [c for c in candidates if c[2] in labels]
-    return candidates, sorted(skipped), labels
-
-
-def reference_plan(candidates, labels, options):
-    """[(split, index, num_shards, [(relpath, size, label_id), ...]), ...]"""
-    label_ids = {label: i for i, label in enumerate(labels)}
-    by_split: dict[str, list] = {}
-    bounds = split_bounds(options.splits)
-    for relpath, size, label, folder_split in candidates:
-        split_key, shard_key, order_key = path_hashes(relpath, options.seed)
-        split = folder_split if folder_split is not None else split_of(split_key, options.splits, bounds)
-        by_split.setdefault(split, []).append((shard_key, order_key, relpath, (relpath, size, label_ids[label])))
-    plans = []
-    for split in sorted(by_split):
-        files = by_split[split]
-        num_shards = options.shards_for(len(files), sum(max(k[3][1], 0) for k in files))
-        shards: list[list] = [[] for _ in range(num_shards)]
-        heap = [(0, index) for index in range(num_shards)]
-        for keyed in sorted(files, key=lambda k: (k[0], k[2])):
-            load, index = heapq.heappop(heap)
-            shards[index].append(keyed)
-            heapq.heappush(heap, (load + max(keyed[3][1], 0), index))
-        for index, shard in enumerate(shards):
-            plans.append((split, index, num_shards, [k[3] for k in sorted(shard, key=lambda k: (k[1], k[2]))]))
-    return plans
-
+SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 
 # --------------------------------------------------------------------------- awkward listings
 
@@ -176,11 +100,11 @@ def test_equal_hashes_fall_back_to_path_order(monkeypatch):
     # No two paths share a 64-bit hash in practice: force the ties by giving every file one shard and order hash.
     files = [ListedFile(f"a/{i}.png", 10) for i in range(50)]
     found = discover(files)
-    keys = PathKeys.of(found.candidates.relpaths)
+    options = ImageConvertOptions("in", "out", splits=(("train", 1.0),), num_shards=3)
+    keys = PathKeys.of(found.candidates.relpaths, 0, options.splits)
     keys.shard[:] = 5
     keys.order[:] = 9
-    monkeypatch.setattr(PathKeys, "of", classmethod(lambda cls, relpaths, seed=0: keys))
-    options = ImageConvertOptions("in", "out", splits=(("train", 1.0),), num_shards=3)
+    monkeypatch.setattr(PathKeys, "of", classmethod(lambda cls, *args: keys))
     plans = plan_shards(found.candidates, found.labels, options)
     paths = sorted(f.relpath for f in files)
     assert [[f.relpath for f in p.files] for p in plans] == [paths[0::3], paths[1::3], paths[2::3]]
@@ -207,6 +131,11 @@ def test_a_shard_pickles_only_its_own_files_and_reads_back_equal(tmp_path):
     assert pickle.loads(pickle.dumps(one)) == one
 
     tasks = group_into_tasks(plans, 4)
+    as_tuples = [tuple((p.split, p.index, p.num_shards, [tuple(f) for f in p.files]) for p in task) for task in tasks]
+    reference = reference_plan(
+        [tuple(c) for c in found.candidates], found.labels, ImageConvertOptions("in", "out", num_shards=10)
+    )
+    assert as_tuples == reference_group(reference, 4)
     refs = write_task_plans(tasks, str(tmp_path))
     assert [len(pickle.dumps(ref)) < 400 for ref in refs] == [True] * 4
     assert [list(ref) for ref in refs] == [list(task) for task in tasks]
@@ -217,13 +146,21 @@ def test_a_shard_pickles_only_its_own_files_and_reads_back_equal(tmp_path):
 
 
 def test_sha256_rows_match_path_hashes():
-    paths = ["a/x.png", "é/ü.jpg", "日本/1.png", ""]
+    paths = sorted(["a/x.png", "é/ü.jpg", "日本/1.png", "", "b/y.png", "c/z.png"])
+    relpaths = Listing.of([ListedFile(p, 1) for p in paths]).relpaths
     for seed in (0, 3):
-        keys = PathKeys.of(Listing.of([ListedFile(p, 1) for p in paths]).relpaths, seed)
-        ordered = sorted(paths)
-        assert [(int(a), int(b), int(c)) for a, b, c in zip(keys.split, keys.shard, keys.order)] == [
-            path_hashes(p, seed) for p in ordered
-        ]
-        assert int(keys.split[ordered.index("a/x.png")]) == int.from_bytes(
-            hashlib.sha256(b"a/x.png").digest()[:8], "big"
-        )
+        keys = PathKeys.of(relpaths, seed, SPLITS)
+        assert keys.split is not None
+        assert [SPLITS[code][0] for code in keys.split.tolist()] == [assign_split(p, SPLITS) for p in paths]
+        hashes = [path_hashes(p, seed)[1:] for p in paths]
+        assert list(zip(keys.shard.tolist(), keys.order.tolist())) == hashes
+    assert PathKeys.of(relpaths).split is None
+
+
+def test_split_codes_follow_split_of_at_the_bounds():
+    splits = (("a", 0.5), ("b", 0.0), ("c", 0.5))
+    bounds = split_bounds(splits)
+    positions = sorted({0, 1, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 1, *(b + d for b in bounds for d in (-1, 0, 1))})
+    positions = [p for p in positions if 0 <= p < 2**64]
+    codes = split_codes(np.array(positions, dtype=np.uint64), splits)
+    assert [splits[c][0] for c in codes.tolist()] == [split_of(p, splits, bounds) for p in positions]

@@ -102,40 +102,39 @@ def discover(
     paths = listing.relpaths
     candidate = _looks_like_image(listing, depth)
     skipped = [(row, _skip(listed, depth, split_from_folders)) for row, listed in _rows(listing, ~candidate)]
-    rows = np.flatnonzero(candidate)
-    if len(rows) < len(listing):
+    rows = None if candidate.all() else np.flatnonzero(candidate)  # the listing's row of each candidate
+    if rows is not None:
         paths = paths.take(pa.array(rows))
-    parts = pc.extract_regex(
-        paths, r"^(?P<split>[^/]*)/(?P<label>[^/]*)/" if split_from_folders else r"^(?P<label>[^/]*)/"
-    )
-    label_names, label_codes = _encode(parts.field("label"))
+    (label_names, label_codes), (split_names, split_codes) = _folders(paths, split_from_folders)
     refused = _refused_labels(label_names)
     if labels is not None:
         known = set(labels)
         for name in label_names:
             if name not in known and name not in refused:
                 refused[name] = ("unknown_label", f"label folder {name!r} is not in --labels")
-    kept = ~np.isin(label_codes, [code for code, name in enumerate(label_names) if name in refused])
+    kept = ~np.array([name in refused for name in label_names], dtype=bool)[label_codes]
     for position in np.flatnonzero(~kept).tolist():
         name = label_names[label_codes[position]]
-        skipped.append((int(rows[position]), Skip(paths[position].as_py(), *refused[name])))
-    split_names, split_codes = _encode(parts.field("split")) if split_from_folders else ((), None)
+        row = position if rows is None else int(rows[position])
+        skipped.append((row, Skip(paths[position].as_py(), *refused[name])))
     if not kept.all():
-        keep = pa.array(kept)
-        paths, rows, label_codes = paths.filter(keep), rows[kept], label_codes[kept]
-        split_codes = split_codes[kept] if split_codes is not None else None
+        rows = np.flatnonzero(kept) if rows is None else rows[kept]
+        paths, label_codes = paths.filter(pa.array(kept)), label_codes[kept]
+        split_codes = split_codes[kept] if split_from_folders else split_codes
     label_names, label_codes = _used(label_names, label_codes)
     if labels is None:
         labels = label_names
-    if not len(rows):
+    if not len(paths):
         raise ConversionError(
             f"no image files found in {len(listing)} listed files; expected ROOT/<label>/<file>.jpg|png|... "
             "(see the rejected reasons with --max-reject-fraction 1)"
             if len(listing)
             else "the input folder is empty; expected ROOT/<label>/<file>.jpg|png|..."
         )
-    sizes = listing.sizes if len(rows) == len(listing) else listing.sizes[rows]
-    candidates = Candidates(paths, sizes, label_names, label_codes, split_names, split_codes)
+    sizes = listing.sizes if rows is None else listing.sizes[rows]
+    candidates = Candidates(
+        paths, sizes, label_names, label_codes, split_names, split_codes if split_from_folders else None
+    )
     return Discovery(candidates, tuple(skip for _, skip in sorted(skipped, key=lambda s: s[0])), labels, len(listing))
 
 
@@ -143,7 +142,7 @@ def _looks_like_image(listing: Listing, depth: int) -> np.ndarray:
     """Per row: no problem, not hidden, deep enough for a label folder, an image extension (`_skip` says why not)."""
     paths = listing.relpaths
     bad = pc.or_(pc.starts_with(paths, "."), pc.match_substring(paths, "/."))  # `is_hidden`
-    bad = pc.or_(bad, pc.less(pc.count_substring(paths, "/"), depth - 1))
+    bad = pc.or_(bad, pc.invert(pc.match_substring_regex(paths, "^(?:[^/]*/){%d}" % (depth - 1))))  # parts >= depth
     bad = pc.or_(bad, pc.invert(pc.match_substring_regex(paths, _IMAGE_SUFFIX)))
     if listing.problems:
         bad = pc.or_(bad, pc.is_in(paths, value_set=pa.array(list(listing.problems), pa.large_string())))
@@ -175,20 +174,38 @@ def _skip(listed: ListedFile, depth: int, split_from_folders: bool) -> Skip:
     raise AssertionError(f"{listed.relpath!r} looks like an image to Python but not to Arrow")  # pragma: no cover
 
 
-def _encode(values: pa.Array) -> tuple[tuple[str, ...], np.ndarray]:
-    """The sorted distinct values, and each row's index into them (int32)."""
-    encoded = values.dictionary_encode()
-    names = encoded.dictionary.to_pylist()
+Folders = tuple[tuple[str, ...], np.ndarray]  # the sorted distinct folder names, and each row's index (int32)
+
+
+def _folders(paths: pa.Array, split_from_folders: bool) -> tuple[Folders, Folders]:
+    """Each row's label folder, and split folder (folder trees; else none), read a chunk of rows at a time."""
+    pattern = r"^(?P<split>[^/]*)/(?P<label>[^/]*)/" if split_from_folders else r"^(?P<label>[^/]*)/"
+    fields = ("label", "split") if split_from_folders else ("label",)
+    codes = {field: np.empty(len(paths), dtype=np.int32) for field in fields}
+    seen: dict[str, dict[str, int]] = {field: {} for field in fields}  # name → code, in the order first seen
+    for start in range(0, len(paths), CHUNK):
+        parts = pc.extract_regex(paths[start : start + CHUNK], pattern)
+        for field in fields:
+            encoded = parts.field(field).dictionary_encode()
+            names = seen[field]
+            to_code = [names.setdefault(name, len(names)) for name in encoded.dictionary.to_pylist()]
+            indices = encoded.indices.to_numpy(zero_copy_only=False)
+            codes[field][start : start + len(indices)] = np.array(to_code, dtype=np.int32)[indices]
+    found = {field: _sorted_codes(tuple(seen[field]), codes[field]) for field in fields}
+    return found["label"], found.get("split", ((), np.zeros(0, dtype=np.int32)))
+
+
+def _sorted_codes(names: tuple[str, ...], codes: np.ndarray) -> Folders:
+    """`names` sorted, and `codes` renumbered to match."""
     order = sorted(range(len(names)), key=names.__getitem__)
     rank = np.empty(len(names), dtype=np.int32)
     rank[order] = np.arange(len(names), dtype=np.int32)
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    return tuple(names[i] for i in order), rank[codes] if len(codes) else np.zeros(0, np.int32)
+    return tuple(names[i] for i in order), np.take(rank, codes, out=codes) if len(codes) else codes
 
 
-def _used(names: tuple[str, ...], codes: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+def _used(names: tuple[str, ...], codes: np.ndarray) -> Folders:
     """Only the names some row has, and the rows' codes into them."""
-    used = np.unique(codes)
+    used = np.flatnonzero(np.bincount(codes, minlength=len(names)))
     if len(used) == len(names):
         return names, codes
     renumber = np.zeros(len(names), dtype=np.int32)

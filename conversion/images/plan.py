@@ -49,25 +49,45 @@ def path_hashes(relpath: str, seed: int = 0) -> tuple[int, int, int]:
 
 @dataclass(frozen=True, eq=False)
 class PathKeys:
-    """`path_hashes` of every row of a path column, as three uint64 arrays."""
+    """`path_hashes` of every row of a path column: the split (as an index into the splits asked for), the shard
+    and the order hash (uint64)."""
 
-    split: np.ndarray
+    split: np.ndarray | None  # int16; None when no splits were asked for (split folders)
     shard: np.ndarray
     order: np.ndarray
 
     @classmethod
-    def of(cls, relpaths: pa.Array, seed: int = 0) -> PathKeys:
-        keys = np.empty((3, len(relpaths)), dtype=np.uint64)
+    def of(cls, relpaths: pa.Array, seed: int = 0, splits: Splits | None = None) -> PathKeys:
+        split = np.empty(len(relpaths), dtype=np.int16) if splits else None
+        shard, order = np.empty(len(relpaths), dtype=np.uint64), np.empty(len(relpaths), dtype=np.uint64)
         sha256 = hashlib.sha256
         salt = f"order{seed}\0".encode()
         for start in range(0, len(relpaths), CHUNK):
-            paths = relpaths[start : start + CHUNK].cast(pa.large_binary()).to_pylist()
-            stop = start + len(paths)
+            paths = _utf8(relpaths[start : start + CHUNK])
+            rows = slice(start, start + len(paths))
             digests = np.frombuffer(b"".join([sha256(p).digest() for p in paths]), dtype=">u8").reshape(-1, 4)
-            keys[:, start:stop] = digests[:, :3].T
+            if split is not None and splits:
+                split[rows] = split_codes(digests[:, 0], splits)
+            shard[rows], order[rows] = digests[:, 1], digests[:, 2]
             if seed:
-                keys[2, start:stop] = np.frombuffer(b"".join([sha256(salt + p).digest()[:8] for p in paths]), ">u8")
-        return cls(keys[0], keys[1], keys[2])
+                order[rows] = np.frombuffer(b"".join([sha256(salt + p).digest()[:8] for p in paths]), dtype=">u8")
+        return cls(split, shard, order)
+
+
+def _utf8(relpaths: pa.Array) -> list[bytes]:
+    """Each path's UTF-8 bytes, cut from the column's data buffer (three times faster than `to_pylist`)."""
+    relpaths = relpaths.cast(pa.large_string())
+    if relpaths.null_count:
+        raise ValueError("a path column holds nulls")
+    offsets = np.frombuffer(relpaths.buffers()[1], dtype=np.int64)[
+        relpaths.offset : relpaths.offset + len(relpaths) + 1
+    ]
+    if not len(relpaths):
+        return []
+    first = int(offsets[0])
+    data = relpaths.buffers()[2][first : int(offsets[-1])].to_pybytes()
+    bounds = (offsets - first).tolist()
+    return list(map(data.__getitem__, map(slice, bounds[:-1], bounds[1:])))
 
 
 def split_codes(positions: np.ndarray, splits: Splits) -> np.ndarray:
@@ -178,18 +198,21 @@ class ShardPlan:
         return shard_file_name(self.split, self.index, self.num_shards, self.compression)
 
 
-def _fill_shards(sizes: np.ndarray, num_shards: int) -> np.ndarray:
-    """The shard of each file, in the order given: the one with the fewest bytes so far (then the lowest index)."""
+def _fill_shards(sizes: np.ndarray, rows: np.ndarray, num_shards: int) -> np.ndarray:
+    """The shard of each of `rows`, taken in that order: the one with the fewest bytes so far (then the lowest
+    index). A file of unknown size (-1) weighs 0."""
+    shard_of = np.zeros(len(rows), dtype=np.int32)
     if num_shards == 1:
-        return np.zeros(len(sizes), dtype=np.int64)
-    shard_of = np.empty(len(sizes), dtype=np.int64)
+        return shard_of
     heap = [(0, index) for index in range(num_shards)]  # (bytes so far, shard index)
-    for start in range(0, len(sizes), CHUNK):
-        chosen = []
-        for size in sizes[start : start + CHUNK].tolist():
+    replace = heapq.heapreplace  # pops the least-loaded shard and pushes it back with the file's bytes
+    for start in range(0, len(rows), CHUNK):
+        chosen: list[int] = []
+        choose = chosen.append
+        for size in np.maximum(sizes[rows[start : start + CHUNK]], 0).tolist():
             load, index = heap[0]
-            heapq.heapreplace(heap, (load + size, index))
-            chosen.append(index)
+            replace(heap, (load + size, index))
+            choose(index)
         shard_of[start : start + len(chosen)] = chosen
     return shard_of
 
@@ -200,8 +223,9 @@ def _cut(rows: np.ndarray, keys: PathKeys, sizes: np.ndarray, num_shards: int) -
     `rows` are ascending, so in path order: every stable sort below breaks ties of equal hashes by path.
     """
     by_hash = np.argsort(keys.shard[rows], kind="stable")
-    shard_of = np.empty(len(rows), dtype=np.int64)
-    shard_of[by_hash] = _fill_shards(np.maximum(sizes[rows[by_hash]], 0), num_shards)
+    shard_of = np.empty(len(rows), dtype=np.int32)
+    shard_of[by_hash] = _fill_shards(sizes, rows[by_hash], num_shards)
+    del by_hash  # the largest split's arrays are most of the plan's memory: one at a time
     ordered = rows[np.lexsort((keys.order[rows], shard_of))]  # by shard, then order hash, then path
     starts = np.zeros(num_shards + 1, dtype=np.int64)
     np.cumsum(np.bincount(shard_of, minlength=num_shards), out=starts[1:])
@@ -213,18 +237,19 @@ def plan_shards(candidates: Candidates, labels: tuple[str, ...], options: ImageC
     label_ids = {label: i for i, label in enumerate(labels)}
     to_id = np.array([label_ids[name] for name in candidates.label_names], dtype=np.int32)
     table = FileTable(candidates.relpaths, candidates.sizes, to_id[candidates.label_codes])
-    keys = PathKeys.of(candidates.relpaths, options.seed)
-    if candidates.split_codes is not None:
-        names, codes = candidates.split_names, candidates.split_codes
-    else:
-        names, codes = tuple(name for name, _ in options.splits), split_codes(keys.split, options.splits)
+    by_folder = candidates.split_codes is not None
+    keys = PathKeys.of(candidates.relpaths, options.seed, None if by_folder else options.splits)
+    names = candidates.split_names if by_folder else tuple(name for name, _ in options.splits)
+    codes = candidates.split_codes if by_folder else keys.split
+    index_type = np.int32 if len(table) < 2**31 else np.int64
     plans = []
     for code in sorted(range(len(names)), key=names.__getitem__):
-        rows = np.flatnonzero(codes == code)
+        rows = np.flatnonzero(codes == code).astype(index_type)
         if not len(rows):
             continue
         num_shards = options.shards_for(len(rows), int(np.maximum(table.sizes[rows], 0).sum()))
         ordered, starts = _cut(rows, keys, table.sizes, num_shards)
+        del rows
         for index in range(num_shards):
             files = ShardFiles(table, ordered[starts[index] : starts[index + 1]])
             plans.append(ShardPlan(names[code], index, num_shards, files, options.compression))
