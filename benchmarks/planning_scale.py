@@ -146,7 +146,7 @@ def _row(table: Table, label: str, figures: dict) -> None:
         label,
         f"{figures['planning_s']:>8.2f} s",
         f"peak RSS {figures['peak_rss_mb']:>7,.0f} MB",
-        f"largest task payload {figures['payload_bytes'] / MB:>8.3f} MB",
+        f"largest task payload {figures['payload_bytes']:>12,} B",
         f"(discover {figures['discover_s']:.2f} s, plan {figures['plan_s']:.2f} s; {figures['shards']:,} shards)",
     )
 

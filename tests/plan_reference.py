@@ -71,7 +71,9 @@ def reference_plan(candidates, labels, options):
     for relpath, size, label, folder_split in candidates:
         split_key, shard_key, order_key = path_hashes(relpath, options.seed)
         split = folder_split if folder_split is not None else split_of(split_key, options.splits, bounds)
-        by_split.setdefault(split, []).append((shard_key, order_key, relpath, FileTask(relpath, size, label_ids[label])))
+        by_split.setdefault(split, []).append(
+            (shard_key, order_key, relpath, FileTask(relpath, size, label_ids[label]))
+        )
     plans = []
     for split in sorted(by_split):
         files = by_split[split]
