@@ -109,10 +109,21 @@ def _find_remote(fs: fsspec.AbstractFileSystem, root: str, found: ListingBuilder
                 found.add(posixpath.relpath(path, root), int(info.get("size") or 0))
 
     def find(folder: str) -> dict:
-        return fs.find(folder, detail=True, withdirs=False)
+        listed = fs.find(folder, detail=True, withdirs=False)
+        _forget(fs, folder)
+        return listed
 
     add({entry["name"]: entry for entry in top if entry["type"] != "directory"})
     if folders:
         with ThreadPoolExecutor(min(LISTING_THREADS, len(folders))) as pool:
             for listed in pool.map(find, folders):
                 add(listed)
+
+
+def _forget(fs: fsspec.AbstractFileSystem, folder: str) -> None:
+    """Drop what a recursive listing of `folder` left in `fs`'s listing cache (s3fs keeps an entry of a few hundred
+    bytes per object there, for as long as the filesystem object lives: gigabytes for millions of files)."""
+    cache = getattr(fs, "dircache", None)
+    if cache is not None:
+        for key in [key for key in list(cache) if key == folder or key.startswith(f"{folder}/")]:
+            cache.pop(key, None)
