@@ -1,14 +1,15 @@
 """The conversion's planning rules as they were written before the plan became columns: a Python object per file.
 
 The reference that `tests/test_plan_columns.py` holds the columnar code to (same candidates, skips, splits, shards
-and order), and the baseline of `benchmarks/planning_scale.py`.
+and order), and the baseline of `benchmarks/planning_scale.py`. The refusal of label names works on the distinct
+names, not per file, and is shared (`conversion.images.discovery._refused_labels`).
 """
 
 from __future__ import annotations
 
 import heapq
-import unicodedata
 
+from conversion.images.discovery import _refused_labels
 from conversion.images.plan import FileTask, path_hashes
 from conversion.splits import split_bounds, split_of
 from dataset.features import has_image_extension, is_hidden
@@ -33,22 +34,7 @@ def reference_discover(files, labels=None, split_from_folders=False):
             candidates.append((f.relpath, f.size, parts[1], parts[0]))
         else:
             candidates.append((f.relpath, f.size, parts[0], None))
-    by_form: dict[str, list[str]] = {}
-    for label in sorted({c[2] for c in candidates}):
-        by_form.setdefault(unicodedata.normalize("NFC", label), []).append(label)
-    refused = {}
-    for form, names in by_form.items():
-        keep = form if form in names else names[0]
-        for name in names:
-            if name != keep:
-                refused[name] = (
-                    "ambiguous_label_name",
-                    f"label folder {name!r} differs from {keep!r} only in Unicode normalization; rename one of them",
-                )
-        for name in names:
-            bad = ", ".join(f"U+{ord(ch):04X}" for ch in name if unicodedata.category(ch) == "Cc")
-            if bad:
-                refused[name] = ("bad_label_name", f"label folder {name!r} holds control characters ({bad}); rename it")
+    refused = _refused_labels(c[2] for c in candidates)  # per label folder, not per file: shared
     skipped += [(c[0], *refused[c[2]]) for c in candidates if c[2] in refused]
     candidates = [c for c in candidates if c[2] not in refused]
     if labels is None:

@@ -71,13 +71,13 @@ class ConversionSummary:
 def _run_tasks(
     spark: SparkSession, plans: list[ShardPlan], job: ShardJob, progress_every: float | None, listing_rejects: int
 ) -> list[ShardResult]:
-    """Write the shards in Spark tasks, each handed its shards by reference (`conversion.images.task_plans`)."""
+    """Write the shards in Spark tasks, each handed its shards by reference (`conversion.images.task_plans`); the
+    task files go before the commit (a failed run's go with the rest of what it wrote)."""
     sc = spark.sparkContext
     tasks = group_into_tasks(plans, TASKS_PER_CORE * sc.defaultParallelism)
-    try:
-        return _run_task_plans(spark, write_task_plans(tasks, job.staging_url), job, progress_every, listing_rejects)
-    finally:
-        remove_task_plans(job.staging_url)
+    results = _run_task_plans(spark, write_task_plans(tasks, job.staging_url), job, progress_every, listing_rejects)
+    remove_task_plans(job.staging_url)
+    return results
 
 
 def _run_task_plans(

@@ -107,11 +107,7 @@ def discover(
         paths = paths.take(pa.array(rows))
     (label_names, label_codes), (split_names, split_codes) = _folders(paths, split_from_folders)
     refused = _refused_labels(label_names)
-    if labels is not None:
-        known = set(labels)
-        for name in label_names:
-            if name not in known and name not in refused:
-                refused[name] = ("unknown_label", f"label folder {name!r} is not in --labels")
+    refused.update(_unknown_labels(label_names, labels, refused))
     kept = ~np.array([name in refused for name in label_names], dtype=bool)[label_codes]
     for position in np.flatnonzero(~kept).tolist():
         name = label_names[label_codes[position]]
@@ -136,6 +132,20 @@ def discover(
         paths, sizes, label_names, label_codes, split_names, split_codes if split_from_folders else None
     )
     return Discovery(candidates, tuple(skip for _, skip in sorted(skipped, key=lambda s: s[0])), labels, len(listing))
+
+
+def _unknown_labels(
+    names: tuple[str, ...], labels: tuple[str, ...] | None, refused: dict[str, tuple[str, str]]
+) -> dict[str, tuple[str, str]]:
+    """With fixed `labels`, the other label folders (not refused already), with (reason, detail)."""
+    if labels is None:
+        return {}
+    known = set(labels)
+    return {
+        name: ("unknown_label", f"label folder {name!r} is not in --labels")
+        for name in names
+        if name not in known and name not in refused
+    }
 
 
 def _looks_like_image(listing: Listing, depth: int) -> np.ndarray:
