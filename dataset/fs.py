@@ -6,27 +6,14 @@ import os
 import posixpath
 import stat
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from dataset.errors import StorageError
+from dataset.listing import ListedFile as ListedFile  # re-exported: callers import it from here
+from dataset.listing import Listing, ListingBuilder
 from dataset.object_store import storage_options_for
-
-
-class ListedFile(NamedTuple):  # a NamedTuple: built and pickled per file, so kept cheap
-    """One file under a root: its path relative to the root (posix) and its size in bytes.
-
-    `problem` is set for an entry that must not be read: "not_a_regular_file" (a FIFO would
-    block its reader forever; sockets, devices), "symlink_loop" (a folder reached again through a
-    link), "unreadable_folder"; `detail` says more.
-    """
-
-    relpath: str
-    size: int
-    problem: str = ""
-    detail: str = ""
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -51,9 +38,8 @@ def _kind(mode: int) -> str:
     return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device or other special file"
 
 
-def _walk_local(root: str) -> list[ListedFile]:
+def _walk_local(root: str, found: ListingBuilder) -> None:
     # os.scandir is several times faster than fsspec's generic find on local trees with many files.
-    found: list[ListedFile] = []
     cut = len(root.rstrip(os.sep)) + 1
 
     def relpath(path: str) -> str:
@@ -67,31 +53,30 @@ def _walk_local(root: str) -> list[ListedFile]:
         try:
             entries = list(os.scandir(folder))
         except OSError as err:
-            found.append(ListedFile(relpath(folder), -1, "unreadable_folder", f"cannot list it: {err.strerror or err}"))
+            found.add(relpath(folder), -1, "unreadable_folder", f"cannot list it: {err.strerror or err}")
             continue
         for entry in entries:
             try:
                 info = entry.stat(follow_symlinks=True)
             except OSError:
-                found.append(ListedFile(relpath(entry.path), -1))  # a dangling link or a file that vanished: the read rejects it
+                found.add(relpath(entry.path), -1)  # a dangling link or a file that vanished: the read rejects it
                 continue
             if stat.S_ISDIR(info.st_mode):
                 node = (info.st_dev, info.st_ino)
                 if node in ancestors:
                     detail = f"a link to {os.path.realpath(entry.path)}, a folder that contains it: not followed"
-                    found.append(ListedFile(relpath(entry.path), -1, "symlink_loop", detail))
+                    found.add(relpath(entry.path), -1, "symlink_loop", detail)
                 else:
                     stack.append((entry.path, ancestors | {node}))
             elif stat.S_ISREG(info.st_mode):
-                found.append(ListedFile(relpath(entry.path), info.st_size))
+                found.add(relpath(entry.path), info.st_size)
             else:
                 detail = f"{_kind(info.st_mode)}, not a regular file: not read"
-                found.append(ListedFile(relpath(entry.path), -1, "not_a_regular_file", detail))
-    return found
+                found.add(relpath(entry.path), -1, "not_a_regular_file", detail)
 
 
-def list_files(url: str) -> list[ListedFile]:
-    """All files under `url`, recursively, sorted by relative path.
+def list_files(url: str) -> Listing:
+    """All files under `url`, recursively, sorted by relative path, as columns (iterating yields `ListedFile`s).
 
     Raises:
         StorageError: the root does not exist or is not a folder.
@@ -99,31 +84,46 @@ def list_files(url: str) -> list[ListedFile]:
     fs, root = filesystem(url)
     if not fs.isdir(root):
         raise StorageError(f"input {url} does not exist or is not a folder; pass the root of the label folders")
-    files = _walk_local(root) if is_local(fs) else _find_remote(fs, root)
-    return sorted(files, key=lambda f: f.relpath)
+    found = ListingBuilder()
+    if is_local(fs):
+        _walk_local(root, found)
+    else:
+        _find_remote(fs, root, found)
+    return found.build()
 
 
 LISTING_THREADS = 16  # top-level folders (labels, or splits) listed at once on a remote store
 
 
-def _find_remote(fs: fsspec.AbstractFileSystem, root: str) -> list[ListedFile]:
+def _find_remote(fs: fsspec.AbstractFileSystem, root: str, found: ListingBuilder) -> None:
     """Every file under `root` on an object store: one recursive listing per top-level folder, up to
     `LISTING_THREADS` at once (a serial listing waits a round trip per 1,000 keys), plus the files directly
-    under `root`."""
+    under `root`. Each folder's listing becomes columns as soon as it is in."""
     fs.invalidate_cache(root)
     top = fs.ls(root, detail=True)
     folders = [entry["name"].rstrip("/") for entry in top if entry["type"] == "directory"]
-    found = {entry["name"]: entry for entry in top if entry["type"] != "directory"}
+
+    def add(listed: dict) -> None:
+        for path, info in listed.items():
+            if not path.endswith("/"):  # a folder marker object
+                found.add(posixpath.relpath(path, root), int(info.get("size") or 0))
 
     def find(folder: str) -> dict:
-        return fs.find(folder, detail=True, withdirs=False)
+        listed = fs.find(folder, detail=True, withdirs=False)
+        _forget(fs, folder)
+        return listed
 
+    add({entry["name"]: entry for entry in top if entry["type"] != "directory"})
     if folders:
         with ThreadPoolExecutor(min(LISTING_THREADS, len(folders))) as pool:
             for listed in pool.map(find, folders):
-                found.update(listed)
-    return [
-        ListedFile(posixpath.relpath(path, root), int(info.get("size") or 0))
-        for path, info in found.items()
-        if not path.endswith("/")  # a folder marker object
-    ]
+                add(listed)
+
+
+def _forget(fs: fsspec.AbstractFileSystem, folder: str) -> None:
+    """Drop what a recursive listing of `folder` left in `fs`'s listing cache (s3fs keeps an entry of a few hundred
+    bytes per object there, for as long as the filesystem object lives: gigabytes for millions of files)."""
+    cache = getattr(fs, "dircache", None)
+    if cache is not None:
+        for key in [key for key in list(cache) if key == folder or key.startswith(f"{folder}/")]:
+            cache.pop(key, None)

@@ -8,7 +8,7 @@ SPARK4_PY := $(SPARK4_VENV)/bin/python
 # Spark 4: images end to end (pinned shard bytes, an independent reader), validate's errors, and the
 # one-line refusals (tables and tfrecord reads need Spark 3.5; validate needs TensorFlow).
 SPARK4_TESTS := tests/test_conversion_only.py tests/test_pinned_bytes.py tests/test_validate.py tests/test_images.py \
-	tests/test_plan.py tests/test_options.py
+	tests/test_plan.py tests/test_plan_columns.py tests/test_options.py
 
 .PHONY: setup-spark4 test-spark4
 

@@ -52,6 +52,14 @@ EXPECTED = {
         r"^  4 in flight +\d+\.\d\d s$",
         rf"^  ratio one/overlapped {FIGURE}{TARGET}   \(>1: overlapped is faster\)$",
     ],
+    "planning_scale": [
+        r"^== planning: 20,000 synthetic paths in 50 label folders, 4 tasks ==$",
+        r"^  per-file rules, 5,000 paths +\d+\.\d\d s   peak RSS +[\d,]+ MB   largest task payload +[\d,]+ B   ",
+        r"^  columns, 20,000 paths +\d+\.\d\d s   peak RSS +[\d,]+ MB   largest task payload +[\d,]+ B   ",
+        rf"^  ratio time per-file/columns {FIGURE}   \(same paths\)$",
+        rf"^  peak RSS {FIGURE} MB{TARGET}$",
+        rf"^  largest task payload {FIGURE} B{TARGET}$",
+    ],
     "verify_levels": [
         r"^== small files: 20 PNG 64x64 RGB \(\d+ KB each\) ==$",
         r"^== photos: 1 JPEG 400x300 q90 \(\d+ KB each\) ==$",
@@ -75,6 +83,7 @@ EXPECTED = {
 }
 TABLES = {
     "object_store_reads": 1,
+    "planning_scale": 1,
     "convert_images": 2,
     "convert_table": 1,
     "input_pipeline": 1,

@@ -258,7 +258,7 @@ def test_read_files_overlaps_requests_up_to_the_bound_in_order(s3, clean_aws_env
 
 
 def test_list_files_lists_label_folders_in_parallel_as_a_serial_find_does(s3, clean_aws_env, monkeypatch):
-    from dataset.fs import list_files
+    from dataset.fs import filesystem, list_files
 
     for key, value in s3.env().items():
         monkeypatch.setenv(key, value)
@@ -275,3 +275,5 @@ def test_list_files_lists_label_folders_in_parallel_as_a_serial_find_does(s3, cl
     assert [(f.relpath, f.size) for f in listed] == serial
     assert [f.relpath for f in listed] == sorted(names)
     assert [f.size for f in listed] == [names.index(f.relpath) + 1 for f in listed]
+    store = filesystem(f"s3://{s3.bucket}/listing")[0]  # its listing cache keeps no folder's objects
+    assert not [key for key in store.dircache if key.startswith(f"{s3.bucket}/listing/")], list(store.dircache)

@@ -16,6 +16,7 @@ from conversion.faults import fault_from_conf
 from conversion.images.discovery import LABEL_REASONS, Discovery, Skip, discover
 from conversion.images.options import ImageConvertOptions
 from conversion.images.plan import ShardPlan, group_into_tasks, plan_shards
+from conversion.images.task_plans import TaskPlan, remove_task_plans, write_task_plans
 from conversion.images.writer import ShardJob, ShardResult, run_task, warm_up
 from conversion.in_place import speculative
 from conversion.publish import Staging, publish, staged_output
@@ -70,11 +71,23 @@ class ConversionSummary:
 def _run_tasks(
     spark: SparkSession, plans: list[ShardPlan], job: ShardJob, progress_every: float | None, listing_rejects: int
 ) -> list[ShardResult]:
+    """Write the shards in Spark tasks, each handed its shards by reference (`conversion.images.task_plans`); the
+    task files go before the commit (a failed run's go with the rest of what it wrote)."""
     sc = spark.sparkContext
     tasks = group_into_tasks(plans, TASKS_PER_CORE * sc.defaultParallelism)
-    sc.setJobDescription(f"convert_images: {len(plans)} shards in {len(tasks)} tasks")
+    results = _run_task_plans(spark, write_task_plans(tasks, job.staging_url), job, progress_every, listing_rejects)
+    remove_task_plans(job.staging_url)
+    return results
+
+
+def _run_task_plans(
+    spark: SparkSession, tasks: list[TaskPlan], job: ShardJob, progress_every: float | None, listing_rejects: int
+) -> list[ShardResult]:
+    sc = spark.sparkContext
+    plans = sum(task.num_shards for task in tasks)
+    sc.setJobDescription(f"convert_images: {plans} shards in {len(tasks)} tasks")
     counters = (sc.accumulator(0), sc.accumulator(0), sc.accumulator(0))  # files, bytes read, rejects
-    total = sum(len(plan.files) for plan in plans)
+    total = sum(task.num_files for task in tasks)
 
     def line(elapsed: float) -> str:
         files, read, rejected = (counter.value for counter in counters)
