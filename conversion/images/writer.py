@@ -132,9 +132,9 @@ def discarded_on_error(raw: Any) -> Iterator[None]:
 
 
 def run_task(
-    job: ShardJob, partition: int, groups: Iterable[tuple[ShardPlan, ...]], counters: tuple | None = None
+    job: ShardJob, partition: int, groups: Iterable[Iterable[ShardPlan]], counters: tuple | None = None
 ) -> Iterator[ShardResult]:
-    """The body of one Spark task: write each shard of its group (runs on executors).
+    """The body of one Spark task: write each shard of its group (a `TaskPlan`, read as it goes; runs on executors).
 
     `counters`: accumulators of (files, bytes read, rejects) for the driver's progress lines.
     """
