@@ -52,6 +52,12 @@ EXPECTED = {
         r"^  4 in flight +\d+\.\d\d s$",
         rf"^  ratio one/overlapped {FIGURE}{TARGET}   \(>1: overlapped is faster\)$",
     ],
+    "image_writer": [
+        r"^== image records written by: small files: 200 PNG 64x64 RGB, header check only ==$",
+        r"^  python writer +\d+\.\d\d s   [\d,]+ images/s$",
+        r"^  spark-tfrecord +\d+\.\d\d s   [\d,]+ images/s$",
+        rf"^  ratio jvm/python +{FIGURE}   \(>1: the Python writer is faster\)$",
+    ],
     "planning_scale": [
         r"^== planning: 20,000 synthetic paths in 50 label folders, 4 tasks ==$",
         r"^  per-file rules, 5,000 paths +\d+\.\d\d s   peak RSS +[\d,]+ MB   largest task payload +[\d,]+ B   ",
@@ -83,6 +89,7 @@ EXPECTED = {
 }
 TABLES = {
     "object_store_reads": 1,
+    "image_writer": 2,
     "planning_scale": 1,
     "convert_images": 2,
     "convert_table": 1,
