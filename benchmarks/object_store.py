@@ -1,0 +1,469 @@
+"""Benchmark: the image conversion, its reads, the listing and the commit on an S3-compatible server on loopback,
+behind a proxy that adds `--delay-ms` (20 ms) to every request (issue 10).
+
+    python -m benchmarks.object_store                  # 5,000 images, 100,000 keys, 1,000 shards (several minutes)
+    python -m benchmarks.object_store --smoke          # tiny sizes, well under a minute
+    python -m benchmarks.object_store --sections conversion --read-concurrency 64 --master 'local[4]'
+
+The server is S3Proxy 2.6.0 with its in-memory store (`tests/s3server.py`; `--backend moto` for moto's server), the
+proxy `tests/latency_proxy.py` in its own process; both on 127.0.0.1, started and always stopped here. Everything
+shares this machine's cores: the server, the proxy, Spark and its Python workers, and whatever else runs. Each
+section prints its figures with where the CPU went (server, proxy, Spark JVM, Python workers, this process, other
+processes) and the requests the proxy forwarded, so that a missed target can be explained.
+
+1. conversion: `convert_images` (the real job, Spark `--master`, default local[<cores>]) of `--images` generated
+   64x64 PNGs from s3://bucket/raw to s3://bucket/datasets/x with the default `read_concurrency` (overlapped reads,
+   dataset/reads.py), against the same job with `read_concurrency=1` (one file at a time per task, the behaviour
+   before overlapped reads) into s3://bucket/datasets/x1. A small conversion first warms the Python workers.
+   Target: overlapped >= 10x the images/s of one at a time.
+2. reads alone: `dataset.reads.read_files` of `--read-files` of those images in this process, one at a time against
+   `--read-concurrency` in flight (no Spark: what the overlap gives the reads by themselves).
+3. listing: `dataset.fs.list_files` of s3://bucket/listing (`--list-keys` empty objects in `--list-folders` label
+   folders; the root, then the folders 16 at a time) against one serial listing of the root (`fs.find`).
+4. commit: of a dataset of `--shards` shards of `--shard-kb` KB, already written: the copy-free commit of object
+   stores (conversion/in_place.py: the rejected report, `manifest.json`, `_SUCCESS` next to shards that carry their
+   final names) against a rename-based commit (conversion/publish.py's `Staging`: the same files written into a
+   staging prefix, moved to the final prefix, i.e. a copy and a delete of every object).
+
+Bulk uploads (the images, the listing's keys, the shards) go straight to the server, not through the proxy, with
+many requests in flight (`put_objects`). Figures go to `<workdir>/results.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+import psutil
+
+from benchmarks.convert_images import NUM_LABELS, small_png
+from benchmarks.harness import (
+    Table,
+    Target,
+    add_run_arguments,
+    benchmark_run,
+    per_second,
+    rate_cell,
+    ratio,
+    seconds_cell,
+    start_spark,
+    timed,
+    write_results,
+)
+from conversion.images.convert import convert_images
+from conversion.images.options import ImageConvertOptions
+from conversion.in_place import InPlaceOutput
+from conversion.publish import Staging, publish
+from dataset.fs import LISTING_THREADS, list_files
+from dataset.layout import REJECTED_REPORT, shard_file_name
+from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, ShardFile, SplitInfo, image_features
+from dataset.object_store import apply_env, s3_filesystem
+from dataset.reads import DEFAULT_READ_CONCURRENCY, read_files
+from jobs.spark_cli import add_spark_arguments
+from tests.latency_proxy import LatencyProxy
+from tests.s3server import S3Endpoint, s3_server
+
+SECTIONS = ("conversion", "reads", "listing", "commit")
+CONVERSION_TARGET = Target(">=", 10)
+BUCKET = "bucket"
+UPLOAD_CONCURRENCY = 64  # PUTs in flight for the bulk uploads (straight to the server)
+WARMUP_PER_LABEL = 4  # images per label of the conversion that starts the Python workers
+SERVER_NAMES = {"s3proxy": "S3Proxy 2.6.0 (in-memory store)", "moto": "moto server"}
+SMOKE = {"images": 200, "read_files": 40, "list_keys": 2_000, "list_folders": 20, "shards": 50, "shard_kb": 4}
+
+
+# --------------------------------------------------------------------------- bulk uploads
+
+
+def put_objects(endpoint: S3Endpoint, objects: Mapping[str, bytes], concurrency: int = UPLOAD_CONCURRENCY) -> None:
+    """PUT every `key: body` of `objects` into the endpoint's bucket, `concurrency` requests in flight.
+
+    botocore's SigV4 signer over aiohttp connections (both come with s3fs): a fifth of the client CPU of s3fs's
+    `pipe` (whose botocore request pipeline, ~1.6 ms a PUT here, made it the bottleneck of 100,000 small
+    uploads). Raises RuntimeError on the first refused PUT.
+    """
+    asyncio.run(_put_all(endpoint, objects, concurrency))
+
+
+async def _put_all(endpoint: S3Endpoint, objects: Mapping[str, bytes], concurrency: int) -> None:
+    import aiohttp
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from yarl import URL
+
+    signer = S3SigV4Auth(Credentials(endpoint.access_key, endpoint.secret_key), "s3", endpoint.region)
+    keys = iter(objects)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            for key in keys:  # one shared iterator: each key is taken by exactly one worker
+                url = f"{endpoint.url}/{endpoint.bucket}/{quote(key)}"
+                body = objects[key]
+                request = AWSRequest("PUT", url, data=body, headers={"Content-Length": str(len(body))})
+                signer.add_auth(request)
+                async with session.put(URL(url, encoded=True), data=body, headers=dict(request.headers)) as reply:
+                    text = await reply.text()
+                    if reply.status != 200:
+                        raise RuntimeError(f"PUT {key} answered {reply.status}: {text[:300]}")
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+# --------------------------------------------------------------------------- where the CPU went
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds so far of this process tree (by role) and of the whole machine, at one moment."""
+
+    by_role: dict[str, float]
+    machine_busy: float
+
+
+def _role(proc: psutil.Process, me: int) -> str:
+    if proc.pid == me:
+        return "this process"
+    command = " ".join(proc.cmdline())
+    if "s3proxy" in command or "moto.server" in command:
+        return "S3 server"
+    if "latency_proxy" in command:
+        return "proxy"
+    if "pyspark" in command and ("daemon" in command or "worker" in command):
+        return "Python workers"
+    if "java" in proc.name():
+        return "Spark JVM"
+    return "other children"
+
+
+def cpu_sample() -> CpuSample:
+    """User+system CPU of this process and every descendant (with the children each reaped), by role."""
+    me = psutil.Process()
+    by_role: collections.Counter[str] = collections.Counter()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            by_role[_role(proc, me.pid)] += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:  # it ended meanwhile (its time went to its parent)
+            continue
+    machine = psutil.cpu_times()
+    busy = sum(getattr(machine, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
+    return CpuSample(dict(by_role), busy)
+
+
+@dataclass
+class Phase:
+    """What one timed block cost: wall seconds, CPU seconds by role, requests the proxy forwarded by kind."""
+
+    seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+
+    def cpu_line(self, cores: int) -> str:
+        """`CPU: S3 server 3.1 s, ...; machine busy 1.84 of 2 cores` (most first)."""
+        ours = {role: seconds for role, seconds in self.cpu.items() if role != "machine"}
+        others = max(0.0, self.cpu.get("machine", 0.0) - sum(ours.values()))
+        parts = [f"{role} {seconds:.1f}" for role, seconds in sorted(ours.items(), key=lambda kv: -kv[1]) if seconds]
+        busy = per_second(self.cpu.get("machine", 0.0), self.seconds)
+        return f"CPU s: {', '.join(parts)}, other processes {others:.1f}; machine busy {busy:.2f} of {cores} cores"
+
+    def requests_line(self) -> str:
+        """`requests: 5,012 (get 5,000, put 12)`, with the rate."""
+        total = self.requests.get("total", 0)
+        kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.requests.items(), key=lambda kv: -kv[1])
+                          if kind not in ("total", "GET", "PUT", "HEAD", "POST", "DELETE"))  # fmt: skip
+        return f"requests: {total:,} ({kinds}), {per_second(total, self.seconds):.0f}/s through the proxy"
+
+
+@contextmanager
+def measured(proxy: LatencyProxy) -> Iterator[Phase]:
+    """Time the block and attribute its CPU and requests (the proxy's counts start from zero)."""
+    phase = Phase()
+    proxy.reset()
+    before = cpu_sample()
+    with timed() as timing:
+        yield phase
+    after = cpu_sample()
+    phase.seconds = timing.seconds
+    roles = set(before.by_role) | set(after.by_role)
+    phase.cpu = {role: after.by_role.get(role, 0.0) - before.by_role.get(role, 0.0) for role in roles}
+    phase.cpu["machine"] = after.machine_busy - before.machine_busy
+    counted = proxy.counts()
+    phase.requests = {kind: counted[kind] for kind in counted}
+
+
+def phase_rows(table: Table, phase: Phase, cores: int) -> None:
+    table.line(phase.cpu_line(cores), indent=4)
+    table.line(phase.requests_line(), indent=4)
+
+
+# --------------------------------------------------------------------------- 1. conversion
+
+
+def image_key(prefix: str, index: int) -> str:
+    """`<prefix>/class_LL/img_NNNNNN.png`, the label being `index % NUM_LABELS`."""
+    return f"{prefix}/class_{index % NUM_LABELS:02d}/img_{index:06d}.png"
+
+
+def convert(spark: Any, input_url: str, output_url: str, num_shards: int, read_concurrency: int) -> int:
+    """Run the conversion job; return the images written (every image must be, none rejected)."""
+    options = ImageConvertOptions(
+        input=input_url, output=output_url, num_shards=num_shards, read_concurrency=read_concurrency
+    )
+    summary = convert_images(spark, options)
+    written = sum(summary.records.values())
+    if summary.rejected or written != summary.num_files_seen:
+        raise RuntimeError(f"conversion into {output_url} rejected images: {summary.text()}")
+    return written
+
+
+def conversion_section(
+    args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProxy, spark: Any, cores: int
+) -> tuple[Table, dict[str, Any]]:
+    root = f"s3://{s3.bucket}"
+    runs: dict[str, dict[str, Any]] = {}
+    convert(spark, f"{root}/warmup", f"{root}/datasets/warmup", 1, args.read_concurrency)
+    for name, concurrency in (("overlapped", args.read_concurrency), ("one_at_a_time", 1)):
+        output = f"{root}/datasets/x" if name == "overlapped" else f"{root}/datasets/x1"
+        with measured(proxy) as phase:
+            images = convert(spark, f"{root}/raw", output, args.num_shards, concurrency)
+        runs[name] = {"read_concurrency": concurrency, "images": images, "seconds": phase.seconds,
+                      "images_per_s": per_second(images, phase.seconds), "phase": phase}  # fmt: skip
+    speedup = ratio(runs["overlapped"]["images_per_s"], runs["one_at_a_time"]["images_per_s"])
+    title = (
+        f"conversion: {args.images:,} PNG 64x64 from {root}/raw to {root}/datasets/x, {args.delay_ms:g} ms a request, "
+        f"{args.master}, {args.num_shards} shards per split"
+    )
+    table = Table(title)
+    for label, name in ((f"{args.read_concurrency} in flight", "overlapped"), ("one at a time", "one_at_a_time")):
+        run = runs[name]
+        table.row(label, seconds_cell(run["seconds"]), rate_cell(run["images_per_s"], "images/s"),
+                  f"(read_concurrency={run['read_concurrency']})")  # fmt: skip
+        phase_rows(table, run["phase"], cores)
+    table.figure("ratio overlapped/one", speedup, CONVERSION_TARGET, "(images/s; >1: overlapped is faster)")
+    results = {name: {k: v for k, v in run.items() if k != "phase"} | phase_dict(run["phase"]) for name, run in runs.items()}
+    return table, {**results, "ratio": CONVERSION_TARGET.as_dict(speedup)}
+
+
+def phase_dict(phase: Phase) -> dict[str, Any]:
+    return {"cpu_s": phase.cpu, "requests": phase.requests}
+
+
+# --------------------------------------------------------------------------- 2. reads alone
+
+
+def reads_section(args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProxy, cores: int) -> tuple[Table, dict]:
+    fs = s3_filesystem(s3.env(proxy.endpoint))
+    paths = [f"{s3.bucket}/{image_key('raw', i)}" for i in range(min(args.read_files, args.images))]
+    phases = {}
+    for concurrency in (args.read_concurrency, 1):
+        with measured(proxy) as phase:
+            failed = [p for p, data in read_files(fs, paths, concurrency) if not isinstance(data, bytes)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} reads failed, e.g. {failed[0]}")
+        phases[concurrency] = phase
+    speedup = ratio(phases[1].seconds, phases[args.read_concurrency].seconds)
+    table = Table(f"reads alone: {len(paths):,} of those images read by this process, {args.delay_ms:g} ms a request")
+    for label, concurrency in ((f"{args.read_concurrency} in flight", args.read_concurrency), ("one at a time", 1)):
+        phase = phases[concurrency]
+        table.row(label, seconds_cell(phase.seconds), rate_cell(per_second(len(paths), phase.seconds), "reads/s"))
+        phase_rows(table, phase, cores)
+    table.figure("ratio one/overlapped", speedup, None, "(>1: overlapped is faster; no target)")
+    results = {str(c): {"seconds": p.seconds} | phase_dict(p) for c, p in phases.items()}
+    return table, {"files": len(paths), **results, "ratio": speedup}
+
+
+# --------------------------------------------------------------------------- 3. listing
+
+
+def listing_section(args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProxy, cores: int) -> tuple[Table, dict]:
+    keys = {f"listing/c{i % args.list_folders:04d}/k{i:07d}": b"" for i in range(args.list_keys)}
+    with timed() as upload:
+        put_objects(s3, keys)
+    print(f"  uploaded {len(keys):,} empty objects in {upload.seconds:.1f} s", flush=True)
+    url = f"s3://{s3.bucket}/listing"
+    with measured(proxy) as parallel:
+        found = list_files(url)
+    serial_fs = s3_filesystem(s3.env(proxy.endpoint))
+    with measured(proxy) as serial:
+        listed = serial_fs.find(f"{s3.bucket}/listing", detail=False)
+    if len(found) != len(keys) or len(listed) != len(keys):
+        raise RuntimeError(f"listed {len(found)} and {len(listed)} keys of {len(keys)}")
+    speedup = ratio(serial.seconds, parallel.seconds)
+    table = Table(f"listing: {len(keys):,} keys in {args.list_folders:,} label folders, {args.delay_ms:g} ms a request")
+    table.row(f"list_files, {LISTING_THREADS} at a time", seconds_cell(parallel.seconds),
+              rate_cell(per_second(len(keys), parallel.seconds), "keys/s"), "(the root, then each label folder)")  # fmt: skip
+    phase_rows(table, parallel, cores)
+    table.row("fs.find, serial", seconds_cell(serial.seconds), rate_cell(per_second(len(keys), serial.seconds), "keys/s"),
+              "(pages of 1,000 keys, one after another)")  # fmt: skip
+    phase_rows(table, serial, cores)
+    table.figure("ratio serial/parallel", speedup, None, "(>1: list_files is faster; no target)")
+    results = {"keys": len(keys), "folders": args.list_folders, "upload_s": upload.seconds,
+               "list_files": {"seconds": parallel.seconds} | phase_dict(parallel),
+               "find": {"seconds": serial.seconds} | phase_dict(serial), "ratio": speedup}  # fmt: skip
+    return table, results
+
+
+# --------------------------------------------------------------------------- 4. commit
+
+
+def shard_manifest(source: str, names: list[str], records_per_shard: int, shard_bytes: int) -> Manifest:
+    """The manifest of a one-split image dataset made of `names` (what the conversion would write)."""
+    files = tuple(ShardFile(name, records_per_shard, shard_bytes) for name in names)
+    return Manifest(
+        kind="images",
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        source_root=source,
+        options={},
+        labels=("a",),
+        features=image_features(),
+        splits={"train": SplitInfo(records_per_shard * len(names), files, {"a": records_per_shard * len(names)})},
+        compression="none",
+        num_files_seen=records_per_shard * len(names),
+        num_rejected={},
+        label_feature=IMAGE_LABEL_FEATURE,
+        key_feature=IMAGE_KEY_FEATURE,
+    )
+
+
+def commit(output: InPlaceOutput | Staging, winners: dict[str, str], manifest: Manifest) -> None:
+    """What `convert_images` does once every shard is written: the rejected report, the attempts kept, the publish."""
+    output.write_text(REJECTED_REPORT, "")
+    output.keep_attempts(winners)
+    publish(output, manifest, 0, manifest.num_records, 0.0, "images")
+
+
+def commit_section(args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProxy, cores: int) -> tuple[Table, dict]:
+    names = [shard_file_name("train", i, args.shards, "none") for i in range(args.shards)]
+    body = os.urandom(args.shard_kb * 1024)
+    manifest = shard_manifest(f"s3://{s3.bucket}/raw", names, 100, len(body))
+    phases = {}
+    for kind in ("in_place", "rename"):
+        output_url = f"s3://{s3.bucket}/commit/{kind}"
+        output: InPlaceOutput | Staging = InPlaceOutput(output_url) if kind == "in_place" else Staging(output_url)
+        output.begin("error")  # claims the output (in place) or makes the staging prefix, as the job does first
+        put_objects(s3, {f"{output.path.split('/', 1)[1]}/{name}": body for name in names})  # what the tasks wrote
+        # in place: each winner already has its final name; Staging: shards written under their final names
+        # inside the staging prefix, so its only moves are those of the prefix into place
+        winners = {f"{output.path}/{name}": name for name in names} if kind == "in_place" else {}
+        with measured(proxy) as phase:
+            commit(output, winners, manifest)
+        phases[kind] = phase
+        fs = s3_filesystem(s3.env())
+        committed = [p for p in fs.find(f"{s3.bucket}/commit/{kind}") if p.endswith(".tfrecord")]
+        if len(committed) != len(names):
+            raise RuntimeError(f"{kind}: {len(committed)} shards under the output after the commit, not {len(names)}")
+    speedup = ratio(phases["rename"].seconds, phases["in_place"].seconds)
+    table = Table(f"commit: {args.shards:,} shards of {args.shard_kb:,} KB, {args.delay_ms:g} ms a request")
+    table.row("in place", seconds_cell(phases["in_place"].seconds), "(rejected report, manifest.json, _SUCCESS)")
+    phase_rows(table, phases["in_place"], cores)
+    table.row("rename", seconds_cell(phases["rename"].seconds), "(the same, then the staging prefix moved into place)")
+    phase_rows(table, phases["rename"], cores)
+    table.figure("ratio rename/in place", speedup, None, "(>1: in place is faster; no target)")
+    results = {"shards": args.shards, "shard_bytes": len(body), "ratio": speedup,
+               **{kind: {"seconds": p.seconds} | phase_dict(p) for kind, p in phases.items()}}  # fmt: skip
+    return table, results
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.object_store",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
+    parser.add_argument("--backend", choices=sorted(SERVER_NAMES), default="s3proxy", help="the S3-compatible server")
+    parser.add_argument("--delay-ms", type=float, default=20.0, help="added by the proxy to every request")
+    parser.add_argument("--images", type=int, default=5_000, help="64x64 PNGs to convert")
+    parser.add_argument("--num-shards", type=int, default=4, help="shards per split of the conversion")
+    parser.add_argument("--read-concurrency", type=int, default=DEFAULT_READ_CONCURRENCY,
+                        help="reads in flight per task when overlapped (the job's default)")  # fmt: skip
+    parser.add_argument("--read-files", type=int, default=500, help="images read by the reads-alone section")
+    parser.add_argument("--list-keys", type=int, default=100_000, help="keys listed by the listing section")
+    parser.add_argument("--list-folders", type=int, default=100, help="label folders the keys are spread over")
+    parser.add_argument("--shards", type=int, default=1_000, help="shards of the committed dataset")
+    parser.add_argument("--shard-kb", type=int, default=64, help="KB per shard")
+    add_run_arguments(parser, "object_store", "where results.json goes")
+    add_spark_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    least = {"images": 1, "num_shards": 1, "read_concurrency": 2, "read_files": 1, "list_keys": 1,
+             "list_folders": 1, "shards": 1, "shard_kb": 1}  # fmt: skip
+    with benchmark_run(parser, argv, "object_store", SMOKE, least) as args:
+        sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+        unknown = sorted(set(sections) - set(SECTIONS))
+        if unknown:
+            parser.error(f"--sections: unknown {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        return measure(args, sections)
+
+
+def measure(args: argparse.Namespace, sections: list[str]) -> int:
+    cores = os.cpu_count() or 1
+    results: dict[str, Any] = {}
+    with s3_server(args.backend, bucket=BUCKET) as s3, LatencyProxy(
+        "127.0.0.1", s3.port, delay_ms=args.delay_ms, process=True
+    ) as proxy:
+        apply_env(os.environ, s3.env(proxy.endpoint))  # this process, and (through spark_session) Spark's workers
+        print(f"{SERVER_NAMES[args.backend]} on {s3.url}, behind the proxy {proxy.endpoint} (+{args.delay_ms:g} ms)")
+        runners: dict[str, Callable[[], tuple[Table, dict]]] = {
+            "reads": lambda: reads_section(args, s3, proxy, cores),
+            "listing": lambda: listing_section(args, s3, proxy, cores),
+            "commit": lambda: commit_section(args, s3, proxy, cores),
+        }
+        if "conversion" in sections or "reads" in sections:
+            upload_images(args, s3)
+        if "conversion" in sections:
+            args.input, args.output = f"s3://{s3.bucket}/raw", f"s3://{s3.bucket}/datasets/x"  # as the job's argv
+            spark, start_s = start_spark(args, "benchmark_object_store", f"local[{cores}]")
+            print(f"Spark {spark.version} on {args.master}, started in {start_s:.1f} s (not timed)\n", flush=True)
+            try:
+                runners["conversion"] = lambda: conversion_section(args, s3, proxy, spark, cores)
+                return run_sections(args, sections, runners, results)
+            finally:
+                spark.stop()
+        return run_sections(args, sections, runners, results)
+
+
+def upload_images(args: argparse.Namespace, s3: S3Endpoint) -> None:
+    images = {image_key("raw", i): small_png(i) for i in range(args.images)}
+    images |= {image_key("warmup", i): small_png(i) for i in range(WARMUP_PER_LABEL * NUM_LABELS)}
+    with timed() as upload:
+        put_objects(s3, images)
+    size = sum(map(len, images.values()))
+    print(f"  uploaded {len(images):,} PNGs ({size / 1e6:.1f} MB) in {upload.seconds:.1f} s", flush=True)
+
+
+def run_sections(
+    args: argparse.Namespace,
+    sections: list[str],
+    runners: dict[str, Callable[[], tuple[Table, dict]]],
+    results: dict[str, Any],
+) -> int:
+    for name in SECTIONS:
+        if name in sections:
+            table, results[name] = runners[name]()
+            table.print()
+    write_results(args, server=SERVER_NAMES[args.backend], delay_ms=args.delay_ms, master=getattr(args, "master", None),
+                  read_concurrency=args.read_concurrency, **results)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
