@@ -46,11 +46,22 @@ EXPECTED = {
         rf"^  ratio per core {FIGURE}{TARGET}   \(tf\.data / Pillow records/s per core\)$",
         r"^  cores to feed 4,667 images/s +\d+\.\d   \(Pillow: \d+\.\d; ResNet-50 bf16 on one H200\)$",
     ],
-    "object_store_reads": [
-        r"^== object-store reads: 20 objects of 4,000 B, 5 ms per request ==$",
-        r"^  one at a time +\d+\.\d\d s$",
-        r"^  4 in flight +\d+\.\d\d s$",
-        rf"^  ratio one/overlapped {FIGURE}{TARGET}   \(>1: overlapped is faster\)$",
+    "object_store": [
+        r"^== conversion: 200 PNG 64x64 from s3://bucket/raw to s3://bucket/datasets/x, 20 ms a request, local\[\d+\], 4 shards per split ==$",
+        r"^  32 in flight +\d+\.\d\d s +\d+ images/s   \(read_concurrency=32\)$",
+        r"^  one at a time +\d+\.\d\d s +\d+ images/s   \(read_concurrency=1\)$",
+        rf"^  ratio overlapped/one {FIGURE}{TARGET}   \(images/s; >1: overlapped is faster\)$",
+        r"^    CPU s: .+, other processes \d+\.\d; machine busy \d+\.\d\d of \d+ cores$",
+        r"^    requests: \d[\d,]* \(get 200, .+\), \d+/s through the proxy$",
+        r"^== reads alone: 40 of those images read by this process, 20 ms a request ==$",
+        rf"^  ratio one/overlapped {FIGURE}   \(>1: overlapped is faster; no target\)$",
+        r"^== listing: 2,000 keys in 20 label folders, 20 ms a request ==$",
+        r"^  list_files, 16 at a time +\d+\.\d\d s +\d+ keys/s   \(the root, then the label folders\)$",
+        r"^  fs\.find, serial +\d+\.\d\d s +\d+ keys/s ",
+        rf"^  ratio serial/parallel {FIGURE}   \(fs\.find / list_files; ",
+        r"^== commit: 50 shards of 4 KB, 20 ms a request ==$",
+        r"^    requests: \d+ \(copy \d+, .+\), \d+/s through the proxy$",  # the rename copies every shard
+        rf"^  ratio rename/in place {FIGURE}   \(>1: in place is faster; no target\)$",
     ],
     "image_writer": [
         r"^== image records written by: small files: 200 PNG 64x64 RGB, header check only ==$",
@@ -88,7 +99,7 @@ EXPECTED = {
     ],
 }
 TABLES = {
-    "object_store_reads": 1,
+    "object_store": 4,
     "image_writer": 2,
     "planning_scale": 1,
     "convert_images": 2,
