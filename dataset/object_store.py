@@ -40,6 +40,12 @@ S3A_JARS = (
 )
 S3A_PACKAGES = "org.apache.hadoop:hadoop-aws:3.3.4,com.amazonaws:aws-java-sdk-bundle:1.12.262"
 
+# botocore keeps at most 10 connections per client unless told otherwise, and s3fs makes one client per filesystem
+# object: that capped the requests in flight of a whole Python worker at 10 (about 430 reads/s at 20 ms a request,
+# whatever --read-concurrency said; benchmarks/object_store.py). As many as the largest --read-concurrency
+# (conversion.images.options.MAX_READ_CONCURRENCY); connections are opened only when used.
+MAX_POOL_CONNECTIONS = 256
+
 # botocore >= 1.36 sends CRC checksums (aws-chunked trailers) that several S3-compatible servers refuse
 # (S3Proxy: "A header you provided implies functionality that is not implemented."). Older botocore ignores these.
 BOTOCORE_CHECKSUM_ENV = {
@@ -136,9 +142,11 @@ def s3fs_storage_options(env: Mapping[str, str] | None = None) -> dict[str, Any]
         if store.session_token:
             opts["token"] = store.session_token
     client_kwargs: dict[str, Any] = {"region_name": store.region}
+    config: dict[str, Any] = {"max_pool_connections": MAX_POOL_CONNECTIONS}
+    opts["config_kwargs"] = config
     if store.custom_endpoint:
         client_kwargs["endpoint_url"] = store.endpoint_url
-        config: dict[str, Any] = {"s3": {"addressing_style": "path"}}
+        config["s3"] = {"addressing_style": "path"}
         if _botocore_has_checksum_options():
             env_map = os.environ if env is None else env
             config["request_checksum_calculation"] = (
@@ -149,7 +157,6 @@ def s3fs_storage_options(env: Mapping[str, str] | None = None) -> dict[str, Any]
                 env_map.get("AWS_RESPONSE_CHECKSUM_VALIDATION")
                 or BOTOCORE_CHECKSUM_ENV["AWS_RESPONSE_CHECKSUM_VALIDATION"]
             ).lower()
-        opts["config_kwargs"] = config
         if not store.secure:
             opts["use_ssl"] = False
     opts["client_kwargs"] = client_kwargs

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from conversion.images.options import MAX_READ_CONCURRENCY
 from dataset.object_store import (
+    MAX_POOL_CONNECTIONS,
     fsspec_url,
     object_store_from_env,
     s3_filesystem,
@@ -81,6 +83,9 @@ def test_translations_from_standard_variables():
     assert opts["key"] == "k" and opts["secret"] == "s" and opts["use_ssl"] is False
     assert opts["client_kwargs"] == {"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-1"}
     assert opts["config_kwargs"]["s3"] == {"addressing_style": "path"}
+    # botocore's default pool (10 connections per client) would cap every worker's reads in flight at 10
+    assert opts["config_kwargs"]["max_pool_connections"] == MAX_POOL_CONNECTIONS >= MAX_READ_CONCURRENCY
+    assert s3fs_storage_options({})["config_kwargs"] == {"max_pool_connections": MAX_POOL_CONNECTIONS}  # AWS too
 
     conf = spark_s3a_conf(env)
     assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
