@@ -59,7 +59,7 @@ from benchmarks.harness import (
     timed,
     write_results,
 )
-from conversion.images.convert import convert_images
+from conversion.images.convert import ConversionSummary, convert_images
 from conversion.images.options import ImageConvertOptions
 from conversion.in_place import InPlaceOutput
 from conversion.publish import Staging, publish
@@ -216,6 +216,34 @@ def phase_rows(table: Table, phase: Phase, cores: int) -> None:
     table.line(phase.requests_line(), indent=4)
 
 
+def phase_dict(phase: Phase) -> dict[str, Any]:
+    return {"cpu_s": phase.cpu, "requests": phase.requests}
+
+
+@dataclass
+class Bench:
+    """One run's server, proxy and s3fs clients. The two clients live as long as the run: an s3fs filesystem
+    collected while `put_objects` runs its own event loop would close its session on that loop (an error)."""
+
+    args: argparse.Namespace
+    s3: S3Endpoint
+    proxy: LatencyProxy
+    cores: int
+    direct: Any = None  # s3fs straight to the server
+    proxied: Any = None  # s3fs through the proxy
+
+    def __post_init__(self) -> None:
+        self.direct = s3_filesystem(self.s3.env())
+        self.proxied = s3_filesystem(self.s3.env(self.proxy.endpoint))
+
+    def measured(self) -> Any:
+        """`measured(proxy)` of this run."""
+        return measured(self.proxy)
+
+    def rows(self, table: Table, phase: Phase) -> None:
+        phase_rows(table, phase, self.cores)
+
+
 # --------------------------------------------------------------------------- 1. conversion
 
 
@@ -224,49 +252,48 @@ def image_key(prefix: str, index: int) -> str:
     return f"{prefix}/class_{index % NUM_LABELS:02d}/img_{index:06d}.png"
 
 
-def convert(spark: Any, input_url: str, output_url: str, num_shards: int, read_concurrency: int) -> int:
-    """Run the conversion job; return the images written (every image must be, none rejected)."""
+def convert(spark: Any, input_url: str, output_url: str, num_shards: int, read_concurrency: int) -> ConversionSummary:
+    """Run the conversion job; every image must be written, none rejected."""
     options = ImageConvertOptions(
         input=input_url, output=output_url, num_shards=num_shards, read_concurrency=read_concurrency
     )
     summary = convert_images(spark, options)
-    written = sum(summary.records.values())
-    if summary.rejected or written != summary.num_files_seen:
+    if summary.rejected or sum(summary.records.values()) != summary.num_files_seen:
         raise RuntimeError(f"conversion into {output_url} rejected images: {summary.text()}")
-    return written
+    return summary
 
 
-def conversion_section(
-    args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProxy, spark: Any, cores: int
-) -> tuple[Table, dict[str, Any]]:
-    root = f"s3://{s3.bucket}"
+def conversion_section(bench: Bench, spark: Any) -> tuple[Table, dict[str, Any]]:
+    args, root = bench.args, f"s3://{bench.s3.bucket}"
     runs: dict[str, dict[str, Any]] = {}
-    convert(spark, f"{root}/warmup", f"{root}/datasets/warmup", 1, args.read_concurrency)
-    for name, concurrency in (("overlapped", args.read_concurrency), ("one_at_a_time", 1)):
-        output = f"{root}/datasets/x" if name == "overlapped" else f"{root}/datasets/x1"
-        with measured(proxy) as phase:
-            images = convert(spark, f"{root}/raw", output, args.num_shards, concurrency)
+    convert(spark, f"{root}/warmup", f"{root}/datasets/warmup", 1, args.read_concurrency)  # starts the workers
+    for name, concurrency, output in (("overlapped", args.read_concurrency, "x"), ("one_at_a_time", 1, "x1")):
+        with bench.measured() as phase:
+            summary = convert(spark, f"{root}/raw", f"{root}/datasets/{output}", args.num_shards, concurrency)
+        images = sum(summary.records.values())
         runs[name] = {"read_concurrency": concurrency, "images": images, "seconds": phase.seconds,
-                      "images_per_s": per_second(images, phase.seconds), "phase": phase}  # fmt: skip
-    speedup = ratio(runs["overlapped"]["images_per_s"], runs["one_at_a_time"]["images_per_s"])
-    title = (
+                      "images_per_s": per_second(images, phase.seconds), "timings": summary.timings, "phase": phase}  # fmt: skip
+    one_rate = runs["one_at_a_time"]["images_per_s"]
+    speedup = ratio(runs["overlapped"]["images_per_s"], one_rate)
+    table = Table(
         f"conversion: {args.images:,} PNG 64x64 from {root}/raw to {root}/datasets/x, {args.delay_ms:g} ms a request, "
         f"{args.master}, {args.num_shards} shards per split"
     )
-    table = Table(title)
     for label, name in ((f"{args.read_concurrency} in flight", "overlapped"), ("one at a time", "one_at_a_time")):
         run = runs[name]
+        times = run["timings"]
         table.row(label, seconds_cell(run["seconds"]), rate_cell(run["images_per_s"], "images/s"),
-                  f"(read_concurrency={run['read_concurrency']})")  # fmt: skip
-        phase_rows(table, run["phase"], cores)
+                  f"(read_concurrency={run['read_concurrency']}: listing and plan {times['listing_planning_s']:.2f} s, "
+                  f"tasks {times['work_s']:.2f} s, commit {times['commit_s']:.2f} s)")  # fmt: skip
+        bench.rows(table, run["phase"])
     table.figure("ratio overlapped/one", speedup, CONVERSION_TARGET, "(images/s; >1: overlapped is faster)")
     overlapped = runs["overlapped"]["phase"]
-    per_image = overlapped.ours / runs["overlapped"]["images"]  # CPU seconds of ours per image, overlapped
-    ceiling = per_second(cores, per_image)
+    per_image = overlapped.ours / runs["overlapped"]["images"]  # CPU seconds of this process tree per image
+    ceiling = per_second(bench.cores, per_image)
     table.line(
-        f"overlapped, this process tree used {1000 * per_image:.2f} ms of CPU an image: on {cores} idle cores at most "
-        f"{ceiling:.0f} images/s ({ratio(ceiling, runs['one_at_a_time']['images_per_s']):.1f}x one at a time); "
-        f"other processes took {per_second(overlapped.others, overlapped.seconds):.2f} cores meanwhile"
+        f"overlapped, this process tree used {1000 * per_image:.2f} ms of CPU an image: on {bench.cores} idle cores "
+        f"at most {ceiling:.0f} images/s ({ratio(ceiling, one_rate):.1f}x one at a time); other processes took "
+        f"{per_second(overlapped.others, overlapped.seconds):.2f} cores meanwhile"
     )
     results = {
         name: {k: v for k, v in run.items() if k != "phase"} | phase_dict(run["phase"]) for name, run in runs.items()
@@ -274,20 +301,16 @@ def conversion_section(
     return table, {**results, "ratio": CONVERSION_TARGET.as_dict(speedup), "cpu_ceiling_images_per_s": ceiling}
 
 
-def phase_dict(phase: Phase) -> dict[str, Any]:
-    return {"cpu_s": phase.cpu, "requests": phase.requests}
-
-
 # --------------------------------------------------------------------------- 2. reads alone
 
 
-def reads_section(args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProxy, cores: int) -> tuple[Table, dict]:
-    fs = s3_filesystem(s3.env(proxy.endpoint))
-    paths = [f"{s3.bucket}/{image_key('raw', i)}" for i in range(min(args.read_files, args.images))]
+def reads_section(bench: Bench) -> tuple[Table, dict]:
+    args = bench.args
+    paths = [f"{bench.s3.bucket}/{image_key('raw', i)}" for i in range(min(args.read_files, args.images))]
     phases = {}
     for concurrency in (args.read_concurrency, 1):
-        with measured(proxy) as phase:
-            failed = [p for p, data in read_files(fs, paths, concurrency) if not isinstance(data, bytes)]
+        with bench.measured() as phase:
+            failed = [p for p, data in read_files(bench.proxied, paths, concurrency) if not isinstance(data, bytes)]
         if failed:
             raise RuntimeError(f"{len(failed)} reads failed, e.g. {failed[0]}")
         phases[concurrency] = phase
@@ -296,7 +319,7 @@ def reads_section(args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProxy,
     for label, concurrency in ((f"{args.read_concurrency} in flight", args.read_concurrency), ("one at a time", 1)):
         phase = phases[concurrency]
         table.row(label, seconds_cell(phase.seconds), rate_cell(per_second(len(paths), phase.seconds), "reads/s"))
-        phase_rows(table, phase, cores)
+        bench.rows(table, phase)
     table.figure("ratio one/overlapped", speedup, None, "(>1: overlapped is faster; no target)")
     results = {str(c): {"seconds": p.seconds} | phase_dict(p) for c, p in phases.items()}
     return table, {"files": len(paths), **results, "ratio": speedup}
@@ -316,19 +339,20 @@ def list_folders_one_by_one(fs: Any, root: str) -> list[str]:
     return found
 
 
-def listing_section(args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProxy, cores: int) -> tuple[Table, dict]:
+def listing_section(bench: Bench) -> tuple[Table, dict]:
+    args = bench.args
     keys = {f"listing/c{i % args.list_folders:04d}/k{i:07d}": b"" for i in range(args.list_keys)}
     with timed() as upload:
-        put_objects(s3, keys)
+        put_objects(bench.s3, keys)
     print(f"  uploaded {len(keys):,} empty objects in {upload.seconds:.1f} s", flush=True)
-    root = f"{s3.bucket}/listing"
-    with measured(proxy) as parallel:
+    root = f"{bench.s3.bucket}/listing"
+    with bench.measured() as parallel:
         found = list_files(f"s3://{root}")
-    serial_fs = s3_filesystem(s3.env(proxy.endpoint))
-    with measured(proxy) as serial:
-        listed = serial_fs.find(root)
-    with measured(proxy) as one_by_one:
-        by_folder = list_folders_one_by_one(serial_fs, root)
+    bench.proxied.invalidate_cache()
+    with bench.measured() as serial:
+        listed = bench.proxied.find(root)
+    with bench.measured() as one_by_one:
+        by_folder = list_folders_one_by_one(bench.proxied, root)
     if {len(found), len(listed), len(by_folder)} != {len(keys)}:
         raise RuntimeError(f"listed {len(found)}, {len(listed)} and {len(by_folder)} keys of {len(keys)}")
     table = Table(f"listing: {len(keys):,} keys in {args.list_folders:,} label folders, {args.delay_ms:g} ms a request")
@@ -339,7 +363,7 @@ def listing_section(args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProx
     )
     for label, phase, detail in rows:
         table.row(label, seconds_cell(phase.seconds), rate_cell(per_second(len(keys), phase.seconds), "keys/s"), detail)
-        phase_rows(table, phase, cores)
+        bench.rows(table, phase)
     speedup = ratio(serial.seconds, parallel.seconds)
     table.figure("ratio serial/parallel", speedup, None, "(fs.find / list_files; >1: list_files is faster; no target)")
     table.figure("ratio one by one/parallel", ratio(one_by_one.seconds, parallel.seconds), None, "(the same requests)")
@@ -378,7 +402,8 @@ def commit(output: InPlaceOutput | Staging, winners: dict[str, str], manifest: M
     publish(output, manifest, 0, manifest.num_records, 0.0, "images")
 
 
-def commit_section(args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProxy, cores: int) -> tuple[Table, dict]:
+def commit_section(bench: Bench) -> tuple[Table, dict]:
+    args, s3 = bench.args, bench.s3
     names = [shard_file_name("train", i, args.shards, "none") for i in range(args.shards)]
     body = os.urandom(args.shard_kb * 1024)
     manifest = shard_manifest(f"s3://{s3.bucket}/raw", names, 100, len(body))
@@ -391,19 +416,19 @@ def commit_section(args: argparse.Namespace, s3: S3Endpoint, proxy: LatencyProxy
         # in place: each winner already has its final name; Staging: shards written under their final names
         # inside the staging prefix, so its only moves are those of the prefix into place
         winners = {f"{output.path}/{name}": name for name in names} if kind == "in_place" else {}
-        with measured(proxy) as phase:
+        with bench.measured() as phase:
             commit(output, winners, manifest)
         phases[kind] = phase
-        fs = s3_filesystem(s3.env())
-        committed = [p for p in fs.find(f"{s3.bucket}/commit/{kind}") if p.endswith(".tfrecord")]
+        bench.direct.invalidate_cache()
+        committed = [p for p in bench.direct.find(f"{s3.bucket}/commit/{kind}") if p.endswith(".tfrecord")]
         if len(committed) != len(names):
             raise RuntimeError(f"{kind}: {len(committed)} shards under the output after the commit, not {len(names)}")
     speedup = ratio(phases["rename"].seconds, phases["in_place"].seconds)
     table = Table(f"commit: {args.shards:,} shards of {args.shard_kb:,} KB, {args.delay_ms:g} ms a request")
     table.row("in place", seconds_cell(phases["in_place"].seconds), "(rejected report, manifest.json, _SUCCESS)")
-    phase_rows(table, phases["in_place"], cores)
+    bench.rows(table, phases["in_place"])
     table.row("rename", seconds_cell(phases["rename"].seconds), "(the same, then the staging prefix moved into place)")
-    phase_rows(table, phases["rename"], cores)
+    bench.rows(table, phases["rename"])
     table.figure("ratio rename/in place", speedup, None, "(>1: in place is faster; no target)")
     results = {"shards": args.shards, "shard_bytes": len(body), "ratio": speedup,
                **{kind: {"seconds": p.seconds} | phase_dict(p) for kind, p in phases.items()}}  # fmt: skip
@@ -450,65 +475,56 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, sections: list[str]) -> int:
-    cores = os.cpu_count() or 1
     results: dict[str, Any] = {}
     with (
         s3_server(args.backend, bucket=BUCKET) as s3,
         LatencyProxy("127.0.0.1", s3.port, delay_ms=args.delay_ms, process=True) as proxy,
     ):
         apply_env(os.environ, s3.env(proxy.endpoint))  # this process, and (through spark_session) Spark's workers
+        bench = Bench(args, s3, proxy, os.cpu_count() or 1)
         print(f"{SERVER_NAMES[args.backend]} on {s3.url}, behind the proxy {proxy.endpoint} (+{args.delay_ms:g} ms)")
-        runners: dict[str, Callable[[], tuple[Table, dict]]] = {
-            "reads": lambda: reads_section(args, s3, proxy, cores),
-            "listing": lambda: listing_section(args, s3, proxy, cores),
-            "commit": lambda: commit_section(args, s3, proxy, cores),
-        }
         if "conversion" in sections or "reads" in sections:
-            upload_images(args, s3)
+            upload_images(bench)
+        spark = None
         if "conversion" in sections:
             args.input, args.output = f"s3://{s3.bucket}/raw", f"s3://{s3.bucket}/datasets/x"  # as the job's argv
-            spark, start_s = start_spark(args, "benchmark_object_store", f"local[{cores}]")
+            spark, start_s = start_spark(args, "benchmark_object_store", f"local[{bench.cores}]")
             print(f"Spark {spark.version} on {args.master}, started in {start_s:.1f} s (not timed)\n", flush=True)
-            try:
-                runners["conversion"] = lambda: conversion_section(args, s3, proxy, spark, cores)
-                return run_sections(args, sections, runners, results)
-            finally:
+        runners: dict[str, Callable[[], tuple[Table, dict]]] = {
+            "conversion": lambda: conversion_section(bench, spark),
+            "reads": lambda: reads_section(bench),
+            "listing": lambda: listing_section(bench),
+            "commit": lambda: commit_section(bench),
+        }
+        try:
+            for name in SECTIONS:
+                if name in sections:
+                    table, results[name] = runners[name]()
+                    table.print()
+        finally:
+            if spark is not None:
                 spark.stop()
-        return run_sections(args, sections, runners, results)
+    write_results(args, server=SERVER_NAMES[args.backend], delay_ms=args.delay_ms, master=args.master,
+                  read_concurrency=args.read_concurrency, **results)  # fmt: skip
+    return 0
 
 
-def upload_images(args: argparse.Namespace, s3: S3Endpoint) -> None:
-    images = {image_key("raw", i): small_png(i) for i in range(args.images)}
+def upload_images(bench: Bench) -> None:
+    """The images (and the warm-up conversion's), straight to the server; then each read once from it."""
+    images = {image_key("raw", i): small_png(i) for i in range(bench.args.images)}
     images |= {image_key("warmup", i): small_png(i) for i in range(WARMUP_PER_LABEL * NUM_LABELS)}
     with timed() as upload:
-        put_objects(s3, images)
+        put_objects(bench.s3, images)
     size = sum(map(len, images.values()))
     print(f"  uploaded {len(images):,} PNGs ({size / 1e6:.1f} MB) in {upload.seconds:.1f} s", flush=True)
-    # The server's first thousands of GETs also compile its code (JIT): read every image once, straight from the
+    # The server's first thousands of GETs also compile its code (JIT): every image is read once, straight from the
     # server, so that neither timed run pays for that (a real object store is warm).
-    direct = s3_filesystem(s3.env())
+    paths = [f"{bench.s3.bucket}/{key}" for key in images]
     with timed() as warm:
-        unread = [
-            p for p, data in read_files(direct, [f"{s3.bucket}/{k}" for k in images], 32) if not isinstance(data, bytes)
-        ]
+        unread = [path for path, data in read_files(bench.direct, paths, 32) if not isinstance(data, bytes)]
     print(f"  read them once from the server in {warm.seconds:.1f} s (its warm-up, not timed)", flush=True)
     if unread:
         raise RuntimeError(f"{len(unread)} uploaded images could not be read, e.g. {unread[0]}")
-
-
-def run_sections(
-    args: argparse.Namespace,
-    sections: list[str],
-    runners: dict[str, Callable[[], tuple[Table, dict]]],
-    results: dict[str, Any],
-) -> int:
-    for name in SECTIONS:
-        if name in sections:
-            table, results[name] = runners[name]()
-            table.print()
-    write_results(args, server=SERVER_NAMES[args.backend], delay_ms=args.delay_ms, master=getattr(args, "master", None),
-                  read_concurrency=args.read_concurrency, **results)  # fmt: skip
-    return 0
 
 
 if __name__ == "__main__":

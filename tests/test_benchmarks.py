@@ -48,8 +48,8 @@ EXPECTED = {
     ],
     "object_store": [
         r"^== conversion: 200 PNG 64x64 from s3://bucket/raw to s3://bucket/datasets/x, 20 ms a request, local\[\d+\], 4 shards per split ==$",
-        r"^  32 in flight +\d+\.\d\d s +\d+ images/s   \(read_concurrency=32\)$",
-        r"^  one at a time +\d+\.\d\d s +\d+ images/s   \(read_concurrency=1\)$",
+        r"^  32 in flight +\d+\.\d\d s +\d+ images/s   \(read_concurrency=32: listing and plan \d+\.\d\d s, tasks ",
+        r"^  one at a time +\d+\.\d\d s +\d+ images/s   \(read_concurrency=1: listing and plan \d+\.\d\d s, tasks ",
         rf"^  ratio overlapped/one {FIGURE}{TARGET}   \(images/s; >1: overlapped is faster\)$",
         r"^    CPU s: .+, other processes \d+\.\d; machine busy \d+\.\d\d of \d+ cores$",
         r"^    requests: \d[\d,]* \(get 200, .+\), \d+/s through the proxy$",
