@@ -485,25 +485,24 @@ def measure(args: argparse.Namespace, sections: list[str]) -> int:
         print(f"{SERVER_NAMES[args.backend]} on {s3.url}, behind the proxy {proxy.endpoint} (+{args.delay_ms:g} ms)")
         if "conversion" in sections or "reads" in sections:
             upload_images(bench)
-        spark = None
         if "conversion" in sections:
             args.input, args.output = f"s3://{s3.bucket}/raw", f"s3://{s3.bucket}/datasets/x"  # as the job's argv
             spark, start_s = start_spark(args, "benchmark_object_store", f"local[{bench.cores}]")
             print(f"Spark {spark.version} on {args.master}, started in {start_s:.1f} s (not timed)\n", flush=True)
+            try:
+                table, results["conversion"] = conversion_section(bench, spark)
+            finally:  # before the other sections: processes that end while a section runs would take their CPU along
+                spark.stop()
+            table.print()
         runners: dict[str, Callable[[], tuple[Table, dict]]] = {
-            "conversion": lambda: conversion_section(bench, spark),
             "reads": lambda: reads_section(bench),
             "listing": lambda: listing_section(bench),
             "commit": lambda: commit_section(bench),
         }
-        try:
-            for name in SECTIONS:
-                if name in sections:
-                    table, results[name] = runners[name]()
-                    table.print()
-        finally:
-            if spark is not None:
-                spark.stop()
+        for name, run in runners.items():
+            if name in sections:
+                table, results[name] = run()
+                table.print()
     write_results(args, server=SERVER_NAMES[args.backend], delay_ms=args.delay_ms, master=args.master,
                   read_concurrency=args.read_concurrency, **results)  # fmt: skip
     return 0
