@@ -14,12 +14,14 @@ processes) and the requests the proxy forwarded, so that a missed target can be 
 1. conversion: `convert_images` (the real job, Spark `--master`, default local[<cores>]) of `--images` generated
    64x64 PNGs from s3://bucket/raw to s3://bucket/datasets/x with the default `read_concurrency` (overlapped reads,
    dataset/reads.py), against the same job with `read_concurrency=1` (one file at a time per task, the behaviour
-   before overlapped reads) into s3://bucket/datasets/x1. A small conversion first warms the Python workers.
-   Target: overlapped >= 10x the images/s of one at a time.
+   before overlapped reads) into s3://bucket/datasets/x1. Untimed first: every image read once straight from the
+   server (its JIT warm-up), and a small conversion that starts the Python workers. Target: overlapped >= 10x the
+   images/s of one at a time. The last line bounds the ratio by the CPU the overlapped run used per image.
 2. reads alone: `dataset.reads.read_files` of `--read-files` of those images in this process, one at a time against
    `--read-concurrency` in flight (no Spark: what the overlap gives the reads by themselves).
 3. listing: `dataset.fs.list_files` of s3://bucket/listing (`--list-keys` empty objects in `--list-folders` label
-   folders; the root, then the folders 16 at a time) against one serial listing of the root (`fs.find`).
+   folders; the root, then the folders 16 at a time) against one serial listing of the root (`fs.find`), and
+   against `list_files`'s own requests made one after another.
 4. commit: of a dataset of `--shards` shards of `--shard-kb` KB, already written: the copy-free commit of object
    stores (conversion/in_place.py: the rejected report, `manifest.json`, `_SUCCESS` next to shards that carry their
    final names) against a rename-based commit (conversion/publish.py's `Staging`: the same files written into a
