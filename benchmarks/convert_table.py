@@ -47,6 +47,7 @@ from benchmarks.harness import (
     add_run_arguments,
     benchmark_run,
     import_tensorflow,
+    jvm_thread_cpu,
     per_second,
     rate_cell,
     ratio,
@@ -127,6 +128,7 @@ class SparkResult:
     job_s: float
     job_internal_s: float
     phases: dict[str, float]  # convert_table's own phases: count (with statistics), write, publish
+    jvm_cpu_s: dict[str, float]  # CPU seconds of the JVM's threads during the job, by kind (Linux, local masters)
     read_back_s: float  # the train split as a DataFrame through spark-tfrecord, counted
     read_back_rows: int
     export_s: float  # the train split exported to Parquet (jobs.export_parquet)
@@ -330,8 +332,10 @@ def run_spark(spark: Any, session_start_s: float, data: TableData, output: Path,
         mode="overwrite",
         max_reject_fraction=0.2,
     )
+    cpu_before = jvm_thread_cpu(spark)
     with timed() as job:
         summary: TableSummary = convert_table(spark, options)
+    cpu_after = jvm_thread_cpu(spark)
     with timed() as read_back:
         read_back_rows = read_split(spark, str(output), "train").count()
     with timed() as export:
@@ -345,6 +349,7 @@ def run_spark(spark: Any, session_start_s: float, data: TableData, output: Path,
         job_s=job.seconds,
         job_internal_s=summary.seconds,
         phases=dict(summary.phases),
+        jvm_cpu_s={kind: cpu_after[kind] - cpu_before.get(kind, 0.0) for kind in cpu_after},
         read_back_s=read_back.seconds,
         read_back_rows=read_back_rows,
         export_s=export.seconds,
@@ -406,6 +411,9 @@ def report(result: dict[str, Any]) -> Table:
     )
     phases = "  ".join(f"{name} {seconds:.2f}" for name, seconds in spark["phases"].items())
     table.line(f"by phase (s): start {spark['session_start_s']:.2f}  {phases}", indent=6)
+    if spark["jvm_cpu_s"]:
+        used = ", ".join(f"{kind} {seconds:.1f}" for kind, seconds in sorted(spark["jvm_cpu_s"].items()))
+        table.line(f"JVM CPU during the job (s): {used}", indent=6)
     table.line(
         f"train split back into a DataFrame: {spark['read_back_rows']:,} rows in {spark['read_back_s']:.2f} s;"
         f" exported to Parquet in {spark['export_s']:.2f} s",

@@ -268,6 +268,33 @@ def start_spark(
     return spark, timing.seconds
 
 
+_THREAD_KINDS = (("Executor task", "tasks"), ("C2 Compiler", "JIT compilers"), ("C1 Compiler", "JIT compilers"))
+
+
+def jvm_thread_cpu(spark: Any) -> dict[str, float]:
+    """CPU seconds the local Spark JVM's live threads have used, by kind: tasks, JIT compilers, GC, other.
+
+    Read from Linux's /proc for a JVM this process started (local masters); {} where that cannot be read.
+    Threads that have ended are not counted.
+    """
+    proc = getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
+    folder = Path(f"/proc/{proc.pid}/task") if proc is not None else None
+    if folder is None or not folder.is_dir():
+        return {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for thread in folder.iterdir():
+        try:
+            stat = (thread / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        kind = next((k for prefix, k in _THREAD_KINDS if name.startswith(prefix)), "GC" if "GC" in name else "other")
+        used[kind] = used.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
 def write_results(args: argparse.Namespace, **figures: Any) -> Path:
     """`<workdir>/results.json`: when, on which machine, then `figures`; prints and returns its path."""
     summary = {
