@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,6 @@ def row_schema() -> Any:
 
 def via_spark_tfrecord(spark: Any, images: Path, output: Path, options: ImageConvertOptions) -> None:
     """The same plan, with the checked rows written by spark-tfrecord."""
-    from functools import partial
-
     sc = spark.sparkContext
     found = discover(list_files(str(images)), options.labels, options.split_from_folders)
     plans = plan_shards(found.candidates, found.labels, options)

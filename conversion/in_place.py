@@ -84,9 +84,11 @@ class InPlaceOutput:
     def keep_attempts(self, winners: dict[str, str]) -> None:
         """Winners already carry their final names; attempt files (tables, or speculation on) are moved, and the
         ones that lost are deleted."""
-        for tmp_path, name in winners.items():
-            if tmp_path != self._at(name):
-                self.fs.mv(tmp_path, self._at(name))
+        moved = [(tmp_path, self._at(name)) for tmp_path, name in winners.items() if tmp_path != self._at(name)]
+        if not moved:  # every shard written under its final name: no attempt file exists, no listing needed
+            return
+        for tmp_path, final in moved:
+            self.fs.mv(tmp_path, final)
         losers = [self._at(n) for n in self._names() if ".tmp-" in n]
         if losers:
             self.fs.rm(losers)

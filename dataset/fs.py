@@ -82,6 +82,7 @@ def list_files(url: str) -> Listing:
         StorageError: the root does not exist or is not a folder.
     """
     fs, root = filesystem(url)
+    fs.invalidate_cache(root)  # a fresh listing; on an object store isdir lists the root and caches it for below
     if not fs.isdir(root):
         raise StorageError(f"input {url} does not exist or is not a folder; pass the root of the label folders")
     found = ListingBuilder()
@@ -99,8 +100,7 @@ def _find_remote(fs: fsspec.AbstractFileSystem, root: str, found: ListingBuilder
     """Every file under `root` on an object store: one recursive listing per top-level folder, up to
     `LISTING_THREADS` at once (a serial listing waits a round trip per 1,000 keys), plus the files directly
     under `root`. Each folder's listing becomes columns as soon as it is in."""
-    fs.invalidate_cache(root)
-    top = fs.ls(root, detail=True)
+    top = fs.ls(root, detail=True)  # from the listing `list_files`' isdir just made
     folders = [entry["name"].rstrip("/") for entry in top if entry["type"] == "directory"]
 
     prefix = root.rstrip("/") + "/"

@@ -36,6 +36,15 @@ def test_reserved_column_names_are_refused_up_front_naming_them(spark, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_reserved_column_name_in_parquet_is_refused_not_dropped(spark, tmp_path):
+    spark.createDataFrame([(1, "x", "a"), (2, None, "b")], "id INT, _corrupt_record STRING, y STRING").write.parquet(
+        str(tmp_path / "t")
+    )
+    with pytest.raises(ConversionError, match=r"columns \['_corrupt_record'\] use names the pipeline reserves"):
+        convert_table(spark, options(tmp_path / "t", tmp_path / "out", format="parquet"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_dotted_and_spaced_column_names_convert_and_read_back(spark, tmp_path):
     csv = tmp_path / "t.csv"
     csv.write_text(

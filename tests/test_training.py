@@ -170,8 +170,6 @@ def test_every_rank_evaluates_and_the_combined_metrics_equal_one_process(spark, 
     assert combined["accuracy"] == pytest.approx(float(alone["accuracy"]), abs=1e-7)
     assert combined["average_loss"] == pytest.approx(float(alone["average_loss"]), rel=1e-5)
     assert combined["global_step"] == alone["global_step"] == STEPS
-    correct = combined["accuracy"] * manifest.splits["test"].num_records
-    assert correct == pytest.approx(round(correct), abs=1e-3)  # a count of the whole split, not a mean of means
 
 
 def test_the_error_named_is_the_rank_s_own_not_horovod_s_shutdown():

@@ -201,9 +201,6 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
     if config.skip_undecodable:
         metrics["skipped_undecodable"] = {split: len(bad) for split, bad in plan.skipped.items()}
         metrics["skipped_records"] = [record.text() for bad in plan.skipped.values() for record in bad]
-    if config.skip_undecodable:
-        metrics["skipped_undecodable"] = {split: len(bad) for split, bad in plan.skipped.items()}
-        metrics["skipped_records"] = [record.text() for bad in plan.skipped.values() for record in bad]
     write_text(f"{config.model_dir}/{METRICS_FILE}", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return TrainResult(metrics, per_rank)
 

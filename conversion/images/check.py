@@ -119,7 +119,7 @@ def _verify(data: bytes, image: Image.Image, fmt: str, level: str) -> None:
     elif fmt == "jpeg":
         _jpeg_scan_complete(data, scaled=level != "full")
     else:
-        _decode(_open(data), "undecodable")  # a fresh image: `image` may still be resized from its header
+        _decode(image, "undecodable")  # decoded once: the transforms below reuse its pixels
 
 
 def _as_png(image: Image.Image) -> Image.Image:

@@ -14,21 +14,9 @@ import hashlib
 from conversion.example_proto import bytes_feature, delimited, feature_key, int64_feature
 from conversion.images.check import ImageRecord
 from dataset import features as F
+from dataset.features import IMAGE_FEATURES
 
-_KEYS = {  # in sorted order, the order of the entries (tests/test_wire_format.py checks it)
-    name: feature_key(name)
-    for name in (
-        F.IMAGE_CHANNELS,
-        F.IMAGE_LABEL_ID,
-        F.IMAGE_LABEL_TEXT,
-        F.IMAGE_ENCODED,
-        F.IMAGE_FILENAME,
-        F.IMAGE_FORMAT,
-        F.IMAGE_HEIGHT,
-        F.IMAGE_SHA256,
-        F.IMAGE_WIDTH,
-    )
-}
+_KEYS = {name: feature_key(name) for name in sorted(IMAGE_FEATURES)}  # the order the entries are joined in
 
 
 def _entry(name: str, feature: bytes) -> bytes:

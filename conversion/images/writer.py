@@ -73,10 +73,11 @@ def write_shard(
     input_bytes = 0
     raw = fs_out.open(tmp_path, "wb")
     writer = TFRecordFileWriter(raw, plan.compression)
-    reads = read_files(fs_in, (f"{root}/{task.relpath}" for task in plan.files), job.read_concurrency)
+    files = list(plan.files)  # a TaskPlan's files are built as they are read: once
+    reads = read_files(fs_in, (f"{root}/{task.relpath}" for task in files), job.read_concurrency)
     try:
         with discarded_on_error(raw):  # closed below only when every record is in
-            for task, (_, data) in zip(plan.files, reads):
+            for task, (_, data) in zip(files, reads):
                 if should_fail(fail_after, partition, attempt, writer.num_records):
                     raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
                 if isinstance(data, OSError):

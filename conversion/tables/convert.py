@@ -3,7 +3,6 @@ with per-column statistics in the manifest and rejected rows under `_rejected/`.
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -84,7 +83,9 @@ def read_source(spark: SparkSession, options: TableConvertOptions) -> DataFrame:
     holds the raw text of rows that do not parse; `_convert` rejects those per `--csv-mode`.
     """
     if options.table:
-        return spark.table(options.table)
+        table = spark.table(options.table)
+        check_names(table.columns)  # before anything is added: a real `CORRUPT` column is refused, not dropped
+        return table
     reader = spark.read.format(options.format)
     if options.format == "csv":
         reader = (
@@ -95,7 +96,9 @@ def read_source(spark: SparkSession, options: TableConvertOptions) -> DataFrame:
         )
     try:
         if options.format != "csv":
-            return (reader.schema(options.schema) if options.schema else reader).load(options.input)
+            source = (reader.schema(options.schema) if options.schema else reader).load(options.input)
+            check_names(source.columns)
+            return source
         given = reader.schema(options.schema) if options.schema else reader.option("inferSchema", "true")
         schema = given.load(options.input).schema
         check_names([f.name for f in schema.fields])
@@ -329,12 +332,10 @@ def _write(
     refuse_over_limit(staging, counted, rows_seen, options.max_reject_fraction, "rows")  # before writing
     laps = _Laps(start)
     laps.lap("count")  # reading, the label's task, counts and statistics, the rejected report
-    wanted: dict[str, int] = {}
-    for split in sorted(split_counts):
-        size = options.num_shards or math.ceil(
-            split_counts[split] * len(columns) * ROW_BYTES_GUESS / (options.target_shard_mb * 1024 * 1024)
-        )
-        wanted[split] = max(1, min(size, split_counts[split]))
+    wanted = {
+        split: options.shards_for(split_counts[split], split_counts[split] * len(columns) * ROW_BYTES_GUESS)
+        for split in sorted(split_counts)
+    }
     plan = ShardPlan(tuple(wanted.items()), options.compression)
     names = plan.names()
     features = {c.name: c.feature() for c in columns}

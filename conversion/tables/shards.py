@@ -200,11 +200,10 @@ def _name_shards(staging: Staging, parts: str, names: tuple[str, ...]) -> dict[i
         if match is None:
             continue  # _SUCCESS, checksums
         shard = int(match.group(1))
-        files = [p for p in fs.ls(folder, detail=False) if posixpath.basename(p).startswith("part-")]
+        files = [f for f in fs.ls(folder, detail=True) if posixpath.basename(f["name"]).startswith("part-")]
         if len(files) != 1 or shard >= len(names):
             raise ConversionError(f"Spark wrote {len(files)} files for shard {shard} in {folder}; expected one")
-        target = f"{staging.path}/{names[shard]}"
-        fs.mv(files[0], target)
-        written[shard] = fs.size(target)
+        fs.mv(files[0]["name"], f"{staging.path}/{names[shard]}")
+        written[shard] = int(files[0]["size"])  # from the listing: no request per shard to ask again
     fs.rm(parts, recursive=True)
     return written

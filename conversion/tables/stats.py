@@ -4,8 +4,8 @@ The moments, extremes and counts are computed on the pass that counts the rows
 (`conversion.tables.survey`) as aggregates over the rows `selected` (the statistics split), the
 string vocabularies as (column, value) pairs that the pass counts with its other groups. The
 quantile boundaries are observed on the write pass (`conversion.tables.convert`), when the
-statistics split's row count is known, over a deterministic sample of at most about
-`QUANTILE_SAMPLE_ROWS` of its rows (all of them in a smaller split): `percentile_approx` costs
+statistics split's row count is known, over a deterministic sample of about
+`--quantile-sample-rows` of its rows (all of them in a smaller split): `percentile_approx` costs
 more than every other statistic together (on 500,000 rows x 22 numeric columns, 4.9 s of task
 CPU against 0.7 s for reading and hashing the rows), and its own accuracy is 1/1000 anyway.
 """
@@ -19,13 +19,12 @@ from typing import Any
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from conversion.tables.options import QUANTILE_SAMPLE_ROWS
 from conversion.tables.schema import ColumnSpec
 
 QUANTILE_ACCURACY = 1000  # percentile_approx's accuracy: a relative rank error of 1/1000
 
 
-def quantile_sample_every(rows: int, sample_rows: int = QUANTILE_SAMPLE_ROWS) -> int:
+def quantile_sample_every(rows: int, sample_rows: int) -> int:
     """k: the quantiles of a split of `rows` rows are computed from 1 row in k (1: all of them)."""
     return max(1, math.ceil(rows / sample_rows))
 
