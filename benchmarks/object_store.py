@@ -68,7 +68,7 @@ from conversion.publish import Staging, publish
 from dataset.fs import LISTING_THREADS, list_files
 from dataset.layout import REJECTED_REPORT, shard_file_name
 from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, ShardFile, SplitInfo, image_features
-from dataset.object_store import apply_env, s3_filesystem
+from dataset.object_store import s3_filesystem
 from dataset.reads import DEFAULT_READ_CONCURRENCY, read_files
 from jobs.spark_cli import add_spark_arguments
 from tests.latency_proxy import LatencyProxy
@@ -482,7 +482,7 @@ def measure(args: argparse.Namespace, sections: list[str]) -> int:
         s3_server(args.backend, bucket=BUCKET) as s3,
         LatencyProxy("127.0.0.1", s3.port, delay_ms=args.delay_ms, process=True) as proxy,
     ):
-        apply_env(os.environ, s3.env(proxy.endpoint))  # this process, and (through spark_session) Spark's workers
+        os.environ.update(s3.env(proxy.endpoint))  # this process, and (through spark_session) Spark's workers
         bench = Bench(args, s3, proxy, os.cpu_count() or 1)
         print(f"{SERVER_NAMES[args.backend]} on {s3.url}, behind the proxy {proxy.endpoint} (+{args.delay_ms:g} ms)")
         if "conversion" in sections or "reads" in sections:

@@ -71,16 +71,14 @@ def feature_key(name: str) -> bytes:
     return delimited(0x0A, name.encode("utf-8"))
 
 
-def example_from_features(features: Mapping[str, bytes], keys: Mapping[str, bytes] | None = None) -> bytes:
-    """Serialize a `tf.train.Example` from already serialized `Feature`s (keys in sorted order).
+def feature_entry(key: bytes, feature: bytes) -> bytes:
+    """One serialized entry of `Features.feature`: a `feature_key` and a serialized `Feature`."""
+    return delimited(0x0A, key + delimited(0x12, feature))
 
-    `keys` may hold `feature_key(name)` for the names, precomputed.
-    """
-    entries = b"".join(
-        delimited(0x0A, (keys[name] if keys else feature_key(name)) + delimited(0x12, features[name]))
-        for name in sorted(features)
-    )
-    return delimited(0x0A, entries)
+
+def example_from_features(features: Mapping[str, bytes]) -> bytes:
+    """Serialize a `tf.train.Example` from already serialized `Feature`s (keys in sorted order)."""
+    return delimited(0x0A, b"".join(feature_entry(feature_key(name), features[name]) for name in sorted(features)))
 
 
 def encode_example(values: Mapping[str, FeatureValue]) -> bytes:

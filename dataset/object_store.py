@@ -11,8 +11,8 @@ and translated, by pure functions that return new dicts, for:
 * fsspec/s3fs: :func:`s3fs_storage_options` (botocore >= 1.31.6x also reads ``AWS_ENDPOINT_URL`` by itself; the
   explicit options make it independent of the botocore version and of the process environment).
 * Spark's S3A: :func:`spark_s3a_conf` (also maps ``s3://`` and ``s3n://`` to S3A, so all three schemes work).
-* TensorFlow 2.15 via ``tensorflow-io`` (its ``s3://`` file system, AWS SDK for C++): :func:`tensorflow_env`;
-  apply with :func:`apply_tensorflow_env` before the first ``s3://`` access, then ``import tensorflow_io``.
+* TensorFlow 2.15 via ``tensorflow-io`` (its ``s3://`` file system, AWS SDK for C++): :func:`tensorflow_env`
+  (training does not use it: it stages through local disk, see ``training/storage.py``).
 
 URLs: Spark takes ``s3a://`` and ``s3://``; s3fs (fsspec >= 2023) registers both ``s3`` and ``s3a``;
 :func:`fsspec_url` rewrites ``s3a://``/``s3n://`` to ``s3://`` for any other reader (pyarrow, tf.io.gfile).
@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -398,21 +398,6 @@ def client_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
         for name, value in BOTOCORE_CHECKSUM_ENV.items():
             out[name] = env.get(name) or value
     return out
-
-
-def apply_env(target: MutableMapping[str, str], values: Mapping[str, str]) -> MutableMapping[str, str]:
-    """Copy `values` into `target` (e.g. ``os.environ``) and return it."""
-    target.update(values)
-    return target
-
-
-def apply_tensorflow_env(env: Mapping[str, str] | None = None, target: MutableMapping[str, str] | None = None) -> None:
-    """Set :func:`client_env` in `target` (default ``os.environ``) and register tensorflow-io's ``s3://``.
-
-    Call before TensorFlow first touches ``s3://``: the SDK client reads its settings once per process.
-    """
-    apply_env(os.environ if target is None else target, client_env(env))
-    import tensorflow_io  # noqa: F401  (registers s3:// with tf.io.gfile and tf.data)
 
 
 def spark_executor_env_conf(env: Mapping[str, str] | None = None) -> dict[str, str]:

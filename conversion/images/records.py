@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from conversion.example_proto import bytes_feature, delimited, feature_key, int64_feature
+from conversion.example_proto import bytes_feature, delimited, feature_entry, feature_key, int64_feature
 from conversion.images.check import ImageRecord
 from dataset import features as F
 from dataset.features import IMAGE_FEATURES
@@ -20,8 +20,7 @@ _KEYS = {name: feature_key(name) for name in sorted(IMAGE_FEATURES)}  # the orde
 
 
 def _entry(name: str, feature: bytes) -> bytes:
-    """One serialized `Features.feature` map entry (field 1 of `Features`)."""
-    return delimited(0x0A, _KEYS[name] + delimited(0x12, feature))
+    return feature_entry(_KEYS[name], feature)
 
 
 @functools.lru_cache(maxsize=4096)
