@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,6 +18,7 @@ from conversion.publish import Staging, publish, refuse_over_limit, staged_outpu
 from conversion.splits import split_column
 from conversion.tables import stats
 from conversion.tables.options import TableConvertOptions
+from conversion.tables.reading import CORRUPT, Source, read_table
 from conversion.tables.schema import ColumnSpec, check_names, column_specs
 from conversion.tables.shards import (
     COMMITTER_ALGORITHM,
@@ -36,6 +37,7 @@ from dataset.progress import Phases, job_group, ticking
 
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
 MAX_CLASSES_FOR_AUTO = 50
+ONE_CLASS_PER_ROW = 0.5  # --task auto stops when a text label has more distinct values than this share of its rows
 _DTYPE_DEFAULTS: dict[str, Any] = {"int64": 0, "float32": 0.0, "string": ""}
 
 
@@ -63,6 +65,7 @@ class TableSummary:
     seconds: float
     retried_shards: int = 0  # task attempts of the shard write that failed and were retried
     phases: dict[str, float] = field(default_factory=dict)  # seconds: count (with statistics), write, publish
+    notes: tuple[str, ...] = ()  # how the source was read (multiLine, spellings read as missing or non-finite)
 
     def text(self) -> str:
         total = sum(self.records.values())
@@ -70,45 +73,24 @@ class TableSummary:
         lines += [f"  {s}: {n} records in {self.shards[s]} shards" for s, n in sorted(self.records.items())]
         rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
         lines.append(f"  rejected: {rejected}  (see _rejected/)")
+        lines += self.notes
         return "\n".join(lines)
 
 
-CORRUPT = "_corrupt_record"  # CSV: the raw text of a row that does not parse (Spark's PERMISSIVE mode)
+def read_source(spark: SparkSession, options: TableConvertOptions) -> Source:
+    """The input as a DataFrame: files of `--format` (CSV with a header, see `tables/reading.py`) or a catalog table.
 
-
-def read_source(spark: SparkSession, options: TableConvertOptions) -> DataFrame:
-    """The input as a DataFrame: files of `--format` (CSV with a header) or a catalog table.
-
-    CSV is read in Spark's PERMISSIVE mode with the schema given or inferred plus `CORRUPT`, which
-    holds the raw text of rows that do not parse; `_convert` rejects those per `--csv-mode`.
+    CSV is read in Spark's PERMISSIVE mode plus `CORRUPT`, which holds the raw text of rows that do not
+    parse; `_convert` rejects those per `--csv-mode`.
     """
     if options.table:
         table = spark.table(options.table)
         check_names(table.columns)  # before anything is added: a real `CORRUPT` column is refused, not dropped
-        return table
-    reader = spark.read.format(options.format)
-    if options.format == "csv":
-        reader = (
-            reader.option("header", "true")
-            .option("mode", "PERMISSIVE")
-            .option("nullValue", options.csv_null_value)
-            .option("multiLine", str(options.csv_multiline).lower())
-        )
-    try:
-        if options.format != "csv":
-            source = (reader.schema(options.schema) if options.schema else reader).load(options.input)
-            check_names(source.columns)
-            return source
-        given = reader.schema(options.schema) if options.schema else reader.option("inferSchema", "true")
-        schema = given.load(options.input).schema
-        check_names([f.name for f in schema.fields])
-        with_corrupt = T.StructType([*schema.fields, T.StructField(CORRUPT, T.StringType())])
-        return reader.schema(with_corrupt).option("columnNameOfCorruptRecord", CORRUPT).load(options.input)
-    except ConversionError:
-        raise
-    except Exception as err:  # AnalysisException: path missing, unreadable format
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConversionError(f"cannot read {options.input} as {options.format}: {first}") from None
+        return Source(table)
+    null_value = (("nullValue", options.csv_null_value),) if options.csv_null_value else ()
+    return read_table(
+        spark, options.input, options.format, null_value + options.read_options, options.schema, options.csv_multiline
+    )
 
 
 def _col(name: str) -> Column:
@@ -116,16 +98,38 @@ def _col(name: str) -> Column:
 
 
 def _task(options: TableConvertOptions, label: ColumnSpec, df: DataFrame) -> str:
+    """The task `--task auto` gives: strings and booleans classification, integers with few values too.
+
+    Raises:
+        ConversionError: the label is empty in every row, or a text label would make nearly one class per row.
+    """
+    value = _col(label.name)
     if options.task != "auto":
         return options.task
-    if label.dtype == "string" or label.spark_type == "boolean":
+    if label.spark_type == "boolean":
         return "classification"
-    if (
-        label.dtype == "int64"
-        and df.select(_col(label.name)).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO
-    ):
+    if label.dtype == "string":
+        present, distinct = df.select(F.count(value), F.approx_count_distinct(value)).first()
+        if present and distinct > MAX_CLASSES_FOR_AUTO and distinct >= ONE_CLASS_PER_ROW * present:
+            examples = ", ".join(repr(r[0]) for r in df.where(value.isNotNull()).select(value).limit(3).collect())
+            raise ConversionError(
+                f"label column {label.name!r} has about {distinct} different values in {present} rows (e.g. "
+                f"{examples}): nearly one class per row; pass --task classification to keep it so, or --task "
+                f"regression with --schema '{label.name} DOUBLE' if it holds numbers"
+            )
+        return "classification"
+    if label.dtype == "int64" and df.select(value).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO:
         return "classification"
     return "regression"
+
+
+def _check_label_present(label: ColumnSpec, df: DataFrame, where: str) -> None:
+    """Stop when the label has no value in any row (every row would be rejected as null_label)."""
+    if df.where(_col(label.name).isNotNull()).limit(1).count() == 0:
+        raise ConversionError(
+            f"label column {label.name!r} is empty in every row of {where}; choose another --label "
+            "(or fill the column in the source)"
+        )
 
 
 def _defaults(columns: list[ColumnSpec], overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
@@ -200,7 +204,8 @@ def convert_table(
             feature form, or more rejected rows than `max_reject_fraction`.
     """
     start = time.perf_counter()
-    source = read_source(spark, options)
+    read = read_source(spark, options)
+    source = read.frame
     names = [name for name in source.columns if name != CORRUPT]
     for role, name in (("label", options.label), ("key", options.key)):
         if name is not None and name not in names:
@@ -219,7 +224,8 @@ def convert_table(
             staged_output(options.input, options.output, options.mode) as staging,
             ticking(progress_every, phases.line),
         ):
-            return _convert(spark, options, source, columns, label, defaults, staging, start, phases)
+            summary = _convert(spark, options, source, columns, label, defaults, staging, start, phases)
+    return replace(summary, notes=read.notes)
 
 
 def _convert(
@@ -234,6 +240,7 @@ def _convert(
     phases: Phases,
 ) -> TableSummary:
     phases.begin("reading")
+    _check_label_present(label, source, options.input or options.table)
     task = _task(options, label, source)
     key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
     df = source.withColumn("_h", F.xxhash64(*key))
