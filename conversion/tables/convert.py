@@ -118,7 +118,10 @@ def _task(options: TableConvertOptions, label: ColumnSpec, df: DataFrame) -> str
                 f"regression with --schema '{label.name} DOUBLE' if it holds numbers"
             )
         return "classification"
-    if label.dtype == "int64" and df.select(value).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO:
+    if (
+        label.dtype == "int64"
+        and df.select(value).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO
+    ):
         return "classification"
     return "regression"
 

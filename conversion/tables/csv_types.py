@@ -123,7 +123,9 @@ def _checks(name: str, spellings: Spellings, datetime_options: dict[str, str]) -
     value = _col(name)
     trimmed = F.trim(value)
     present = value.isNotNull() & ~_isin(value, spellings.blank)
-    number = trimmed.rlike(FLOAT_PATTERN) | F.lower(trimmed).isin(*POSITIVE_INF, *NEGATIVE_INF) | _isin(value, spellings.nan)
+    number = (
+        trimmed.rlike(FLOAT_PATTERN) | F.lower(trimmed).isin(*POSITIVE_INF, *NEGATIVE_INF) | _isin(value, spellings.nan)
+    )
     dated = "dateformat" in datetime_options
     return {
         "present": present,
@@ -155,7 +157,19 @@ def profile(frame: DataFrame, names: list[str], spellings: Spellings, options: d
     """One pass over `frame` (text columns) counting, per column, the values of each kind."""
     datetime_options = {k: v for k, v in options.items() if k.lower() in DATETIME_OPTIONS}
     datetime_options = {k.lower(): v for k, v in datetime_options.items()}
-    kinds = ("present", "int", "int32", "float", "bool", "date", "timestamp", "spelled_missing", "nans", "infs", "undecoded")
+    kinds = (
+        "present",
+        "int",
+        "int32",
+        "float",
+        "bool",
+        "date",
+        "timestamp",
+        "spelled_missing",
+        "nans",
+        "infs",
+        "undecoded",
+    )
     aggregates = []
     for name in names:
         checks = _checks(name, spellings, datetime_options)

@@ -82,4 +82,3 @@ def key_values(flag: str, items: list[str], what: str = "KEY=VALUE") -> tuple[tu
             raise OptionError(f"{flag} {item!r} is not {what}")
         pairs.append((key, value))
     return tuple(pairs)
-

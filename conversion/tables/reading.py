@@ -115,7 +115,9 @@ def read_csv(
     given = T.StructType.fromDDL(schema) if schema else T.StructType([])
     unknown = [f.name for f in given.fields if f.name not in names]
     if unknown:
-        raise ConversionError(f"--schema names columns {unknown} that {path} does not have; columns are: {', '.join(names)}")
+        raise ConversionError(
+            f"--schema names columns {unknown} that {path} does not have; columns are: {', '.join(names)}"
+        )
     chosen, why = _multiline(spark, path, read_options, names, multiline)
     text = _text_frame(spark, path, read_options, names, chosen)
     spellings = Spellings()  # a --read-option nullValue is one more: Spark reads it as null
@@ -146,7 +148,11 @@ def read_csv(
 
 
 def _notes(
-    path: str, why: str, profiles: dict[str, csv_types.ColumnProfile], types: dict[str, T.DataType], spellings: Spellings
+    path: str,
+    why: str,
+    profiles: dict[str, csv_types.ColumnProfile],
+    types: dict[str, T.DataType],
+    spellings: Spellings,
 ) -> tuple[str, ...]:
     missing, non_finite = [], []
     for name, p in profiles.items():
