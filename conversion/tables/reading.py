@@ -112,7 +112,7 @@ def read_csv(
     check_names(names)
     if any("\ufffd" in n for n in names):
         raise _undecoded(path, "the header", next(n for n in names if "\ufffd" in n), read_options)
-    given = T.StructType.fromDDL(schema) if schema else T.StructType([])
+    given = _parse_schema(spark, schema)
     unknown = [f.name for f in given.fields if f.name not in names]
     if unknown:
         raise ConversionError(
@@ -145,6 +145,17 @@ def read_csv(
         corrupt = F.coalesce(corrupt, F.when(any_failed, as_text))
     frame = text.select(*columns, corrupt.alias(CORRUPT))
     return Source(frame, _notes(path, why, profiles, types, spellings))
+
+
+def _parse_schema(spark: SparkSession, schema: str | None) -> T.StructType:
+    if not schema:
+        return T.StructType([])
+    try:
+        return spark.createDataFrame([], schema).schema  # Spark's DDL parser (StructType.fromDDL is Spark 4 only)
+    except Exception as err:  # ParseException
+        raise ConversionError(
+            f"--schema {schema!r} is not Spark DDL such as 'a INT, b STRING': {_first_line(err)}"
+        ) from None
 
 
 def _notes(
