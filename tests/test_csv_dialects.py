@@ -258,6 +258,13 @@ def test_all_null_one_value_and_empty_string_columns_convert(spark, tmp_path):
     assert_equals_pandas(out, pd.read_csv(csv), "id")
     same = convert_table(spark, options(csv, tmp_path / "label7", key="id", label="same"))
     assert same.records == {"train": 6} and read_manifest(str(tmp_path / "label7")).labels == ("7",)
+    with pytest.raises(ConversionError) as err:  # every row rejected: one line naming the column
+        convert_table(spark, options(csv, tmp_path / "strict", key="id", null_policy="reject", max_reject_fraction=1))
+    assert str(err.value).startswith(
+        f"every row of {csv} was rejected (null in column 'nothing': 6); nothing was written: "
+        "drop or fill that column, or pass --null-policy default; see "
+    )
+    assert not (tmp_path / "strict").exists()
 
 
 def test_a_text_label_with_nearly_one_class_per_row_stops(spark, tmp_path):

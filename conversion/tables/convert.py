@@ -38,6 +38,12 @@ from dataset.progress import Phases, job_group, ticking
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
 MAX_CLASSES_FOR_AUTO = 50
 ONE_CLASS_PER_ROW = 0.5  # --task auto stops when a text label has more distinct values than this share of its rows
+_ALL_REJECTED_ADVICE = {
+    "null": "drop or fill that column, or pass --null-policy default",
+    "null_label": "choose another --label",
+    "non_finite_label": "choose another --label",
+    "malformed_row": "check --read-option sep=..., quote=..., escape=... against the file",
+}
 _DTYPE_DEFAULTS: dict[str, Any] = {"int64": 0, "float32": 0.0, "string": ""}
 
 
@@ -340,6 +346,15 @@ def _write(
     ).coalesce(1).write.option(COMMITTER_ALGORITHM, "2").json(f"{staging.url()}/{REJECTED_DIR}")
     counted = rejected_total - (rejected_counts.get("malformed_row", 0) if options.csv_mode == "dropmalformed" else 0)
     refuse_over_limit(staging, counted, rows_seen, options.max_reject_fraction, "rows")  # before writing
+    if not split_counts:  # every row rejected, e.g. a column null in every row under --null-policy reject
+        staging.drop_all_but_rejected()
+        why = rejected.groupBy("_reason", "_column").count().orderBy(F.desc("count"), "_reason", "_column").collect()
+        reasons = ", ".join(f"{r['_reason']} in column {r['_column']!r}: {r['count']}" for r in why)
+        advice = _ALL_REJECTED_ADVICE.get(why[0]["_reason"], "fix the source")
+        raise ConversionError(
+            f"every row of {options.input or options.table} was rejected ({reasons}); nothing was written: "
+            f"{advice}; see {staging.url()}/{REJECTED_DIR}"
+        )
     laps = _Laps(start)
     laps.lap("count")  # reading, the label's task, counts and statistics, the rejected report
     wanted = {
