@@ -14,11 +14,11 @@ import pytest
 import tensorflow as tf
 
 from conversion.tables.convert import convert_table
-from conversion.tables.csv_types import NA_SPELLINGS, NAN_SPELLINGS
 from conversion.tables.options import TableConvertOptions
-from conversion.tables.reading import read_table
+from dataset.csv_types import NA_SPELLINGS, NAN_SPELLINGS
 from dataset.errors import ConversionError, OptionError
 from dataset.manifest import read_manifest
+from dataset.table_reading import read_table
 from jobs import convert_table as job
 from tests.conftest import needs_tfrecord_jar
 

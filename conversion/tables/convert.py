@@ -18,7 +18,6 @@ from conversion.publish import Staging, publish, refuse_over_limit, staged_outpu
 from conversion.splits import split_column
 from conversion.tables import stats
 from conversion.tables.options import TableConvertOptions
-from conversion.tables.reading import CORRUPT, Source, read_table
 from conversion.tables.schema import ColumnSpec, check_names, column_specs
 from conversion.tables.shards import (
     COMMITTER_ALGORITHM,
@@ -34,6 +33,7 @@ from dataset.errors import ConversionError
 from dataset.layout import REJECTED_DIR
 from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo, spark_schema_of
 from dataset.progress import Phases, job_group, ticking
+from dataset.table_reading import CORRUPT, Source, read_table
 
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
 MAX_CLASSES_FOR_AUTO = 50
@@ -84,7 +84,7 @@ class TableSummary:
 
 
 def read_source(spark: SparkSession, options: TableConvertOptions) -> Source:
-    """The input as a DataFrame: files of `--format` (CSV with a header, see `tables/reading.py`) or a catalog table.
+    """The input as a DataFrame: files of `--format` (CSV with a header, see `dataset/table_reading.py`) or a catalog table.
 
     CSV is read in Spark's PERMISSIVE mode plus `CORRUPT`, which holds the raw text of rows that do not
     parse; `_convert` rejects those per `--csv-mode`.
@@ -95,7 +95,13 @@ def read_source(spark: SparkSession, options: TableConvertOptions) -> Source:
         return Source(table)
     null_value = (("nullValue", options.csv_null_value),) if options.csv_null_value else ()
     return read_table(
-        spark, options.input, options.format, null_value + options.read_options, options.schema, options.csv_multiline
+        spark,
+        options.input,
+        options.format,
+        null_value + options.read_options,
+        options.schema,
+        options.csv_multiline,
+        check_names,
     )
 
 

@@ -31,7 +31,9 @@ class TableConvertOptions(ConvertOptions):
     schema: str | None = None  # Spark DDL, e.g. "a INT, b STRING"
     csv_null_value: str = ""  # CSV: the text that means null (e.g. "NA")
     csv_mode: str = "permissive"  # CSV rows that do not parse: rejected and counted | rejected, not counted | stop
-    csv_multiline: bool = False  # CSV: always read with multiLine (default: chosen per input, see tables/reading.py)
+    csv_multiline: bool = (
+        False  # CSV: always read with multiLine (default: chosen per input, see dataset/table_reading.py)
+    )
     read_options: tuple[tuple[str, str], ...] = ()  # (key, value) for Spark's DataFrameReader.option, in order
     key: str | None = None
     task: str = "auto"

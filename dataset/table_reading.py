@@ -1,10 +1,12 @@
-"""Reading a table source: the user's reader options, and CSV as other tools write it (RFC 4180 quotes,
-quoted newlines never cut, text that did not decode refused, column types by pandas' rules)."""
+"""Reading a table source, the same for conversion and for serving: the user's reader options, and CSV as other
+tools write it (RFC 4180 quotes, quoted newlines never cut, text that did not decode refused, column types by
+pandas' rules)."""
 
 from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
@@ -12,9 +14,8 @@ from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from conversion.tables import csv_types
-from conversion.tables.csv_types import Spellings
-from conversion.tables.schema import check_names
+from dataset import csv_types
+from dataset.csv_types import Spellings
 from dataset.errors import ConversionError
 from dataset.fs import filesystem
 
@@ -62,14 +63,16 @@ def read_table(
     read_options: tuple[tuple[str, str], ...] = (),
     schema: str | None = None,
     multiline: bool = False,
+    check_names: Callable[[list[str]], None] = lambda names: None,
 ) -> Source:
     """Files of `fmt` as a DataFrame; CSV through `read_csv`, other formats as Spark reads them.
+    `check_names` sees the source's column names first (the conversion refuses names it reserves).
 
     Raises:
         ConversionError: unreadable input (one line), reserved column names, or a CSV that `read_csv` refuses.
     """
     if fmt == "csv":
-        return read_csv(spark, path, read_options, schema, multiline)
+        return read_csv(spark, path, read_options, schema, multiline, check_names)
     try:
         reader = _reader(spark, fmt, read_options)
         frame = (reader.schema(schema) if schema else reader).load(path)
@@ -93,6 +96,7 @@ def read_csv(
     read_options: tuple[tuple[str, str], ...] = (),
     schema: str | None = None,
     multiline: bool = False,
+    check_names: Callable[[list[str]], None] = lambda names: None,
 ) -> Source:
     """A CSV source read as text and typed here: pandas' missing, non-finite, int64, float and bool rules,
     Spark's date and timestamp rules; `schema` (DDL, some or all columns) overrides a column's type.
@@ -110,6 +114,8 @@ def read_csv(
     except Exception as err:  # AnalysisException: path missing, unreadable format
         raise ConversionError(f"cannot read {path} as csv: {_first_line(err)}") from None
     check_names(names)
+    if CORRUPT in names:
+        raise ConversionError(f"{path} has a column named {CORRUPT}, which the CSV reader uses; rename it")
     if any("\ufffd" in n for n in names):
         raise _undecoded(path, "the header", next(n for n in names if "\ufffd" in n), read_options)
     given = _parse_schema(spark, schema)
