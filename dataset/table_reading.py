@@ -210,13 +210,15 @@ def _multiline(
     escape = option(read_options, "escape")
     escape = CSV_DEFAULTS["escape"] if escape is None else escape
     comment = option(read_options, "comment")
-    open_quote = _odd_quote_line(spark, files, quote, escape, comment)
+    open_quote = file_with_open_quote(spark, files, quote, escape, comment)
     if open_quote is None:
         return False, ""
     return True, f"multiLine (a quoted value holds a newline in {open_quote}; large files are read in one task each)"
 
 
-def _odd_quote_line(spark: SparkSession, files: list[str], quote: str, escape: str, comment: str | None) -> str | None:
+def file_with_open_quote(
+    spark: SparkSession, files: list[str], quote: str, escape: str, comment: str | None
+) -> str | None:
     """The first file with a line holding an odd number of quotes (a quoted value open at the line's end)."""
     line = F.col("value")
     if escape and escape != quote:
