@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from conversion.options import ConvertOptions
@@ -84,3 +85,20 @@ def key_values(flag: str, items: list[str], what: str = "KEY=VALUE") -> tuple[tu
             raise OptionError(f"{flag} {item!r} is not {what}")
         pairs.append((key, value))
     return tuple(pairs)
+
+
+def read_options_from_json(text: str) -> tuple[tuple[str, str], ...]:
+    """Reader options from a JSON object of strings (a notebook widget: `{"sep": "\\t", "comment": "#"}`).
+
+    Raises:
+        OptionError: not a JSON object of string values.
+    """
+    if not text.strip():
+        return ()
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise OptionError(f'read_options {text!r} is not JSON ({err.msg}); write e.g. {{"sep": "\\t"}}') from None
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        raise OptionError(f'read_options {text!r} must be a JSON object of strings, e.g. {{"encoding": "latin1"}}')
+    return tuple(found.items())
