@@ -140,7 +140,16 @@ def read_csv(
                 _refuse_almost_numeric(parsed, name, spellings)
     # A column --schema gives as STRING keeps every text as it is (only empty values are null).
     kept = {f.name: Spellings(("",)) for f in given.fields if isinstance(f.dataType, T.StringType)}
-    columns = [csv_types.typed(n, types[n], kept.get(n, spellings), dict(read_options)) for n in names]
+    columns = [
+        csv_types.typed(
+            n,
+            types[n],
+            kept.get(n, spellings),
+            dict(read_options),
+            checked=n not in kept and n not in given.fieldNames(),
+        )
+        for n in names
+    ]
     failed = [csv_types.unparsed(n, types[n], spellings, dict(read_options)) for n in given.fieldNames()]
     corrupt = F.col(CORRUPT)
     if failed:  # a value that does not parse as the type --schema gives: the row is malformed, as Spark does
