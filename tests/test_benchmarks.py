@@ -37,7 +37,7 @@ EXPECTED = {
         r"^  python loop +\d+\.\d\d s +\d+ rows/s ",
         r"^  spark end-to-end +\d+\.\d\d s +\d+ rows/s ",
         rf"^  ratio loop/spark {FIGURE}{TARGET}   \(>1: Spark is faster\)$",
-        r"^== missing values: 2,000 rows, 20% of every non-label value null, left out \(keep\) vs filled \(fill\), lowest of 2 runs ==$",
+        r"^== missing values: 2,000 rows, 20% of every non-label value null, left out \(keep\) vs filled \(fill\), lowest of 3 runs ==$",
         rf"^  ratio keep/fill job {FIGURE}   \(<1: leaving nulls out is faster\)$",
     ],
     "input_pipeline": [

@@ -4,6 +4,7 @@ by TensorFlow (raw and parsed), training's parser, serving, predict and Spark (r
 from __future__ import annotations
 
 import datetime as dt
+import json
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,8 +16,8 @@ from pyspark.testing import assertDataFrameEqual
 from conversion.tables.convert import convert_table
 from conversion.tables.options import TableConvertOptions
 from dataset.check import validate_dataset
-from dataset.errors import ConversionError
-from dataset.manifest import read_manifest
+from dataset.errors import ConversionError, DatasetError
+from dataset.manifest import Feature, Manifest, read_manifest
 from dataset.spark_read import read_split
 from inference.predict import model_inputs
 from jobs.export_parquet import export_parquet
@@ -290,3 +291,26 @@ def test_fill_writes_the_defaults_and_bad_date_defaults_are_refused(spark, parqu
     assert filled["ts"] == 1_704_067_200_000_000 and filled["d"] == 0 and filled["s"] == b"" and filled["tags"] == []
     with pytest.raises(ConversionError, match=r"--null-default d='31/01/2024' is not a valid date"):
         convert_table(spark, options("bad", null_defaults=(("d", "31/01/2024"),)))
+
+
+def test_the_manifest_renders_defaults_and_reads_version_2(csv_dataset):
+    _, out = csv_dataset
+    manifest = read_manifest(str(out))
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    spec = manifest.tf_feature_spec(["d", "word", "id"])
+    assert spec == {
+        "d": tf.io.FixedLenFeature([], tf.int64, default_value=10957),
+        "word": tf.io.FixedLenFeature([], tf.string, default_value=""),
+        "id": tf.io.FixedLenFeature([], tf.int64),  # never missing: a record without it fails to parse
+    }
+    old = json.loads(manifest.to_json())  # as version 2 wrote it: no logical types, no null counts
+    old["format_version"] = 2
+    old["features"] = {
+        name: {k: feature[k] for k in ("dtype", "shape", "length", "spark_type")}
+        for name, feature in old["features"].items()
+    }
+    read = Manifest.from_json(json.dumps(old))
+    assert read.features["n"] == Feature("int64", (), "fixed", "bigint") and read.features["n"].null_count == 0
+    old["format_version"] = 1
+    with pytest.raises(DatasetError, match="manifest format_version 1 is not one of 2, 3"):
+        Manifest.from_json(json.dumps(old))
