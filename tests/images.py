@@ -77,3 +77,57 @@ def corrupt_png(seed: int) -> bytes:
         ">I", zlib.crc32(bytes(data[start : start + 4 + length]))
     )
     return bytes(data)
+
+
+def _sub_blocks(data: bytes) -> bytes:
+    return b"".join(bytes([len(data[i : i + 255])]) + data[i : i + 255] for i in range(0, len(data), 255)) + b"\0"
+
+
+def _lzw(indices: list[int], min_code: int = 2) -> bytes:
+    """GIF LZW data that codes each index alone (a clear code before the code size would grow)."""
+    clear, size = 1 << min_code, min_code + 1
+    bits, count, out = 0, 0, bytearray()
+
+    def emit(code: int) -> None:
+        nonlocal bits, count
+        bits |= code << count
+        count += size
+        while count >= 8:
+            out.append(bits & 255)
+            bits >>= 8
+            count -= 8
+
+    emit(clear)
+    run = 0
+    for index in indices:
+        emit(index)
+        run += 1
+        if run == (1 << size) - clear - 3:
+            emit(clear)
+            run = 0
+    emit(clear + 1)
+    return bytes(out) + (bytes([bits & 255]) if count else b"")
+
+
+def gif_frame(
+    indices: list[int],
+    size: tuple[int, int],
+    at: tuple[int, int] = (0, 0),
+    local: bytes | None = None,
+    transparent: int | None = None,
+) -> bytes:
+    """One GIF image (a graphic control extension when `transparent` is set): `indices` row by row,
+    `size` (width, height) at `at` (left, top), with a local colour table `local` (RGB triplets) if given."""
+    out = b""
+    if transparent is not None:
+        out += b"\x21\xf9\x04\x01\0\0" + bytes([transparent]) + b"\0"
+    flags = 0x80 | (len(local) // 3).bit_length() - 2 if local else 0
+    out += b"," + struct.pack("<HHHHB", *at, *size, flags) + (local or b"")
+    return out + b"\x02" + _sub_blocks(_lzw(indices))
+
+
+def gif_bytes(screen: tuple[int, int], frames: list[bytes], table: bytes | None = None) -> bytes:
+    """A GIF89a of `frames` (`gif_frame`) on a logical screen (width, height), with a global colour table
+    `table` (RGB triplets, 2, 4, 8... colours) or none."""
+    flags = 0x80 | 0x70 | (len(table) // 3).bit_length() - 2 if table else 0
+    return b"GIF89a" + struct.pack("<HHBBB", *screen, flags, 0, 0) + (table or b"") + b"".join(frames) + b";"
