@@ -131,3 +131,41 @@ def gif_bytes(screen: tuple[int, int], frames: list[bytes], table: bytes | None 
     `table` (RGB triplets, 2, 4, 8... colours) or none."""
     flags = 0x80 | 0x70 | (len(table) // 3).bit_length() - 2 if table else 0
     return b"GIF89a" + struct.pack("<HHBBB", *screen, flags, 0, 0) + (table or b"") + b"".join(frames) + b";"
+
+
+def save(image: Image.Image, fmt: str, **options: object) -> bytes:
+    """`image` encoded in `fmt` with Pillow's save options."""
+    out = io.BytesIO()
+    image.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def with_orientation(image: Image.Image, fmt: str, orientation: int, **options: object) -> bytes:
+    """`image` saved in `fmt` (JPEG, WEBP, PNG, TIFF) with the EXIF orientation tag set to `orientation`."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return save(image, fmt, exif=exif.tobytes(), **options)
+
+
+def png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """The (type, data) of each chunk of a PNG."""
+    chunks, at = [], 8
+    while at < len(png):
+        length = struct.unpack(">I", png[at : at + 4])[0]
+        chunks.append((png[at + 4 : at + 8], png[at + 8 : at + 8 + length]))
+        at += 12 + length
+    return chunks
+
+
+def png_of_chunks(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG of (type, data) chunks, each with its right CRC."""
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)) for kind, data in chunks
+    )
+
+
+def qoi_bytes(pixels: np.ndarray) -> bytes:
+    """A QOI image (Pillow reads, cannot write) of RGB `pixels`, every pixel a QOI_OP_RGB."""
+    height, width = pixels.shape[:2]
+    body = b"".join(b"\xfe" + bytes(pixel) for pixel in pixels.reshape(-1, 3).tolist())
+    return b"qoif" + struct.pack(">IIBB", width, height, 3, 0) + body + b"\0" * 7 + b"\1"
