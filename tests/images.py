@@ -169,3 +169,50 @@ def qoi_bytes(pixels: np.ndarray) -> bytes:
     height, width = pixels.shape[:2]
     body = b"".join(b"\xfe" + bytes(pixel) for pixel in pixels.reshape(-1, 3).tolist())
     return b"qoif" + struct.pack(">IIBB", width, height, 3, 0) + body + b"\0" * 7 + b"\1"
+
+
+# The DC luminance Huffman table of the JPEG standard (K.3): code lengths 1..16 counted, then the symbols.
+_DC_COUNTS = (0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0)
+_DC_SYMBOLS = tuple(range(12))
+
+
+def lossless_jpeg_bytes(grey: np.ndarray) -> bytes:
+    """An 8-bit greyscale lossless JPEG (SOF3, predictor 1: the left sample; the row above in column 0)."""
+    height, width = grey.shape
+    codes, code, symbols = {}, 0, iter(_DC_SYMBOLS)
+    for length, count in enumerate(_DC_COUNTS, start=1):
+        for _ in range(count):
+            codes[next(symbols)] = (code, length)
+            code += 1
+        code <<= 1
+    bits: list[int] = []
+    values = grey.astype(np.int32)
+    for y in range(height):
+        for x in range(width):
+            if x:
+                predicted = values[y, x - 1]
+            else:
+                predicted = values[y - 1, 0] if y else 128
+            diff = int(values[y, x] - predicted)
+            size = abs(diff).bit_length()
+            code, length = codes[size]
+            bits += [(code >> i) & 1 for i in range(length - 1, -1, -1)]
+            extra = diff if diff >= 0 else diff + (1 << size) - 1
+            bits += [(extra >> i) & 1 for i in range(size - 1, -1, -1)]
+    bits += [1] * (-len(bits) % 8)
+    scan = bytearray()
+    for i in range(0, len(bits), 8):
+        byte = int("".join(map(str, bits[i : i + 8])), 2)
+        scan += b"\xff\x00" if byte == 0xFF else bytes([byte])
+
+    def segment(marker: int, payload: bytes) -> bytes:
+        return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
+
+    return (
+        b"\xff\xd8"
+        + segment(0xC4, b"\x00" + bytes(_DC_COUNTS) + bytes(_DC_SYMBOLS))
+        + segment(0xC3, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
+        + segment(0xDA, b"\x01\x01\x00\x01\x00\x00")
+        + bytes(scan)
+        + b"\xff\xd9"
+    )

@@ -23,7 +23,17 @@ from conversion.images.options import ImageConvertOptions, ImageTransform
 from conversion.images.writer import ShardJob, checked
 from dataset.check import validate_dataset
 from dataset.manifest import read_manifest
-from tests.images import gif_bytes, gif_frame, png_chunks, png_of_chunks, qoi_bytes, save, with_orientation, write
+from tests.images import (
+    gif_bytes,
+    gif_frame,
+    lossless_jpeg_bytes,
+    png_chunks,
+    png_of_chunks,
+    qoi_bytes,
+    save,
+    with_orientation,
+    write,
+)
 
 RNG = np.random.default_rng(22)
 PIXELS = RNG.integers(0, 256, (23, 37, 3), dtype=np.uint8)  # sizes that are no multiple of a JPEG block
@@ -157,6 +167,18 @@ def test_a_png_whose_idat_crc_does_not_match_is_rejected():
     np.testing.assert_array_equal(_pillow_rgb(bytes(png)), PIXELS)
     assert _tf_refuses(bytes(png))
     assert _reason(bytes(png)) == ("undecodable", "PNG IDAT chunk fails its CRC check: the file is damaged")
+
+
+@pytest.mark.parametrize("verify", ["header", "decode", "full"])
+def test_a_lossless_jpeg_is_stored_as_png_of_its_pixels(verify):
+    grey = PIXELS[:, :, 1]
+    data = lossless_jpeg_bytes(grey)
+    assert _tf_refuses(data)  # TF's libjpeg-turbo 2.1 has no lossless mode; Pillow's 3.0 has
+    record = check_image(data, ImageTransform(verify=verify))
+    assert (record.format, record.source_format, record.channels) == ("png", "jpeg", 1)
+    np.testing.assert_array_equal(_tf_decode(record.encoded), np.repeat(grey[:, :, None], 3, axis=2))
+    resized = check_image(data, ImageTransform(verify=verify, resize=(10, 20)))
+    assert (resized.format, resized.height, resized.width) == ("png", 10, 20)
 
 
 def test_a_12_bit_jpeg_is_rejected():

@@ -117,11 +117,11 @@ def _jpeg_scan_complete(data: bytes, scaled: bool) -> None:
         )
 
 
-def _verify(data: bytes, image: Image.Image, fmt: str, level: str) -> None:
+def _verify(data: bytes, image: Image.Image, fmt: str, level: str, verdict: str) -> None:
     if level == "header":
         if not _ends_complete(data, fmt):
             _decode(image, "truncated")  # header looked fine but the end is missing: decode to be sure
-    elif fmt == "jpeg":
+    elif fmt == "jpeg" and verdict == KEEP:  # not a lossless JPEG: libjpeg-turbo cannot scale those (it crashed)
         _jpeg_scan_complete(data, scaled=level != "full")
     else:
         _decode(image, "undecodable")  # decoded once: the transforms below reuse its pixels
@@ -212,8 +212,8 @@ def check_image(data: bytes, transform: ImageTransform) -> ImageRecord:
     if fmt is None:
         names = ", ".join(sorted({name for name, _ in FORMATS.values()}))
         raise Rejected("unsupported_format", f"{image.format} is not one of {names}")
-    _verify(data, image, fmt, transform.verify)
     verdict = training_reads(data, fmt, image.size, transform.verify != "header") if fmt in TRAINING_DECODES else AS_PNG
+    _verify(data, image, fmt, transform.verify, verdict)
     if fmt == "gif" and transform.verify != "header":
         check_gif_pixels(image, data)  # decoded by _verify
     found = orientation(image, data)
@@ -224,7 +224,7 @@ def check_image(data: bytes, transform: ImageTransform) -> ImageRecord:
     out_fmt = transform.reencode or ("jpeg" if fmt == "jpeg" and verdict == KEEP else "png")
     if transform.resize is not None:
         height, width = transform.resize
-        if fmt == "jpeg":  # DCT-domain downscale first, to the size before the turn
+        if fmt == "jpeg" and verdict == KEEP:  # DCT-domain downscale first, to the size before the turn
             image.draft("RGB" if image.mode != "L" else "L", (height, width) if swaps_axes(turn) else (width, height))
         try:
             image = _as_png(image, fmt) if verdict == AS_PNG or fmt not in TRAINING_DECODES else image
