@@ -260,15 +260,25 @@ def test_resize_turns_before_it_resizes():
 
 # Formats Pillow reads and TF does not ------------------------------------------------------------------------
 
+
+def _cursor() -> bytes:
+    """A cursor (Pillow reads, cannot write): an icon of BMP images whose type field says 2."""
+    data = bytearray(save(RGB.convert("RGBA").resize((32, 32)), "ICO", sizes=[(32, 32)], bitmap_format="bmp"))
+    data[2] = 2
+    return bytes(data)
+
+
 GREY16 = (np.arange(23 * 37, dtype=np.uint32).reshape(23, 37) * 71 % 65536).astype(np.uint16)
 
 
-@pytest.mark.parametrize(
-    "name, data",
+OTHER_FORMATS = dict(
     [
         ("tiff", save(RGB, "TIFF")),
         ("tiff lzw", save(RGB, "TIFF", compression="tiff_lzw")),
         ("tiff deflate rgba", save(RGB.convert("RGBA"), "TIFF", compression="tiff_adobe_deflate")),
+        ("tiff 1-bit group 4", save(RGB.convert("1"), "TIFF", compression="group4")),
+        ("tiff jpeg", save(RGB, "TIFF", compression="jpeg")),
+        ("tiff palette", save(RGB.convert("P"), "TIFF")),
         ("tga", save(RGB, "TGA")),
         ("tga rle", save(RGB, "TGA", compression="tga_rle")),
         ("ppm", save(RGB, "PPM")),
@@ -281,9 +291,14 @@ GREY16 = (np.arange(23 * 37, dtype=np.uint32).reshape(23, 37) * 71 % 65536).asty
         ("dib", save(RGB, "DIB")),
         ("jpeg2000 lossless", save(RGB, "JPEG2000")),
         ("ico", save(RGB, "ICO", sizes=[(37, 23)])),
-    ],
+        ("cur", _cursor()),
+    ]
 )
-def test_formats_pillow_reads_are_stored_as_png_of_their_pixels(name, data):
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_FORMATS))
+def test_formats_pillow_reads_are_stored_as_png_of_their_pixels(name):
+    data = OTHER_FORMATS[name]
     pillow = Image.open(io.BytesIO(data))
     record = check_image(data, DEFAULT)
     assert (record.format, record.source_format) == ("png", pillow.format.lower().replace("ppm", "pnm"))

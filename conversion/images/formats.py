@@ -25,13 +25,11 @@ FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     "PPM": ("pnm", (".ppm", ".pgm", ".pbm", ".pnm")),
     "ICO": ("ico", (".ico",)),
     "CUR": ("cur", (".cur",)),
-    "ICNS": ("icns", (".icns",)),
     "JPEG2000": ("jpeg2000", (".jp2", ".j2k", ".j2c", ".jpc", ".jpf", ".jpx")),
     "PCX": ("pcx", (".pcx",)),
     "SGI": ("sgi", (".sgi", ".rgb", ".rgba", ".bw")),
     "QOI": ("qoi", (".qoi",)),
     "DDS": ("dds", (".dds",)),
-    "PSD": ("psd", (".psd",)),
 }
 # Formats whose bytes training can decode as they are (when `tf_rules` agrees for the file).
 TRAINING_DECODES = frozenset({"jpeg", "png", "gif", "bmp"})
