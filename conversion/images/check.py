@@ -254,8 +254,7 @@ def _stored(data: bytes, image: Image.Image, fmt: str, verdict: str, turn: int, 
         width, height = height, width
     if verdict == KEEP and fmt == "jpeg":
         _decode(image, "undecodable")
-        mode = "L" if image.mode == "L" else "RGB"
-        return ImageRecord(jpeg_upright(image, turn), "jpeg", height, width, CHANNELS[mode], turned=turn)
+        return ImageRecord(jpeg_upright(image, turn), "jpeg", height, width, CHANNELS.get(image.mode, 3), turned=turn)
     _decode(image, "undecodable")
     frames = _frames(image)
     png = upright(_as_png(image, fmt), turn)
