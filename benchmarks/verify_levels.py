@@ -19,6 +19,9 @@ python -m benchmarks.verify_levels [--small-files N] [--photos N] [--smoke]
 
 from __future__ import annotations
 
+if not __package__:  # run by path, `python benchmarks/verify_levels.py`: import as `-m` does
+    import _repo_root  # noqa: F401
+
 import argparse
 import io
 import statistics
@@ -188,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     with benchmark_run(
         parser, argv, "verify_levels", {"small_files": 20, "photos": 1}, {"small_files": 1, "photos": 1}
     ) as args:
-        args.workdir.mkdir(parents=True, exist_ok=True)
         tf = import_tensorflow()
         size = (400, 300) if args.smoke else (4000, 3000)
         small = measure(f"small files: {args.small_files} PNG 64x64 RGB", small_pngs(args.small_files), tf)
