@@ -85,6 +85,8 @@ EXPECTED = {
         r"^== photos: 1 JPEG 400x300 q90 \(\d+ KB each\) ==$",
         r"^  decode +\d+\.\d{3} ms/image   ratio decode/header +\d+\.\d\d$",
         r"^  tf_decode +\d+\.\d{3} ms/image   ratio tf_decode/header +\d+\.\d\d$",
+        r"^  GIF 320x240, 20 frames +rules +\d+\.\d{3} ms   default check +\d+\.\d{3} ms   tf\.io\.decode_image ",
+        r"^  default check, orientation 6 +\d+\.\d{3} ms/image   ratio +\d+\.\d\d$",
     ],
     "train": [
         r"^== 1\. Training: Horovod processes 1 vs 2 \(5 steps, batch 8 per process, ",
@@ -109,7 +111,7 @@ TABLES = {
     "convert_table": 1,
     "input_pipeline": 1,
     "train": 4,
-    "verify_levels": 2,
+    "verify_levels": 4,
 }
 NOT_BENCHMARKS = {"__init__", "harness", "_repo_root"}  # the modules of benchmarks/ that are not a benchmark
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
