@@ -74,7 +74,8 @@ def test_the_independent_reader_parses_as_tensorflow_does(shapes_dataset, table_
         for mine, tfs in zip(ours, theirs):
             assert mine.keys() == tfs.keys()
             for name, value in mine.items():
-                assert (np.shape(value), np.asarray(value).dtype) == (tfs[name].shape, tfs[name].dtype), name
+                assert type(value) is type(tfs[name]) and np.shape(value) == np.shape(tfs[name]), name
+                assert np.asarray(value).dtype == np.asarray(tfs[name]).dtype, name
                 np.testing.assert_array_equal(value, tfs[name])
 
 
