@@ -25,8 +25,6 @@ from dataset.errors import SparkSetupError
 
 TFRECORD_JAR_ENV = "SPARK_TFRECORD_JAR"
 TFRECORD_VERSION = "0.7.0"
-TFRECORD_SPARKS = ("3.5", "4")  # Spark 3.5.x and every 4.x
-SPARK4_BUILD = "jars/build-spark-tfrecord-spark4.sh"  # in the project's shared jars folder (DOCS)
 _SCALA_IN_NAME = re.compile(r"spark-tfrecord_(2\.1\d)")
 _SCALA_LIBRARY = re.compile(r"scala-library-(2\.1\d)\.\d+\.jar$")
 
