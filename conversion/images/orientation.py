@@ -3,7 +3,7 @@
 Cameras and phones store the sensor's pixels and an EXIF orientation tag (1-8) that tells viewers how to turn
 them; TensorFlow ignores it. By default conversion applies it, so a record holds upright pixels: a file whose
 orientation is 1 or absent keeps its bytes, any other is rewritten (a JPEG re-encoded with its own quantization
-tables and chroma subsampling, which keeps its size and loses least; see DOCS). With `--keep-orientation`
+tables and chroma subsampling, which keeps its size and loses least; see docs/images.md). With `--keep-orientation`
 records keep the original bytes and carry the tag as the `image/orientation` feature instead.
 """
 
@@ -56,7 +56,7 @@ def upright(image: Image.Image, value: int) -> Image.Image:
 def jpeg_upright(image: Image.Image, value: int) -> bytes:
     """A decoded JPEG turned upright and encoded again with its own quantization tables (transposed when the
     axes swap) and chroma subsampling (4:2:2 turned a quarter, 4:4:0, is written 4:4:4): the same size as the
-    original, and the least loss of the encodings measured (see DOCS). EXIF is dropped (its orientation would
+    original, and the least loss of the encodings measured (see docs/images.md). EXIF is dropped (its orientation would
     turn the pixels again); the ICC profile is kept."""
     tables = image.quantization or {}
     subsampling = JpegImagePlugin.get_sampling(image)
