@@ -23,6 +23,9 @@ spark-tfrecord (`dataset.spark_read.read_split`, counted) and exported to Parque
 
 from __future__ import annotations
 
+if not __package__:  # run by path, `python benchmarks/convert_table.py`: import as `-m` does
+    import _repo_root  # noqa: F401
+
 import argparse
 import json
 import os

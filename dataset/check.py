@@ -193,7 +193,9 @@ def validate_dataset(data_url: str, decode_sample: int | None = None) -> Validat
             if bad:
                 raise DatasetError(
                     f"cannot decode the image of {bad[0].text()}; training would stop there: convert the data "
-                    "again (the default --verify decode rejects such files) or train with --skip-undecodable"
+                    "again with --verify decode or full (conversion checks TensorFlow's decoding rules there and "
+                    "stores such files as PNG or rejects them; --verify header does not) or train with "
+                    "--skip-undecodable"
                 )
             decoded += total if decode_sample is None else min(total, decode_sample)
     unlisted = _unlisted_files(folder, manifest)

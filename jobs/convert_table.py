@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         options = options_from_args(args)
         every = interval_seconds(args.quiet)
-        # tfrecord=True: the table writer is spark-tfrecord, for Spark 3.5 / Scala 2.12 only (checked there)
+        # tfrecord=True: the table writer is spark-tfrecord, the build for the Spark's Scala version (checked there)
         print(convert_table(spark_session(args, "convert_table", tfrecord=True), options, every).text())
         return 0
 

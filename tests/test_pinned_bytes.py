@@ -118,7 +118,6 @@ def test_resized_gzip_image_shards_are_pinned(spark, images, tmp_path):
     assert shard_hashes(out) == RESIZED_PINNED
 
 
-@pytest.mark.needs_spark35  # the table job refuses Spark 4
 @needs_tfrecord_jar  # table datasets are written by spark-tfrecord
 def test_table_shards_are_pinned(spark, tmp_path):
     csv = table_csv(tmp_path / "rows.csv")

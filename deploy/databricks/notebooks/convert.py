@@ -2,8 +2,8 @@
 # MAGIC %md
 # MAGIC # Convert an image folder into a TFRecord dataset
 # MAGIC Calls `conversion.images.convert.convert_images` on the cluster's Spark session; the logic lives in the library.
-# MAGIC Then shows the train split as a DataFrame, read back through spark-tfrecord (the task's Maven library
-# MAGIC `com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0`).
+# MAGIC Then shows the train split as a DataFrame, read back through spark-tfrecord (the task's Maven library for the
+# MAGIC cluster's Scala version: `com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0` on 14.3 LTS, `_2.13` on 17.3 LTS).
 
 # COMMAND ----------
 
