@@ -26,7 +26,7 @@ from training.tables.features import plan_features
 from training.tables.parser import table_parser
 from training.tables.serving import table_receiver_fn
 
-pytestmark = [needs_tfrecord_jar, pytest.mark.needs_spark35]  # written by spark-tfrecord, through the table job
+pytestmark = [needs_tfrecord_jar, pytest.mark.needs_tf]  # written by spark-tfrecord, read by TensorFlow
 
 EPOCH_DAY = dt.date(1970, 1, 1)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
