@@ -40,6 +40,8 @@ EXPECTED = {
         r"^  python loop +\d+\.\d\d s +\d+ rows/s ",
         r"^  spark end-to-end +\d+\.\d\d s +\d+ rows/s ",
         rf"^  ratio loop/spark {FIGURE}{TARGET}   \(>1: Spark is faster\)$",
+        r"^== missing values: 2,000 rows, 20% of every non-label value null, left out \(keep\) vs filled \(fill\), lowest of 3 runs ==$",
+        rf"^  ratio keep/fill job {FIGURE}   \(<1: leaving nulls out is faster\)$",
     ],
     "input_pipeline": [
         r"^== input pipeline: 24 records \(mean \d+ KB\), 224x224, augment imagenet, batch 8, \d+ tf\.data threads ==$",
@@ -108,7 +110,7 @@ TABLES = {
     "image_writer": 2,
     "planning_scale": 1,
     "convert_images": 2,
-    "convert_table": 1,
+    "convert_table": 2,
     "input_pipeline": 1,
     "train": 4,
     "verify_levels": 4,

@@ -9,7 +9,7 @@ from dataset.errors import OptionError
 
 FORMATS = ("csv", "parquet", "json", "orc")
 TASKS = ("auto", "classification", "regression")
-NULL_POLICIES = ("default", "reject")
+NULL_POLICIES = ("keep", "fill", "reject")  # keep: left out of the record, readers supply the default
 CSV_MODES = ("permissive", "dropmalformed", "failfast")
 
 # The quantile boundaries are computed from a deterministic 1-in-k sample of the statistics split of about this many
@@ -32,7 +32,7 @@ class TableConvertOptions(ConvertOptions):
     csv_multiline: bool = False  # CSV: quoted values may hold newlines
     key: str | None = None
     task: str = "auto"
-    null_policy: str = "default"
+    null_policy: str = "keep"
     null_defaults: tuple[tuple[str, str], ...] = ()  # (column, value) overrides of the per-dtype default
     max_vocab: int = 100
     num_quantiles: int = 10
