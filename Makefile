@@ -18,11 +18,16 @@ endif
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-# The spark-tfrecord jar (format("tfrecord")) for the tests: the copy next to the repo, when it is
-# there and its sha256 matches; else SPARK_TFRECORD_JAR stays unset (Spark then gets it from Maven).
-TFRECORD_JAR := $(abspath $(CURDIR)/../shared/jars/spark-tfrecord_2.12-0.7.0.jar)
+# The spark-tfrecord jars (format("tfrecord")) for the tests, one per Scala version: the copies next
+# to the repo, when they are there and their sha256 matches; else SPARK_TFRECORD_JAR stays unset for
+# that run (Spark then gets the jar from Maven). 2.12: Spark 3.5 (`make test`); 2.13: Spark 4 (mk/spark4.mk).
+TFRECORD_JARS := $(abspath $(CURDIR)/../shared/jars)
+TFRECORD_JAR := $(TFRECORD_JARS)/spark-tfrecord_2.12-0.7.0.jar
 TFRECORD_JAR_SHA256 := 18c158ed2e6428e7a7023328fbd6795f7791b1a6eb332658a7eb7b13a655235d
 TFRECORD_JAR_OK := $(shell [ -f $(TFRECORD_JAR) ] && sha256sum $(TFRECORD_JAR) | cut -d' ' -f1)
+TFRECORD_JAR_2_13 := $(TFRECORD_JARS)/spark-tfrecord_2.13-0.7.0.jar
+TFRECORD_JAR_2_13_SHA256 := e86285f2097b5574658c8dddf9fc3675635b73bf885b19ae31055582ee2de422
+TFRECORD_JAR_2_13_OK := $(shell [ -f $(TFRECORD_JAR_2_13) ] && sha256sum $(TFRECORD_JAR_2_13) | cut -d' ' -f1)
 
 .PHONY: setup test test-airflow demo bench clean
 

@@ -1,1 +1,1 @@
-"""Benchmarks of the pipeline: run as modules from the repository root, `python -m benchmarks.<name>`."""
+"""Benchmarks of the pipeline: `python benchmarks/<name>.py`, or `python -m benchmarks.<name>` from the repository root."""

@@ -20,6 +20,9 @@ each of them. The comparison is printed (benchmarks/harness.py) and written to
 
 from __future__ import annotations
 
+if not __package__:  # run by path, `python benchmarks/convert_images.py`: import as `-m` does
+    import _repo_root  # noqa: F401
+
 import argparse
 import hashlib
 import io

@@ -29,6 +29,9 @@ file Spark splits into several tasks. `--sections multiline` runs that section a
 
 from __future__ import annotations
 
+if not __package__:  # run by path, `python benchmarks/convert_table.py`: import as `-m` does
+    import _repo_root  # noqa: F401
+
 import argparse
 import json
 import os
@@ -560,6 +563,7 @@ def measure(args: argparse.Namespace) -> int:
     try:
         loop = run_loop(tf, data, base / "loop_out")
         spark_result = run_spark(spark, session_start_s, data, base / "spark_out", args.num_shards)
+        nulls = null_cost(tf, spark, data, base, args.num_shards)
         multiline = run_multiline(spark, data, base / "table.csv", args.csv_mb)
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -568,6 +572,7 @@ def measure(args: argparse.Namespace) -> int:
         spark.stop()
     result = figures(data, loop, spark_result, args.cores)
     report(result).print()
+    null_report(nulls).print()
     multiline_report(multiline, args.cores).print()
 
     write_results(
@@ -577,9 +582,104 @@ def measure(args: argparse.Namespace) -> int:
         num_shards=args.num_shards,
         spark_session_start_s=session_start_s,
         table=result,
+        nulls=nulls,
         multiline=multiline,
     )
     return 0
+
+
+# --------------------------------------------------------------------------- missing values: left out or filled
+
+NULL_COST_FRACTION = 0.2  # of every column but the label, by a hash of the row: the same rows for both runs
+NULL_POLICIES = ("keep", "fill")  # left out of the record (the default) | written as the default
+NULL_COST_REPEATS = 3  # each policy in turn (the order alternates), the lowest of each: the machine may be shared
+
+
+def with_nulls(spark: Any, data: TableData, folder: Path) -> Path:
+    """The generated table with NULL_COST_FRACTION of each column's values (but the label's) set to null,
+    as Parquet in `folder` (written once per row count)."""
+    from pyspark.sql import functions as F
+
+    if (folder / "_SUCCESS").exists():
+        return folder
+    table = spark.read.parquet(str(data.folder))
+    row = F.xxhash64(*[F.col(c) for c in table.columns])
+    columns = [
+        F.col(c)
+        if c == LABEL
+        else F.when(F.pmod(F.xxhash64(row, F.lit(c)), F.lit(1000)) < NULL_COST_FRACTION * 1000, None)
+        .otherwise(F.col(c))
+        .alias(c)
+        for c in table.columns
+    ]
+    table.select(*columns).write.mode("overwrite").parquet(str(folder))
+    return folder
+
+
+def _parse_seconds(tf: ModuleType, output: Path) -> tuple[float, int]:
+    """Seconds to parse the train split with the manifest's spec (defaults where a feature is left out), records."""
+    from dataset.manifest import read_manifest
+
+    manifest = read_manifest(str(output))
+    spec = manifest.tf_feature_spec()
+    files = [str(output / f.path) for f in manifest.split("train").files]
+    records = 0
+    with timed() as timing:
+        for batch in tf.data.TFRecordDataset(files).batch(4096).map(lambda b: tf.io.parse_example(b, spec)):
+            records += int(batch[LABEL].shape[0])
+    return timing.seconds, records
+
+
+def null_cost(tf: ModuleType, spark: Any, data: TableData, base: Path, num_shards: int) -> dict[str, Any]:
+    """The same table with nulls converted with them left out and with them filled: job seconds, bytes, and
+    seconds for tf.data to parse the train split (where readers supply the defaults)."""
+    source = with_nulls(spark, data, base / f"parquet_nulls_{int(NULL_COST_FRACTION * 100)}")
+    runs: dict[str, Any] = {}
+    for repeat in range(NULL_COST_REPEATS):
+        for policy in NULL_POLICIES[:: 1 if repeat % 2 == 0 else -1]:
+            output = base / f"spark_out_nulls_{policy}"
+            options = TableConvertOptions(
+                output=str(output), label=LABEL, input=str(source), format="parquet", num_shards=num_shards,
+                mode="overwrite", max_reject_fraction=0.2, null_policy=policy,
+            )  # fmt: skip
+            with timed() as job:
+                summary = convert_table(spark, options)
+            parse_s, parsed = _parse_seconds(tf, output)
+            run = {
+                "records": sum(summary.records.values()),
+                "job_s": job.seconds,
+                "count_s": summary.phases.get("count", 0.0),
+                "write_s": summary.phases.get("write", 0.0),
+                "bytes_written": _tfrecord_bytes(output),
+                "parse_train_s": parse_s,
+                "parsed_records": parsed,
+            }
+            best = runs.setdefault(policy, run)
+            for figure in ("job_s", "count_s", "write_s", "parse_train_s"):
+                best[figure] = min(best[figure], run[figure])
+    return {"null_fraction": NULL_COST_FRACTION, "rows": data.rows, "repeats": NULL_COST_REPEATS, "runs": runs}
+
+
+def null_report(result: dict[str, Any]) -> Table:
+    """The printed comparison of leaving nulls out against filling them."""
+    keep, fill = result["runs"]["keep"], result["runs"]["fill"]
+    table = Table(
+        f"missing values: {result['rows']:,} rows, {result['null_fraction']:.0%} of every non-label value null,"
+        f" left out (keep) vs filled (fill), lowest of {result['repeats']} runs"
+    )
+    for policy, run in result["runs"].items():
+        table.row(
+            policy,
+            seconds_cell(run["job_s"]),
+            f"(count {run['count_s']:.2f} s, write {run['write_s']:.2f} s)",
+            f"{run['bytes_written'] / MB:.1f} MB of TFRecords",
+            f"tf.data parses the train split in {run['parse_train_s']:.2f} s",
+        )
+    table.figure("ratio keep/fill job", ratio(keep["job_s"], fill["job_s"]), None, "(<1: leaving nulls out is faster)")
+    table.figure("ratio keep/fill bytes", ratio(keep["bytes_written"], fill["bytes_written"]))
+    if keep["records"] != fill["records"]:
+        table.warning(f"keep wrote {keep['records']:,} records, fill {fill['records']:,}")
+    return table
 
 
 if __name__ == "__main__":

@@ -218,8 +218,8 @@ def benchmark_run(
 
     With `--smoke`, each option of `smoke` (dest → value) left at its default takes the smoke
     value, and the work folder is a temporary one (unless `--workdir` is given), removed when the
-    block ends. `parser` has the arguments of `add_run_arguments`. An exception in the block
-    propagates: the benchmark exits non-zero.
+    block ends; otherwise the work folder is created if need be. `parser` has the arguments of
+    `add_run_arguments`. An exception in the block propagates: the benchmark exits non-zero.
     """
     args = parser.parse_args(argv)
     if args.smoke:
@@ -235,6 +235,7 @@ def benchmark_run(
             yield args
     else:
         args.workdir = args.workdir.resolve()
+        args.workdir.mkdir(parents=True, exist_ok=True)  # results.json and the data go there, --data or not
         yield args
 
 

@@ -19,6 +19,9 @@ Each is run twice and the faster run is kept; the session start is counted in ne
 
 from __future__ import annotations
 
+if not __package__:  # run by path, `python benchmarks/image_writer.py`: import as `-m` does
+    import _repo_root  # noqa: F401
+
 import argparse
 import hashlib
 import os

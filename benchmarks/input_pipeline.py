@@ -29,6 +29,9 @@ folders, converted by the project's Spark converter without `--resize`.
 
 from __future__ import annotations
 
+if not __package__:  # run by path, `python benchmarks/input_pipeline.py`: import as `-m` does
+    import _repo_root  # noqa: F401
+
 import argparse
 import io
 import math

@@ -33,6 +33,9 @@ many requests in flight (`put_objects`). Figures go to `<workdir>/results.json`.
 
 from __future__ import annotations
 
+if not __package__:  # run by path, `python benchmarks/object_store.py`: import as `-m` does
+    import _repo_root  # noqa: F401
+
 import argparse
 import asyncio
 import collections
@@ -472,7 +475,6 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(sections) - set(SECTIONS))
         if unknown:
             parser.error(f"--sections: unknown {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-        args.workdir.mkdir(parents=True, exist_ok=True)
         return measure(args, sections)
 
 

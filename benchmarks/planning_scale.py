@@ -11,6 +11,9 @@ python -m benchmarks.planning_scale [--files 10000000] [--baseline-files 1000000
 
 from __future__ import annotations
 
+if not __package__:  # run by path, `python benchmarks/planning_scale.py`: import as `-m` does
+    import _repo_root  # noqa: F401
+
 import argparse
 import json
 import pickle
@@ -161,7 +164,6 @@ def main(argv: list[str] | None = None) -> int:
     add_run_arguments(parser, "planning_scale", "where results.json (and the task plans, for a moment) go")
     smoke = {"files": 20_000, "baseline_files": 5_000, "labels": 50}
     with benchmark_run(parser, argv, "planning_scale", smoke, {"files": 1, "baseline_files": 1, "labels": 1}) as args:
-        args.workdir.mkdir(parents=True, exist_ok=True)
         if args.child:
             print(json.dumps(child(args.child, args.files, args.labels, args.tasks, args.workdir)), flush=True)
             return 0

@@ -27,6 +27,9 @@ The figures are printed (benchmarks/harness.py) and written to `<workdir>/result
 
 from __future__ import annotations
 
+if not __package__:  # run by path, `python benchmarks/train.py`: import as `-m` does
+    import _repo_root  # noqa: F401
+
 import argparse
 import dataclasses
 import os

@@ -65,7 +65,8 @@ def _presence_spec(manifest: Manifest) -> dict[str, Any]:
 
 
 def _check_values(manifest: Manifest, path: str, parsed: dict[str, Any], first: int) -> None:
-    """Fixed-length features must hold exactly their shape's number of values in every record."""
+    """Fixed-length features must hold exactly their shape's number of values in every record (or
+    none, where the manifest counts records that leave the feature out: a missing value)."""
     import numpy as np
 
     for name, info in sorted(manifest.features.items()):
@@ -74,7 +75,7 @@ def _check_values(manifest: Manifest, path: str, parsed: dict[str, Any], first: 
         want = int(np.prod(info.shape)) if info.shape else 1
         rows = parsed[name].indices.numpy()[:, 0]
         counts = np.bincount(rows, minlength=int(parsed[name].dense_shape.numpy()[0]))
-        wrong = np.nonzero(counts != want)[0]
+        wrong = np.nonzero((counts != want) & ((counts != 0) | (info.null_count == 0)))[0]
         if wrong.size:
             at, got = first + int(wrong[0]), int(counts[wrong[0]])
             what = "lacks feature" if got == 0 else f"has {got} values (the manifest says {want}) for feature"
@@ -194,7 +195,9 @@ def validate_dataset(data_url: str, decode_sample: int | None = None) -> Validat
             if bad:
                 raise DatasetError(
                     f"cannot decode the image of {bad[0].text()}; training would stop there: convert the data "
-                    "again (the default --verify decode rejects such files) or train with --skip-undecodable"
+                    "again with --verify decode or full (conversion checks TensorFlow's decoding rules there and "
+                    "stores such files as PNG or rejects them; --verify header does not) or train with "
+                    "--skip-undecodable"
                 )
             decoded += total if decode_sample is None else min(total, decode_sample)
     unlisted = _unlisted_files(folder, manifest)

@@ -19,6 +19,7 @@ IMAGE_LABEL_ID = "image/class/label"
 IMAGE_LABEL_TEXT = "image/class/text"
 IMAGE_FILENAME = "image/filename"
 IMAGE_SHA256 = "image/key/sha256"
+IMAGE_ORIENTATION = "image/orientation"  # only with --keep-orientation: the EXIF orientation (1-8) of the pixels
 
 # name → (tf dtype, Spark type of the record column)
 IMAGE_FEATURES: dict[str, tuple[str, str]] = {

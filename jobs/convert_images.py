@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reencode", choices=["jpeg", "png"], help="re-encode every image in this format")
     parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality for re-encoding")
     parser.add_argument(
+        "--keep-orientation",
+        action="store_true",
+        help="keep each file's pixels as stored and its EXIF orientation (1-8) in the image/orientation feature "
+        "(default: turn the pixels upright as a viewer shows them; a turned JPEG is re-encoded)",
+    )
+    parser.add_argument(
         "--max-reject-fraction",
         type=float,
         default=0.05,
@@ -89,6 +95,7 @@ def options_from_args(args: argparse.Namespace) -> ImageConvertOptions:
         resize=parse_size(args.resize) if args.resize else None,
         reencode=args.reencode,
         jpeg_quality=args.jpeg_quality,
+        keep_orientation=args.keep_orientation,
     )
     return ImageConvertOptions(
         input=args.input,

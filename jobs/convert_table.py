@@ -11,7 +11,7 @@ import sys
 
 from conversion.options import parse_splits
 from conversion.tables.convert import convert_table
-from conversion.tables.options import FORMATS, QUANTILE_SAMPLE_ROWS, TableConvertOptions, key_values
+from conversion.tables.options import FORMATS, NULL_POLICIES, QUANTILE_SAMPLE_ROWS, TableConvertOptions, key_values
 from dataset.progress import interval_seconds
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
@@ -74,16 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--null-policy",
-        choices=["default", "reject"],
-        default="default",
-        help="default: fill nulls (0, 0.0, '', []); reject: send rows with nulls to _rejected/",
+        choices=list(NULL_POLICIES),
+        default="keep",
+        help="keep: a null is left out of the record and readers supply the default (--null-default, else "
+        "0, 0.0, '', []); fill: write the default into the record; reject: send rows with nulls to _rejected/",
     )
     parser.add_argument(
         "--null-default",
         action="append",
         default=[],
         metavar="COLUMN=VALUE",
-        help="the value that fills nulls of one column (repeatable)",
+        help="the value that stands for a null of one column (repeatable; dates and timestamps in ISO 8601)",
     )
     parser.add_argument("--max-vocab", type=int, default=100, help="most frequent values kept per string column")
     parser.add_argument("--num-quantiles", type=int, default=10, help="quantile buckets per numeric column")
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         options = options_from_args(args)
         every = interval_seconds(args.quiet)
-        # tfrecord=True: the table writer is spark-tfrecord, for Spark 3.5 / Scala 2.12 only (checked there)
+        # tfrecord=True: the table writer is spark-tfrecord, the build for the Spark's Scala version (checked there)
         print(convert_table(spark_session(args, "convert_table", tfrecord=True), options, every).text())
         return 0
 

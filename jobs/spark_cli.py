@@ -2,8 +2,10 @@
 
 Under spark-submit or in a Databricks notebook the session that exists is used as it is;
 run with plain `python`, a local Spark (`local[*]`) is started. Jobs that read or write
-`format("tfrecord")` ask for it (`tfrecord=True`): the jar comes from `SPARK_TFRECORD_JAR` or
-Maven (see `jobs.tfrecord_jar`), and the data source is checked once the session is there.
+`format("tfrecord")` ask for it (`tfrecord=True`): the jar for the Spark's Scala version comes from
+`SPARK_TFRECORD_JAR` or Maven (see `jobs.tfrecord_jar`), and the data source is checked once the
+session is there. A local start that resolves Maven packages keeps the JVM's console output until
+the JVM is up (`jobs.spark_start`): a package Maven does not serve is one line, not a stack trace.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from pyspark.sql import SparkSession
 
 from dataset.errors import SparkSetupError
 from dataset.object_store import configure_running_spark, s3a_session_conf, uses_object_store
-from jobs.tfrecord_jar import HOW_TO_PROVIDE, require_tfrecord_source, require_tfrecord_spark, tfrecord_jar_conf
+from jobs.spark_start import UnresolvedPackages, start_quietly
+from jobs.tfrecord_jar import (
+    how_to_provide,
+    installed_scala,
+    require_tfrecord_source,
+    require_tfrecord_spark,
+    scala_of_spark_version,
+    tfrecord_jar_conf,
+)
 
 TFRECORD_JOBS = "jobs that read or write format('tfrecord')"
 
@@ -44,8 +54,9 @@ def spark_session(args: argparse.Namespace, app_name: str, tfrecord: bool = Fals
     """The active session, or a new one configured from `args`; with `tfrecord`, one that reads tfrecord.
 
     Raises:
-        SparkSetupError: (`tfrecord`) Spark is not 3.5 or `SPARK_TFRECORD_JAR` names a missing
-            file (both before a new Spark starts), or the session has no tfrecord data source.
+        SparkSetupError: (`tfrecord`) Spark is neither 3.5 nor 4.x, or `SPARK_TFRECORD_JAR` names a
+            missing file or a jar for another Scala version (all before a new Spark starts), or the
+            session has no tfrecord data source; a `--packages` entry Maven does not serve.
     """
     on_store = uses_object_store(vars(args).values())  # an s3:// or s3a:// --input, --output, --data, --model...
     active = SparkSession.getActiveSession()
@@ -56,9 +67,11 @@ def spark_session(args: argparse.Namespace, app_name: str, tfrecord: bool = Fals
             require_tfrecord_spark(active.version, TFRECORD_JOBS)
             require_tfrecord_source(active)
         return active
+    jar_conf, scala = {}, ""
     if tfrecord:  # the pyspark that starts the JVM (or that spark-submit ships) is the Spark version
         require_tfrecord_spark(pyspark.__version__, TFRECORD_JOBS)
-    jar_conf = tfrecord_jar_conf(args.jars, args.packages) if tfrecord else {}
+        scala = installed_scala() or scala_of_spark_version(pyspark.__version__)
+        jar_conf = tfrecord_jar_conf(args.jars, args.packages, scala, pyspark.__version__)
     builder = SparkSession.builder.appName(app_name)
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit hands Python its JVM gateway
     master = args.master or (None if under_submit else "local[*]")
@@ -87,16 +100,21 @@ def spark_session(args: argparse.Namespace, app_name: str, tfrecord: bool = Fals
         conf.update(s3a_session_conf(conf))
     for key, value in conf.items():
         builder = builder.config(key, value)
-    if not tfrecord:
-        return builder.getOrCreate()
-    try:
+    if "spark.jars.packages" in conf and not under_submit:  # Ivy resolves them as the JVM starts
+        try:
+            session = start_quietly({"spark.app.name": app_name, "spark.master": master, **conf})
+        except UnresolvedPackages as err:
+            advice = how_to_provide(scala) if "spark-tfrecord" in str(err) else "check --packages and the repositories"
+            raise SparkSetupError(f"Spark did not start: no repository served {err}: {advice}") from err
+        except Exception as err:  # any other failure: spark-submit's output is on the console already
+            if not tfrecord:
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SparkSetupError(
+                f"Spark did not start with --packages {conf['spark.jars.packages']} ({first}): {how_to_provide(scala)}"
+            ) from err
+    else:
         session = builder.getOrCreate()
-    except Exception as err:  # e.g. Maven unreachable for spark.jars.packages: the JVM does not start
-        if "spark.jars.packages" not in jar_conf:
-            raise
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SparkSetupError(
-            f"Spark did not start with --packages {jar_conf['spark.jars.packages']} ({first}): {HOW_TO_PROVIDE}"
-        ) from err
-    require_tfrecord_source(session)
+    if tfrecord:
+        require_tfrecord_source(session)
     return session

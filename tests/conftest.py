@@ -10,7 +10,7 @@ import pytest
 TFRECORD_JAR_ENV = "SPARK_TFRECORD_JAR"
 needs_tfrecord_jar = pytest.mark.skipif(
     not os.environ.get(TFRECORD_JAR_ENV),
-    reason=f"{TFRECORD_JAR_ENV} is not set (make test and .ci/run set it to ../shared/jars/spark-tfrecord_2.12-0.7.0.jar)",
+    reason=f"{TFRECORD_JAR_ENV} is not set (make test sets it to ../shared/jars/spark-tfrecord_2.12-0.7.0.jar, make test-spark4 to the _2.13 jar)",
 )
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

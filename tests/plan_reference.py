@@ -10,9 +10,10 @@ from __future__ import annotations
 import heapq
 
 from conversion.images.discovery import _refused_labels
+from conversion.images.formats import extensions_text, has_convertible_extension
 from conversion.images.plan import FileTask, path_hashes
 from conversion.splits import split_bounds, split_of
-from dataset.features import has_image_extension, is_hidden
+from dataset.features import is_hidden
 
 
 def reference_discover(files, labels=None, split_from_folders=False):
@@ -28,8 +29,8 @@ def reference_discover(files, labels=None, split_from_folders=False):
         elif len(parts) < depth:
             where = "ROOT/<split>/<label>/" if split_from_folders else "ROOT/<label>/"
             skipped.append((f.relpath, "outside_label_folder", f"not under {where}"))
-        elif not has_image_extension(f.relpath):
-            skipped.append((f.relpath, "unsupported_extension", "not .jpg .jpeg .png .gif .bmp .webp"))
+        elif not has_convertible_extension(f.relpath):
+            skipped.append((f.relpath, "unsupported_extension", f"not one of {extensions_text()}"))
         elif split_from_folders:
             candidates.append((f.relpath, f.size, parts[1], parts[0]))
         else:

@@ -1,11 +1,14 @@
 """Each benchmark's `--smoke` run ends to end: a broken benchmark fails the tests, not the next `make bench`.
 
 The smoke runs use tiny sizes and a temporary work folder; their targets are informative, so
-only the exit code and the harness's printed table are checked, not the figures.
+only the exit code and the harness's printed table are checked, not the figures. One run goes
+by path from another folder (`python benchmarks/<name>.py`, as people type it) into a work
+folder that does not exist yet, on a dataset given with `--data`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -37,6 +40,8 @@ EXPECTED = {
         r"^  python loop +\d+\.\d\d s +\d+ rows/s ",
         r"^  spark end-to-end +\d+\.\d\d s +\d+ rows/s ",
         rf"^  ratio loop/spark {FIGURE}{TARGET}   \(>1: Spark is faster\)$",
+        r"^== missing values: 2,000 rows, 20% of every non-label value null, left out \(keep\) vs filled \(fill\), lowest of 3 runs ==$",
+        rf"^  ratio keep/fill job {FIGURE}   \(<1: leaving nulls out is faster\)$",
         r"^== multiLine: one CSV of 1 MB, 4,000 rows, \d+ cores ==$",
         r"^  line by line +\d+\.\d\d s   read \+ type profile, \d+ tasks; a count \d+\.\d\d s \(4,000 rows\)$",
         r"^  multiLine +\d+\.\d\d s   read \+ type profile, \d+ tasks; a count \d+\.\d\d s \(4,000 rows\)$",
@@ -86,6 +91,8 @@ EXPECTED = {
         r"^== photos: 1 JPEG 400x300 q90 \(\d+ KB each\) ==$",
         r"^  decode +\d+\.\d{3} ms/image   ratio decode/header +\d+\.\d\d$",
         r"^  tf_decode +\d+\.\d{3} ms/image   ratio tf_decode/header +\d+\.\d\d$",
+        r"^  GIF 320x240, 20 frames +rules +\d+\.\d{3} ms   default check +\d+\.\d{3} ms   tf\.io\.decode_image ",
+        r"^  default check, orientation 6 +\d+\.\d{3} ms/image   ratio +\d+\.\d\d$",
     ],
     "train": [
         r"^== 1\. Training: Horovod processes 1 vs 2 \(5 steps, batch 8 per process, ",
@@ -107,11 +114,12 @@ TABLES = {
     "image_writer": 2,
     "planning_scale": 1,
     "convert_images": 2,
-    "convert_table": 2,
+    "convert_table": 3,
     "input_pipeline": 1,
     "train": 4,
-    "verify_levels": 2,
+    "verify_levels": 4,
 }
+NOT_BENCHMARKS = {"__init__", "harness", "_repo_root"}  # the modules of benchmarks/ that are not a benchmark
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
 
 
@@ -145,3 +153,33 @@ def test_smoke_run_prints_the_harness_table(name):
     assert re.search(r"^Figures written to /.+/results\.json \(temporary\)$", output, re.MULTILINE), output
     left = {name for name in LEFTOVERS if (REPO / name).exists()} - before
     assert not left, f"the smoke run wrote {sorted(left)} into the repository"
+
+
+def test_every_benchmark_has_a_smoke_run():
+    benchmarks = {path.stem for path in (REPO / "benchmarks").glob("*.py")} - NOT_BENCHMARKS
+    assert benchmarks == set(EXPECTED) == set(TABLES)
+
+
+@pytest.mark.slow
+def test_run_by_path_from_another_folder_into_a_new_workdir(shapes_dataset, tmp_path):
+    workdir = tmp_path / "not" / "made" / "yet"
+    env = smoke_env()
+    env.pop("PYTHONPATH", None)  # the repository must come from the script's own path, not from here
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "input_pipeline.py"), "--smoke", "--data", str(shapes_dataset)]
+        + ["--workdir", str(workdir)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    output = result.stdout
+    assert result.returncode == 0, f"exit {result.returncode}\n{output[-4000:]}\n{result.stderr[-4000:]}"
+    title = r"^== input pipeline: 400 records \(mean \d+ KB\), 224x224, augment imagenet, batch 8, \d+ tf\.data threads ==$"
+    assert re.search(title, output, re.MULTILINE), output
+    assert f"Figures written to {workdir / 'results.json'} (temporary)\n" in output, output
+    results = json.loads((workdir / "results.json").read_text())
+    assert (results["smoke"], results["data"], results["split"]) == (True, str(shapes_dataset), "train")
+    assert results["tf"]["records"] > 0 and results["pillow"]["records"] > 0
+    assert sorted(path.name for path in workdir.iterdir()) == ["results.json"]  # --data: nothing generated

@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -21,6 +20,12 @@ from dataset.errors import ConversionError
 from dataset.manifest import read_manifest
 from dataset.spark_read import read_split
 from tests.conftest import needs_tfrecord_jar
+from tests.example_reader import file_records, parse_example, parsed_like_tf
+
+try:
+    import tensorflow as tf
+except ImportError:  # make test-spark4 (no TensorFlow): tests/example_reader.py reads the shards
+    tf = None
 
 pytestmark = needs_tfrecord_jar  # the records are written by spark-tfrecord
 
@@ -52,6 +57,8 @@ SCHEMA = T.StructType(
 
 def read_back(out) -> dict[int, dict]:
     manifest = read_manifest(str(out))
+    if tf is None:  # the independent reader, parsing as TensorFlow does
+        return {int(row["id"]): row for split in manifest.splits for row in parsed_like_tf(out, split)}
     spec = manifest.tf_feature_spec()
     rows = {}
     for split in manifest.splits.values():
@@ -63,6 +70,13 @@ def read_back(out) -> dict[int, dict]:
                 row[name] = value.numpy()
             rows[int(row["id"])] = row
     return rows
+
+
+def validated(out) -> int:
+    """validate's record count (it reads with TensorFlow); without TensorFlow, the independent reader's."""
+    if tf is None:
+        return sum(len(parsed_like_tf(out, split)) for split in read_manifest(str(out)).splits)
+    return validate_dataset(str(out)).num_records
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +132,7 @@ def test_parquet_every_type_round_trips_with_nulls_filled(spark, parquet, tmp_pa
     assert manifest.labels == ("no", "yes") and manifest.splits["train"].label_counts == {"no": 2, "yes": 3}
     report = [json.loads(line) for f in (out / "_rejected").glob("*.json") for line in f.read_text().splitlines()]
     assert [(r["key"], r["column"], r["reason"]) for r in report] == [("5", "label", "null_label")]
-    assert validate_dataset(str(out)).num_records == 5
+    assert validated(out) == 5
 
 
 def test_csv_statistics_match_pandas(spark, tmp_path):
@@ -257,7 +271,7 @@ def test_a_table_task_failing_mid_write_is_retried_and_reruns_are_byte_identical
     assert sorted(read_back(tmp_path / "retried")) == list(range(200))
     # read_back keys by id, so a row written twice shows once: the counts catch it (records per shard)
     manifest = read_manifest(str(tmp_path / "retried"))
-    assert manifest.num_records == 200 and validate_dataset(str(tmp_path / "retried")).num_records == 200
+    assert manifest.num_records == 200 and validated(tmp_path / "retried") == 200
     assert not list((tmp_path / "retried").glob("*.tmp-*"))
     convert(tmp_path / "again")
     for shard in (tmp_path / "retried").glob("*.tfrecord"):
@@ -374,6 +388,7 @@ def test_every_type_round_trips_to_tf_data_and_back_into_spark(spark, all_types,
         num_shards=2,
         max_reject_fraction=0.5,
         null_defaults=(("i", "-5"), ("ints", "-1")),
+        null_policy="fill",  # written into the records, so Spark reads them back too (keep: tests/test_table_types.py)
     )
     summary = convert_table(spark, options)
     assert summary.records == {"train": 4} and summary.rejected == {"null_label": 1}
@@ -438,7 +453,13 @@ def test_csv_with_nulls_nan_and_infinities_round_trips(spark, tmp_path):
     convert_table(
         spark,
         TableConvertOptions(
-            output=str(out), label="y", input=str(csv), key="id", splits=(("train", 1.0),), num_shards=2
+            output=str(out),
+            label="y",
+            input=str(csv),
+            key="id",
+            splits=(("train", 1.0),),
+            num_shards=2,
+            null_policy="fill",  # Spark reads the defaults back too (keep: tests/test_table_types.py)
         ),
     )
     assert {k: v.spark_type for k, v in read_manifest(str(out)).features.items()} == {
@@ -494,14 +515,7 @@ def test_each_shard_file_holds_exactly_its_rows_in_order_and_gzip_reruns_are_ide
         want[names[r["shard"]]].append(r["id"])
     assert sorted(p.name for p in (tmp_path / "one").glob("*.tfrecord*")) == sorted(names)
     assert [len(manifest.split(s).files) for s in ("test", "train")] == [16, 16]
-    spec = {"id": tf.io.FixedLenFeature([], tf.int64)}
-    got = {
-        name: [
-            int(tf.io.parse_single_example(r, spec)["id"])
-            for r in tf.data.TFRecordDataset(str(tmp_path / "one" / name), compression_type="GZIP")
-        ]
-        for name in names
-    }
+    got = {name: [parse_example(r)["id"][0] for r in file_records(tmp_path / "one" / name)] for name in names}
     assert got == want  # every file holds exactly its shard's rows, in the key-hash order
     assert any(not ids for ids in want.values())  # an empty shard is still a (valid, empty) file
     for name in names:
@@ -532,5 +546,5 @@ def test_a_split_with_fewer_rows_than_num_shards_still_has_exact_shard_counts(sp
     convert_table(spark, options)  # 3 shards (no more than rows), which do not divide the 4 counted buckets
     files = read_manifest(str(out)).split("train").files
     assert len(files) == 3
-    assert [f.num_records for f in files] == [sum(1 for _ in tf.data.TFRecordDataset(str(out / f.path))) for f in files]
+    assert [f.num_records for f in files] == [len(file_records(out / f.path)) for f in files]
     assert sum(f.num_records for f in files) == 3

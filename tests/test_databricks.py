@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from dataset.manifest import read_manifest
-from jobs.tfrecord_jar import TFRECORD_PACKAGE
+from jobs.tfrecord_jar import tfrecord_package
 from tests.conftest import needs_tfrecord_jar
+from tests.example_reader import parsed_like_tf
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "databricks"
 
@@ -60,6 +61,7 @@ def run_notebook(name: str, spark, values: dict[str, str]) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf  # trains
 @needs_tfrecord_jar
 def test_notebooks_convert_train_and_predict(spark, tmp_path):
     from demo.data import generate_tree
@@ -84,20 +86,77 @@ def test_notebooks_convert_train_and_predict(spark, tmp_path):
     assert spark.read.parquet(str(out)).count() == read_manifest(str(data)).splits["test"].num_records
 
 
-def test_bundle_parses_and_its_tasks_point_at_notebooks():
+TFRECORD_NOTEBOOK = ("read_split(", "convert_table(", "export_parquet(")  # what reads or writes format("tfrecord")
+
+
+def bundle_jobs() -> dict[str, dict]:
+    """target name -> its one job (the bundle defines jobs per target only)."""
     bundle = yaml.safe_load((DEPLOY / "databricks.yml").read_text())
-    tasks = bundle["resources"]["jobs"]["tfrecordpipe"]["tasks"]
-    assert [t["task_key"] for t in tasks] == ["convert", "train", "predict"]
-    assert [t.get("depends_on", [{}])[0].get("task_key") for t in tasks] == [None, "convert", "train"]
-    for task in tasks:
-        notebook = DEPLOY / task["notebook_task"]["notebook_path"]
-        assert notebook.is_file(), notebook
-        widgets = run_widgets_only(notebook)
-        assert set(task["notebook_task"]["base_parameters"]) <= widgets
-        # a notebook reading format("tfrecord") has spark-tfrecord as the task's Maven library
-        maven = [lib["maven"]["coordinates"] for lib in task["libraries"] if "maven" in lib]
-        assert maven == ([TFRECORD_PACKAGE] if "read_split(" in notebook.read_text() else []), task["task_key"]
-    assert [t["task_key"] for t in tasks if any("maven" in lib for lib in t["libraries"])] == ["convert"]
+    assert "resources" not in bundle  # a job at the top level would be deployed by every target
+    assert [name for name, target in bundle["targets"].items() if target.get("default")] == ["dev"]
+    jobs = {}
+    for name, target in bundle["targets"].items():
+        [job] = target["resources"]["jobs"].values()
+        jobs[name] = job
+    return jobs
+
+
+def test_bundle_parses_and_its_tasks_point_at_notebooks():
+    jobs = bundle_jobs()
+    assert sorted(jobs) == ["dev", "spark4"]
+    runtimes = {name: [c["new_cluster"]["spark_version"] for c in job["job_clusters"]] for name, job in jobs.items()}
+    assert runtimes == {"dev": ["14.3.x-cpu-ml-scala2.12"], "spark4": ["17.3.x-scala2.13"]}
+    tasks = {name: job["tasks"] for name, job in jobs.items()}
+    # 14.3 LTS ML: convert -> train -> predict; 17.3 LTS (Spark 4): conversion only, tables and export included
+    assert [(t["task_key"], t.get("depends_on", [{}])[0].get("task_key")) for t in tasks["dev"]] == [
+        ("convert", None),
+        ("train", "convert"),
+        ("predict", "train"),
+    ]
+    assert [(t["task_key"], t.get("depends_on", [{}])[0].get("task_key")) for t in tasks["spark4"]] == [
+        ("convert_images", None),
+        ("convert_table", None),
+        ("export_parquet", "convert_table"),
+    ]
+    maven_tasks = {}
+    for name, job in jobs.items():
+        scala = runtimes[name][0].rsplit("scala", 1)[1]
+        for task in job["tasks"]:
+            notebook = DEPLOY / task["notebook_task"]["notebook_path"]
+            assert notebook.is_file(), notebook
+            assert set(task["notebook_task"]["base_parameters"]) <= run_widgets_only(notebook)
+            assert {"whl": "../../dist/*.whl"} in task["libraries"]
+            # a notebook reading or writing format("tfrecord") has spark-tfrecord for the cluster's Scala
+            maven = [lib["maven"]["coordinates"] for lib in task["libraries"] if "maven" in lib]
+            uses_tfrecord = any(call in notebook.read_text() for call in TFRECORD_NOTEBOOK)
+            assert maven == ([tfrecord_package(scala)] if uses_tfrecord else []), (name, task["task_key"])
+            if maven:
+                maven_tasks.setdefault(name, []).append(task["task_key"])
+    assert maven_tasks == {"dev": ["convert"], "spark4": ["convert_images", "convert_table", "export_parquet"]}
+
+
+@needs_tfrecord_jar
+def test_table_and_export_notebooks(spark, tmp_path):
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,x,label\n" + "".join(f"{i},{i % 5},{'ab'[i % 2]}\n" for i in range(40)))
+    data, out = tmp_path / "data", tmp_path / "parquet"
+    values = {"input": str(csv), "label": "label", "key": "id", "output": str(data), "num_shards": "2"}
+    converted = run_notebook("convert_table.py", spark, values)
+    manifest = read_manifest(str(data))
+    assert converted["summary"].records == {k: v.num_records for k, v in manifest.splits.items()}
+    assert manifest.num_records == 40 and manifest.labels == ("a", "b")
+    run_notebook("export_parquet.py", spark, {"data": str(data), "output": str(out)})
+    rows = spark.read.parquet(str(out)).collect()
+    assert sorted((r["id"], r["x"], r["label"], r["split"]) for r in rows) == sorted(
+        (int(i), int(i) % 5, "ab"[int(i) % 2], split)
+        for split, info in manifest.splits.items()
+        for i in _keys(data, split)
+    )
+
+
+def _keys(data: Path, split: str) -> list[int]:
+    """The keys of a split's records, by the independent reader."""
+    return [row["id"] for row in parsed_like_tf(data, split)]
 
 
 def run_widgets_only(notebook: Path) -> set[str]:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from pyspark.sql import types as T
 
 from conversion.tables.convert import convert_table
@@ -21,27 +20,63 @@ from dataset.layout import tf_compression
 from dataset.manifest import read_manifest
 from dataset.spark_read import read_split
 from jobs import export_parquet
-from jobs.tfrecord_jar import TFRECORD_JAR_ENV, TFRECORD_PACKAGE, tfrecord_jar_conf
+from jobs.tfrecord_jar import (
+    TFRECORD_JAR_ENV,
+    installed_scala,
+    scala_of_spark_version,
+    tfrecord_jar_conf,
+    tfrecord_package,
+)
 from tests.conftest import needs_tfrecord_jar
+from tests.example_reader import parsed_like_tf
+
+try:
+    import tensorflow as tf
+except ImportError:  # make test-spark4 (no TensorFlow): tests/example_reader.py reads the shards
+    tf = None
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def tf_records(out, split: str) -> dict:
-    """Every record of a split as tf.data parses it: {key feature value: {feature: python value}}."""
+    """Every record of a split as tf.data parses it (without TensorFlow: as the independent reader
+    gives it the same way): {key feature value: {feature: python value}}."""
     manifest = read_manifest(str(out))
-    spec = manifest.tf_feature_spec()
-    files = [str(out / f.path) for f in manifest.split(split).files]
     rows = {}
-    for serialized in tf.data.TFRecordDataset(files, compression_type=tf_compression(manifest.compression)):
-        parsed = tf.io.parse_single_example(serialized, spec)
-        row = {}
-        for name, value in parsed.items():
-            value = tf.sparse.to_dense(value) if isinstance(value, tf.SparseTensor) else value
-            row[name] = value.numpy()
+    for row in parsed_like_tf(out, split) if tf is None else _tf_parsed(out, split):
         key = row[manifest.key_feature] if manifest.key_feature else len(rows)
         rows[key.item() if isinstance(key, np.generic) else key] = row
     return rows
+
+
+def _tf_parsed(out, split: str) -> list[dict]:
+    manifest = read_manifest(str(out))
+    spec = manifest.tf_feature_spec()
+    files = [str(out / f.path) for f in manifest.split(split).files]
+    rows = []
+    for serialized in tf.data.TFRecordDataset(files, compression_type=tf_compression(manifest.compression)):
+        parsed = tf.io.parse_single_example(serialized, spec)
+        rows.append(
+            {
+                name: (tf.sparse.to_dense(value) if isinstance(value, tf.SparseTensor) else value).numpy()
+                for name, value in parsed.items()
+            }
+        )
+    return rows
+
+
+@pytest.mark.skipif(tf is None, reason="compares the independent reader with TensorFlow")
+@needs_tfrecord_jar
+def test_the_independent_reader_parses_as_tensorflow_does(shapes_dataset, table_dataset):
+    for out in (shapes_dataset, table_dataset):
+        ours, theirs = parsed_like_tf(out, "train"), _tf_parsed(out, "train")
+        assert len(ours) == len(theirs) > 0
+        for mine, tfs in zip(ours, theirs):
+            assert mine.keys() == tfs.keys()
+            for name, value in mine.items():
+                assert type(value) is type(tfs[name]) and np.shape(value) == np.shape(tfs[name]), name
+                assert np.asarray(value).dtype == np.asarray(tfs[name]).dtype, name
+                np.testing.assert_array_equal(value, tfs[name])
 
 
 def spark_rows(frame, key: str) -> dict:
@@ -195,16 +230,59 @@ def test_export_parquet_bad_paths_and_splits_are_one_line(shapes_dataset, tmp_pa
 def test_jar_setting(tmp_path):
     jar = tmp_path / "spark-tfrecord_2.12-0.7.0.jar"
     with pytest.raises(SparkSetupError) as caught:
-        tfrecord_jar_conf(environ={TFRECORD_JAR_ENV: str(jar)})
-    message = str(caught.value)
-    assert "\n" not in message and message.startswith(f"{TFRECORD_JAR_ENV}={jar} does not exist")
+        tfrecord_jar_conf(None, None, "2.12", "3.5.1", {TFRECORD_JAR_ENV: str(jar)})
+    assert str(caught.value) == (
+        f"{TFRECORD_JAR_ENV}={jar} does not exist; point it at spark-tfrecord_2.12-0.7.0.jar (Scala 2.12), "
+        "or unset it to get com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0 from Maven"
+    )
     jar.write_bytes(b"PK")
-    assert tfrecord_jar_conf("a.jar", None, {TFRECORD_JAR_ENV: str(jar)}) == {"spark.jars": f"a.jar,{jar}"}
-    assert tfrecord_jar_conf(None, None, {TFRECORD_JAR_ENV: f"file://{jar}"}) == {"spark.jars": f"file://{jar}"}
-    remote = "s3a://bucket/jars/spark-tfrecord_2.12-0.7.0.jar"
-    assert tfrecord_jar_conf(None, None, {TFRECORD_JAR_ENV: remote}) == {"spark.jars": remote}
-    assert tfrecord_jar_conf(None, "g:a:1", {}) == {"spark.jars.packages": f"g:a:1,{TFRECORD_PACKAGE}"}
-    assert tfrecord_jar_conf("/x/spark-tfrecord.jar", None, {}) == {"spark.jars": "/x/spark-tfrecord.jar"}
+    env = {TFRECORD_JAR_ENV: str(jar)}
+    assert tfrecord_jar_conf("a.jar", None, "2.12", "3.5.1", env) == {"spark.jars": f"a.jar,{jar}"}
+    assert tfrecord_jar_conf(None, None, "2.12", "3.5.1", {TFRECORD_JAR_ENV: f"file://{jar}"}) == {
+        "spark.jars": f"file://{jar}"
+    }
+    remote = "s3a://bucket/jars/spark-tfrecord_2.13-0.7.0.jar"
+    assert tfrecord_jar_conf(None, None, "2.13", "4.3.0", {TFRECORD_JAR_ENV: remote}) == {"spark.jars": remote}
+    # unset: Maven coordinates with the Spark's Scala suffix
+    for scala in ("2.12", "2.13"):
+        assert tfrecord_jar_conf(None, "g:a:1", scala, "x", {}) == {
+            "spark.jars.packages": f"g:a:1,{tfrecord_package(scala)}"
+        }
+    assert tfrecord_package("2.13") == "com.linkedin.sparktfrecord:spark-tfrecord_2.13:0.7.0"
+    assert tfrecord_jar_conf("/x/spark-tfrecord.jar", None, "2.13", "4.3.0", {}) == {
+        "spark.jars": "/x/spark-tfrecord.jar"
+    }
+    # a jar or coordinate for the other Scala version: one line, its URL's user info never shown
+    how = (
+        "set SPARK_TFRECORD_JAR=/path/to/spark-tfrecord_2.13-0.7.0.jar, or pass --packages "
+        "com.linkedin.sparktfrecord:spark-tfrecord_2.13:0.7.0, or on Databricks install the Maven library "
+        "com.linkedin.sparktfrecord:spark-tfrecord_2.13:0.7.0 (Scala 2.13)"
+    )
+    cases = [
+        ({TFRECORD_JAR_ENV: str(jar)}, None, None, f"{TFRECORD_JAR_ENV} gives {jar.name}"),
+        ({TFRECORD_JAR_ENV: "https://u:secret@host/j/spark-tfrecord_2.12-0.7.0.jar?t=x"}, None, None,
+         f"{TFRECORD_JAR_ENV} gives spark-tfrecord_2.12-0.7.0.jar"),
+        ({}, "/x/spark-tfrecord_2.12-0.7.0.jar", None, "--jars gives spark-tfrecord_2.12-0.7.0.jar"),
+        ({}, None, "com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0",
+         "--packages gives com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0"),
+    ]  # fmt: skip
+    for environ, jars, packages, given in cases:
+        with pytest.raises(SparkSetupError) as caught:
+            tfrecord_jar_conf(jars, packages, "2.13", "4.3.0", environ)
+        assert (
+            str(caught.value) == f"{given}, spark-tfrecord for Scala 2.12, and this Spark 4.3.0 runs Scala 2.13: {how}"
+        )
+
+
+def test_the_scala_version_comes_from_the_spark_install(tmp_path):
+    (tmp_path / "jars").mkdir()
+    assert installed_scala(str(tmp_path)) is None
+    (tmp_path / "jars" / "scala-library-2.13.16.jar").write_bytes(b"")
+    assert installed_scala(str(tmp_path)) == "2.13"
+    import pyspark
+
+    assert installed_scala() == scala_of_spark_version(pyspark.__version__)  # the pip install's own jars
+    assert [scala_of_spark_version(v) for v in ("3.5.1", "4.0.0", "4.3.0")] == ["2.12", "2.13", "2.13"]
 
 
 def _env(**extra: str) -> dict:
@@ -250,8 +328,9 @@ def test_a_session_without_the_jar_is_one_clear_line(tmp_path):
     )
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stderr[-2000:]
+    scala = installed_scala()  # the session's own JVM tells the message which build to name
     assert lines == [
-        f"error: Spark has no 'tfrecord' data source: set {TFRECORD_JAR_ENV}=/path/to/spark-tfrecord_2.12-0.7.0.jar, "
-        f"or pass --packages {TFRECORD_PACKAGE}, or on Databricks install the Maven library {TFRECORD_PACKAGE} "
-        "(Spark 3.5 / Scala 2.12)"
+        f"error: Spark has no 'tfrecord' data source: set {TFRECORD_JAR_ENV}=/path/to/spark-tfrecord_{scala}-0.7.0.jar, "
+        f"or pass --packages {tfrecord_package(scala)}, or on Databricks install the Maven library "
+        f"{tfrecord_package(scala)} (Scala {scala})"
     ]

@@ -118,6 +118,7 @@ def test_quoted_newlines_need_csv_multiline(spark, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf
 def test_a_dotted_column_trains_and_serves_by_name(spark, tmp_path):
     import tensorflow as tf
 

@@ -6,7 +6,8 @@ import json
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 
@@ -20,11 +21,21 @@ from conversion.images.task_plans import TaskPlan, remove_task_plans, write_task
 from conversion.images.writer import ShardJob, ShardResult, run_task, warm_up
 from conversion.in_place import speculative
 from conversion.publish import Staging, publish, staged_output
+from dataset.features import IMAGE_ORIENTATION
 from dataset.fs import list_files
 from dataset.layout import REJECTED_REPORT
-from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, ShardFile, SplitInfo, image_features
+from dataset.manifest import (
+    IMAGE_KEY_FEATURE,
+    IMAGE_LABEL_FEATURE,
+    Feature,
+    Manifest,
+    ShardFile,
+    SplitInfo,
+    image_features,
+)
 from dataset.progress import files_line, ticking
 
+WARNINGS_SHOWN = 5  # distinct Pillow warnings printed in the summary (each with its count and a first file)
 TASKS_PER_CORE = 2  # enough to even out uneven shards, few enough to keep per-task overhead low
 # Reasons given before any image is read: they are reported but not counted as bad images.
 SKIP_REASONS = (
@@ -49,6 +60,25 @@ class ConversionSummary:
     num_files_seen: int
     retried_shards: int
     timings: dict[str, float]
+    turned: dict[str, int] = field(default_factory=dict)  # format → files turned upright by their EXIF orientation
+    first_frame_only: dict[str, int] = field(default_factory=dict)  # format → multi-frame files (first kept)
+    warnings: tuple[tuple[str, str], ...] = ()  # (relpath, Pillow's warning) of the files written
+
+    def _warning_lines(self) -> list[str]:
+        """Pillow's warnings on files that were written, counted by message (those of rejected files are in the
+        rejected report)."""
+        if not self.warnings:
+            return []
+        counts = Counter(text for _, text in self.warnings)
+        first = {}
+        for relpath, text in self.warnings:
+            first.setdefault(text, relpath)
+        lines = [f"  Pillow warned on {len({p for p, _ in self.warnings})} files written:"]
+        for text, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:WARNINGS_SHOWN]:
+            lines.append(f"    {n} x {text} (first: {first[text]})")
+        if len(counts) > WARNINGS_SHOWN:
+            lines.append(f"    and {len(counts) - WARNINGS_SHOWN} other warnings")
+        return lines
 
     def text(self) -> str:
         total = sum(self.records.values())
@@ -62,6 +92,13 @@ class ConversionSummary:
         if self.converted:
             formats = ", ".join(f"{fmt} {n}" for fmt, n in sorted(self.converted.items()))
             lines.append(f"  stored as PNG (training cannot decode the original): {formats}")
+        if self.turned:
+            formats = ", ".join(f"{fmt} {n}" for fmt, n in sorted(self.turned.items()))
+            lines.append(f"  turned upright by their EXIF orientation: {formats}")
+        if self.first_frame_only:
+            formats = ", ".join(f"{fmt} {n}" for fmt, n in sorted(self.first_frame_only.items()))
+            lines.append(f"  several frames or pages, the first stored: {formats}")
+        lines += self._warning_lines()
         lines.append(f"  written: {self.bytes_written / 1e6:.1f} MB from {self.input_bytes / 1e6:.1f} MB read")
         if self.retried_shards:
             lines.append(f"  {self.retried_shards} shard tasks failed once and were retried")
@@ -140,15 +177,23 @@ def _manifest(
         source_root=options.input,
         options=option_values,
         labels=found.labels,
-        features=image_features(),
+        features=_features(options),
         splits=splits,
         compression=options.compression,
         num_files_seen=found.num_files_seen,
         num_rejected=dict(sorted(Counter(s.reason for s in rejects).items())),
-        num_converted_formats=dict(sorted(sum((Counter(r.converted) for r in results), Counter()).items())),
+        num_converted_formats=_counted(r.converted for r in results),
         label_feature=IMAGE_LABEL_FEATURE,
         key_feature=IMAGE_KEY_FEATURE,
     )
+
+
+def _features(options: ImageConvertOptions) -> dict[str, Feature]:
+    """Every image record's features; with --keep-orientation, image/orientation too."""
+    features = image_features()
+    if options.transform.keep_orientation:
+        features[IMAGE_ORIENTATION] = Feature("int64", (), "fixed", "bigint")
+    return dict(sorted(features.items()))
 
 
 def convert_images(
@@ -210,4 +255,11 @@ def _convert(
         num_files_seen=found.num_files_seen,
         retried_shards=sum(1 for r in results if r.attempt > 0),
         timings=timings,
+        turned=_counted(r.turned for r in results),
+        first_frame_only=_counted(r.first_frame_only for r in results),
+        warnings=tuple(sorted(w for r in results for w in r.warnings)),
     )
+
+
+def _counted(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    return dict(sorted(sum((Counter(c) for c in counts), Counter()).items()))

@@ -15,17 +15,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from conversion.images.formats import EXTENSIONS, extensions_text, has_convertible_extension
 from dataset.errors import ConversionError
-from dataset.features import IMAGE_EXTENSIONS, has_image_extension, is_hidden
+from dataset.features import is_hidden
 from dataset.listing import CHUNK, ListedFile, Listing
 
 # Reasons for files that are images but whose label is refused: they count as rejected images.
 LABEL_REASONS = ("unknown_label", "bad_label_name", "ambiguous_label_name")
-# `has_image_extension` on a column: the extension after the last dot, ASCII letters in either case
+# `has_convertible_extension` on a column: the extension after the last dot, ASCII letters in either case
 # (no other character lowers to one of these letters, so this is `str.lower` exactly).
-_IMAGE_SUFFIX = (
-    r"\.(" + "|".join("".join(f"[{c}{c.upper()}]" for c in ext[1:]) for ext in sorted(IMAGE_EXTENSIONS)) + r")$"
-)
+_IMAGE_SUFFIX = r"\.(" + "|".join("".join(f"[{c}{c.upper()}]" for c in ext[1:]) for ext in sorted(EXTENSIONS)) + r")$"
 
 
 class Candidate(NamedTuple):
@@ -179,8 +178,8 @@ def _skip(listed: ListedFile, depth: int, split_from_folders: bool) -> Skip:
     if len(listed.relpath.split("/")) < depth:
         where = "ROOT/<split>/<label>/" if split_from_folders else "ROOT/<label>/"
         return Skip(listed.relpath, "outside_label_folder", f"not under {where}")
-    if not has_image_extension(listed.relpath):
-        return Skip(listed.relpath, "unsupported_extension", "not .jpg .jpeg .png .gif .bmp .webp")
+    if not has_convertible_extension(listed.relpath):
+        return Skip(listed.relpath, "unsupported_extension", f"not one of {extensions_text()}")
     raise AssertionError(f"{listed.relpath!r} looks like an image to Python but not to Arrow")  # pragma: no cover
 
 

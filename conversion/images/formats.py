@@ -1,40 +1,50 @@
-"""Which image files training can decode as they are, and which are stored as PNG instead.
+"""The image formats conversion reads: which are stored as they are, which as PNG of their pixels.
 
-Training decodes with `tf.io.decode_image(..., channels=3, expand_animations=False)` (TF 2.15).
-It decodes JPEG (incl. grey, CMYK, progressive), PNG (incl. 1/8/16-bit, palette with
-transparency, grey+alpha), GIF (the first frame of an animation) and uncompressed 24/32-bit
-BMP as they are. It cannot decode WebP (any kind) nor 1-bit BMP, and reads an 8-bit palette BMP's
-indices as grey levels (wrong colours, no error). Those are rewritten losslessly from Pillow's
-decoded pixels into PNG (the first frame of an animated WebP, as TF does for GIF); the record's
-`image/format` says "png" and the summary and manifest count them by original format
-(`num_converted_formats`).
+Training decodes with `tf.io.decode_image(..., channels=3, expand_animations=False)` (TF 2.15), which reads
+JPEG, PNG, GIF and BMP. A file of those formats keeps its bytes when `conversion.images.tf_rules` finds that
+TF decodes it to the pixels a viewer shows; otherwise, and for every other format below, the record holds a
+lossless PNG of Pillow's decoded pixels (the first frame or page), its `image/format` says "png", and the
+summary and manifest count it by original format (`num_converted_formats`).
 """
 
 from __future__ import annotations
 
-import struct
+import posixpath
 
-# Pillow's format name → the name stored in image/format.
-FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp"}
-_BMP_KEPT_BITS = (24, 32)
-_BMP_RGB = 0  # BI_RGB: no compression, no bit fields
+# Pillow's format name → (the name counted and stored in image/format when kept, the extensions listed).
+FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "JPEG": ("jpeg", (".jpg", ".jpeg", ".jpe", ".jfif")),
+    "MPO": ("jpeg", (".mpo",)),  # a JPEG followed by more JPEGs: TF and Pillow read the first
+    "PNG": ("png", (".png", ".apng")),
+    "GIF": ("gif", (".gif",)),
+    "BMP": ("bmp", (".bmp",)),
+    "DIB": ("dib", (".dib",)),
+    "WEBP": ("webp", (".webp",)),
+    "TIFF": ("tiff", (".tif", ".tiff")),
+    "TGA": ("tga", (".tga",)),
+    "PPM": ("pnm", (".ppm", ".pgm", ".pbm", ".pnm")),
+    "ICO": ("ico", (".ico",)),
+    "CUR": ("cur", (".cur",)),
+    "JPEG2000": ("jpeg2000", (".jp2", ".j2k", ".j2c", ".jpc", ".jpf", ".jpx")),
+    "PCX": ("pcx", (".pcx",)),
+    "SGI": ("sgi", (".sgi", ".rgb", ".rgba", ".bw")),
+    "QOI": ("qoi", (".qoi",)),
+    "DDS": ("dds", (".dds",)),
+}
+# Formats whose bytes training can decode as they are (when `tf_rules` agrees for the file).
+TRAINING_DECODES = frozenset({"jpeg", "png", "gif", "bmp"})
+EXTENSIONS = frozenset(ext for _, extensions in FORMATS.values() for ext in extensions)
 
 
-def _bmp_training_decodes(data: bytes) -> bool:
-    """TF's BMP decoder reads BITMAPINFOHEADER files of 24 or 32 bits per pixel, uncompressed."""
-    if len(data) < 34:
-        return False
-    header_size = struct.unpack_from("<I", data, 14)[0]
-    if header_size != 40:
-        return False
-    bits, compression = struct.unpack_from("<HI", data, 28)
-    return bits in _BMP_KEPT_BITS and compression == _BMP_RGB
+def format_name(pillow_format: str | None) -> str | None:
+    """The name of a format conversion reads, or None."""
+    entry = FORMATS.get(pillow_format or "")
+    return entry[0] if entry else None
 
 
-def stored_as_png(data: bytes, fmt: str) -> bool:
-    """True when training cannot decode this file's bytes as they are (see the module docstring)."""
-    if fmt == "webp":
-        return True
-    if fmt == "bmp":
-        return not _bmp_training_decodes(data)
-    return False
+def has_convertible_extension(relpath: str) -> bool:
+    return posixpath.splitext(relpath)[1].lower() in EXTENSIONS
+
+
+def extensions_text() -> str:
+    return " ".join(sorted(EXTENSIONS))

@@ -24,6 +24,7 @@ class ImageTransform:
     resize: tuple[int, int] | None = None  # (height, width)
     reencode: str | None = None
     jpeg_quality: int = 95
+    keep_orientation: bool = False  # keep the stored pixels and record the EXIF orientation (image/orientation)
 
     def __post_init__(self) -> None:
         if self.verify not in VERIFY_LEVELS:

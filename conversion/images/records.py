@@ -14,9 +14,9 @@ import hashlib
 from conversion.example_proto import bytes_feature, delimited, feature_entry, feature_key, int64_feature
 from conversion.images.check import ImageRecord
 from dataset import features as F
-from dataset.features import IMAGE_FEATURES
+from dataset.features import IMAGE_FEATURES, IMAGE_ORIENTATION
 
-_KEYS = {name: feature_key(name) for name in sorted(IMAGE_FEATURES)}  # the order the entries are joined in
+_KEYS = {name: feature_key(name) for name in sorted([*IMAGE_FEATURES, IMAGE_ORIENTATION])}
 
 
 def _entry(name: str, feature: bytes) -> bytes:
@@ -44,7 +44,8 @@ def _head(channels: int, label_id: int, label: str) -> bytes:
 
 
 def image_example(image: ImageRecord, label_id: int, label: str, relpath: str) -> bytes:
-    """A serialized `tf.train.Example` for one image (keys in sorted order, as encoded)."""
+    """A serialized `tf.train.Example` for one image (keys in sorted order, as encoded); `image/orientation`
+    only when the image carries one (`--keep-orientation`)."""
     sha256 = hashlib.sha256(image.encoded).hexdigest().encode("ascii")
     entries = b"".join(
         (
@@ -54,6 +55,7 @@ def image_example(image: ImageRecord, label_id: int, label: str, relpath: str) -
             _text_entry(F.IMAGE_FORMAT, image.format),
             _int_entry(F.IMAGE_HEIGHT, image.height),
             _entry(F.IMAGE_SHA256, bytes_feature([sha256])),
+            b"" if image.orientation is None else _int_entry(F.IMAGE_ORIENTATION, image.orientation),
             _int_entry(F.IMAGE_WIDTH, image.width),
         )
     )

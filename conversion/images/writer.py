@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any
 from fsspec.spec import AbstractBufferedFile
 
 from conversion.faults import InjectedFault, should_fail
-from conversion.images.check import Rejected, check_image
+from conversion.images.check import ImageRecord, Rejected, check_image
 from conversion.images.discovery import Skip
 from conversion.images.options import ImageTransform
 from conversion.images.plan import ShardPlan
@@ -49,6 +50,9 @@ class ShardResult:
     rejects: tuple[Skip, ...]
     label_counts: dict[int, int] = field(default_factory=dict)
     converted: dict[str, int] = field(default_factory=dict)  # original format → files stored as PNG
+    turned: dict[str, int] = field(default_factory=dict)  # original format → files turned upright (EXIF)
+    first_frame_only: dict[str, int] = field(default_factory=dict)  # original format → multi-frame files
+    warnings: tuple[tuple[str, str], ...] = ()  # (relpath, Pillow's warning) of the files written
     seconds: float = 0.0
     attempt: int = 0
 
@@ -70,6 +74,9 @@ def write_shard(
     rejects: list[Skip] = []
     labels: Counter[int] = Counter()
     converted: Counter[str] = Counter()
+    turned: Counter[str] = Counter()
+    first_frame_only: Counter[str] = Counter()
+    warned: list[tuple[str, str]] = []
     input_bytes = 0
     raw = fs_out.open(tmp_path, "wb")
     writer = TFRecordFileWriter(raw, plan.compression)
@@ -84,15 +91,21 @@ def write_shard(
                     rejects.append(Skip(task.relpath, "unreadable", f"{type(data).__name__}: {data.strerror or data}"))
                     continue
                 input_bytes += len(data)
-                try:
-                    image = check_image(data, job.transform)
-                except Rejected as rejected:
-                    rejects.append(Skip(task.relpath, rejected.reason, rejected.detail))
+                image, said = checked(data, job)
+                if isinstance(image, Rejected):
+                    detail = "; ".join([image.detail, *(f"Pillow warned: {text}" for text in said)])
+                    rejects.append(Skip(task.relpath, image.reason, detail.lstrip("; ")))
                     continue
                 writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
                 labels[task.label_id] += 1
+                warned.extend((task.relpath, text) for text in said)
+                original = image.source_format or image.format
                 if image.source_format:
                     converted[image.source_format] += 1
+                if image.turned != 1:
+                    turned[original] += 1
+                if image.frames > 1:
+                    first_frame_only[original] += 1
             if should_fail(fail_after, partition, attempt, fail_after or 0):  # a shorter shard fails before closing
                 raise InjectedFault(f"injected failure in {plan.name} at its end")
             num_records = writer.num_records
@@ -112,9 +125,25 @@ def write_shard(
         rejects=tuple(rejects),
         label_counts=dict(labels),
         converted=dict(converted),
+        turned=dict(turned),
+        first_frame_only=dict(first_frame_only),
+        warnings=tuple(warned),
         seconds=time.perf_counter() - start,
         attempt=attempt,
     )
+
+
+def checked(data: bytes, job: ShardJob) -> tuple[ImageRecord | Rejected, list[str]]:
+    """`check_image`'s record (or rejection) and the warnings Pillow raised on the way, which would otherwise
+    print on the executor's console: the summary and the rejected report carry them instead."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            image: ImageRecord | Rejected = check_image(data, job.transform)
+        except Rejected as rejected:
+            image = rejected
+    said = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))  # once each, in order
+    return image, said
 
 
 @contextlib.contextmanager

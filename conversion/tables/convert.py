@@ -29,6 +29,7 @@ from conversion.tables.shards import (
     write_shards,
 )
 from conversion.tables.survey import survey
+from dataset import temporal
 from dataset.errors import ConversionError
 from dataset.layout import REJECTED_DIR
 from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo, spark_schema_of
@@ -148,36 +149,45 @@ def _check_label_present(label: ColumnSpec, df: DataFrame, where: str) -> None:
 
 
 def _defaults(columns: list[ColumnSpec], overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The value of each column that stands for a null: the dtype's, or its `--null-default` (a date
+    or timestamp as ISO 8601 text or a number in its unit)."""
     by_name = {c.name: c for c in columns}
     unknown = sorted(set(name for name, _ in overrides) - set(by_name))
     if unknown:
         raise ConversionError(f"--null-default names unknown columns {unknown}; columns are: {', '.join(by_name)}")
     defaults: dict[str, Any] = {c.name: _DTYPE_DEFAULTS[c.dtype] for c in columns if not c.is_list}
     for name, text in overrides:
-        kind = by_name[name].dtype
+        column = by_name[name]
+        kind = column.logical_type or column.dtype
         try:
-            defaults[name] = int(text) if kind == "int64" else float(text) if kind == "float32" else text
+            if column.logical_type:
+                defaults[name] = temporal.number_of(text, column.logical_type)
+            else:
+                defaults[name] = int(text) if kind == "int64" else float(text) if kind == "float32" else text
         except ValueError:
             raise ConversionError(f"--null-default {name}={text!r} is not a valid {kind}") from None
     return defaults
 
 
-def _filled(df: DataFrame, columns: list[ColumnSpec], defaults: dict[str, Any]) -> DataFrame:
-    """Nulls replaced (spark-tfrecord leaves a null out of the record, which a fixed-length
-    feature cannot parse): scalars by their default, lists by [] and null elements by the
-    element's default."""
+def _record_values(df: DataFrame, columns: list[ColumnSpec], defaults: dict[str, Any], fill: bool) -> DataFrame:
+    """The columns as records hold them: dates and timestamps as numbers, null list elements as the
+    element's default (a list cannot hold a missing element). A null value stays null, which
+    spark-tfrecord leaves out of the record and readers parse as the manifest's default; with
+    `fill` (--null-policy fill) it is written as that default instead ([] for a list)."""
     out = []
     for c in columns:
         data_type = df.schema[c.name].dataType
+        value = c.value()
         if c.is_list:
             element = data_type.elementType
-            fill = _default_literal(c, defaults.get(c.name, _DTYPE_DEFAULTS[c.dtype]), element)
-            values = _col(c.name)
             if data_type.containsNull:
-                values = F.transform(values, _coalesce_with(fill))
-            out.append(F.coalesce(values, F.array().cast(data_type)).alias(c.name))
-        else:
-            out.append(F.coalesce(_col(c.name), _default_literal(c, defaults[c.name], data_type)).alias(c.name))
+                fill_element = _default_literal(c, defaults.get(c.name, _DTYPE_DEFAULTS[c.dtype]), element)
+                value = F.transform(value, _coalesce_with(fill_element))
+            if fill:
+                value = F.coalesce(value, F.array().cast(data_type))
+        elif fill:
+            value = F.coalesce(value, _default_literal(c, defaults[c.name], data_type))
+        out.append(value.alias(c.name))
     return df.select(*out, "_split", "_h")
 
 
@@ -189,7 +199,7 @@ def _coalesce_with(fill: Column) -> Any:
 def _default_literal(column: ColumnSpec, value: Any, data_type: Any) -> Column:
     if column.is_binary:
         return F.lit(str(value).encode())
-    return F.lit(value).cast(data_type)
+    return F.lit(value).cast("long" if column.logical_type else data_type)
 
 
 def _has_null(column: ColumnSpec) -> Column:
@@ -202,7 +212,7 @@ def _label_text(label: ColumnSpec, task: str) -> Column:
     """The label as counted in the manifest: its text for classification, else nothing."""
     if task != "classification":
         return F.lit(None).cast("string")
-    text = _col(label.name).cast("int") if label.spark_type == "boolean" else _col(label.name)
+    text = _col(label.name).cast("int") if label.spark_type == "boolean" else label.value()  # as the record holds it
     return text.cast("string")
 
 
@@ -323,7 +333,7 @@ def _write(
     }
     selected = F.col("_reason").isNull() & (F.col("_split") == stats_split)
     phases.begin("counting rows and statistics")
-    found = survey(df, group, selected, columns, options.max_vocab)
+    found = survey(df, group, selected, columns, options.max_vocab, F.col("_reason").isNull())
     rows_seen = sum(found.counts.values())
     if rows_seen == 0:
         raise ConversionError(f"{options.input or options.table} has no rows")
@@ -369,7 +379,8 @@ def _write(
     }
     plan = ShardPlan(tuple(wanted.items()), options.compression)
     names = plan.names()
-    features = {c.name: c.feature() for c in columns}
+    keep = options.null_policy == "keep"  # nulls left out of the records (fill: written as the default)
+    features = {c.name: c.feature(found.absent.get(c.name, 0) if keep else 0, defaults.get(c.name)) for c in columns}
     # The quantile boundaries are observed on the way to the write, from a sample sized by the split's row count.
     quantiles = Observation(f"tfrecordpipe_quantiles_{uuid.uuid4().hex}")
     every = stats.quantile_sample_every(split_counts.get(stats_split, 0), options.quantile_sample_rows)
@@ -377,7 +388,7 @@ def _write(
     boundaries = stats.quantile_aggregates(columns, sampled, options.num_quantiles)
     observed = kept.observe(quantiles, *boundaries) if boundaries else kept
     filled = (
-        _filled(observed, columns, defaults)
+        _record_values(observed, columns, defaults, options.null_policy == "fill")
         .withColumn(SHARD_COLUMN, plan.shard_column(F.col("_split"), F.col("_h")))
         .withColumn("_order", F.xxhash64(F.col("_h"), F.lit("order")))
     )

@@ -12,7 +12,7 @@ OWNED_OPTIONS = ("mode", "columnnameofcorruptrecord", "inferschema", "path")  # 
 
 FORMATS = ("csv", "parquet", "json", "orc")
 TASKS = ("auto", "classification", "regression")
-NULL_POLICIES = ("default", "reject")
+NULL_POLICIES = ("keep", "fill", "reject")  # keep: left out of the record, readers supply the default
 CSV_MODES = ("permissive", "dropmalformed", "failfast")
 
 # The quantile boundaries are computed from a deterministic 1-in-k sample of the statistics split of about this many
@@ -38,7 +38,7 @@ class TableConvertOptions(ConvertOptions):
     read_options: tuple[tuple[str, str], ...] = ()  # (key, value) for Spark's DataFrameReader.option, in order
     key: str | None = None
     task: str = "auto"
-    null_policy: str = "default"
+    null_policy: str = "keep"
     null_defaults: tuple[tuple[str, str], ...] = ()  # (column, value) overrides of the per-dtype default
     max_vocab: int = 100
     num_quantiles: int = 10

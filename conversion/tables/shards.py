@@ -30,9 +30,9 @@ GZIP_CODEC = "org.apache.hadoop.io.compress.GzipCodec"
 COMMITTER_ALGORITHM = "mapreduce.fileoutputcommitter.algorithm.version"  # 2: a task commit moves its file once
 _BUCKET = "_tfrecordpipe_bucket"
 NO_TFRECORD_SOURCE = (
-    "Spark has no 'tfrecord' data source: add spark-tfrecord (Spark 3.5 / Scala 2.12) to the session, "
-    "e.g. --packages com.linkedin.sparktfrecord:spark-tfrecord_2.12:0.7.0, --jars spark-tfrecord_2.12-0.7.0.jar "
-    "or SPARK_TFRECORD_JAR, or on Databricks the Maven library of those coordinates"
+    "Spark has no 'tfrecord' data source: add spark-tfrecord for the session's Scala version (2.12 on Spark 3.5, "
+    "2.13 on Spark 4), e.g. --packages com.linkedin.sparktfrecord:spark-tfrecord_2.13:0.7.0, --jars "
+    "spark-tfrecord_2.13-0.7.0.jar or SPARK_TFRECORD_JAR, or on Databricks the Maven library of those coordinates"
 )
 _SHARD_DIR = re.compile(rf"{SHARD_COLUMN}=(\d+)$")
 
