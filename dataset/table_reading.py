@@ -82,9 +82,10 @@ def read_table(
     return Source(frame)
 
 
-def _text_frame(
+def text_frame(
     spark: SparkSession, path: str, read_options: tuple[tuple[str, str], ...], names: list[str], multiline: bool
 ) -> DataFrame:
+    """The CSV with every column as text, plus `CORRUPT` (PERMISSIVE mode)."""
     strings = T.StructType([T.StructField(n, T.StringType()) for n in names] + [T.StructField(CORRUPT, T.StringType())])
     reader = _reader(spark, "csv", read_options).option("multiLine", str(multiline).lower())
     return reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT).schema(strings).load(path)
@@ -125,7 +126,7 @@ def read_csv(
             f"--schema names columns {unknown} that {path} does not have; columns are: {', '.join(names)}"
         )
     chosen, why = _multiline(spark, path, read_options, names, multiline)
-    text = _text_frame(spark, path, read_options, names, chosen)
+    text = text_frame(spark, path, read_options, names, chosen)
     spellings = Spellings()  # a --read-option nullValue is one more: Spark reads it as null
     parsed = text.where(F.col(CORRUPT).isNull())
     profiles = {p.name: p for p in csv_types.profile(parsed, names, spellings, dict(read_options))}
@@ -212,7 +213,7 @@ def _multiline(
     encoding = option(read_options, "encoding") or option(read_options, "charset") or "UTF-8"
     if WIDE_ENCODINGS.search(encoding):
         return True, f"multiLine (a {encoding} file is not scanned line by line)"
-    lines = _text_frame(spark, path, read_options, names, False)
+    lines = text_frame(spark, path, read_options, names, False)
     files = lines.inputFiles()
     if lines.rdd.getNumPartitions() <= len(files):
         return True, "multiLine (every file is read in one task either way)"
