@@ -42,7 +42,7 @@ EXPECTED = {
         rf"^  ratio loop/spark {FIGURE}{TARGET}   \(>1: Spark is faster\)$",
         r"^== missing values: 2,000 rows, 20% of every non-label value null, left out \(keep\) vs filled \(fill\), lowest of 3 runs ==$",
         rf"^  ratio keep/fill job {FIGURE}   \(<1: leaving nulls out is faster\)$",
-        r"^== multiLine: one CSV of 1 MB, 4,000 rows, \d+ cores ==$",
+        r"^== multiLine: one CSV of 1 MB, 4,000 rows, \d+ cores, lowest of 2 runs ==$",
         r"^  line by line +\d+\.\d\d s   every column parsed, \d+ tasks \(4,000 rows\)$",
         r"^  multiLine +\d+\.\d\d s   every column parsed, \d+ tasks \(4,000 rows\)$",
         r"^  open-quote scan +\d+\.\d\d s   found: none$",
