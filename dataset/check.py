@@ -36,9 +36,7 @@ class ValidationReport:
             f"CRCs, features, parsing and counts agree{decoded}"
         ]
         if self.unlisted:
-            shown = ", ".join(self.unlisted[:10]) + (
-                f" and {len(self.unlisted) - 10} more" if len(self.unlisted) > 10 else ""
-            )
+            shown = ", ".join(self.unlisted[:10]) + (f" and {len(self.unlisted) - 10} more" if len(self.unlisted) > 10 else "")
             lines.append(f"  note: {len(self.unlisted)} files are not in the manifest (readers ignore them): {shown}")
         return "\n".join(lines)
 

@@ -1,9 +1,9 @@
 """The file layout of a dataset folder: the one owner of its names and URLs.
 
-<split>-00003-of-00016.tfrecord[.gz]   shards
-manifest.json                          the contract (see `dataset.manifest`)
-_rejected/                             what was not converted, and why
-_SUCCESS                               written last: the folder is complete
+    <split>-00003-of-00016.tfrecord[.gz]   shards
+    manifest.json                          the contract (see `dataset.manifest`)
+    _rejected/                             what was not converted, and why
+    _SUCCESS                               written last: the folder is complete
 """
 
 from __future__ import annotations
