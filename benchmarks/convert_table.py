@@ -19,6 +19,12 @@ that writes tfrecord keeps full tiered JIT). Then the train split is read back i
 spark-tfrecord (`dataset.spark_read.read_split`, counted) and exported to Parquet
 (`jobs.export_parquet`). MB are the Parquet bytes on disk. The comparison is printed
 (benchmarks/harness.py) and written to `<workdir>/results.json`.
+
+The multiLine section writes the same table as one CSV file of at least `--csv-mb` MB (pyarrow's CSV
+writer: every text quoted, RFC 4180; the table's rows repeated until the size is reached) and reads it as the
+table job does (`dataset.table_reading.text_frame`: every column as text, every column parsed) with
+`multiLine` off and on (same rows), then times the line scan for open quotes that decides the default for a
+file Spark splits into several tasks. `--sections multiline` runs that section alone (no TensorFlow).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from conversion.tables.convert import TableSummary, convert_table
 from conversion.tables.options import TableConvertOptions
 from dataset.errors import ConversionError
 from dataset.spark_read import read_split
+from dataset.table_reading import file_with_open_quote, text_frame
 from jobs.export_parquet import export_parquet
 from jobs.spark_cli import add_spark_arguments
 
@@ -97,7 +104,7 @@ NOTE = "the Spark job builds the records in the JVM (spark-tfrecord); no Python 
 
 
 RATIO_TARGET = Target(">=", 8.0)  # loop seconds / Spark end-to-end seconds, on 2 cores
-SMOKE = {"rows": 2_000, "num_shards": 2}  # --smoke: seconds, every code path
+SMOKE = {"rows": 2_000, "num_shards": 2, "csv_mb": 1}  # --smoke: seconds, every code path
 
 
 @dataclass(frozen=True)
@@ -432,6 +439,84 @@ def report(result: dict[str, Any]) -> Table:
     return table
 
 
+# --------------------------------------------------------------------------- multiLine
+
+
+def ensure_csv(data: TableData, path: Path, least_mb: float) -> tuple[int, int]:
+    """One CSV file of the table's rows, repeated until it holds at least `least_mb` MB; (rows, bytes)."""
+    from pyarrow import csv as pa_csv
+
+    marker = path.with_suffix(".json")
+    spec = {"table": _marker(data.rows), "least_mb": least_mb}
+    if marker.exists() and path.exists():
+        known = json.loads(marker.read_text())
+        if known["spec"] == spec and path.stat().st_size == known["bytes"]:
+            return known["rows"], known["bytes"]
+    parts = sorted(data.folder.glob("*.parquet"))
+    rows = 0
+    with timed() as writing, pa_csv.CSVWriter(str(path), pq.read_schema(parts[0])) as writer:
+        while path.stat().st_size < least_mb * MB or rows == 0:
+            for part in parts:
+                table = pq.read_table(part)
+                writer.write_table(table)
+                rows += table.num_rows
+    size = path.stat().st_size
+    marker.write_text(json.dumps({"spec": spec, "rows": rows, "bytes": size}))
+    print(f"  wrote a {size / MB:,.0f} MB CSV of {rows:,} rows in {writing.seconds:.1f} s", flush=True)
+    return rows, size
+
+
+MULTILINE_REPEATS = 2
+
+
+def run_multiline(spark: Any, data: TableData, csv: Path, least_mb: float) -> dict[str, Any]:
+    """The CSV parsed as the table job reads it (every column as text, RFC 4180 quotes), with multiLine off
+    and on; then the open-quote line scan that decides for a file Spark splits into several tasks."""
+    from pyspark.sql import functions as F
+
+    rows, size = ensure_csv(data, csv, least_mb)
+    names = pq.read_schema(sorted(data.folder.glob("*.parquet"))[0]).names
+    timings: dict[str, Any] = {"rows": rows, "mb": size / MB, "tasks": {}}
+    for repeat in range(MULTILINE_REPEATS):  # the order alternates; the lowest of each (the machine may be shared)
+        for mode in (False, True)[:: 1 if repeat % 2 == 0 else -1]:
+            frame = text_frame(spark, str(csv), (), names, mode)
+            with timed() as parsing:  # every column parsed: a count alone would let the CSV reader skip them
+                counts = frame.agg(F.count(F.lit(1)), *[F.count(F.col(n)) for n in names]).first()
+            key = f"multiline_{str(mode).lower()}"
+            timings[f"{key}_s"] = min(timings.get(f"{key}_s", parsing.seconds), parsing.seconds)
+            timings[f"{key}_rows"] = counts[0]
+            timings["tasks"][str(mode).lower()] = frame.rdd.getNumPartitions()
+    with timed() as scan:
+        found = file_with_open_quote(spark, [csv.as_uri()], '"', '"', None)
+    timings["scan_s"] = scan.seconds
+    timings["scan_found"] = found
+    return timings
+
+
+def multiline_report(result: dict[str, Any], cores: int) -> Table:
+    """The printed multiLine figures."""
+    table = Table(
+        f"multiLine: one CSV of {result['mb']:,.0f} MB, {result['rows']:,} rows, {cores} cores,"
+        f" lowest of {MULTILINE_REPEATS} runs"
+    )
+    for mode, label in (("false", "line by line"), ("true", "multiLine")):
+        table.row(
+            label,
+            seconds_cell(result[f"multiline_{mode}_s"]),
+            f"every column parsed, {result['tasks'][mode]} tasks ({result[f'multiline_{mode}_rows']:,} rows)",
+        )
+    table.row("open-quote scan", seconds_cell(result["scan_s"]), f"found: {result['scan_found'] or 'none'}")
+    table.figure(
+        "ratio multiLine/lines",
+        ratio(result["multiline_true_s"], result["multiline_false_s"]),
+        None,
+        "(>1: multiLine is slower)",
+    )
+    if result["multiline_true_rows"] != result["multiline_false_rows"]:
+        table.warning("the two reads found different row counts")
+    return table
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -445,6 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the generated table")
     parser.add_argument("--num-shards", type=int, default=8, help="shards per split of the Spark job")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="local[N] Spark cores (unless --master)")
+    parser.add_argument("--csv-mb", type=float, default=1024.0, help="multiLine section: least size of its CSV")
+    parser.add_argument(
+        "--sections", choices=["all", "multiline"], default="all", help="all, or the multiLine section alone"
+    )
     add_run_arguments(parser, "convert_table", "generated data, outputs, results.json")
     add_spark_arguments(parser)
     return parser
@@ -464,6 +553,15 @@ def measure(args: argparse.Namespace) -> int:
     print(f"Preparing data in {args.workdir}", flush=True)
     data = ensure_data(base, args.rows)
 
+    if args.sections == "multiline":
+        spark, _ = start_spark(args, "benchmark_convert_table", f"local[{args.cores}]")
+        try:
+            multiline = run_multiline(spark, data, base / "table.csv", args.csv_mb)
+        finally:
+            spark.stop()
+        multiline_report(multiline, args.cores).print()
+        write_results(args, cores=args.cores, master=args.master, multiline=multiline)
+        return 0
     tf = import_tensorflow()
     spark, session_start_s = start_spark(args, "benchmark_convert_table", f"local[{args.cores}]", tfrecord=True)
     print(
@@ -475,6 +573,7 @@ def measure(args: argparse.Namespace) -> int:
         loop = run_loop(tf, data, base / "loop_out")
         spark_result = run_spark(spark, session_start_s, data, base / "spark_out", args.num_shards)
         nulls = null_cost(tf, spark, data, base, args.num_shards)
+        multiline = run_multiline(spark, data, base / "table.csv", args.csv_mb)
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -483,6 +582,7 @@ def measure(args: argparse.Namespace) -> int:
     result = figures(data, loop, spark_result, args.cores)
     report(result).print()
     null_report(nulls).print()
+    multiline_report(multiline, args.cores).print()
 
     write_results(
         args,
@@ -492,6 +592,7 @@ def measure(args: argparse.Namespace) -> int:
         spark_session_start_s=session_start_s,
         table=result,
         nulls=nulls,
+        multiline=multiline,
     )
     return 0
 

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from dataset import temporal
 from dataset.decode import op_error_text
-from dataset.errors import DatasetError, InferenceError
+from dataset.errors import ConversionError, DatasetError, InferenceError
 from dataset.export import (
     COLUMNS_INPUT,
     EXAMPLES_INPUT,
@@ -30,6 +30,7 @@ from dataset.layout import tf_compression
 from dataset.manifest import Manifest, read_manifest, shard_urls
 from dataset.object_store import is_s3_url, local_copies
 from dataset.reads import read_files
+from dataset.table_reading import CORRUPT, read_table
 
 SCHEMA = (
     "key string, true_label string, predicted_label string, probabilities array<float>, prediction double, "
@@ -264,19 +265,24 @@ def _predict_rows(
 
 
 def predict_table_file(
-    spark: SparkSession, export_dir: str, path: str, file_format: str = "csv", csv_null_value: str = ""
+    spark: SparkSession,
+    export_dir: str,
+    path: str,
+    file_format: str = "csv",
+    csv_null_value: str = "",
+    read_options: tuple[tuple[str, str], ...] = (),
 ) -> DataFrame:
-    """Predictions for the rows of a CSV/Parquet/JSON/ORC file with the training table's columns."""
+    """Predictions for the rows of a CSV/Parquet/JSON/ORC file with the training table's columns, read as the
+    conversion reads its source (`dataset.table_reading`: the same reader options, CSV typed by the same rules)."""
     trained_on = load_manifest(export_dir)
     if trained_on.table is None:
         raise InferenceError(f"{export_dir} was trained on {trained_on.kind}; --table-file needs a table model")
-    reader = spark.read.format(file_format)
-    if file_format == "csv":
-        reader = reader.option("header", "true").option("inferSchema", "true").option("nullValue", csv_null_value)
+    null_value = (("nullValue", csv_null_value),) if csv_null_value else ()
     try:
-        rows = reader.load(path)
-    except Exception as err:
-        raise DatasetError(f"cannot read {path} as {file_format}: {str(err).splitlines()[0]}") from None
+        source = read_table(spark, path, file_format, null_value + read_options)
+    except ConversionError as err:
+        raise DatasetError(str(err)) from None
+    rows = source.frame.drop(CORRUPT) if CORRUPT in source.frame.columns else source.frame
     original = rows.columns
     rows = model_inputs(rows, trained_on)
     label = column_input_name(trained_on.table.label) if trained_on.table.label in original else None
