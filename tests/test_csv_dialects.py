@@ -262,7 +262,7 @@ def test_all_null_one_value_and_empty_string_columns_convert(spark, tmp_path):
         convert_table(spark, options(csv, tmp_path / "strict", key="id", null_policy="reject", max_reject_fraction=1))
     assert str(err.value).startswith(
         f"every row of {csv} was rejected (null in column 'nothing': 6); nothing was written: "
-        "drop or fill that column, or pass --null-policy default; see "
+        "drop or fill that column, or pass --null-policy keep (leave it missing) or fill; see "
     )
     assert not (tmp_path / "strict").exists()
 

@@ -40,7 +40,7 @@ ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-s
 MAX_CLASSES_FOR_AUTO = 50
 ONE_CLASS_PER_ROW = 0.5  # --task auto stops when a text label has more distinct values than this share of its rows
 _ALL_REJECTED_ADVICE = {
-    "null": "drop or fill that column, or pass --null-policy default",
+    "null": "drop or fill that column, or pass --null-policy keep (leave it missing) or fill",
     "null_label": "choose another --label",
     "non_finite_label": "choose another --label",
     "malformed_row": "check --read-option sep=..., quote=..., escape=... against the file",
