@@ -229,12 +229,13 @@ def typed(
     """The text column as `data_type`: missing spellings null, inf and NaN spellings non-finite floats,
     numbers trimmed as pandas does; dates and timestamps by Spark's CSV rules; null where a value does not
     parse (only possible with a type the user gave). `checked`: every value is known to parse (the profile
-    chose the type), so numbers are cast without testing them again (a typed pass costs half as much)."""
+    chose the type), so numbers are cast without testing them again (a typed pass costs half as much): only for
+    rows the profile read (under ANSI mode, Spark 4's default, a cast of other text throws)."""
     value = _col(name)
     trimmed = F.trim(value)
     datetime_options = {k.lower(): v for k, v in options.items() if k.lower() in DATETIME_OPTIONS}
     if isinstance(data_type, T.StringType):
-        return F.when(~_isin(value, spellings.missing), value).alias(name)
+        return F.when(~_isin(value, spellings.missing), value)
     present = value.isNotNull() & ~_isin(value, spellings.blank)
     if isinstance(data_type, T.BooleanType):
         lowered = F.lower(trimmed)
@@ -256,7 +257,7 @@ def typed(
             out = out.cast(data_type)
     else:  # dates, timestamps and anything else Spark's CSV reader parses
         out = _parsed(value, data_type.simpleString(), datetime_options)
-    return F.when(present, out).alias(name)
+    return F.when(present, out)
 
 
 def unparsed(name: str, data_type: T.DataType, spellings: Spellings, options: dict[str, str]) -> Column:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
-from pyspark.sql import DataFrame, DataFrameReader, SparkSession
+from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -141,16 +141,7 @@ def read_csv(
                 _refuse_almost_numeric(parsed, name, spellings)
     # A column --schema gives as STRING keeps every text as it is (only empty values are null).
     kept = {f.name: Spellings(("",)) for f in given.fields if isinstance(f.dataType, T.StringType)}
-    columns = [
-        csv_types.typed(
-            n,
-            types[n],
-            kept.get(n, spellings),
-            dict(read_options),
-            checked=n not in kept and n not in given.fieldNames(),
-        )
-        for n in names
-    ]
+    columns = [_typed(n, types[n], kept.get(n, spellings), dict(read_options), n in given.fieldNames()) for n in names]
     failed = [csv_types.unparsed(n, types[n], spellings, dict(read_options)) for n in given.fieldNames()]
     corrupt = F.col(CORRUPT)
     if failed:  # a value that does not parse as the type --schema gives: the row is malformed, as Spark does
@@ -161,6 +152,16 @@ def read_csv(
         corrupt = F.coalesce(corrupt, F.when(any_failed, as_text))
     frame = text.select(*columns, corrupt.alias(CORRUPT))
     return Source(frame, _notes(path, why, profiles, types, spellings))
+
+
+def _typed(name: str, data_type: T.DataType, spellings: Spellings, options: dict[str, str], given: bool) -> Column:
+    """A text column as its type. The profile read only the rows that parse, so only those take the cast that
+    does not test values again; a malformed row (rejected later, its raw text kept) takes the tested one."""
+    tested = csv_types.typed(name, data_type, spellings, options)
+    if given or isinstance(data_type, T.StringType):
+        return tested.alias(name)
+    fast = csv_types.typed(name, data_type, spellings, options, checked=True)
+    return F.when(F.col(CORRUPT).isNull(), fast).otherwise(tested).alias(name)
 
 
 def _parse_schema(spark: SparkSession, schema: str | None) -> T.StructType:
