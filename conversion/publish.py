@@ -29,7 +29,7 @@ from dataset.errors import ConversionError, RejectLimitExceeded, StorageError
 from dataset.fs import filesystem, is_local
 from dataset.layout import MANIFEST, REJECTED_DIR, RUN_PREFIX, SUCCESS, VERSIONS_DIR, DatasetFolder, run_folder_name
 from dataset.manifest import Manifest, ShardFile
-from dataset.versions import Version, commit, current_number, read_version
+from dataset.versions import Version, commit_version, current_number, publish_current, read_version
 
 OURS = (VERSIONS_DIR, MANIFEST, SUCCESS, REJECTED_DIR)  # besides run folders: what a dataset folder holds
 
@@ -114,27 +114,17 @@ class RunFolder:
             self.fs.rm(stale, recursive=True)
 
     def commit(self, manifest: Manifest) -> Version:
-        """Commit `manifest` (its shard paths relative to this run folder) as the next version, then copy this
-        run's rejected report to the dataset's `_rejected/`.
+        """Commit `manifest` (its shard paths relative to this run folder) as the next version.
 
         Raises:
             CommitConflict: another run committed first.
         """
         located = in_folder(manifest, self.run)
         operation = "overwrite" if self.parent is not None else "convert"
-        version = commit(self.output_url, located, operation, self.parent, self.run)
+        version = commit_version(self.output_url, located, operation, self.parent, self.run)
         self.committed = True  # from here the run folder belongs to a version: never removed by `abort`
-        self._copy_rejected()
+        publish_current(DatasetFolder(self.output_url), self.run)
         return version
-
-    def _copy_rejected(self) -> None:
-        """The root `_rejected/` holds the current version's report (the run folder keeps its own)."""
-        source, target = f"{self.path}/{REJECTED_DIR}", f"{self.output}/{REJECTED_DIR}"
-        self.fs.invalidate_cache(self.output)
-        if self.fs.exists(target):
-            self.fs.rm(target, recursive=True)
-        if self.fs.exists(source):
-            self.fs.copy(source, target, recursive=True)
 
     def abort(self) -> None:
         """Remove this run's folder (a failed run keeps nothing half-written), unless a version lists it."""

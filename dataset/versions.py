@@ -22,12 +22,13 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
 
 from dataset.errors import DatasetError, PipelineError
 from dataset.fs import is_local
-from dataset.layout import MANIFEST, SUCCESS, VERSIONS_DIR, DatasetFolder, version_file
+from dataset.layout import MANIFEST, REJECTED_DIR, SUCCESS, VERSIONS_DIR, DatasetFolder, version_file
 from dataset.manifest import Manifest
 
 OPERATIONS = ("convert", "overwrite", "rollback")  # later: append, compact
@@ -67,6 +68,21 @@ class Version:
     @property
     def number(self) -> int:
         return self.info.number
+
+
+def public_url(url: str) -> str:
+    """`url` without user info, query or fragment: safe to print and to record (lineage)."""
+    parts = urlsplit(url)
+    if not parts.scheme or len(parts.scheme) == 1:  # a local path (or a Windows drive letter)
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def lineage(data_url: str, version: Version) -> dict[str, object]:
+    """What a model records of the data it saw: the dataset URL, the version and its manifest's sha256."""
+    return {"data": public_url(data_url), "version": version.number, "manifest_sha256": version.sha256}
 
 
 def shard_paths(manifest: Manifest) -> set[str]:
@@ -167,8 +183,10 @@ def all_versions(data_url: str) -> list[Version]:
 
 
 def _ranges(numbers: list[int]) -> str:
-    return f"{numbers[0]}-{numbers[-1]}" if numbers == list(range(numbers[0], numbers[-1] + 1)) else ", ".join(
-        map(str, numbers)
+    return (
+        f"{numbers[0]}-{numbers[-1]}"
+        if numbers == list(range(numbers[0], numbers[-1] + 1))
+        else ", ".join(map(str, numbers))
     )
 
 
@@ -186,11 +204,31 @@ def commit(
     parent: Version | None,
     run: str | None = None,
     rollback_of: int | None = None,
+    report_from: str | None = None,
 ) -> Version:
-    """Commit `manifest` as the version after `parent` (None: version 1), then copy it to `manifest.json`.
+    """Commit `manifest` as the version after `parent` (None: version 1), then copy it to `manifest.json` and the
+    rejected report of run folder `report_from` (default: `run`) to `_rejected/`.
 
     Raises:
         CommitConflict: another writer committed that number first; nothing of this commit is in the log.
+    """
+    version = commit_version(data_url, manifest, operation, parent, run, rollback_of)
+    publish_current(DatasetFolder(data_url), report_from or run)
+    return version
+
+
+def commit_version(
+    data_url: str,
+    manifest: Manifest,
+    operation: str,
+    parent: Version | None,
+    run: str | None = None,
+    rollback_of: int | None = None,
+) -> Version:
+    """The commit itself: one put-if-absent of the next version file (see `commit`, which adds the copies).
+
+    Raises:
+        CommitConflict: another writer committed that number first.
     """
     folder = DatasetFolder(data_url)
     number = (parent.number if parent else 0) + 1
@@ -204,14 +242,13 @@ def commit(
             f"another run committed version {number} of {data_url} while this one ran; this run committed "
             "nothing: run it again"
         )
-    version = Version(manifest, info, hashlib.sha256(data).hexdigest(), data)
-    publish_current(folder)
-    return version
+    return Version(manifest, info, hashlib.sha256(data).hexdigest(), data)
 
 
-def publish_current(folder: DatasetFolder) -> None:
-    """Copy the current version to `manifest.json` (atomically replaced) and write `_SUCCESS` if missing; a
-    writer that committed an older version meanwhile is corrected by the re-check."""
+def publish_current(folder: DatasetFolder, report_from: str | None = None) -> None:
+    """Copy the current version to `manifest.json` (atomically replaced), write `_SUCCESS` if missing, and copy
+    run folder `report_from`'s rejected report to `_rejected/`. A writer that copied an older version meanwhile
+    is corrected by the re-check."""
     fs = folder.fs
     copied = None
     while True:
@@ -221,8 +258,36 @@ def publish_current(folder: DatasetFolder) -> None:
         copied = numbers[-1]
         data = fs.cat_file(folder.path(version_file(copied)))
         _replace(folder, MANIFEST, data)
+    _copy_rejected(folder, report_from)
     if not fs.exists(folder.path(SUCCESS)):
         fs.pipe_file(folder.path(SUCCESS), b"")
+
+
+def rollback(data_url: str, number: int) -> Version:
+    """Commit the content of version `number` as a new version (nothing is deleted).
+
+    Raises:
+        DatasetError: no such version.
+        CommitConflict: another writer committed meanwhile.
+    """
+    current = read_version(data_url)
+    target = read_version(data_url, number)
+    if number == current.number:
+        raise DatasetError(f"version {number} of {data_url} is already the current one; nothing to roll back")
+    return commit(data_url, target.manifest, "rollback", current, None, number, report_from=target.info.run)
+
+
+def _copy_rejected(folder: DatasetFolder, run: str | None) -> None:
+    """The root `_rejected/` holds the current version's report (its run folder keeps its own copy)."""
+    if run is None:
+        return  # a version from before versions: its report is the root one, as it was
+    fs = folder.fs
+    source, target = folder.path(f"{run}/{REJECTED_DIR}"), folder.path(REJECTED_DIR)
+    fs.invalidate_cache(folder.root)
+    if fs.exists(target):
+        fs.rm(target, recursive=True)
+    if fs.exists(source):
+        fs.copy(source, target, recursive=True)
 
 
 def _replace(folder: DatasetFolder, name: str, data: bytes) -> None:

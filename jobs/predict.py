@@ -11,12 +11,13 @@ import functools
 import sys
 
 from dataset.errors import InferenceError
-from dataset.export import resolve_export
+from dataset.export import load_lineage, resolve_export
 from dataset.fs import filesystem
 from dataset.progress import interval_seconds, job_group, tasks_line, ticking
 from inference.predict import accuracy, predict_images, predict_split, predict_table_file
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
+from jobs.versions import add_version_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--csv-null-value", default="", help="--table-file CSV: the text that means null")
     parser.add_argument("--split", default="test", help="split of --data to predict")
+    add_version_argument(parser)
     parser.add_argument("--output", required=True, help="Parquet folder to write")
     parser.add_argument("--mode", choices=["error", "overwrite"], default="error", help="when --output exists")
     parser.add_argument(
@@ -40,12 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def lineage_line(export: str) -> str:
+    """What the model was trained on, from its export (`assets.extra/lineage.json`)."""
+    seen = load_lineage(export)
+    if not seen:
+        return f"model {export}: trained on data of unknown version (exported before lineage was recorded)"
+    return (
+        f"model {export}: trained on {seen['data']} version {seen['version']} "
+        f"(manifest sha256 {seen['manifest_sha256']})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> int:
         every = interval_seconds(args.quiet)
         export = resolve_export(args.model)
+        print(lineage_line(export))
         fs, output = filesystem(args.output)
         existed = fs.exists(output)
         if existed and args.mode == "error":
@@ -54,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         spark = spark_session(args, "predict")
         if args.data:
-            predictions = predict_split(spark, export, args.data, args.split)
+            predictions = predict_split(spark, export, args.data, args.split, args.data_version)
         elif args.images:
             predictions = predict_images(spark, export, args.images)
         else:
