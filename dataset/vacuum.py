@@ -98,7 +98,7 @@ def plan_vacuum(data_url: str, keep: int, min_age_s: float = DEFAULT_MIN_AGE_S) 
             continue
         if path in (MANIFEST, SUCCESS) or top in (VERSIONS_DIR, REJECTED_DIR):
             continue
-        if path in drop_paths or top in drop_runs:
+        if path in drop_paths or top in drop_runs:  # and in no kept version, nor in a kept version's run folder
             doomed.append(Doomed(path, size, "only in versions not kept"))
         elif top.startswith(RUN_PREFIX) or ("/" not in path and _SHARD_NAME.match(path)):
             if now - run_age[top] >= min_age_s:
@@ -108,11 +108,13 @@ def plan_vacuum(data_url: str, keep: int, min_age_s: float = DEFAULT_MIN_AGE_S) 
 
 
 def _owned(versions: list[Version]) -> tuple[set[str], set[str]]:
-    """The shard paths and run folders of `versions`."""
+    """The shard paths of `versions`, and their run folders (those they wrote, and those holding their shards)."""
     paths: set[str] = set()
     runs: set[str] = set()
     for version in versions:
-        paths |= shard_paths(version.manifest)
+        listed = shard_paths(version.manifest)
+        paths |= listed
+        runs |= {path.split("/", 1)[0] for path in listed if path.startswith(RUN_PREFIX)}
         if version.info.run:
             runs.add(version.info.run)
     return paths, runs
