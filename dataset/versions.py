@@ -286,8 +286,8 @@ def _copy_rejected(folder: DatasetFolder, run: str | None) -> None:
     fs.invalidate_cache(folder.root)
     if fs.exists(target):
         fs.rm(target, recursive=True)
-    if fs.exists(source):
-        fs.copy(source, target, recursive=True)
+    for path in fs.find(source):  # file by file: one server-side copy each, no folder markers
+        fs.copy(path, f"{target}/{path[len(source) + 1 :]}")
 
 
 def _replace(folder: DatasetFolder, name: str, data: bytes) -> None:

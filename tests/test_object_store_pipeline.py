@@ -99,10 +99,14 @@ def test_a_table_from_parquet_on_s3a_to_the_store(s3, store_env, tmp_path):
     print(f"table conversion on the store: {counted}")
     # Spark's task commit moves each part file into the output (algorithm 2), then the writer names it as its
     # shard by another move (conversion/tables/shards.py): two copies per shard, and one for the rejected report
-    assert counted["copy"] == 2 * 6 + 1, counted
+    # and one for the copy of the report to the dataset's _rejected/ (conversion/publish.py)
+    assert counted["copy"] == 2 * 6 + 1 + 1, counted
     manifest = read_manifest(out)
     assert manifest.num_records == 200 and manifest.kind == "table"
     names = sorted(p.rsplit("/", 1)[-1] for p in store_env.ls(out, detail=False))
-    assert names == ["_SUCCESS", "_rejected", "manifest.json", *sorted(
+    run = next(n for n in names if n.startswith("run-"))
+    assert names == ["_SUCCESS", "_rejected", "_versions", "manifest.json", run]
+    shards = sorted(p.rsplit("/", 1)[-1] for p in store_env.ls(f"{out}/{run}", detail=False))
+    assert shards == ["_rejected", *sorted(
         f"{split}-0000{i}-of-00002.tfrecord" for split in ("test", "train", "validation") for i in range(2)
     )]  # fmt: skip
