@@ -13,7 +13,7 @@ from typing import Any
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_ENCODED
 from dataset.layout import MANIFEST, REJECTED_DIR, REJECTED_REPORT, SUCCESS, VERSIONS_DIR, DatasetFolder, tf_compression
-from dataset.manifest import Manifest, read_manifest, shard_urls
+from dataset.manifest import Manifest, flat, read_manifest, shard_urls
 from dataset.object_store import local_copies
 from dataset.versions import all_versions
 
@@ -200,7 +200,8 @@ def validate_dataset(data_url: str, decode_sample: int | None = None, version: i
             bad = []
             if manifest.kind == "images" and decode_sample != 0:
                 readable = os.path.dirname(local[0]) if local and local != urls else data_url
-                bad = scan_undecodable(readable, manifest, split, first_only=True, sample=decode_sample)
+                copies = flat(manifest) if readable != data_url else manifest  # local copies lie side by side
+                bad = scan_undecodable(readable, copies, split, first_only=True, sample=decode_sample)
                 by_name = {posixpath.basename(url): url for url in urls}  # records name the shard's URL, not a copy
                 bad = [dataclasses.replace(b, shard=by_name.get(posixpath.basename(b.shard), b.shard)) for b in bad]
         if manifest.kind == "images" and decode_sample != 0:

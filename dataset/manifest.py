@@ -9,7 +9,7 @@ task and per-column statistics (`TableInfo`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dataset.errors import DatasetError
@@ -266,6 +266,16 @@ def read_manifest(data_url: str, version: int | None = None) -> Manifest:
     from dataset.versions import read_version  # it builds on this module
 
     return read_version(data_url, version).manifest
+
+
+def flat(manifest: Manifest) -> Manifest:
+    """`manifest` with each shard path cut to its file name: the manifest of local copies made side by side
+    (`dataset.object_store.stage_to_local`), where a version's shards sit in run folders (`run-…/<name>`)."""
+    splits = {
+        name: replace(split, files=tuple(replace(f, path=f.path.rsplit("/", 1)[-1]) for f in split.files))
+        for name, split in manifest.splits.items()
+    }
+    return replace(manifest, splits=splits)
 
 
 def shard_urls(data_url: str, manifest: Manifest, split: str, non_empty: bool = False) -> list[str]:

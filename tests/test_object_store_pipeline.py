@@ -16,6 +16,7 @@ import pytest
 
 from dataset.manifest import read_manifest
 from dataset.object_store import s3_filesystem, s3fs_storage_options
+from dataset.versions import read_version
 from demo.data import SHAPES, generate_tree
 from jobs import convert_images, predict, train, validate
 from tests.latency_proxy import LatencyProxy
@@ -73,7 +74,11 @@ def test_images_converted_validated_trained_resumed_and_predicted_on_the_store(s
 
     out = tmp_path / "predictions"
     assert predict.main(["--model", model_dir, "--data", data, "--split", "test", "--output", str(out)]) == 0
-    assert capsys.readouterr().out.strip().startswith(f"Wrote {manifest.splits['test'].num_records} predictions")
+    printed = capsys.readouterr().out.splitlines()
+    version = read_version(data)
+    assert metrics["data"] == {"data": data, "version": 1, "manifest_sha256": version.sha256}  # lineage
+    assert printed[0] == f"model {export}: trained on {data} version 1 (manifest sha256 {version.sha256})"
+    assert printed[1].startswith(f"Wrote {manifest.splits['test'].num_records} predictions")
     rows = pd.read_parquet(out)
     assert len(rows) == manifest.splits["test"].num_records and rows["error"].isna().all()
     assert (rows["predicted_label"] == rows["true_label"]).mean() == pytest.approx(
