@@ -287,7 +287,9 @@ def _copy_rejected(folder: DatasetFolder, run: str | None) -> None:
     if fs.exists(target):
         fs.rm(target, recursive=True)
     for path in fs.find(source):  # file by file: one server-side copy each, no folder markers
-        fs.copy(path, f"{target}/{path[len(source) + 1 :]}")
+        copy = f"{target}/{path[len(source) + 1 :]}"
+        fs.makedirs(posixpath.dirname(copy), exist_ok=True)  # local disk; nothing on object stores
+        fs.copy(path, copy)
 
 
 def _replace(folder: DatasetFolder, name: str, data: bytes) -> None:

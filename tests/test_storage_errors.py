@@ -55,7 +55,7 @@ def test_a_full_disk_names_the_path_and_leaves_nothing(spark, images, mount, cap
     full = mount("rw")
     code, err = _job(images, full / "data", capsys)
     assert code == 2
-    assert err.startswith(f"error: cannot write {full}/.data.staging-") and ": no space left on the device; " in err
+    assert err.startswith(f"error: cannot write {full}/data/run-") and ": no space left on the device; " in err
     assert err.endswith("free space or choose another --output, nothing was published") and "\n" not in err
     assert os.listdir(full) == []
 
@@ -63,8 +63,11 @@ def test_a_full_disk_names_the_path_and_leaves_nothing(spark, images, mount, cap
 def test_a_read_only_mount_and_a_missing_folder_are_one_line(spark, images, mount, tmp_path, capsys):
     read_only = mount("ro")
     code, err = _job(images, read_only / "data", capsys)
-    assert (code, err.split(".staging-")[0]) == (2, f"error: cannot write {read_only}/.data")
-    assert err.endswith(": the file system is read-only; free space or choose another --output, nothing was published")
+    assert (code, err) == (
+        2,
+        f"error: cannot write {read_only}/data: the file system is read-only; free space or choose another --output, "
+        "nothing was published",
+    )
     code, err = _job(images, tmp_path / "not-mounted" / "data", capsys)
     assert (code, err) == (
         2,
