@@ -59,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         every = interval_seconds(args.quiet)
         export = resolve_export(args.model)
-        print(lineage_line(export))
         fs, output = filesystem(args.output)
         existed = fs.exists(output)
         if existed and args.mode == "error":
             raise InferenceError(
                 f"--output {args.output} already exists; pass --mode overwrite to replace it or choose another --output"
             )
+        print(lineage_line(export))
         spark = spark_session(args, "predict")
         if args.data:
             predictions = predict_split(spark, export, args.data, args.split, args.data_version)

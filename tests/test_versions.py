@@ -19,6 +19,8 @@ from conversion.publish import publish, staged_output
 from dataset.errors import DatasetError
 from dataset.manifest import Manifest, ShardFile, read_manifest
 from dataset.versions import CommitConflict, commit_version, read_version
+from jobs import export_parquet as export_parquet_job
+from jobs import train as train_job
 from jobs import validate as validate_job
 from jobs import versions as versions_job
 from tests.images import image_bytes, write
@@ -148,10 +150,10 @@ def test_overwrite_is_a_new_version_rollback_restores_and_pins_read_exactly_thei
     assert v3.manifest.splits == v1.manifest.splits  # the same shards: nothing rewritten
     assert (v3.info.operation, v3.info.rollback_of, v3.info.parent, v3.info.run) == ("rollback", 1, 2, None)
     assert (history / "manifest.json").read_bytes() == (history / "_versions" / "00000003.json").read_bytes()
-    runs = sorted(p.name for p in history.glob("run-*"))
-    assert len(runs) == 2 and v1.info.run == runs[0]
+    runs = {p.name for p in history.glob("run-*")}
+    assert runs == {v1.info.run, read_version(str(history), 2).info.run}
     assert (history / "_rejected" / "rejected.jsonl").read_bytes() == (
-        history / runs[0] / "_rejected" / "rejected.jsonl"
+        history / v1.info.run / "_rejected" / "rejected.jsonl"
     ).read_bytes()  # the current version's report
 
     capsys.readouterr()
@@ -174,6 +176,23 @@ def test_version_flag_on_validate_and_a_missing_version_is_one_line(history, cap
     assert capsys.readouterr().err == (
         f"error: {history} has no version 7; it has versions 1-3 (python jobs/versions.py --data {history} lists them)\n"
     )
+
+
+def test_a_missing_version_is_one_line_in_train_and_export_parquet(spark, history, tmp_path, capsys):
+    missing = f"error: {history} has no version 9; it has versions 1-3 (python jobs/versions.py --data {history} lists them)\n"
+    argv = ["--data", str(history), "--version", "9", "--output", str(tmp_path / "parquet")]
+    assert export_parquet_job.main(argv) == 2
+    assert capsys.readouterr().err == missing
+    assert train_job.main(["--data", str(history), "--version", "9", "--model-dir", str(tmp_path / "model")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == missing.strip()
+    assert not (tmp_path / "parquet").exists() and not (tmp_path / "model").exists()
+
+
+def test_export_parquet_reads_the_version_asked_for(spark, history, tmp_path):
+    out = tmp_path / "v2"
+    assert export_parquet_job.main(["--data", str(history), "--version", "2", "--output", str(out)]) == 0
+    rows = spark.read.parquet(str(out)).select("`image/filename`").collect()
+    assert {r[0] for r in rows} == records_of(history, 2)
 
 
 def test_vacuum_keeps_what_kept_versions_list_and_removes_old_unlisted_runs(spark, trees, tmp_path, capsys):
