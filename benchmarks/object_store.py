@@ -5,7 +5,7 @@ behind a proxy that adds `--delay-ms` (20 ms) to every request (issue 10).
     python -m benchmarks.object_store --smoke          # tiny sizes, well under a minute
     python -m benchmarks.object_store --sections conversion --read-concurrency 64 --master 'local[4]'
 
-The server is S3Proxy 2.6.0 with its in-memory store (`tests/s3server.py`; `--backend moto` for moto's server), the
+The server is S3Proxy 4.0.0 with its in-memory store (`tests/s3server.py`; `--backend moto` for moto's server), the
 proxy `tests/latency_proxy.py` in its own process; both on 127.0.0.1, started and always stopped here. Everything
 shares this machine's cores: the server, the proxy, Spark and its Python workers, and whatever else runs. Each
 section prints its figures with where the CPU went (server, proxy, Spark JVM, Python workers, this process, other
@@ -80,7 +80,7 @@ CONVERSION_TARGET = Target(">=", 10)
 BUCKET = "bucket"
 UPLOAD_CONCURRENCY = 64  # PUTs in flight for the bulk uploads (straight to the server)
 WARMUP_PER_LABEL = 4  # images per label of the conversion that starts the Python workers
-SERVER_NAMES = {"s3proxy": "S3Proxy 2.6.0 (in-memory store)", "moto": "moto server"}
+SERVER_NAMES = {"s3proxy": "S3Proxy 4.0.0 (in-memory store)", "moto": "moto server"}
 SMOKE = {"images": 200, "read_files": 40, "list_keys": 2_000, "list_folders": 20, "shards": 50, "shard_kb": 4}
 
 
