@@ -19,6 +19,12 @@ that writes tfrecord keeps full tiered JIT). Then the train split is read back i
 spark-tfrecord (`dataset.spark_read.read_split`, counted) and exported to Parquet
 (`jobs.export_parquet`). MB are the Parquet bytes on disk. The comparison is printed
 (benchmarks/harness.py) and written to `<workdir>/results.json`.
+
+The multiLine section writes the same table as one CSV file of at least `--csv-mb` MB (pyarrow's CSV
+writer: every text quoted, RFC 4180; the table's rows repeated until the size is reached) and reads it as the
+table job does (`dataset.table_reading.text_frame`: every column as text, every column parsed) with
+`multiLine` off and on (same rows), then times the line scan for open quotes that decides the default for a
+file Spark splits into several tasks. `--sections multiline` runs that section alone (no TensorFlow).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from conversion.tables.convert import TableSummary, convert_table
 from conversion.tables.options import TableConvertOptions
 from dataset.errors import ConversionError
 from dataset.spark_read import read_split
+from dataset.table_reading import file_with_open_quote, text_frame
 from jobs.export_parquet import export_parquet
 from jobs.spark_cli import add_spark_arguments
 
@@ -97,7 +104,7 @@ NOTE = "the Spark job builds the records in the JVM (spark-tfrecord); no Python 
 
 
 RATIO_TARGET = Target(">=", 8.0)  # loop seconds / Spark end-to-end seconds, on 2 cores
-SMOKE = {"rows": 2_000, "num_shards": 2}  # --smoke: seconds, every code path
+SMOKE = {"rows": 2_000, "num_shards": 2, "csv_mb": 1}  # --smoke: seconds, every code path
 
 
 @dataclass(frozen=True)
@@ -432,6 +439,84 @@ def report(result: dict[str, Any]) -> Table:
     return table
 
 
+# --------------------------------------------------------------------------- multiLine
+
+
+def ensure_csv(data: TableData, path: Path, least_mb: float) -> tuple[int, int]:
+    """One CSV file of the table's rows, repeated until it holds at least `least_mb` MB; (rows, bytes)."""
+    from pyarrow import csv as pa_csv
+
+    marker = path.with_suffix(".json")
+    spec = {"table": _marker(data.rows), "least_mb": least_mb}
+    if marker.exists() and path.exists():
+        known = json.loads(marker.read_text())
+        if known["spec"] == spec and path.stat().st_size == known["bytes"]:
+            return known["rows"], known["bytes"]
+    parts = sorted(data.folder.glob("*.parquet"))
+    rows = 0
+    with timed() as writing, pa_csv.CSVWriter(str(path), pq.read_schema(parts[0])) as writer:
+        while path.stat().st_size < least_mb * MB or rows == 0:
+            for part in parts:
+                table = pq.read_table(part)
+                writer.write_table(table)
+                rows += table.num_rows
+    size = path.stat().st_size
+    marker.write_text(json.dumps({"spec": spec, "rows": rows, "bytes": size}))
+    print(f"  wrote a {size / MB:,.0f} MB CSV of {rows:,} rows in {writing.seconds:.1f} s", flush=True)
+    return rows, size
+
+
+MULTILINE_REPEATS = 2
+
+
+def run_multiline(spark: Any, data: TableData, csv: Path, least_mb: float) -> dict[str, Any]:
+    """The CSV parsed as the table job reads it (every column as text, RFC 4180 quotes), with multiLine off
+    and on; then the open-quote line scan that decides for a file Spark splits into several tasks."""
+    from pyspark.sql import functions as F
+
+    rows, size = ensure_csv(data, csv, least_mb)
+    names = pq.read_schema(sorted(data.folder.glob("*.parquet"))[0]).names
+    timings: dict[str, Any] = {"rows": rows, "mb": size / MB, "tasks": {}}
+    for repeat in range(MULTILINE_REPEATS):  # the order alternates; the lowest of each (the machine may be shared)
+        for mode in (False, True)[:: 1 if repeat % 2 == 0 else -1]:
+            frame = text_frame(spark, str(csv), (), names, mode)
+            with timed() as parsing:  # every column parsed: a count alone would let the CSV reader skip them
+                counts = frame.agg(F.count(F.lit(1)), *[F.count(F.col(n)) for n in names]).first()
+            key = f"multiline_{str(mode).lower()}"
+            timings[f"{key}_s"] = min(timings.get(f"{key}_s", parsing.seconds), parsing.seconds)
+            timings[f"{key}_rows"] = counts[0]
+            timings["tasks"][str(mode).lower()] = frame.rdd.getNumPartitions()
+    with timed() as scan:
+        found = file_with_open_quote(spark, [csv.as_uri()], '"', '"', None)
+    timings["scan_s"] = scan.seconds
+    timings["scan_found"] = found
+    return timings
+
+
+def multiline_report(result: dict[str, Any], cores: int) -> Table:
+    """The printed multiLine figures."""
+    table = Table(
+        f"multiLine: one CSV of {result['mb']:,.0f} MB, {result['rows']:,} rows, {cores} cores,"
+        f" lowest of {MULTILINE_REPEATS} runs"
+    )
+    for mode, label in (("false", "line by line"), ("true", "multiLine")):
+        table.row(
+            label,
+            seconds_cell(result[f"multiline_{mode}_s"]),
+            f"every column parsed, {result['tasks'][mode]} tasks ({result[f'multiline_{mode}_rows']:,} rows)",
+        )
+    table.row("open-quote scan", seconds_cell(result["scan_s"]), f"found: {result['scan_found'] or 'none'}")
+    table.figure(
+        "ratio multiLine/lines",
+        ratio(result["multiline_true_s"], result["multiline_false_s"]),
+        None,
+        "(>1: multiLine is slower)",
+    )
+    if result["multiline_true_rows"] != result["multiline_false_rows"]:
+        table.warning("the two reads found different row counts")
+    return table
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -445,6 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the generated table")
     parser.add_argument("--num-shards", type=int, default=8, help="shards per split of the Spark job")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="local[N] Spark cores (unless --master)")
+    parser.add_argument("--csv-mb", type=float, default=1024.0, help="multiLine section: least size of its CSV")
+    parser.add_argument(
+        "--sections", choices=["all", "multiline"], default="all", help="all, or the multiLine section alone"
+    )
     add_run_arguments(parser, "convert_table", "generated data, outputs, results.json")
     add_spark_arguments(parser)
     return parser
@@ -464,6 +553,15 @@ def measure(args: argparse.Namespace) -> int:
     print(f"Preparing data in {args.workdir}", flush=True)
     data = ensure_data(base, args.rows)
 
+    if args.sections == "multiline":
+        spark, _ = start_spark(args, "benchmark_convert_table", f"local[{args.cores}]")
+        try:
+            multiline = run_multiline(spark, data, base / "table.csv", args.csv_mb)
+        finally:
+            spark.stop()
+        multiline_report(multiline, args.cores).print()
+        write_results(args, cores=args.cores, master=args.master, multiline=multiline)
+        return 0
     tf = import_tensorflow()
     spark, session_start_s = start_spark(args, "benchmark_convert_table", f"local[{args.cores}]", tfrecord=True)
     print(
@@ -474,6 +572,8 @@ def measure(args: argparse.Namespace) -> int:
     try:
         loop = run_loop(tf, data, base / "loop_out")
         spark_result = run_spark(spark, session_start_s, data, base / "spark_out", args.num_shards)
+        nulls = null_cost(tf, spark, data, base, args.num_shards)
+        multiline = run_multiline(spark, data, base / "table.csv", args.csv_mb)
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -481,6 +581,8 @@ def measure(args: argparse.Namespace) -> int:
         spark.stop()
     result = figures(data, loop, spark_result, args.cores)
     report(result).print()
+    null_report(nulls).print()
+    multiline_report(multiline, args.cores).print()
 
     write_results(
         args,
@@ -489,8 +591,104 @@ def measure(args: argparse.Namespace) -> int:
         num_shards=args.num_shards,
         spark_session_start_s=session_start_s,
         table=result,
+        nulls=nulls,
+        multiline=multiline,
     )
     return 0
+
+
+# --------------------------------------------------------------------------- missing values: left out or filled
+
+NULL_COST_FRACTION = 0.2  # of every column but the label, by a hash of the row: the same rows for both runs
+NULL_POLICIES = ("keep", "fill")  # left out of the record (the default) | written as the default
+NULL_COST_REPEATS = 3  # each policy in turn (the order alternates), the lowest of each: the machine may be shared
+
+
+def with_nulls(spark: Any, data: TableData, folder: Path) -> Path:
+    """The generated table with NULL_COST_FRACTION of each column's values (but the label's) set to null,
+    as Parquet in `folder` (written once per row count)."""
+    from pyspark.sql import functions as F
+
+    if (folder / "_SUCCESS").exists():
+        return folder
+    table = spark.read.parquet(str(data.folder))
+    row = F.xxhash64(*[F.col(c) for c in table.columns])
+    columns = [
+        F.col(c)
+        if c == LABEL
+        else F.when(F.pmod(F.xxhash64(row, F.lit(c)), F.lit(1000)) < NULL_COST_FRACTION * 1000, None)
+        .otherwise(F.col(c))
+        .alias(c)
+        for c in table.columns
+    ]
+    table.select(*columns).write.mode("overwrite").parquet(str(folder))
+    return folder
+
+
+def _parse_seconds(tf: ModuleType, output: Path) -> tuple[float, int]:
+    """Seconds to parse the train split with the manifest's spec (defaults where a feature is left out), records."""
+    from dataset.manifest import read_manifest
+
+    manifest = read_manifest(str(output))
+    spec = manifest.tf_feature_spec()
+    files = [str(output / f.path) for f in manifest.split("train").files]
+    records = 0
+    with timed() as timing:
+        for batch in tf.data.TFRecordDataset(files).batch(4096).map(lambda b: tf.io.parse_example(b, spec)):
+            records += int(batch[LABEL].shape[0])
+    return timing.seconds, records
+
+
+def null_cost(tf: ModuleType, spark: Any, data: TableData, base: Path, num_shards: int) -> dict[str, Any]:
+    """The same table with nulls converted with them left out and with them filled: job seconds, bytes, and
+    seconds for tf.data to parse the train split (where readers supply the defaults)."""
+    source = with_nulls(spark, data, base / f"parquet_nulls_{int(NULL_COST_FRACTION * 100)}")
+    runs: dict[str, Any] = {}
+    for repeat in range(NULL_COST_REPEATS):
+        for policy in NULL_POLICIES[:: 1 if repeat % 2 == 0 else -1]:
+            output = base / f"spark_out_nulls_{policy}"
+            options = TableConvertOptions(
+                output=str(output), label=LABEL, input=str(source), format="parquet", num_shards=num_shards,
+                mode="overwrite", max_reject_fraction=0.2, null_policy=policy,
+            )  # fmt: skip
+            with timed() as job:
+                summary = convert_table(spark, options)
+            parse_s, parsed = _parse_seconds(tf, output)
+            run = {
+                "records": sum(summary.records.values()),
+                "job_s": job.seconds,
+                "count_s": summary.phases.get("count", 0.0),
+                "write_s": summary.phases.get("write", 0.0),
+                "bytes_written": _tfrecord_bytes(output),
+                "parse_train_s": parse_s,
+                "parsed_records": parsed,
+            }
+            best = runs.setdefault(policy, run)
+            for figure in ("job_s", "count_s", "write_s", "parse_train_s"):
+                best[figure] = min(best[figure], run[figure])
+    return {"null_fraction": NULL_COST_FRACTION, "rows": data.rows, "repeats": NULL_COST_REPEATS, "runs": runs}
+
+
+def null_report(result: dict[str, Any]) -> Table:
+    """The printed comparison of leaving nulls out against filling them."""
+    keep, fill = result["runs"]["keep"], result["runs"]["fill"]
+    table = Table(
+        f"missing values: {result['rows']:,} rows, {result['null_fraction']:.0%} of every non-label value null,"
+        f" left out (keep) vs filled (fill), lowest of {result['repeats']} runs"
+    )
+    for policy, run in result["runs"].items():
+        table.row(
+            policy,
+            seconds_cell(run["job_s"]),
+            f"(count {run['count_s']:.2f} s, write {run['write_s']:.2f} s)",
+            f"{run['bytes_written'] / MB:.1f} MB of TFRecords",
+            f"tf.data parses the train split in {run['parse_train_s']:.2f} s",
+        )
+    table.figure("ratio keep/fill job", ratio(keep["job_s"], fill["job_s"]), None, "(<1: leaving nulls out is faster)")
+    table.figure("ratio keep/fill bytes", ratio(keep["bytes_written"], fill["bytes_written"]))
+    if keep["records"] != fill["records"]:
+        table.warning(f"keep wrote {keep['records']:,} records, fill {fill['records']:,}")
+    return table
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def _presence_spec(manifest: Manifest) -> dict[str, Any]:
 
 
 def _check_values(manifest: Manifest, path: str, parsed: dict[str, Any], first: int) -> None:
-    """Fixed-length features must hold exactly their shape's number of values in every record."""
+    """Fixed-length features must hold exactly their shape's number of values in every record (or
+    none, where the manifest counts records that leave the feature out: a missing value)."""
     import numpy as np
 
     for name, info in sorted(manifest.features.items()):
@@ -75,7 +76,7 @@ def _check_values(manifest: Manifest, path: str, parsed: dict[str, Any], first: 
         want = int(np.prod(info.shape)) if info.shape else 1
         rows = parsed[name].indices.numpy()[:, 0]
         counts = np.bincount(rows, minlength=int(parsed[name].dense_shape.numpy()[0]))
-        wrong = np.nonzero(counts != want)[0]
+        wrong = np.nonzero((counts != want) & ((counts != 0) | (info.null_count == 0)))[0]
         if wrong.size:
             at, got = first + int(wrong[0]), int(counts[wrong[0]])
             what = "lacks feature" if got == 0 else f"has {got} values (the manifest says {want}) for feature"

@@ -3,7 +3,9 @@
 One typed object names the shards of every split with their record counts, the labels, and
 each feature with its dtype, from which it renders both readers' schemas: the `tf.io` parse
 spec (`tf_feature_spec`) and the Spark schema (`spark_schema`). Tables add their label, key,
-task and per-column statistics (`TableInfo`).
+task and per-column statistics (`TableInfo`). A feature says how a date or timestamp became a
+number (`logical_type`, `unit`, `timezone`) and in how many records it is missing (`null_count`,
+left out of the record) with the value readers supply there (`default`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataset.errors import DatasetError
 from dataset.features import IMAGE_FEATURES, IMAGE_FILENAME, IMAGE_LABEL_TEXT
 from dataset.layout import DatasetFolder
 
-FORMAT_VERSION = 2  # 2: typed table section, record Spark types, label and key features named
+FORMAT_VERSION = 3  # 3: dates and timestamps (logical types), missing values left out of records (null counts)
+READABLE_VERSIONS = (2, 3)  # 2: typed table section, record Spark types, label and key features named; no nulls
 KINDS = ("images", "table")
 
 
@@ -28,12 +31,28 @@ class Feature:
     shape: tuple[int, ...] = ()
     length: str = "fixed"  # "fixed": one value per record; "var": a list
     spark_type: str = ""  # the record column's Spark type, e.g. "bigint", "binary", "array<float>"
+    logical_type: str | None = None  # "date" | "timestamp" | "timestamp_ntz": an int64 in `unit` (dataset.temporal)
+    unit: str | None = None  # "days" | "microseconds"
+    timezone: str | None = None  # "UTC" for timestamps (instants); None for dates and wall-clock timestamps
+    null_count: int = 0  # records that leave the feature out (a missing value in the source)
+    default: int | float | str | None = None  # what readers supply where it is left out (scalars with nulls)
+
+    def tf_spec(self, tf_dtype: Any) -> Any:
+        """This feature's `tf.io` parse spec: a scalar left out of some records gets its `default`."""
+        import tensorflow as tf
+
+        if self.length != "fixed":
+            return tf.io.VarLenFeature(tf_dtype)  # a list left out reads as an empty list
+        if self.null_count:
+            return tf.io.FixedLenFeature(list(self.shape), tf_dtype, default_value=self.default)
+        return tf.io.FixedLenFeature(list(self.shape), tf_dtype)  # a record without it is an error
 
 
-def spark_schema_of(features: dict[str, Feature]) -> Any:
+def spark_schema_of(features: dict[str, Feature], logical: bool = False) -> Any:
     """The Spark `StructType` of records with `features`: one column per feature, sorted by name.
 
     Writers use it before the manifest exists (`Manifest.spark_schema` is the same for readers).
+    With `logical`, a date or timestamp feature has its Spark type instead of the record's bigint.
     """
     from pyspark.sql import types as T
 
@@ -42,10 +61,15 @@ def spark_schema_of(features: dict[str, Feature]) -> Any:
         "float": T.FloatType(),
         "string": T.StringType(),
         "binary": T.BinaryType(),
+        "date": T.DateType(),
+        "timestamp": T.TimestampType(),
+        "timestamp_ntz": T.TimestampNTZType(),
     }
 
     def spark(name: str) -> T.DataType:
         text = features[name].spark_type
+        if logical and features[name].logical_type:
+            text = features[name].logical_type
         if text.startswith("array<") and text.endswith(">"):
             return T.ArrayType(scalar[text[6:-1]])
         return scalar[text]
@@ -182,16 +206,14 @@ class Manifest:
             )
         dtypes = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
         chosen = self.features if names is None else {name: self.features[name] for name in names}
-        return {
-            name: tf.io.FixedLenFeature(list(info.shape), dtypes[info.dtype])
-            if info.length == "fixed"
-            else tf.io.VarLenFeature(dtypes[info.dtype])
-            for name, info in chosen.items()
-        }
+        return {name: info.tf_spec(dtypes[info.dtype]) for name, info in chosen.items()}
 
-    def spark_schema(self) -> Any:
-        """The records as a Spark `StructType` (feature names as columns, sorted), for Spark readers and writers."""
-        return spark_schema_of(self.features)
+    def spark_schema(self, logical: bool = False) -> Any:
+        """The records as a Spark `StructType` (feature names as columns, sorted), for Spark readers and writers.
+
+        With `logical`, dates and timestamps are Spark's date and timestamp types (what `spark_read` gives).
+        """
+        return spark_schema_of(self.features, logical)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -207,10 +229,10 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> "Manifest":
         data = json.loads(text)
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_VERSIONS:
             raise DatasetError(
-                f"manifest format_version {data.get('format_version')} is not {FORMAT_VERSION}; "
-                "convert the data again with this version"
+                f"manifest format_version {data.get('format_version')} is not one of "
+                f"{', '.join(map(str, READABLE_VERSIONS))}; convert the data again with this version"
             )
         table = data.get("table")
         return cls(
@@ -219,10 +241,7 @@ class Manifest:
             source_root=data["source_root"],
             options=data["options"],
             labels=tuple(data["labels"]),
-            features={
-                k: Feature(v["dtype"], tuple(v["shape"]), v["length"], v["spark_type"])
-                for k, v in data["features"].items()
-            },
+            features={k: Feature(**dict(v, shape=tuple(v["shape"]))) for k, v in data["features"].items()},
             splits={
                 k: SplitInfo(v["num_records"], tuple(ShardFile(**f) for f in v["files"]), v["label_counts"])
                 for k, v in data["splits"].items()

@@ -3,14 +3,16 @@
 The schema is the manifest's (`Manifest.spark_schema()`), never inferred: inference turns binary
 into string and one-element lists into scalars. The shards read are those the manifest names
 with records in them; gzip shards (`.gz`) are decompressed by the reader from their suffix.
-Float features come back as 32-bit floats, as they were written. The session needs the
-`format("tfrecord")` data source (`jobs.tfrecord_jar`).
+Float features come back as 32-bit floats, as they were written; dates and timestamps as Spark
+dates and timestamps (`Manifest.spark_schema(logical=True)`); a value a record left out (a null
+in the source) as null. The session needs the `format("tfrecord")` data source (`jobs.tfrecord_jar`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from dataset import temporal
 from dataset.errors import DatasetError
 from dataset.manifest import Manifest, read_manifest, shard_urls
 
@@ -21,8 +23,22 @@ SPLIT_COLUMN = "split"
 def _read_shards(spark: Any, urls: list[str], manifest: Manifest) -> Any:
     schema = manifest.spark_schema()
     if not urls:  # a split without records
-        return spark.createDataFrame([], schema)
-    return spark.read.format(TFRECORD_FORMAT).option("recordType", "Example").schema(schema).load(urls)
+        return spark.createDataFrame([], manifest.spark_schema(logical=True))
+    records = spark.read.format(TFRECORD_FORMAT).option("recordType", "Example").schema(schema).load(urls)
+    return _restored(records, manifest)
+
+
+def _restored(records: Any, manifest: Manifest) -> Any:
+    """Dates and timestamps back from their numbers (`dataset.temporal`); a feature a record left out is null."""
+    logical = {name: f.logical_type for name, f in manifest.features.items() if f.logical_type}
+    if not logical:
+        return records
+    return records.select(
+        *[
+            temporal.from_number(name, logical[name]).alias(name) if name in logical else records[f"`{name}`"]
+            for name in records.columns
+        ]
+    )
 
 
 def read_split(spark: Any, data_url: str, split: str | None = None, version: int | None = None) -> Any:

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
+from dataset import temporal
 from dataset.decode import op_error_text
-from dataset.errors import DatasetError, InferenceError
+from dataset.errors import ConversionError, DatasetError, InferenceError
 from dataset.export import (
     COLUMNS_INPUT,
     EXAMPLES_INPUT,
@@ -26,9 +27,10 @@ from dataset.export import (
 from dataset.features import has_image_extension, is_hidden
 from dataset.fs import filesystem, list_files
 from dataset.layout import tf_compression
-from dataset.manifest import read_manifest, shard_urls
+from dataset.manifest import Manifest, read_manifest, shard_urls
 from dataset.object_store import is_s3_url, local_copies
 from dataset.reads import read_files
+from dataset.table_reading import CORRUPT, read_table
 
 SCHEMA = (
     "key string, true_label string, predicted_label string, probabilities array<float>, prediction double, "
@@ -232,7 +234,12 @@ def predict_images(spark: SparkSession, export_dir: str, root: str) -> DataFrame
 
 
 def _predict_rows(
-    export_dir: str, key: str | None, label: str | None, labels: list[str], frames: Iterator[pd.DataFrame]
+    export_dir: str,
+    key: str | None,
+    label: str | None,
+    labels: list[str],
+    defaults: dict[str, Any],
+    frames: Iterator[pd.DataFrame],
 ) -> Iterator[pd.DataFrame]:
     import tensorflow as tf
 
@@ -246,44 +253,68 @@ def _predict_rows(
             for name, spec in inputs.items():
                 column = part[by_input[name]]
                 if spec.dtype == tf.string:
+                    missing = str(defaults.get(name, "")).encode()
                     tensors[name] = tf.constant(
-                        [b"" if v is None else (v if isinstance(v, bytes) else str(v).encode()) for v in column]
+                        [missing if v is None else (v if isinstance(v, bytes) else str(v).encode()) for v in column]
                     )
-                else:
-                    tensors[name] = tf.constant(column.fillna(0).to_numpy(), dtype=spec.dtype)
+                else:  # a missing value is what training's parser supplies for it
+                    tensors[name] = tf.constant(column.fillna(defaults.get(name, 0)).to_numpy(), dtype=spec.dtype)
             keys = _text(part[key]) if key else [""] * len(part)
             true = _text(part[label]) if label else [None] * len(part)
             yield _frame(keys, true, predict(**tensors), labels)
 
 
 def predict_table_file(
-    spark: SparkSession, export_dir: str, path: str, file_format: str = "csv", csv_null_value: str = ""
+    spark: SparkSession,
+    export_dir: str,
+    path: str,
+    file_format: str = "csv",
+    csv_null_value: str = "",
+    read_options: tuple[tuple[str, str], ...] = (),
 ) -> DataFrame:
-    """Predictions for the rows of a CSV/Parquet/JSON/ORC file with the training table's columns."""
+    """Predictions for the rows of a CSV/Parquet/JSON/ORC file with the training table's columns, read as the
+    conversion reads its source (`dataset.table_reading`: the same reader options, CSV typed by the same rules)."""
     trained_on = load_manifest(export_dir)
     if trained_on.table is None:
         raise InferenceError(f"{export_dir} was trained on {trained_on.kind}; --table-file needs a table model")
-    reader = spark.read.format(file_format)
-    if file_format == "csv":
-        reader = reader.option("header", "true").option("inferSchema", "true").option("nullValue", csv_null_value)
+    null_value = (("nullValue", csv_null_value),) if csv_null_value else ()
     try:
-        rows = reader.load(path)
-    except Exception as err:
-        raise DatasetError(f"cannot read {path} as {file_format}: {str(err).splitlines()[0]}") from None
+        source = read_table(spark, path, file_format, null_value + read_options)
+    except ConversionError as err:
+        raise DatasetError(str(err)) from None
+    rows = source.frame.drop(CORRUPT) if CORRUPT in source.frame.columns else source.frame
+    original = rows.columns
+    rows = model_inputs(rows, trained_on)
+    label = column_input_name(trained_on.table.label) if trained_on.table.label in original else None
+    key = column_input_name(trained_on.table.key) if trained_on.table.key in original else None
+    defaults = {column_input_name(n): f.default for n, f in trained_on.features.items() if f.default is not None}
+    run = functools.partial(_predict_rows, export_dir, key, label, load_labels(export_dir), defaults)
+    return rows.mapInPandas(run, SCHEMA)
+
+
+def model_inputs(rows: DataFrame, trained_on: Manifest) -> DataFrame:
+    """A table's rows as the model's inputs take them, each column named by its serving input: booleans
+    as 0/1, and a column that was a date or timestamp in training as the same number
+    (`dataset.temporal`; text is first read as that type, a timestamp without zone in the session's)."""
     from pyspark.sql import functions as F
 
     boolean = [f.name for f in rows.schema.fields if f.dataType.simpleString() == "boolean"]
+    logical = {name: f.logical_type for name, f in trained_on.features.items() if f.logical_type}
+    rows = rows.select(
+        *[F.col(f"`{c}`").cast(logical[c]).alias(c) if c in logical else F.col(f"`{c}`") for c in rows.columns]
+    )
     # Columns go by their serving input names (no dots: mapInPandas reads `a.b` as a struct field).
     named: dict[str, Any] = {}
     for c in rows.columns:
-        value = F.col(f"`{c}`").cast("int") if c in boolean else F.col(f"`{c}`")
+        value = (
+            F.col(f"`{c}`").cast("int")
+            if c in boolean
+            else temporal.to_number(c, logical[c])
+            if c in logical
+            else F.col(f"`{c}`")
+        )
         named.setdefault(column_input_name(c), value.alias(column_input_name(c)))
-    original = rows.columns
-    rows = rows.select(*named.values())
-    label = column_input_name(trained_on.table.label) if trained_on.table.label in original else None
-    key = column_input_name(trained_on.table.key) if trained_on.table.key in original else None
-    run = functools.partial(_predict_rows, export_dir, key, label, load_labels(export_dir))
-    return rows.mapInPandas(run, SCHEMA)
+    return rows.select(*named.values())
 
 
 def accuracy(predictions: DataFrame) -> float | None:

@@ -11,11 +11,22 @@ import sys
 
 from conversion.options import parse_splits
 from conversion.tables.convert import convert_table
-from conversion.tables.options import FORMATS, QUANTILE_SAMPLE_ROWS, TableConvertOptions
-from dataset.errors import OptionError
+from conversion.tables.options import FORMATS, NULL_POLICIES, QUANTILE_SAMPLE_ROWS, TableConvertOptions, key_values
 from dataset.progress import interval_seconds
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
+
+
+def add_read_option_argument(parser: argparse.ArgumentParser) -> None:
+    """`--read-option KEY=VALUE`, for every job that reads a table source."""
+    parser.add_argument(
+        "--read-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark DataFrameReader option (repeatable), e.g. sep=\\t, comment=#, encoding=latin1, "
+        "escape=\\ (CSV defaults: header=true, quote and escape '\"' as RFC 4180)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--input", help="file or folder of --format files (any Spark-readable URL)")
     source.add_argument("--table", help="catalog table name (Hive, Unity Catalog)")
     parser.add_argument("--format", choices=FORMATS, default="csv", help="input format (CSV needs a header)")
-    parser.add_argument("--schema", help="Spark DDL schema, e.g. 'a INT, b STRING' (default: inferred)")
-    parser.add_argument("--csv-null-value", default="", help="CSV: the text that means null, e.g. NA")
+    parser.add_argument(
+        "--schema",
+        help="Spark DDL types, e.g. 'a INT, b STRING'; CSV: of some or all columns, the rest inferred by pandas' rules",
+    )
+    add_read_option_argument(parser)
+    parser.add_argument(
+        "--csv-null-value",
+        default="",
+        help="CSV: one more text that means missing (as --read-option nullValue=...); pandas' NA, N/A, null, "
+        "None, nan... always do, except in a column --schema gives as STRING",
+    )
     parser.add_argument(
         "--csv-mode",
         choices=["permissive", "dropmalformed", "failfast"],
@@ -37,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV rows that do not parse: rejected and counted against --max-reject-fraction; "
         "rejected and not counted; or stop the job naming the row",
     )
-    parser.add_argument("--csv-multiline", action="store_true", help="CSV: quoted values may hold newlines")
+    parser.add_argument(
+        "--csv-multiline",
+        action="store_true",
+        help="CSV: always read with multiLine (default: files Spark reads in one task anyway, and larger files "
+        "where a line holds an open quote; --read-option multiLine=false turns it off)",
+    )
     parser.add_argument("--output", required=True, help="dataset folder to create; appears only when complete")
     parser.add_argument("--label", required=True, help="the target column")
     parser.add_argument("--key", help="stable row id for split and shard hashing (default: a hash of the row)")
@@ -49,16 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--null-policy",
-        choices=["default", "reject"],
-        default="default",
-        help="default: fill nulls (0, 0.0, '', []); reject: send rows with nulls to _rejected/",
+        choices=list(NULL_POLICIES),
+        default="keep",
+        help="keep: a null is left out of the record and readers supply the default (--null-default, else "
+        "0, 0.0, '', []); fill: write the default into the record; reject: send rows with nulls to _rejected/",
     )
     parser.add_argument(
         "--null-default",
         action="append",
         default=[],
         metavar="COLUMN=VALUE",
-        help="the value that fills nulls of one column (repeatable)",
+        help="the value that stands for a null of one column (repeatable; dates and timestamps in ISO 8601)",
     )
     parser.add_argument("--max-vocab", type=int, default=100, help="most frequent values kept per string column")
     parser.add_argument("--num-quantiles", type=int, default=10, help="quantile buckets per numeric column")
@@ -88,12 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from_args(args: argparse.Namespace) -> TableConvertOptions:
-    defaults = []
-    for item in args.null_default:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise OptionError(f"--null-default {item!r} is not COLUMN=VALUE")
-        defaults.append((name, value))
     return TableConvertOptions(
         output=args.output,
         label=args.label,
@@ -104,10 +124,11 @@ def options_from_args(args: argparse.Namespace) -> TableConvertOptions:
         csv_null_value=args.csv_null_value,
         csv_mode=args.csv_mode,
         csv_multiline=args.csv_multiline,
+        read_options=key_values("--read-option", args.read_option),
         key=args.key,
         task=args.task,
         null_policy=args.null_policy,
-        null_defaults=tuple(defaults),
+        null_defaults=key_values("--null-default", args.null_default, "COLUMN=VALUE"),
         max_vocab=args.max_vocab,
         num_quantiles=args.num_quantiles,
         quantile_sample_rows=args.quantile_sample_rows,

@@ -10,11 +10,13 @@ import argparse
 import functools
 import sys
 
+from conversion.tables.options import key_values
 from dataset.errors import InferenceError
 from dataset.export import load_lineage, resolve_export
 from dataset.fs import filesystem
 from dataset.progress import interval_seconds, job_group, tasks_line, ticking
 from inference.predict import accuracy, predict_images, predict_split, predict_table_file
+from jobs.convert_table import add_read_option_argument
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
 from jobs.versions import add_version_argument
@@ -30,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--format", default="csv", choices=["csv", "parquet", "json", "orc"], help="--table-file format"
     )
-    parser.add_argument("--csv-null-value", default="", help="--table-file CSV: the text that means null")
+    parser.add_argument("--csv-null-value", default="", help="--table-file CSV: one more text that means missing")
+    add_read_option_argument(parser)
     parser.add_argument("--split", default="test", help="split of --data to predict")
     add_version_argument(parser)
     parser.add_argument("--output", required=True, help="Parquet folder to write")
@@ -72,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.images:
             predictions = predict_images(spark, export, args.images)
         else:
-            predictions = predict_table_file(spark, export, args.table_file, args.format, args.csv_null_value)
+            read_options = key_values("--read-option", args.read_option)
+            predictions = predict_table_file(
+                spark, export, args.table_file, args.format, args.csv_null_value, read_options
+            )
         try:
             with job_group(spark.sparkContext, "predict", f"predict {args.output}") as group:
                 line = functools.partial(tasks_line, spark.sparkContext, group)

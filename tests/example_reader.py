@@ -111,7 +111,8 @@ _NUMPY = {"int64": np.int64, "float32": np.float32, "string": object}
 def parsed_like_tf(out: Path, split: str) -> list[dict]:
     """Every record of `split` as TensorFlow parses it with the manifest's spec: {feature: numpy value}.
 
-    A fixed feature missing from a record fails, as in TensorFlow (no default in the spec).
+    A fixed feature missing from a record reads as the manifest's default where the manifest counts
+    records without it (`null_count`), and fails elsewhere, as in TensorFlow (no default in the spec).
     """
     manifest = read_manifest(str(out))
     rows = []
@@ -120,7 +121,9 @@ def parsed_like_tf(out: Path, split: str) -> list[dict]:
             example = parse_example(record)
             row = {}
             for name, info in manifest.features.items():
-                values = np.array(example.get(name, []), dtype=_NUMPY[info.dtype])
+                default = info.default.encode() if isinstance(info.default, str) else info.default  # TF: bytes
+                missing = [default] if info.length == "fixed" and info.null_count else []
+                values = np.array(example.get(name, missing), dtype=_NUMPY[info.dtype])
                 if info.length == "fixed":
                     assert values.size == int(np.prod(info.shape)), f"feature {name!r}: {values.size} values"
                     values = values.reshape(info.shape)

@@ -389,6 +389,7 @@ def test_every_type_round_trips_to_tf_data_and_back_into_spark(spark, all_types,
         num_shards=2,
         max_reject_fraction=0.5,
         null_defaults=(("i", "-5"), ("ints", "-1")),
+        null_policy="fill",  # written into the records, so Spark reads them back too (keep: tests/test_table_types.py)
     )
     summary = convert_table(spark, options)
     assert summary.records == {"train": 4} and summary.rejected == {"null_label": 1}
@@ -453,7 +454,13 @@ def test_csv_with_nulls_nan_and_infinities_round_trips(spark, tmp_path):
     convert_table(
         spark,
         TableConvertOptions(
-            output=str(out), label="y", input=str(csv), key="id", splits=(("train", 1.0),), num_shards=2
+            output=str(out),
+            label="y",
+            input=str(csv),
+            key="id",
+            splits=(("train", 1.0),),
+            num_shards=2,
+            null_policy="fill",  # Spark reads the defaults back too (keep: tests/test_table_types.py)
         ),
     )
     assert {k: v.spark_type for k, v in read_manifest(str(out)).features.items()} == {

@@ -37,7 +37,8 @@ RESIZED_PINNED = {
     "validation-00001-of-00002.tfrecord.gz": "05c2e9144b60e062631683646084219cc90f3f3b4107e4f1b118c1c0a0f55c31",
 }
 # Tables moved to the one split rule (SHA-256 of the key, as images) in the layout redesign:
-# only the rows' splits changed (with the old rule the bytes were identical).
+# only the rows' splits changed (with the old rule the bytes were identical). These are the bytes of
+# `--null-policy fill` since missing values stay missing (before it, of the default).
 TABLE_PINNED = {
     "test-00000-of-00002.tfrecord": "6d9fd82b9b701cb9dd21d2d61147a2fed2e275764ee5b3225778cebf310ca548",
     "test-00001-of-00002.tfrecord": "d4d754836fffa0aa99cabcc8b305f1be9eea58295adc7fe561e0d68fab9852a5",
@@ -46,6 +47,19 @@ TABLE_PINNED = {
     "validation-00000-of-00002.tfrecord": "e0291d72b34e9f4e8966dc8baf5f25c188f153b4eafd30eeed83d721491e586d",
     "validation-00001-of-00002.tfrecord": "741fff20401445eb00685d6f67c861995613439c55ee70b9a26c43982facc0e0",
 }
+
+# Missing values stay missing (the default, `--null-policy keep`): a null is left out of its record
+# instead of written as 0 or "". The shards holding a row with a null changed on purpose; the two
+# whose rows have no null are byte for byte the ones above.
+TABLE_NULLS_LEFT_OUT = dict(
+    TABLE_PINNED,
+    **{
+        "test-00000-of-00002.tfrecord": "8ca79daa81d841ab5ca0cfe73e349aeb84dd8b11e6c1a12a287c5b55de75d091",
+        "train-00000-of-00002.tfrecord": "3e68a9978205d3e3fb1568bf8e5ac5c65c66450d1f68a5f07fb72389504e2b33",
+        "train-00001-of-00002.tfrecord": "89687df25411ac7335ebc683c05c06843266795fdb601a52587e403a8089135f",
+        "validation-00001-of-00002.tfrecord": "99da7a5a32b2329de3d06df313eb52edad7aa3ee08c27a29e1694878b19127bb",
+    },
+)
 
 
 def image_tree(root: Path) -> Path:
@@ -115,10 +129,19 @@ def test_resized_gzip_image_shards_are_pinned(spark, images, tmp_path):
 @needs_tfrecord_jar  # table datasets are written by spark-tfrecord
 def test_table_shards_are_pinned(spark, tmp_path):
     csv = table_csv(tmp_path / "rows.csv")
+    argv = ["--input", str(csv), "--label", "label", "--key", "id", "--num-shards", "2"]
+    assert convert_table.main([*argv, "--output", str(tmp_path / "filled"), "--null-policy", "fill"]) == 0
+    assert shard_hashes(tmp_path / "filled") == TABLE_PINNED
     out = tmp_path / "table"
-    argv = ["--input", str(csv), "--output", str(out), "--label", "label", "--key", "id", "--num-shards", "2"]
-    assert convert_table.main(argv) == 0
-    assert shard_hashes(out) == TABLE_PINNED
+    assert convert_table.main([*argv, "--output", str(out)]) == 0
+    assert shard_hashes(out) == TABLE_NULLS_LEFT_OUT
     manifest = json.loads((out / "manifest.json").read_text())
     expected = Counter(assign_split(str(i), DEFAULT_SPLITS) for i in range(60))  # the one split rule, in Python
     assert {split: info["num_records"] for split, info in manifest["splits"].items()} == expected
+    assert {name: f["null_count"] for name, f in manifest["features"].items()} == {
+        "id": 0,
+        "count": 4,  # rows 0, 17, 34, 51
+        "ratio": 0,
+        "colour": 15,  # every 4th row: "" is the CSV's null
+        "label": 0,
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -41,7 +42,16 @@ def mount(tmp_path):
 
     yield make
     for point in mounted:
-        subprocess.run(["umount", str(point)], check=True)
+        _unmount(point)
+
+
+def _unmount(point, tries: int = 50) -> None:
+    """Unmount `point`, waiting for a task of the failed job that Spark is still killing to let go of its files."""
+    for _ in range(tries):
+        if subprocess.run(["umount", str(point)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.2)
+    subprocess.run(["umount", "--lazy", str(point)], check=True)
 
 
 def _job(images, out, capsys) -> tuple[int, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,13 +29,22 @@ from conversion.tables.shards import (
     write_shards,
 )
 from conversion.tables.survey import survey
+from dataset import temporal
 from dataset.errors import ConversionError
 from dataset.layout import REJECTED_DIR
 from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo, spark_schema_of
 from dataset.progress import Phases, job_group, ticking
+from dataset.table_reading import CORRUPT, Source, read_table
 
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
 MAX_CLASSES_FOR_AUTO = 50
+ONE_CLASS_PER_ROW = 0.5  # --task auto stops when a text label has more distinct values than this share of its rows
+_ALL_REJECTED_ADVICE = {
+    "null": "drop or fill that column, or pass --null-policy keep (leave it missing) or fill",
+    "null_label": "choose another --label",
+    "non_finite_label": "choose another --label",
+    "malformed_row": "check --read-option sep=..., quote=..., escape=... against the file",
+}
 _DTYPE_DEFAULTS: dict[str, Any] = {"int64": 0, "float32": 0.0, "string": ""}
 
 
@@ -63,6 +72,7 @@ class TableSummary:
     seconds: float
     retried_shards: int = 0  # task attempts of the shard write that failed and were retried
     phases: dict[str, float] = field(default_factory=dict)  # seconds: count (with statistics), write, publish
+    notes: tuple[str, ...] = ()  # how the source was read (multiLine, spellings read as missing or non-finite)
 
     def text(self) -> str:
         total = sum(self.records.values())
@@ -70,45 +80,30 @@ class TableSummary:
         lines += [f"  {s}: {n} records in {self.shards[s]} shards" for s, n in sorted(self.records.items())]
         rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
         lines.append(f"  rejected: {rejected}  (see _rejected/)")
+        lines += self.notes
         return "\n".join(lines)
 
 
-CORRUPT = "_corrupt_record"  # CSV: the raw text of a row that does not parse (Spark's PERMISSIVE mode)
+def read_source(spark: SparkSession, options: TableConvertOptions) -> Source:
+    """The input as a DataFrame: files of `--format` (CSV with a header, see `dataset/table_reading.py`) or a catalog table.
 
-
-def read_source(spark: SparkSession, options: TableConvertOptions) -> DataFrame:
-    """The input as a DataFrame: files of `--format` (CSV with a header) or a catalog table.
-
-    CSV is read in Spark's PERMISSIVE mode with the schema given or inferred plus `CORRUPT`, which
-    holds the raw text of rows that do not parse; `_convert` rejects those per `--csv-mode`.
+    CSV is read in Spark's PERMISSIVE mode plus `CORRUPT`, which holds the raw text of rows that do not
+    parse; `_convert` rejects those per `--csv-mode`.
     """
     if options.table:
         table = spark.table(options.table)
         check_names(table.columns)  # before anything is added: a real `CORRUPT` column is refused, not dropped
-        return table
-    reader = spark.read.format(options.format)
-    if options.format == "csv":
-        reader = (
-            reader.option("header", "true")
-            .option("mode", "PERMISSIVE")
-            .option("nullValue", options.csv_null_value)
-            .option("multiLine", str(options.csv_multiline).lower())
-        )
-    try:
-        if options.format != "csv":
-            source = (reader.schema(options.schema) if options.schema else reader).load(options.input)
-            check_names(source.columns)
-            return source
-        given = reader.schema(options.schema) if options.schema else reader.option("inferSchema", "true")
-        schema = given.load(options.input).schema
-        check_names([f.name for f in schema.fields])
-        with_corrupt = T.StructType([*schema.fields, T.StructField(CORRUPT, T.StringType())])
-        return reader.schema(with_corrupt).option("columnNameOfCorruptRecord", CORRUPT).load(options.input)
-    except ConversionError:
-        raise
-    except Exception as err:  # AnalysisException: path missing, unreadable format
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConversionError(f"cannot read {options.input} as {options.format}: {first}") from None
+        return Source(table)
+    null_value = (("nullValue", options.csv_null_value),) if options.csv_null_value else ()
+    return read_table(
+        spark,
+        options.input,
+        options.format,
+        null_value + options.read_options,
+        options.schema,
+        options.csv_multiline,
+        check_names,
+    )
 
 
 def _col(name: str) -> Column:
@@ -116,49 +111,83 @@ def _col(name: str) -> Column:
 
 
 def _task(options: TableConvertOptions, label: ColumnSpec, df: DataFrame) -> str:
+    """The task `--task auto` gives: strings and booleans classification, integers with few values too.
+
+    Raises:
+        ConversionError: the label is empty in every row, or a text label would make nearly one class per row.
+    """
+    value = _col(label.name)
     if options.task != "auto":
         return options.task
-    if label.dtype == "string" or label.spark_type == "boolean":
+    if label.spark_type == "boolean":
+        return "classification"
+    if label.dtype == "string":
+        present, distinct = df.select(F.count(value), F.approx_count_distinct(value)).first()
+        if present and distinct > MAX_CLASSES_FOR_AUTO and distinct >= ONE_CLASS_PER_ROW * present:
+            examples = ", ".join(repr(r[0]) for r in df.where(value.isNotNull()).select(value).limit(3).collect())
+            raise ConversionError(
+                f"label column {label.name!r} has about {distinct} different values in {present} rows (e.g. "
+                f"{examples}): nearly one class per row; pass --task classification to keep it so, or --task "
+                f"regression with --schema '{label.name} DOUBLE' if it holds numbers"
+            )
         return "classification"
     if (
         label.dtype == "int64"
-        and df.select(_col(label.name)).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO
+        and df.select(value).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO
     ):
         return "classification"
     return "regression"
 
 
+def _check_label_present(label: ColumnSpec, df: DataFrame, where: str) -> None:
+    """Stop when the label has no value in any row (every row would be rejected as null_label)."""
+    if df.where(_col(label.name).isNotNull()).limit(1).count() == 0:
+        raise ConversionError(
+            f"label column {label.name!r} is empty in every row of {where}; choose another --label "
+            "(or fill the column in the source)"
+        )
+
+
 def _defaults(columns: list[ColumnSpec], overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The value of each column that stands for a null: the dtype's, or its `--null-default` (a date
+    or timestamp as ISO 8601 text or a number in its unit)."""
     by_name = {c.name: c for c in columns}
     unknown = sorted(set(name for name, _ in overrides) - set(by_name))
     if unknown:
         raise ConversionError(f"--null-default names unknown columns {unknown}; columns are: {', '.join(by_name)}")
     defaults: dict[str, Any] = {c.name: _DTYPE_DEFAULTS[c.dtype] for c in columns if not c.is_list}
     for name, text in overrides:
-        kind = by_name[name].dtype
+        column = by_name[name]
+        kind = column.logical_type or column.dtype
         try:
-            defaults[name] = int(text) if kind == "int64" else float(text) if kind == "float32" else text
+            if column.logical_type:
+                defaults[name] = temporal.number_of(text, column.logical_type)
+            else:
+                defaults[name] = int(text) if kind == "int64" else float(text) if kind == "float32" else text
         except ValueError:
             raise ConversionError(f"--null-default {name}={text!r} is not a valid {kind}") from None
     return defaults
 
 
-def _filled(df: DataFrame, columns: list[ColumnSpec], defaults: dict[str, Any]) -> DataFrame:
-    """Nulls replaced (spark-tfrecord leaves a null out of the record, which a fixed-length
-    feature cannot parse): scalars by their default, lists by [] and null elements by the
-    element's default."""
+def _record_values(df: DataFrame, columns: list[ColumnSpec], defaults: dict[str, Any], fill: bool) -> DataFrame:
+    """The columns as records hold them: dates and timestamps as numbers, null list elements as the
+    element's default (a list cannot hold a missing element). A null value stays null, which
+    spark-tfrecord leaves out of the record and readers parse as the manifest's default; with
+    `fill` (--null-policy fill) it is written as that default instead ([] for a list)."""
     out = []
     for c in columns:
         data_type = df.schema[c.name].dataType
+        value = c.value()
         if c.is_list:
             element = data_type.elementType
-            fill = _default_literal(c, defaults.get(c.name, _DTYPE_DEFAULTS[c.dtype]), element)
-            values = _col(c.name)
             if data_type.containsNull:
-                values = F.transform(values, _coalesce_with(fill))
-            out.append(F.coalesce(values, F.array().cast(data_type)).alias(c.name))
-        else:
-            out.append(F.coalesce(_col(c.name), _default_literal(c, defaults[c.name], data_type)).alias(c.name))
+                fill_element = _default_literal(c, defaults.get(c.name, _DTYPE_DEFAULTS[c.dtype]), element)
+                value = F.transform(value, _coalesce_with(fill_element))
+            if fill:
+                value = F.coalesce(value, F.array().cast(data_type))
+        elif fill:
+            value = F.coalesce(value, _default_literal(c, defaults[c.name], data_type))
+        out.append(value.alias(c.name))
     return df.select(*out, "_split", "_h")
 
 
@@ -170,7 +199,7 @@ def _coalesce_with(fill: Column) -> Any:
 def _default_literal(column: ColumnSpec, value: Any, data_type: Any) -> Column:
     if column.is_binary:
         return F.lit(str(value).encode())
-    return F.lit(value).cast(data_type)
+    return F.lit(value).cast("long" if column.logical_type else data_type)
 
 
 def _has_null(column: ColumnSpec) -> Column:
@@ -183,7 +212,7 @@ def _label_text(label: ColumnSpec, task: str) -> Column:
     """The label as counted in the manifest: its text for classification, else nothing."""
     if task != "classification":
         return F.lit(None).cast("string")
-    text = _col(label.name).cast("int") if label.spark_type == "boolean" else _col(label.name)
+    text = _col(label.name).cast("int") if label.spark_type == "boolean" else label.value()  # as the record holds it
     return text.cast("string")
 
 
@@ -200,7 +229,8 @@ def convert_table(
             feature form, or more rejected rows than `max_reject_fraction`.
     """
     start = time.perf_counter()
-    source = read_source(spark, options)
+    read = read_source(spark, options)
+    source = read.frame
     names = [name for name in source.columns if name != CORRUPT]
     for role, name in (("label", options.label), ("key", options.key)):
         if name is not None and name not in names:
@@ -219,7 +249,8 @@ def convert_table(
             staged_output(options.input, options.output, options.mode) as staging,
             ticking(progress_every, phases.line),
         ):
-            return _convert(spark, options, source, columns, label, defaults, staging, start, phases)
+            summary = _convert(spark, options, source, columns, label, defaults, staging, start, phases)
+    return replace(summary, notes=read.notes)
 
 
 def _convert(
@@ -234,6 +265,7 @@ def _convert(
     phases: Phases,
 ) -> TableSummary:
     phases.begin("reading")
+    _check_label_present(label, source, options.input or options.table)
     task = _task(options, label, source)
     key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
     df = source.withColumn("_h", F.xxhash64(*key))
@@ -301,7 +333,7 @@ def _write(
     }
     selected = F.col("_reason").isNull() & (F.col("_split") == stats_split)
     phases.begin("counting rows and statistics")
-    found = survey(df, group, selected, columns, options.max_vocab)
+    found = survey(df, group, selected, columns, options.max_vocab, F.col("_reason").isNull())
     rows_seen = sum(found.counts.values())
     if rows_seen == 0:
         raise ConversionError(f"{options.input or options.table} has no rows")
@@ -330,6 +362,15 @@ def _write(
     ).coalesce(1).write.option(COMMITTER_ALGORITHM, "2").json(f"{staging.url()}/{REJECTED_DIR}")
     counted = rejected_total - (rejected_counts.get("malformed_row", 0) if options.csv_mode == "dropmalformed" else 0)
     refuse_over_limit(staging, counted, rows_seen, options.max_reject_fraction, "rows")  # before writing
+    if not split_counts:  # every row rejected, e.g. a column null in every row under --null-policy reject
+        staging.drop_all_but_rejected()
+        why = rejected.groupBy("_reason", "_column").count().orderBy(F.desc("count"), "_reason", "_column").collect()
+        reasons = ", ".join(f"{r['_reason']} in column {r['_column']!r}: {r['count']}" for r in why)
+        advice = _ALL_REJECTED_ADVICE.get(why[0]["_reason"], "fix the source")
+        raise ConversionError(
+            f"every row of {options.input or options.table} was rejected ({reasons}); nothing was written: "
+            f"{advice}; see {staging.url()}/{REJECTED_DIR}"
+        )
     laps = _Laps(start)
     laps.lap("count")  # reading, the label's task, counts and statistics, the rejected report
     wanted = {
@@ -338,7 +379,8 @@ def _write(
     }
     plan = ShardPlan(tuple(wanted.items()), options.compression)
     names = plan.names()
-    features = {c.name: c.feature() for c in columns}
+    keep = options.null_policy == "keep"  # nulls left out of the records (fill: written as the default)
+    features = {c.name: c.feature(found.absent.get(c.name, 0) if keep else 0, defaults.get(c.name)) for c in columns}
     # The quantile boundaries are observed on the way to the write, from a sample sized by the split's row count.
     quantiles = Observation(f"tfrecordpipe_quantiles_{uuid.uuid4().hex}")
     every = stats.quantile_sample_every(split_counts.get(stats_split, 0), options.quantile_sample_rows)
@@ -346,7 +388,7 @@ def _write(
     boundaries = stats.quantile_aggregates(columns, sampled, options.num_quantiles)
     observed = kept.observe(quantiles, *boundaries) if boundaries else kept
     filled = (
-        _filled(observed, columns, defaults)
+        _record_values(observed, columns, defaults, options.null_policy == "fill")
         .withColumn(SHARD_COLUMN, plan.shard_column(F.col("_split"), F.col("_h")))
         .withColumn("_order", F.xxhash64(F.col("_h"), F.lit("order")))
     )

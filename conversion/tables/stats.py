@@ -42,13 +42,14 @@ def string_columns(columns: list[ColumnSpec]) -> list[ColumnSpec]:
     return [c for c in columns if not c.is_list and c.dtype == "string" and not c.is_binary]
 
 
-def _raw(name: str) -> Column:
-    return F.col(f"`{name}`").cast("double")
+def _raw(column: ColumnSpec) -> Column:
+    """The column's record value as a double: a date or timestamp as its number (days, microseconds)."""
+    return column.value().cast("double")
 
 
-def _finite(name: str, spark_float: bool) -> Column:
-    column = _raw(name)
-    if not spark_float:
+def _finite(spec: ColumnSpec) -> Column:
+    column = _raw(spec)
+    if spec.dtype != "float32":
         return column
     return F.when(F.isnan(column) | (F.abs(column) == float("inf")), None).otherwise(column)
 
@@ -66,8 +67,8 @@ def aggregates(columns: list[ColumnSpec], selected: Column) -> list[Column]:
     out = []
     for c in numeric_columns(columns):
         is_float = c.dtype == "float32"
-        finite = F.when(selected, _finite(c.name, is_float))  # null (skipped) outside the selection
-        raw = _raw(c.name)
+        finite = F.when(selected, _finite(c))  # null (skipped) outside the selection
+        raw = _raw(c)
         out += [
             F.count(finite).alias(f"{c.name}|count"),
             F.sum(finite).alias(f"{c.name}|sum"),
@@ -88,13 +89,20 @@ def quantile_aggregates(columns: list[ColumnSpec], selected: Column, num_quantil
     `selected` holds, named `<column>|boundaries`."""
     probabilities = [i / num_quantiles for i in range(1, num_quantiles)]
     return [
-        F.to_json(
-            F.percentile_approx(
-                F.when(selected, _finite(c.name, c.dtype == "float32")), probabilities, QUANTILE_ACCURACY
-            )
-        ).alias(f"{c.name}|boundaries")
+        F.to_json(F.percentile_approx(F.when(selected, _finite(c)), probabilities, QUANTILE_ACCURACY)).alias(
+            f"{c.name}|boundaries"
+        )
         for c in numeric_columns(columns)
     ]
+
+
+ABSENT = "absent"  # the statistic: rows written without the column's feature (its value is null)
+
+
+def absent_aggregates(columns: list[ColumnSpec], written: Column) -> list[Column]:
+    """Per column (lists too), the rows where `written` holds and the value is null, named `<column>|absent`:
+    the records that will leave the feature out (every split, not only the statistics split)."""
+    return [_count_if(written & F.col(f"`{c.name}`").isNull()).alias(f"{c.name}|{ABSENT}") for c in columns]
 
 
 def from_aggregates(values: dict[str, Any]) -> dict[str, dict]:

@@ -29,6 +29,7 @@ _TYPES = {"reason": "string", "split": "string", "label": "string", "bucket": "l
 class Survey:
     counts: dict[tuple, int]  # rows per (reason, split, label text, bucket)
     stats: dict[str, dict]  # statistics per scalar column of the selected rows
+    absent: dict[str, int]  # per column: the `written` rows (every split) whose value is null
 
 
 def _entry(kind: int, value: Column, group: dict[str, Column]) -> Column:
@@ -43,12 +44,14 @@ def survey(
     selected: Column,
     columns: list[ColumnSpec],
     max_vocab: int,
+    written: Column,
 ) -> Survey:
-    """Count `df`'s rows by `group` (the columns named in GROUP) and compute the statistics of
-    the rows where `selected` holds, in one Spark job."""
+    """Count `df`'s rows by `group` (the columns named in GROUP), compute the statistics of
+    the rows where `selected` holds and count the nulls of each column where `written` holds,
+    in one Spark job."""
     strings = stats.string_columns(columns)
     observation = Observation(f"tfrecordpipe_stats_{uuid.uuid4().hex}")
-    aggregates = stats.aggregates(columns, selected)
+    aggregates = stats.aggregates(columns, selected) + stats.absent_aggregates(columns, written)
     observed = df.observe(observation, *aggregates) if aggregates else df
     entries = [_entry(_COUNTS, F.lit(None), group)]
     for index, c in enumerate(strings):
@@ -74,6 +77,8 @@ def survey(
             vocabularies[row["kind"]].append([row["value"], int(row["count"])])
             distinct[row["kind"]] = int(row["distinct"])
     result = stats.from_aggregates(observation.get if aggregates else {})
+    absent = {name: values.pop(stats.ABSENT) for name, values in result.items() if stats.ABSENT in values}
+    result = {name: values for name, values in result.items() if values}  # lists: no statistics
     for index, c in enumerate(strings):
         result.setdefault(c.name, {}).update(num_distinct=distinct[index], vocabulary=vocabularies[index])
-    return Survey(counts, result)
+    return Survey(counts, result, absent)

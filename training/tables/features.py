@@ -133,13 +133,17 @@ def _check_input_names(columns: dict[str, Any]) -> None:
 
 def _numeric(name: str, stats: ColumnStats) -> Any:
     mean, std = float(stats.mean or 0.0), float(stats.stddev or 1.0) or 1.0
-    return tf.feature_column.numeric_column(name, normalizer_fn=lambda x: (tf.cast(x, tf.float32) - mean) / std)
+    # In float64: a timestamp in microseconds (about 1.7e15) keeps its seconds, which float32 would not.
+    return tf.feature_column.numeric_column(
+        name, normalizer_fn=lambda x: tf.cast((tf.cast(x, tf.float64) - mean) / std, tf.float32)
+    )
 
 
 def _categorical(name: str, use: dict, dtype: str, stats: ColumnStats) -> Any:
     if use["type"] == "bucketized":
         boundaries = [float(b) for b in stats.boundaries] or [0.0]
-        return tf.feature_column.bucketized_column(tf.feature_column.numeric_column(name), boundaries)
+        source = tf.feature_column.numeric_column(name, dtype=tf.float64 if dtype == "int64" else tf.float32)
+        return tf.feature_column.bucketized_column(source, boundaries)
     if use["type"] == "hashed":
         return tf.feature_column.categorical_column_with_hash_bucket(
             name, int(use.get("hash_bucket_size", 16)), dtype=tf.string if dtype == "string" else tf.int64

@@ -1,7 +1,8 @@
 """Airflow DAGs that run the jobs: convert → validate → train → predict.
 
 `tfrecordpipe_spark` submits `jobs/*.py` with SparkSubmitOperator (connection `spark_default`);
-`tfrecordpipe_databricks` runs the Databricks job the bundle in deploy/databricks defines.
+`tfrecordpipe_table` does the same for a table (CSV/Parquet/JSON/ORC files, reader options as a list of
+`KEY=VALUE`); `tfrecordpipe_databricks` runs the Databricks job the bundle in deploy/databricks defines.
 Every parameter is checked against its allowed values (type, pattern, range) when the run is
 triggered, before anything reaches a command line. The DAG file holds no pipeline logic.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.databricks.operators.databricks import DatabricksRunNowOperator
@@ -35,6 +37,19 @@ DEFAULT_ARGS = {"owner": "ml-platform", "retries": RETRIES, "retry_delay": timed
 SCHEDULE = {"schedule": "@daily", "start_date": datetime(2026, 1, 1), "catchup": False,
             "default_args": DEFAULT_ARGS, "tags": ["tfrecordpipe"]}
 CONF = {"spark.task.maxFailures": "4", "spark.sql.execution.arrow.maxRecordsPerBatch": "256"}
+# A Spark reader option: a name, then a value without spaces or shell characters (e.g. sep=\t, comment=#).
+READ_OPTION = r"^[A-Za-z][A-Za-z0-9]*=[^\s$`;|&<>(){}'\"]{0,32}$"
+TABLE_PARAMS = {
+    "table": Param("/data/raw/table.csv", type="string", pattern=PATH, description="table file or folder"),
+    "format": Param("csv", type="string", enum=["csv", "parquet", "json", "orc"]),
+    "label": Param("label", type="string", pattern=r"^[A-Za-z0-9_.\- ]{1,128}$", description="the label column"),
+    "read_options": Param([], type="array", items={"type": "string", "pattern": READ_OPTION}, maxItems=32,
+                          description="Spark reader options, KEY=VALUE each, e.g. sep=\\t, encoding=latin1"),
+    "dataset": Param("/data/datasets/table", type="string", pattern=PATH),
+    "model_dir": Param("/data/models/table", type="string", pattern=PATH),
+    "predictions": Param("/data/predictions/table", type="string", pattern=PATH),
+    **{name: PARAMS[name] for name in ("num_shards", "num_proc", "epochs", "split")},
+}
 
 
 def spark_job(task_id: str, job: str, args: list[str]) -> SparkSubmitOperator:
@@ -50,15 +65,23 @@ def spark_job(task_id: str, job: str, args: list[str]) -> SparkSubmitOperator:
     )
 
 
-with DAG(
-    dag_id="tfrecordpipe_spark",
-    description="Convert image folders, validate, train with Horovod on Spark, predict",
-    **SCHEDULE,
-    params=PARAMS,
-) as spark_dag:
-    convert = spark_job("convert", "convert_images", [
-        "--input", "{{ params.images }}", "--output", "{{ params.dataset }}",
-        "--num-shards", "{{ params.num_shards }}", "--mode", "overwrite"])
+class SparkSubmitWithReadOptions(SparkSubmitOperator):
+    """spark-submit whose arguments end with `--read-option KEY=VALUE` for each item of the run's
+    `params.read_options` (a list whose length is known only at run time: one template cannot expand to it)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._templates = list(self.application_args)  # rendering again starts from them, not from the last result
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        self.application_args = list(self._templates)
+        super().render_template_fields(context, jinja_env)
+        for item in context["params"]["read_options"]:
+            self.application_args = [*self.application_args, "--read-option", str(item)]
+
+
+def spark_steps(convert: SparkSubmitOperator) -> None:
+    """convert >> validate >> train >> predict, the last three on `params.dataset` and `params.model_dir`."""
     validate = spark_job("validate", "validate", ["--data", "{{ params.dataset }}"])
     train = spark_job("train", "train", [
         "--data", "{{ params.dataset }}", "--model-dir", "{{ params.model_dir }}/{{ ds_nodash }}",
@@ -68,6 +91,36 @@ with DAG(
         "--data", "{{ params.dataset }}", "--split", "{{ params.split }}",
         "--output", "{{ params.predictions }}/{{ ds_nodash }}", "--mode", "overwrite"])
     convert >> validate >> train >> predict
+
+
+with DAG(
+    dag_id="tfrecordpipe_spark",
+    description="Convert image folders, validate, train with Horovod on Spark, predict",
+    **SCHEDULE,
+    params=PARAMS,
+) as spark_dag:
+    spark_steps(spark_job("convert", "convert_images", [
+        "--input", "{{ params.images }}", "--output", "{{ params.dataset }}",
+        "--num-shards", "{{ params.num_shards }}", "--mode", "overwrite"]))
+
+
+with DAG(
+    dag_id="tfrecordpipe_table",
+    description="Convert a table (CSV with reader options, Parquet, JSON, ORC), validate, train, predict",
+    **SCHEDULE,
+    params=TABLE_PARAMS,
+) as table_dag:
+    spark_steps(SparkSubmitWithReadOptions(
+        task_id="convert",
+        application=f"{PROJECT}/jobs/convert_table.py",
+        application_args=["--input", "{{ params.table }}", "--format", "{{ params.format }}",
+                          "--label", "{{ params.label }}", "--output", "{{ params.dataset }}",
+                          "--num-shards", "{{ params.num_shards }}", "--mode", "overwrite"],
+        py_files=PY_FILES,
+        conf=CONF,
+        name="tfrecordpipe-convert",
+        conn_id="spark_default",
+    ))
 
 
 with DAG(

@@ -21,11 +21,12 @@ def dagbag() -> DagBag:
 
 def test_dagbag_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert sorted(dagbag.dag_ids) == ["tfrecordpipe_databricks", "tfrecordpipe_spark"]
+    assert sorted(dagbag.dag_ids) == ["tfrecordpipe_databricks", "tfrecordpipe_spark", "tfrecordpipe_table"]
 
 
-def test_task_graph_schedule_and_retries(dagbag):
-    dag = dagbag.dags["tfrecordpipe_spark"]
+@pytest.mark.parametrize("dag_id", ["tfrecordpipe_spark", "tfrecordpipe_table"])
+def test_task_graph_schedule_and_retries(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
     assert dag.schedule == "@daily" and not dag.catchup
     order = ["convert", "validate", "train", "predict"]
     for upstream, downstream in zip(order, order[1:]):
@@ -72,6 +73,30 @@ def test_rendered_spark_submit_commands(dagbag):
                                          "--data", "/data/datasets/images", "--split", "test", "--output",
                                          "/data/predictions/images/20260102", "--mode", "overwrite"]
     assert "spark.task.maxFailures=4" in convert
+
+
+def test_table_dag_renders_one_read_option_per_item(dagbag):
+    dag = dagbag.dags["tfrecordpipe_table"]
+    params = dag.params.validate()
+    params.update(table="s3a://lake/raw/cars.tsv", label="make", read_options=["sep=\\t", "comment=#", "encoding=latin1"])
+    convert = rendered_command(dag.get_task("convert"), params)
+    assert convert[-19:] == ["/opt/tfrecordpipe/jobs/convert_table.py", "--input", "s3a://lake/raw/cars.tsv",
+                             "--format", "csv", "--label", "make", "--output", "/data/datasets/table",
+                             "--num-shards", "16", "--mode", "overwrite", "--read-option", "sep=\\t",
+                             "--read-option", "comment=#", "--read-option", "encoding=latin1"][-19:]
+    params.update(read_options=[])
+    assert rendered_command(dag.get_task("convert"), params)[-1] == "overwrite"
+    assert rendered_command(dag.get_task("train"), params)[-8:-4] == ["--data", "/data/datasets/table",
+                                                                       "--model-dir", "/data/models/table/20260102"]
+
+
+@pytest.mark.parametrize("value", [["sep=;rm -rf /"], ["no-equals"], ["--conf=x"], ["quote=\""], "sep=,"])
+def test_table_dag_refuses_bad_read_options(dagbag, value):
+    dag = dagbag.dags["tfrecordpipe_table"]
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    with pytest.raises(ParamValidationError):
+        scheduler_dag.params.deep_merge({"read_options": value}).validate()
+    scheduler_dag.params.deep_merge({"read_options": ["sep=\\t", "nullValue="]}).validate()
 
 
 def test_databricks_variant_renders_the_job_and_its_parameters(dagbag):

@@ -2,6 +2,7 @@
 # MAGIC %md
 # MAGIC # Convert a table into a TFRecord dataset
 # MAGIC Calls `conversion.tables.convert.convert_table` on the cluster's Spark session; the logic lives in the library.
+# MAGIC `read_options`: Spark reader options as a JSON object, e.g. `{"sep": "\t", "comment": "#", "encoding": "latin1"}`.
 # MAGIC The records are written by spark-tfrecord: the task's Maven library for the cluster's Scala version
 # MAGIC (`spark-tfrecord_2.12` on 14.3 LTS, `spark-tfrecord_2.13` on 17.3 LTS).
 
@@ -9,6 +10,7 @@
 
 dbutils.widgets.text("input", "/Volumes/main/default/raw/table.csv", "Table file or folder (empty: use table)")
 dbutils.widgets.dropdown("format", "csv", ["csv", "parquet", "json", "orc"], "Format of input")
+dbutils.widgets.text("read_options", "", 'Spark reader options, a JSON object, e.g. {"sep": "\\t", "comment": "#"}')
 dbutils.widgets.text("table", "", "Catalog table (instead of input)")
 dbutils.widgets.text("label", "label", "Label column")
 dbutils.widgets.text("key", "", "Key column (empty: none)")
@@ -19,11 +21,12 @@ dbutils.widgets.dropdown("mode", "overwrite", ["error", "overwrite"], "If the ou
 # COMMAND ----------
 
 from conversion.tables.convert import convert_table
-from conversion.tables.options import TableConvertOptions
+from conversion.tables.options import TableConvertOptions, read_options_from_json
 
 options = TableConvertOptions(
     input=dbutils.widgets.get("input") or None,
     format=dbutils.widgets.get("format"),
+    read_options=read_options_from_json(dbutils.widgets.get("read_options")),
     table=dbutils.widgets.get("table") or None,
     label=dbutils.widgets.get("label"),
     key=dbutils.widgets.get("key") or None,
