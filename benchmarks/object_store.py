@@ -5,7 +5,7 @@ behind a proxy that adds `--delay-ms` (20 ms) to every request (issue 10).
     python -m benchmarks.object_store --smoke          # tiny sizes, well under a minute
     python -m benchmarks.object_store --sections conversion --read-concurrency 64 --master 'local[4]'
 
-The server is S3Proxy 2.6.0 with its in-memory store (`tests/s3server.py`; `--backend moto` for moto's server), the
+The server is S3Proxy 4.0.0 with its in-memory store (`tests/s3server.py`; `--backend moto` for moto's server), the
 proxy `tests/latency_proxy.py` in its own process; both on 127.0.0.1, started and always stopped here. Everything
 shares this machine's cores: the server, the proxy, Spark and its Python workers, and whatever else runs. Each
 section prints its figures with where the CPU went (server, proxy, Spark JVM, Python workers, this process, other
@@ -22,10 +22,9 @@ processes) and the requests the proxy forwarded, so that a missed target can be 
 3. listing: `dataset.fs.list_files` of s3://bucket/listing (`--list-keys` empty objects in `--list-folders` label
    folders; the root, then the folders 16 at a time) against one serial listing of the root (`fs.find`), and
    against `list_files`'s own requests made one after another.
-4. commit: of a dataset of `--shards` shards of `--shard-kb` KB, already written: the copy-free commit of object
-   stores (conversion/in_place.py: the rejected report, `manifest.json`, `_SUCCESS` next to shards that carry their
-   final names) against a rename-based commit (conversion/publish.py's `Staging`: the same files written into a
-   staging prefix, moved to the final prefix, i.e. a copy and a delete of every object).
+4. commit: of a dataset of `--shards` shards of `--shard-kb` KB, already written in a run folder under their final
+   names: the one commit path (conversion/publish.py: the rejected report, the version file by a conditional PUT,
+   its copy `manifest.json`, `_SUCCESS`, the report copied to `_rejected/`; no shard is moved).
 
 Bulk uploads (the images, the listing's keys, the shards) go straight to the server, not through the proxy, with
 many requests in flight (`put_objects`). Figures go to `<workdir>/results.json`.
@@ -66,8 +65,7 @@ from benchmarks.harness import (
 )
 from conversion.images.convert import ConversionSummary, convert_images
 from conversion.images.options import ImageConvertOptions
-from conversion.in_place import InPlaceOutput
-from conversion.publish import Staging, publish
+from conversion.publish import RunFolder, publish
 from dataset.fs import LISTING_THREADS, list_files
 from dataset.layout import REJECTED_REPORT, shard_file_name
 from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, ShardFile, SplitInfo, image_features
@@ -82,7 +80,7 @@ CONVERSION_TARGET = Target(">=", 10)
 BUCKET = "bucket"
 UPLOAD_CONCURRENCY = 64  # PUTs in flight for the bulk uploads (straight to the server)
 WARMUP_PER_LABEL = 4  # images per label of the conversion that starts the Python workers
-SERVER_NAMES = {"s3proxy": "S3Proxy 2.6.0 (in-memory store)", "moto": "moto server"}
+SERVER_NAMES = {"s3proxy": "S3Proxy 4.0.0 (in-memory store)", "moto": "moto server"}
 SMOKE = {"images": 200, "read_files": 40, "list_keys": 2_000, "list_folders": 20, "shards": 50, "shard_kb": 4}
 
 
@@ -400,7 +398,7 @@ def shard_manifest(source: str, names: list[str], records_per_shard: int, shard_
     )
 
 
-def commit(output: InPlaceOutput | Staging, winners: dict[str, str], manifest: Manifest) -> None:
+def commit(output: RunFolder, winners: dict[str, str], manifest: Manifest) -> None:
     """What `convert_images` does once every shard is written: the rejected report, the attempts kept, the publish."""
     output.write_text(REJECTED_REPORT, "")
     output.keep_attempts(winners)
@@ -412,31 +410,19 @@ def commit_section(bench: Bench) -> tuple[Table, dict]:
     names = [shard_file_name("train", i, args.shards, "none") for i in range(args.shards)]
     body = os.urandom(args.shard_kb * 1024)
     manifest = shard_manifest(f"s3://{s3.bucket}/raw", names, 100, len(body))
-    phases = {}
-    for kind in ("in_place", "rename"):
-        output_url = f"s3://{s3.bucket}/commit/{kind}"
-        output: InPlaceOutput | Staging = InPlaceOutput(output_url) if kind == "in_place" else Staging(output_url)
-        output.begin("error")  # claims the output (in place) or makes the staging prefix, as the job does first
-        put_objects(s3, {f"{output.path.split('/', 1)[1]}/{name}": body for name in names})  # what the tasks wrote
-        # in place: each winner already has its final name; Staging: shards written under their final names
-        # inside the staging prefix, so its only moves are those of the prefix into place
-        winners = {f"{output.path}/{name}": name for name in names} if kind == "in_place" else {}
-        with bench.measured() as phase:
-            commit(output, winners, manifest)
-        phases[kind] = phase
-        bench.direct.invalidate_cache()
-        committed = [p for p in bench.direct.find(f"{s3.bucket}/commit/{kind}") if p.endswith(".tfrecord")]
-        if len(committed) != len(names):
-            raise RuntimeError(f"{kind}: {len(committed)} shards under the output after the commit, not {len(names)}")
-    speedup = ratio(phases["rename"].seconds, phases["in_place"].seconds)
+    output = RunFolder(f"s3://{s3.bucket}/commit/version")
+    output.begin("error")  # notes the version it builds on, as the job does first
+    put_objects(s3, {f"{output.path.split('/', 1)[1]}/{name}": body for name in names})  # what the tasks wrote
+    with bench.measured() as phase:
+        commit(output, {f"{output.path}/{name}": name for name in names}, manifest)
+    bench.direct.invalidate_cache()
+    committed = [p for p in bench.direct.find(f"{s3.bucket}/commit/version") if p.endswith(".tfrecord")]
+    if len(committed) != len(names):
+        raise RuntimeError(f"{len(committed)} shards under the output after the commit, not {len(names)}")
     table = Table(f"commit: {args.shards:,} shards of {args.shard_kb:,} KB, {args.delay_ms:g} ms a request")
-    table.row("in place", seconds_cell(phases["in_place"].seconds), "(rejected report, manifest.json, _SUCCESS)")
-    bench.rows(table, phases["in_place"])
-    table.row("rename", seconds_cell(phases["rename"].seconds), "(the same, then the staging prefix moved into place)")
-    bench.rows(table, phases["rename"])
-    table.figure("ratio rename/in place", speedup, None, "(>1: in place is faster; no target)")
-    results = {"shards": args.shards, "shard_bytes": len(body), "ratio": speedup,
-               **{kind: {"seconds": p.seconds} | phase_dict(p) for kind, p in phases.items()}}  # fmt: skip
+    table.row("version commit", seconds_cell(phase.seconds), "(report, version file, manifest.json, _SUCCESS)")
+    bench.rows(table, phase)
+    results = {"shards": args.shards, "shard_bytes": len(body), "seconds": phase.seconds, **phase_dict(phase)}
     return table, results
 
 

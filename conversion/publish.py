@@ -1,154 +1,104 @@
-"""One publish path for every writer: a dataset folder is complete or absent.
+"""One commit path for every writer and every store: a run writes its files in place under names never
+used before, and one version file is the only atomic step (see `dataset.versions`).
 
-Everything is written to a hidden sibling staging folder; `publish` checks the reject limit,
-writes `manifest.json` and `_SUCCESS`, and renames the staging folder into place.
+Each run writes its shards and its rejected report into its own folder in the dataset, `run-<time>-<random>/`
+(`dataset.layout.run_folder_name`); no file is renamed into place and none is ever rewritten. `publish` checks
+the reject limit, then commits the run's manifest as the next version with a put-if-absent: of two runs
+committing at once exactly one wins, the other stops with one line and removes its folder. A run that fails
+removes its folder; a run killed before its commit leaves a folder no version lists, which
+`jobs/versions.py --vacuum` removes once it is old enough.
 
-    with staged_output(input_url, options.output, options.mode) as staging:
-        ... write shards and the rejected report into staging ...
-        publish(staging, manifest, bad=..., total=..., limit=options.max_reject_fraction, unit="images")
+    with staged_output(input_url, options.output, options.mode) as run:
+        ... write shards and the rejected report into run.path ...
+        publish(run, manifest, bad=..., total=..., limit=options.max_reject_fraction, unit="images")
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
-import json
 import os
 import posixpath
 import re
-import socket
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from conversion.in_place import InPlaceOutput, is_object_store
 from dataset.errors import ConversionError, RejectLimitExceeded, StorageError
 from dataset.fs import filesystem, is_local
-from dataset.layout import MANIFEST, REJECTED_DIR, SUCCESS
-from dataset.manifest import Manifest
+from dataset.layout import MANIFEST, REJECTED_DIR, RUN_PREFIX, SUCCESS, VERSIONS_DIR, DatasetFolder, run_folder_name
+from dataset.manifest import Manifest, ShardFile
+from dataset.versions import Version, commit_version, current_number, publish_current, read_version
 
-OWNER = "_OWNER"  # in a staging folder: {"pid", "host", "started"} of the run writing it
-ORPHAN_AGE_S = 600  # a staging folder without an owner file and untouched this long is a killed run's
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True
+OURS = (VERSIONS_DIR, MANIFEST, SUCCESS, REJECTED_DIR)  # besides run folders: what a dataset folder holds
 
 
-class Staging:
-    """The staging folder of one run, next to the output folder.
+class RunFolder:
+    """The folder of one run's files inside the dataset folder, and the commit of what it wrote."""
 
-    It holds an owner file (pid, host, start time), so that a second run of the same output
-    refuses to start while the first is alive instead of deleting its staging folder, and
-    removes the staging folders of runs that are gone.
-    """
-
-    final_names = False  # writers use attempt names (`<name>.tmp-<attempt>`), renamed by `keep_attempts`
+    final_names = True  # a folder no other run writes: shards go under their final names (no rename)
 
     def __init__(self, output_url: str) -> None:
         self.fs, self.output = filesystem(output_url)
-        parent, name = posixpath.split(self.output)
-        self._prefix = f"{parent}/.{name}.staging-"
-        self.path = f"{self._prefix}{uuid.uuid4().hex[:12]}"
+        self.output_url = output_url
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.run = run_folder_name(stamp, uuid.uuid4().hex[:8])
+        self.path = f"{self.output}/{self.run}"
+        self.parent: Version | None = None
+        self.committed = False
+        self.created_output = False
 
     def url(self, path: str | None = None) -> str:
-        """A URL (with scheme) that executors can open, for the staging folder or a path in it."""
+        """A URL (with scheme) that executors can open, for the run folder or a path in it."""
         return self.fs.unstrip_protocol(path or self.path)
 
-    def output_exists(self) -> bool:
-        return self.fs.exists(self.output) and bool(self.fs.ls(self.output))
-
     def begin(self, mode: str) -> None:
-        """Check the output against `mode`, drop staging folders of runs that are gone, start ours.
+        """Check the output against `mode` and note the version this run builds on.
 
         Raises:
-            ConversionError: the output exists and `mode` is "error", or another live run is
-                writing the same output.
+            ConversionError: `mode` is "error" and the output holds a dataset or files no conversion wrote.
             StorageError: the folder that would hold the output does not exist (local paths) or
                 cannot be written.
         """
-        if mode == "error" and self.output_exists():
-            raise ConversionError(
-                f"output {self.output} already exists; pass --mode overwrite to replace it or choose another --output"
-            )
         parent = posixpath.dirname(self.output)
         if is_local(self.fs) and not self.fs.isdir(parent):
             raise StorageError(
                 f"the folder that would hold --output {self.output}, {parent}, does not exist; "
                 "create it first (or check that its disk is mounted)"
             )
-        if self.fs.exists(parent):
-            for other in self._siblings():
-                if self._is_live(other):
-                    raise ConversionError(self._live_message(other))
-                self.fs.rm(other, recursive=True)
+        exists = self.fs.isdir(self.output)
+        self.created_output = not exists
+        number = current_number(DatasetFolder(self.output_url)) if exists else 0
+        if mode == "error" and (number or (exists and self._foreign_files())):
+            raise ConversionError(
+                f"output {self.url(self.output)} already exists; pass --mode overwrite to replace it "
+                "or choose another --output"
+            )
+        self.parent = read_version(self.output_url) if number else None
         try:
             self.fs.makedirs(self.path, exist_ok=True)
-            owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
-            self.write_text(OWNER, json.dumps(owner) + "\n")
         except OSError as err:
             raise storage_error(err, self.path) from None
 
-    def _owner(self, folder: str) -> dict | None:
-        try:
-            return json.loads(self.fs.cat_file(f"{folder}/{OWNER}"))
-        except (OSError, ValueError):
-            return None
-
-    def _is_live(self, folder: str) -> bool:
-        """Whether another run may still be writing `folder` (kept unless it is known to be gone)."""
-        if "staging-old-" in posixpath.basename(folder):
-            return False  # a replaced output left by a killed commit
-        owner = self._owner(folder)
-        if owner is None and self._only_rejected(folder):
-            return False  # what a run refused by the reject limit leaves for the user
-        if owner is None:  # no owner file yet (being created) or an older version's folder
-            modified = self.fs.modified(folder) if is_local(self.fs) else None
-            return modified is not None and time.time() - modified.timestamp() < ORPHAN_AGE_S
-        if owner.get("host") == socket.gethostname():
-            return _process_alive(int(owner.get("pid", 0)))
-        return True  # another machine's run: whether it is alive cannot be told from here
-
-    def _only_rejected(self, folder: str) -> bool:
-        names = {posixpath.basename(p.rstrip("/")) for p in self.fs.ls(folder, detail=False)}
-        return names == {REJECTED_DIR}
-
-    def _live_message(self, folder: str) -> str:
-        owner = self._owner(folder) or {}
-        who = (
-            f"process {owner['pid']} on {owner['host']}, started {owner.get('started', '?')}"
-            if owner
-            else "a run that started moments ago"
-        )
-        return (
-            f"another conversion ({who}) is writing {self.output} in {self.fs.unstrip_protocol(folder)}; "
-            "wait for it to finish, or remove that folder if that run is dead"
-        )
-
-    def _siblings(self) -> list[str]:
-        """Staging folders of earlier runs of this output (listed, not globbed: names may hold [ or *)."""
-        parent = posixpath.dirname(self.output)
-        return [
-            p
-            for p in self.fs.ls(parent, detail=False)
-            if posixpath.basename(p.rstrip("/")).startswith(posixpath.basename(self._prefix))
-        ]
+    def _foreign_files(self) -> bool:
+        """Whether the output holds files that are neither a dataset's nor a run folder."""
+        self.fs.invalidate_cache(self.output)
+        names = [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(self.output, detail=False)]
+        return any(not n.startswith(RUN_PREFIX) and n not in OURS for n in names)
 
     def keep_attempts(self, winners: dict[str, str]) -> None:
-        """Rename the attempt files Spark reported (temporary path → shard name) and drop the
-        ones that lost (failed or speculative task attempts)."""
-        for tmp_path, name in winners.items():
-            self.fs.mv(tmp_path, f"{self.path}/{name}")
-        for path in self.fs.ls(self.path, detail=False):
-            if ".tmp-" in posixpath.basename(path):
-                self.fs.rm(path)
+        """Rename the attempt files Spark reported (temporary path → shard name) and drop the ones that lost
+        (failed or speculative task attempts); shards written under their final names stay as they are."""
+        moved = [(tmp, f"{self.path}/{name}") for tmp, name in winners.items() if tmp != f"{self.path}/{name}"]
+        if not moved:  # every shard under its final name: no attempt file exists, no listing needed
+            return
+        for tmp_path, final in moved:
+            self.fs.mv(tmp_path, final)
+        self.fs.invalidate_cache(self.path)
+        losers = [p for p in self.fs.ls(self.path, detail=False) if ".tmp-" in posixpath.basename(p)]
+        if losers:
+            self.fs.rm(losers)
 
     def write_text(self, name: str, text: str) -> None:
         path = f"{self.path}/{name}"
@@ -157,37 +107,53 @@ class Staging:
             out.write(text)
 
     def drop_all_but_rejected(self) -> None:
-        """Remove everything but the rejected report (what a refused run leaves for the user; the
-        next run removes it)."""
-        for path in self.fs.ls(self.path, detail=False):
-            if posixpath.basename(path.rstrip("/")) != REJECTED_DIR:
-                self.fs.rm(path, recursive=True)
+        """Remove everything but the rejected report (what a refused run leaves for the user; vacuum removes it)."""
+        self.fs.invalidate_cache(self.path)
+        stale = [p for p in self.fs.ls(self.path, detail=False) if posixpath.basename(p.rstrip("/")) != REJECTED_DIR]
+        if stale:
+            self.fs.rm(stale, recursive=True)
 
-    def commit(self) -> None:
-        """Rename staging into place (replacing an existing output, which `begin` allowed)."""
-        self.fs.rm(f"{self.path}/{OWNER}")
-        old = None
-        if self.fs.exists(self.output):
-            old = f"{self._prefix}old-{uuid.uuid4().hex[:12]}"
-            self.fs.mv(self.output, old, recursive=True)
-        self.fs.mv(self.path, self.output, recursive=True)
-        if old is not None:
-            self.fs.rm(old, recursive=True)
+    def commit(self, manifest: Manifest) -> Version:
+        """Commit `manifest` (its shard paths relative to this run folder) as the next version.
+
+        Raises:
+            CommitConflict: another run committed first.
+        """
+        located = in_folder(manifest, self.run)
+        operation = "overwrite" if self.parent is not None else "convert"
+        version = commit_version(self.output_url, located, operation, self.parent, self.run)
+        self.committed = True  # from here the run folder belongs to a version: never removed by `abort`
+        publish_current(DatasetFolder(self.output_url), self.run)
+        return version
 
     def abort(self) -> None:
-        """Remove the staging folder (a failed run keeps nothing half-written)."""
+        """Remove this run's folder (a failed run keeps nothing half-written), unless a version lists it."""
+        if self.committed:
+            return
+        self.fs.invalidate_cache(self.path)
         if self.fs.exists(self.path):
             self.fs.rm(self.path, recursive=True)
+        if self.created_output and is_local(self.fs) and not os.listdir(self.output):
+            os.rmdir(self.output)  # the folder this run made for itself
 
 
-def _output_for(output_url: str) -> Staging:
-    """`InPlaceOutput` on object stores (written in place, without renames), a `Staging` folder elsewhere."""
-    fs, _ = filesystem(output_url)
-    return InPlaceOutput(output_url) if is_object_store(fs) else Staging(output_url)  # type: ignore[return-value]
+Staging = RunFolder  # the name the writers know it by
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def in_folder(manifest: Manifest, run: str) -> Manifest:
+    """`manifest` with each shard path prefixed by the run folder that holds it."""
+    splits = {
+        name: dataclasses.replace(
+            split, files=tuple(ShardFile(f"{run}/{f.path}", f.num_records, f.bytes) for f in split.files)
+        )
+        for name, split in manifest.splits.items()
+    }
+    return dataclasses.replace(manifest, splits=splits)
+
+
+def speculative(spark: object) -> bool:
+    """Whether Spark may run two attempts of a task at once (then attempt files are kept, and moved at commit)."""
+    return str(spark.conf.get("spark.speculation", "false")).lower() == "true"  # type: ignore[attr-defined]
 
 
 _STORAGE_ERRNOS = {
@@ -241,17 +207,17 @@ def check_paths(input_url: str, output_url: str) -> None:
 
 
 @contextlib.contextmanager
-def staged_output(input_url: str | None, output_url: str, mode: str) -> Iterator[Staging]:
-    """A staging folder for one run of `output_url`; removed if the body fails, kept with its
+def staged_output(input_url: str | None, output_url: str, mode: str) -> Iterator[RunFolder]:
+    """The run folder of one run of `output_url`; removed if the body fails before its commit, kept with its
     rejected report if the reject limit stopped the run."""
     if input_url is not None:
         check_paths(input_url, output_url)
-    staging = _output_for(output_url)
+    staging = RunFolder(output_url)
     staging.begin(mode)
     try:
         yield staging
     except RejectLimitExceeded:
-        raise  # the staging folder keeps the rejected report (and nothing else) for the user to read
+        raise  # the run folder keeps the rejected report (and nothing else) for the user to read
     except OSError as err:
         _abort_quietly(staging)
         if err.errno in _STORAGE_ERRNOS:
@@ -265,41 +231,40 @@ def staged_output(input_url: str | None, output_url: str, mode: str) -> Iterator
         raise
 
 
-def _abort_quietly(staging: Staging) -> None:
-    """Remove the staging folder; a storage that refuses even that must not hide the first error."""
+def _abort_quietly(staging: RunFolder) -> None:
+    """Remove the run folder; a storage that refuses even that must not hide the first error."""
     try:
         staging.abort()
     except OSError:
         pass
 
 
-def refuse_over_limit(staging: Staging, bad: int, total: int, limit: float, unit: str) -> None:
+def refuse_over_limit(staging: RunFolder, bad: int, total: int, limit: float, unit: str) -> None:
     """Stop the run if `bad` of `total` inputs exceed `limit` (writers may call it before writing shards).
 
     Raises:
-        RejectLimitExceeded: too many rejects; only the rejected report stays, in staging.
+        RejectLimitExceeded: too many rejects; only the rejected report stays, in the run folder.
     """
     if bad > limit * total:
         staging.drop_all_but_rejected()
         raise RejectLimitExceeded(
             f"{bad} of {total} {unit} rejected ({bad / total:.1%}) > --max-reject-fraction "
-            f"{limit}; nothing was written; see {staging.url()}/{REJECTED_DIR}"
+            f"{limit}; nothing was committed; see {staging.url()}/{REJECTED_DIR}"
         )
 
 
-def publish(staging: Staging, manifest: Manifest, bad: int, total: int, limit: float, unit: str) -> None:
-    """Refuse the run if `bad` of `total` inputs exceed `limit`; else write the manifest and
-    `_SUCCESS` and commit the staging folder.
+def publish(staging: RunFolder, manifest: Manifest, bad: int, total: int, limit: float, unit: str) -> Version:
+    """Refuse the run if `bad` of `total` inputs exceed `limit`; else commit the run's manifest as the next
+    version (`manifest.json` and `_SUCCESS` follow it).
 
     Raises:
-        RejectLimitExceeded: too many rejects; only the rejected report stays, in staging.
+        RejectLimitExceeded: too many rejects; only the rejected report stays, in the run folder.
         ConversionError: nothing could be converted.
         DatasetError: the manifest's counts do not reconcile.
+        CommitConflict: another run committed first.
     """
     refuse_over_limit(staging, bad, total, limit, unit)
     manifest.check()
     if manifest.num_records == 0:
         raise ConversionError(f"no record could be converted from {manifest.source_root}; see the rejected reasons")
-    staging.write_text(MANIFEST, manifest.to_json())
-    staging.write_text(SUCCESS, "")
-    staging.commit()
+    return staging.commit(manifest)

@@ -12,9 +12,10 @@ from typing import Any
 
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_ENCODED
-from dataset.layout import MANIFEST, REJECTED_REPORT, SUCCESS, DatasetFolder, tf_compression
-from dataset.manifest import Manifest, read_manifest, shard_urls
+from dataset.layout import MANIFEST, REJECTED_DIR, REJECTED_REPORT, SUCCESS, VERSIONS_DIR, DatasetFolder, tf_compression
+from dataset.manifest import Manifest, flat, read_manifest, shard_urls
 from dataset.object_store import local_copies
+from dataset.versions import all_versions
 
 _OFFSET = re.compile(r"at (?:byte )?(\d+)")
 
@@ -36,7 +37,9 @@ class ValidationReport:
             f"CRCs, features, parsing and counts agree{decoded}"
         ]
         if self.unlisted:
-            shown = ", ".join(self.unlisted[:10]) + (f" and {len(self.unlisted) - 10} more" if len(self.unlisted) > 10 else "")
+            shown = ", ".join(self.unlisted[:10]) + (
+                f" and {len(self.unlisted) - 10} more" if len(self.unlisted) > 10 else ""
+            )
             lines.append(f"  note: {len(self.unlisted)} files are not in the manifest (readers ignore them): {shown}")
         return "\n".join(lines)
 
@@ -144,15 +147,27 @@ def _check_manifest_features(manifest: Manifest) -> None:
             )
 
 
-def _unlisted_files(folder: DatasetFolder, manifest: Manifest) -> tuple[str, ...]:
-    listed = {f.path for split in manifest.splits.values() for f in split.files}
+def _unlisted_files(folder: DatasetFolder) -> tuple[str, ...]:
+    """Files that no version lists and no conversion keeps (version manifests, rejected reports)."""
+    listed = {
+        f.path
+        for version in all_versions(folder.url)
+        for split in version.manifest.splits.values()
+        for f in split.files
+    }
     listed |= {MANIFEST, SUCCESS, REJECTED_REPORT}
     root = folder.root.rstrip("/")
     found = [path[len(root) + 1 :] for path in folder.fs.find(root)]
-    return tuple(sorted(path for path in found if path not in listed))
+    return tuple(sorted(p for p in found if p not in listed and not _kept(p)))
 
 
-def validate_dataset(data_url: str, decode_sample: int | None = None) -> ValidationReport:
+def _kept(path: str) -> bool:
+    """A version manifest, or a rejected report (of the current version or of a run)."""
+    parts = path.split("/")
+    return parts[0] == VERSIONS_DIR or REJECTED_DIR in parts[:-1]
+
+
+def validate_dataset(data_url: str, decode_sample: int | None = None, version: int | None = None) -> ValidationReport:
     """Read every record of every shard: CRCs, every manifest feature present with its dtype and
     length, counts as in the manifest; decode the images of image records with training's decoder
     (all of them, or `decode_sample` per split, 0 for none); list files the manifest does not name.
@@ -163,7 +178,7 @@ def validate_dataset(data_url: str, decode_sample: int | None = None) -> Validat
     """
     from dataset.decode import scan_undecodable
 
-    manifest = read_manifest(data_url)
+    manifest = read_manifest(data_url, version)
     _check_manifest_features(manifest)
     folder = DatasetFolder(data_url)
     fs = folder.fs
@@ -186,7 +201,8 @@ def validate_dataset(data_url: str, decode_sample: int | None = None) -> Validat
             bad = []
             if manifest.kind == "images" and decode_sample != 0:
                 readable = os.path.dirname(local[0]) if local and local != urls else data_url
-                bad = scan_undecodable(readable, manifest, split, first_only=True, sample=decode_sample)
+                copies = flat(manifest) if readable != data_url else manifest  # local copies lie side by side
+                bad = scan_undecodable(readable, copies, split, first_only=True, sample=decode_sample)
                 by_name = {posixpath.basename(url): url for url in urls}  # records name the shard's URL, not a copy
                 bad = [dataclasses.replace(b, shard=by_name.get(posixpath.basename(b.shard), b.shard)) for b in bad]
         if manifest.kind == "images" and decode_sample != 0:
@@ -198,13 +214,13 @@ def validate_dataset(data_url: str, decode_sample: int | None = None) -> Validat
                     "--skip-undecodable"
                 )
             decoded += total if decode_sample is None else min(total, decode_sample)
-    unlisted = _unlisted_files(folder, manifest)
+    unlisted = _unlisted_files(folder)
     return ValidationReport(data_url, shards, sum(per_split.values()), per_split, decoded, unlisted)
 
 
-def inspect_examples(data_url: str, split: str, count: int) -> Iterator[dict[str, Any]]:
+def inspect_examples(data_url: str, split: str, count: int, version: int | None = None) -> Iterator[dict[str, Any]]:
     """Yield the first `count` examples of a split, decoded by the manifest's spec (bytes shortened)."""
-    manifest = read_manifest(data_url)
+    manifest = read_manifest(data_url, version)
     for url in shard_urls(data_url, manifest, split):  # one shard at a time: on a store, each is copied first
         with local_copies([url]) as (path,):
             for row in _examples(manifest, path, count):

@@ -8,7 +8,8 @@
   (a signature's inputs must be identifiers: `a.b` becomes `a_b`).
 
 `assets.extra/` holds `manifest.json` (the training data's manifest: kind, features, label,
-key, task) and `labels.json` (the model's classes, index = class id).
+key, task), `labels.json` (the model's classes, index = class id) and `lineage.json` (the dataset
+URL, version and version manifest sha256 it was trained on; see `dataset.versions.lineage`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ COLUMNS_INPUT = "columns"
 ASSETS = "assets.extra"
 LABELS_ASSET = "labels.json"
 MANIFEST_ASSET = "manifest.json"
+LINEAGE_ASSET = "lineage.json"  # {"data": URL, "version": N, "manifest_sha256": ...} of the training data
 
 
 def column_input_name(column: str) -> str:
@@ -77,3 +79,11 @@ def load_labels(export_dir: str) -> list[str]:
 def load_manifest(export_dir: str) -> Manifest:
     """The manifest of the data the export was trained on."""
     return Manifest.from_json(_read(export_dir, MANIFEST_ASSET))
+
+
+def load_lineage(export_dir: str) -> dict:
+    """The training data's URL, version and manifest sha256 recorded with the export ({} for older exports)."""
+    try:
+        return dict(json.loads(_read(export_dir, LINEAGE_ASSET)))
+    except InferenceError:
+        return {}

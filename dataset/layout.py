@@ -4,6 +4,10 @@
     manifest.json                          the contract (see `dataset.manifest`)
     _rejected/                             what was not converted, and why
     _SUCCESS                               written last: the folder is complete
+
+Versioned (see `dataset.versions`): each run writes its shards and rejected report into a folder of its own,
+`run-<UTC time>-<random>/`, named once; `_versions/NNNNNNNN.json` are the version manifests; `manifest.json`,
+`_rejected/` and `_SUCCESS` at the root are copies for the current version.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
 REJECTED_DIR = "_rejected"
 REJECTED_REPORT = f"{REJECTED_DIR}/rejected.jsonl"
+VERSIONS_DIR = "_versions"
+RUN_PREFIX = "run-"
 
 COMPRESSIONS = ("none", "gzip")  # only codecs tf.data reads
 _SUFFIX = {"none": "", "gzip": ".gz"}
@@ -27,6 +33,16 @@ _TF_NAME = {"none": "", "gzip": "GZIP"}
 def shard_file_name(split: str, index: int, count: int, compression: str) -> str:
     """`<split>-00003-of-00016.tfrecord` (`.gz` appended for gzip): the one naming of shards."""
     return f"{split}-{index:05d}-of-{count:05d}.tfrecord{_SUFFIX[compression]}"
+
+
+def version_file(number: int) -> str:
+    """`_versions/00000002.json`: the manifest of version `number`, relative to the dataset folder."""
+    return f"{VERSIONS_DIR}/{number:08d}.json"
+
+
+def run_folder_name(stamp: str, token: str) -> str:
+    """`run-20261206T103720Z-1f2e3d4c`: the folder of one run's files, a name never used twice."""
+    return f"{RUN_PREFIX}{stamp}-{token}"
 
 
 def tf_compression(compression: str) -> str:

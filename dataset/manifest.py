@@ -11,12 +11,12 @@ left out of the record) with the value readers supply there (`default`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_FEATURES, IMAGE_FILENAME, IMAGE_LABEL_TEXT
-from dataset.layout import MANIFEST, SUCCESS, DatasetFolder
+from dataset.layout import DatasetFolder
 
 FORMAT_VERSION = 3  # 3: dates and timestamps (logical types), missing values left out of records (null counts)
 READABLE_VERSIONS = (2, 3)  # 2: typed table section, record Spark types, label and key features named; no nulls
@@ -275,26 +275,26 @@ def image_features() -> dict[str, Feature]:
 IMAGE_LABEL_FEATURE, IMAGE_KEY_FEATURE = IMAGE_LABEL_TEXT, IMAGE_FILENAME
 
 
-def read_manifest(data_url: str) -> Manifest:
-    """Load the manifest of a committed dataset folder.
+def read_manifest(data_url: str, version: int | None = None) -> Manifest:
+    """Load the manifest of version `version` (default: the current one) of a committed dataset folder; a folder
+    written before versions is version 1 (see `dataset.versions`).
 
     Raises:
-        DatasetError: the folder is missing, not committed (no `_SUCCESS`) or its manifest is unreadable.
+        DatasetError: the folder is missing, not committed, has no such version, or its manifest is unreadable.
     """
-    folder = DatasetFolder(data_url)
-    fs = folder.fs
-    if not fs.isdir(folder.root):
-        raise DatasetError(f"dataset folder {data_url} does not exist; pass the --output of a conversion")
-    if not fs.exists(folder.path(SUCCESS)) or not fs.exists(folder.path(MANIFEST)):
-        raise DatasetError(
-            f"{data_url} has no {SUCCESS} or {MANIFEST}: it is not a finished conversion; run the conversion (again)"
-        )
-    try:
-        manifest = Manifest.from_json(fs.cat_file(folder.path(MANIFEST)).decode("utf-8"))
-    except (ValueError, KeyError, TypeError) as err:
-        raise DatasetError(f"{data_url}/{MANIFEST} is not a valid manifest: {err!r}") from err
-    manifest.check()
-    return manifest
+    from dataset.versions import read_version  # it builds on this module
+
+    return read_version(data_url, version).manifest
+
+
+def flat(manifest: Manifest) -> Manifest:
+    """`manifest` with each shard path cut to its file name: the manifest of local copies made side by side
+    (`dataset.object_store.stage_to_local`), where a version's shards sit in run folders (`run-…/<name>`)."""
+    splits = {
+        name: replace(split, files=tuple(replace(f, path=f.path.rsplit("/", 1)[-1]) for f in split.files))
+        for name, split in manifest.splits.items()
+    }
+    return replace(manifest, splits=splits)
 
 
 def shard_urls(data_url: str, manifest: Manifest, split: str, non_empty: bool = False) -> list[str]:

@@ -41,7 +41,7 @@ def _restored(records: Any, manifest: Manifest) -> Any:
     )
 
 
-def read_split(spark: Any, data_url: str, split: str | None = None) -> Any:
+def read_split(spark: Any, data_url: str, split: str | None = None, version: int | None = None) -> Any:
     """The records of one split, or of every split with a `split` column, as a DataFrame.
 
     Columns are the manifest's features (sorted by name), with their manifest Spark types.
@@ -50,7 +50,7 @@ def read_split(spark: Any, data_url: str, split: str | None = None) -> Any:
         DatasetError: the folder is not a finished dataset, the split does not exist, or (every
             split) a feature is already called `split`.
     """
-    manifest = read_manifest(data_url)
+    manifest = read_manifest(data_url, version)
     if split is not None:
         return _read_shards(spark, shard_urls(data_url, manifest, split, non_empty=True), manifest)
     if SPLIT_COLUMN in manifest.features:

@@ -150,9 +150,9 @@ def _predict_shards(
                     yield _frame(keys, _text(parsed[label]), predict(**{EXAMPLES_INPUT: batch}), labels)
 
 
-def predict_split(spark: SparkSession, export_dir: str, data: str, split: str) -> DataFrame:
+def predict_split(spark: SparkSession, export_dir: str, data: str, split: str, version: int | None = None) -> DataFrame:
     """Predictions for every record of a converted split (key: image/filename, or the table's key column)."""
-    manifest = read_manifest(data)
+    manifest = read_manifest(data, version)
     labels = load_labels(export_dir)
     check_labels(labels, list(manifest.labels), f"dataset {data}")
     paths = shard_urls(data, manifest, split)

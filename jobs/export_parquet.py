@@ -22,6 +22,7 @@ from dataset.manifest import read_manifest
 from dataset.spark_read import SPLIT_COLUMN, read_split
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
+from jobs.versions import add_version_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--data", required=True, help="dataset folder written by a conversion job")
+    add_version_argument(parser)
     parser.add_argument("--split", help="the split to export (default: every split, partitioned by split)")
     parser.add_argument("--output", required=True, help="Parquet folder to write")
     parser.add_argument(
@@ -40,25 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def export_parquet(spark, data_url: str, output: str, split: str | None = None, mode: str = "error") -> int:
+def export_parquet(
+    spark, data_url: str, output: str, split: str | None = None, mode: str = "error", version: int | None = None
+) -> int:
     """Write the records of `split` (or of every split, partitioned by split) to Parquet; the row count.
 
     Raises:
         DatasetError: `data_url` is not a finished dataset, or has no such split.
         OptionError: `output` exists and `mode` is "error".
     """
-    frame = read_split(spark, data_url, split)
+    frame = read_split(spark, data_url, split, version)
     writer = frame.write.mode(mode)
     if split is None:
         writer = writer.partitionBy(SPLIT_COLUMN)
     writer.parquet(output)
-    manifest = read_manifest(data_url)
+    manifest = read_manifest(data_url, version)
     return manifest.num_records if split is None else manifest.split(split).num_records
 
 
 def _check_before_spark(args: argparse.Namespace) -> None:
     """Every mistake that needs no Spark, reported before the JVM starts."""
-    manifest = read_manifest(args.data)
+    manifest = read_manifest(args.data, args.data_version)
     if args.split is not None:
         manifest.split(args.split)
     fs, path = filesystem(args.output)
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         _check_before_spark(args)
         spark = spark_session(args, "export_parquet", tfrecord=True)
-        count = export_parquet(spark, args.data, args.output, args.split, args.mode)
+        count = export_parquet(spark, args.data, args.output, args.split, args.mode, args.data_version)
         print(f"wrote {count} records of {args.split or 'every split'} to {args.output}")
         return 0
 

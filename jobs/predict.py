@@ -12,13 +12,14 @@ import sys
 
 from conversion.tables.options import key_values
 from dataset.errors import InferenceError
-from dataset.export import resolve_export
+from dataset.export import load_lineage, resolve_export
 from dataset.fs import filesystem
 from dataset.progress import interval_seconds, job_group, tasks_line, ticking
 from inference.predict import accuracy, predict_images, predict_split, predict_table_file
 from jobs.convert_table import add_read_option_argument
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
+from jobs.versions import add_version_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv-null-value", default="", help="--table-file CSV: one more text that means missing")
     add_read_option_argument(parser)
     parser.add_argument("--split", default="test", help="split of --data to predict")
+    add_version_argument(parser)
     parser.add_argument("--output", required=True, help="Parquet folder to write")
     parser.add_argument("--mode", choices=["error", "overwrite"], default="error", help="when --output exists")
     parser.add_argument(
@@ -41,6 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_spark_arguments(parser)
     return parser
+
+
+def lineage_line(export: str) -> str:
+    """What the model was trained on, from its export (`assets.extra/lineage.json`)."""
+    seen = load_lineage(export)
+    if not seen:
+        return f"model {export}: trained on data of unknown version (exported before lineage was recorded)"
+    return (
+        f"model {export}: trained on {seen['data']} version {seen['version']} "
+        f"(manifest sha256 {seen['manifest_sha256']})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             raise InferenceError(
                 f"--output {args.output} already exists; pass --mode overwrite to replace it or choose another --output"
             )
+        print(lineage_line(export))
         spark = spark_session(args, "predict")
         if args.data:
-            predictions = predict_split(spark, export, args.data, args.split)
+            predictions = predict_split(spark, export, args.data, args.split, args.data_version)
         elif args.images:
             predictions = predict_images(spark, export, args.images)
         else:

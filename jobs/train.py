@@ -13,6 +13,7 @@ import sys
 
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
+from jobs.versions import add_version_argument
 from training.config import TrainConfig, load_params
 from training.run import run_training
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="train", description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--data", required=True, help="dataset folder written by a conversion job")
+    add_version_argument(parser)
     parser.add_argument(
         "--model-dir", required=True, help="checkpoints, summaries, metrics.json and export/ (any tf.io.gfile path)"
     )
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         config = TrainConfig(
             data=args.data,
+            data_version=args.data_version,
             model_dir=args.model_dir,
             params=load_params(args.params_file, {"learning_rate": args.learning_rate}),
             train_split=args.train_split,

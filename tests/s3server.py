@@ -2,9 +2,10 @@
 
 Two back-ends:
 
-* ``s3proxy`` (default): S3Proxy 2.6.0 (Jetty, in-memory "transient" store) from the jar that
+* ``s3proxy`` (default): S3Proxy (Jetty, in-memory "transient" store) from the jar that
   ``make objectstore-jars`` downloads to ``.cache/jars/`` (override with ``S3PROXY_JAR``). Answers requests
-  concurrently; needs Java 17 (``JAVA_HOME`` or ``java`` on PATH).
+  concurrently; needs Java 17 (``JAVA_HOME`` or ``java`` on PATH). ``version``: "4.0.0" (default), which
+  honours ``If-None-Match: *`` (a put-if-absent), or "2.6.0", which ignores it.
 * ``moto``: moto's standalone server (``python -m moto.server``), for machines without Java.
 
     with s3_server() as s3:                      # s3: S3Endpoint
@@ -34,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-S3PROXY_JAR_NAME = "s3proxy-2.6.0-jar-with-dependencies.jar"
+S3PROXY_VERSIONS = ("4.0.0", "2.6.0")
+DEFAULT_S3PROXY_VERSION = "4.0.0"
 DEFAULT_JAR_CACHE = REPO / ".cache" / "jars"
 
 # S3Proxy rejects the CRC checksums (aws-chunked trailers) that botocore >= 1.36 sends by default.
@@ -83,9 +85,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def s3proxy_jar() -> Path:
-    """The S3Proxy jar: $S3PROXY_JAR or .cache/jars/; tells how to get it when it is missing."""
-    jar = Path(os.environ.get("S3PROXY_JAR") or DEFAULT_JAR_CACHE / S3PROXY_JAR_NAME)
+def s3proxy_jar(version: str = DEFAULT_S3PROXY_VERSION) -> Path:
+    """The S3Proxy jar of `version`: $S3PROXY_JAR (the default version only) or .cache/jars/; tells how to get it
+    when it is missing."""
+    if version not in S3PROXY_VERSIONS:
+        raise ValueError(f"unknown S3Proxy version {version!r}: use one of {', '.join(S3PROXY_VERSIONS)}")
+    cached = DEFAULT_JAR_CACHE / f"s3proxy-{version}-jar-with-dependencies.jar"
+    jar = Path(os.environ.get("S3PROXY_JAR") or cached) if version == DEFAULT_S3PROXY_VERSION else cached
     if not jar.is_file():
         raise FileNotFoundError(f"{jar} is missing: run `make objectstore-jars` (or set S3PROXY_JAR)")
     return jar
@@ -104,7 +110,7 @@ def java_executable() -> str:
     return found
 
 
-def _s3proxy_command(workdir: Path, port: int, access_key: str, secret_key: str, store: str) -> list[str]:
+def _s3proxy_command(workdir: Path, port: int, access_key: str, secret_key: str, store: str, version: str) -> list[str]:
     props = workdir / "s3proxy.conf"
     lines = [
         f"s3proxy.endpoint=http://127.0.0.1:{port}",
@@ -119,7 +125,7 @@ def _s3proxy_command(workdir: Path, port: int, access_key: str, secret_key: str,
         (workdir / "data").mkdir()
         lines.append(f"jclouds.filesystem.basedir={workdir / 'data'}")
     props.write_text("\n".join(lines) + "\n")
-    return [java_executable(), "-Xmx1g", "-jar", str(s3proxy_jar()), "--properties", str(props)]
+    return [java_executable(), "-Xmx1g", "-jar", str(s3proxy_jar(version)), "--properties", str(props)]
 
 
 def _moto_command(port: int) -> list[str]:
@@ -180,11 +186,12 @@ def s3_server(
     bucket: str = "test-bucket",
     store: str = "transient",
     startup_timeout: float = 60.0,
+    version: str = DEFAULT_S3PROXY_VERSION,
 ) -> Iterator[S3Endpoint]:
     """Start an S3 server on 127.0.0.1 (a free port), create `bucket`, yield its S3Endpoint, always stop it.
 
     backend: "s3proxy" (default, or $TEST_S3_BACKEND) or "moto". store (S3Proxy only): "transient" keeps objects
-    in the JVM heap; "filesystem" in a temporary folder.
+    in the JVM heap; "filesystem" in a temporary folder. version (S3Proxy only): "4.0.0" or "2.6.0".
     """
     backend = backend or os.environ.get("TEST_S3_BACKEND", "s3proxy")
     access_key, secret_key = "testkey", "testsecret"
@@ -192,7 +199,7 @@ def s3_server(
         workdir = Path(tmp)
         port = free_port()
         if backend == "s3proxy":
-            cmd = _s3proxy_command(workdir, port, access_key, secret_key, store)
+            cmd = _s3proxy_command(workdir, port, access_key, secret_key, store, version)
         elif backend == "moto":
             cmd = _moto_command(port)
         else:

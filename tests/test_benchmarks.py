@@ -69,8 +69,8 @@ EXPECTED = {
         r"^  fs\.find, serial +\d+\.\d\d s +\d+ keys/s ",
         rf"^  ratio serial/parallel {FIGURE}   \(fs\.find / list_files; ",
         r"^== commit: 50 shards of 4 KB, 20 ms a request ==$",
-        r"^    requests: \d+ \(copy \d+, .+\), \d+/s through the proxy$",  # the rename copies every shard
-        rf"^  ratio rename/in place {FIGURE}   \(>1: in place is faster; no target\)$",
+        r"^  version commit +\d+\.\d\d s +\(report, version file, manifest\.json, _SUCCESS\)$",
+        r"^    requests: \d+ \(.+\), \d+/s through the proxy$",
     ],
     "image_writer": [
         r"^== image records written by: small files: 200 PNG 64x64 RGB, header check only ==$",

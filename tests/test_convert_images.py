@@ -149,24 +149,33 @@ def test_rejects_are_reported_with_reasons_and_counts_reconcile(converted):
     assert summary.rejected == manifest.num_rejected
 
 
+def run_folder(dataset: Path) -> Path:
+    """The one run folder of a dataset written by one conversion."""
+    (run,) = dataset.glob("run-*")
+    return run
+
+
 def test_layout_manifest_and_shards(converted):
     out, good, _ = converted
     manifest = read_manifest(str(out))
     shards = {split: min(2, info.num_records) for split, info in manifest.splits.items()}
     assert sorted(shards) == ["test", "train", "validation"] and shards["train"] == 2
-    names = sorted(p.name for p in out.iterdir())
-    assert names == ["_SUCCESS", "_rejected", "manifest.json"] + sorted(
+    run = run_folder(out)
+    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "_rejected", "_versions", "manifest.json", run.name]
+    assert sorted(p.name for p in run.iterdir()) == ["_rejected"] + sorted(
         f"{split}-0000{i}-of-0000{n}.tfrecord" for split, n in shards.items() for i in range(n)
     )
+    assert [p.name for p in (out / "_versions").iterdir()] == ["00000001.json"]
+    assert (out / "_versions" / "00000001.json").read_bytes() == (out / "manifest.json").read_bytes()
+    assert (out / "_rejected" / "rejected.jsonl").read_bytes() == (run / "_rejected" / "rejected.jsonl").read_bytes()
     assert manifest.features["image/encoded"].dtype == "string"
     assert manifest.features["image/class/label"].spark_type == "bigint"
     for split, info in manifest.splits.items():
         assert [f.path for f in info.files] == [
-            f"{split}-0000{i}-of-0000{shards[split]}.tfrecord" for i in range(shards[split])
+            f"{run.name}/{split}-0000{i}-of-0000{shards[split]}.tfrecord" for i in range(shards[split])
         ]
         assert all(f.num_records > 0 and f.bytes == (out / f.path).stat().st_size for f in info.files)
         assert sum(info.label_counts.values()) == info.num_records
-    assert not list(out.parent.glob(".dataset.staging-*"))
 
 
 def test_rerun_gives_byte_identical_shards_and_added_files_keep_their_split(spark, tree, converted, tmp_path):
@@ -174,8 +183,10 @@ def test_rerun_gives_byte_identical_shards_and_added_files_keep_their_split(spar
     out, _, _ = converted
     again = tmp_path / "again"
     convert_images(spark, ImageConvertOptions(str(root), str(again), num_shards=2, max_reject_fraction=0.5))
-    for shard in out.glob("*.tfrecord"):
-        assert (again / shard.name).read_bytes() == shard.read_bytes()
+    shards = list(run_folder(out).glob("*.tfrecord"))
+    assert len(shards) == 5  # validation holds one record
+    for shard in shards:
+        assert (run_folder(again) / shard.name).read_bytes() == shard.read_bytes()
     before = {name: row["split"] for name, row in read_records(out).items()}
     bigger = tmp_path / "bigger"
     for relpath, data in good.items():
@@ -210,7 +221,7 @@ def test_gzip_resize_reencode_fixed_labels_and_split_folders(spark, tmp_path):
     assert summary.records == {"train": 6, "test": 6}
     assert summary.rejected == {"unknown_label": 6}
     records = read_records(out)
-    assert sorted(p.name for p in out.glob("*.gz")) == [
+    assert sorted(p.name for p in run_folder(out).glob("*.gz")) == [
         f"{s}-0000{i}-of-00002.tfrecord.gz" for s in ("test", "train") for i in range(2)
     ]
     for name, row in records.items():
@@ -241,18 +252,22 @@ def test_output_modes_and_bad_paths(spark, tree, converted, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConversionError, match="input folder is empty"):
         convert_images(spark, ImageConvertOptions(str(tmp_path / "empty"), str(tmp_path / "o2")))
-    assert not (tmp_path / "o2").exists() and not list(tmp_path.glob(".o2.staging-*"))
+    assert not (tmp_path / "o2").exists()
     small = tmp_path / "small"
     write(small, "x/1.png", image_bytes("PNG"))
     target = tmp_path / "target"
     write(target, "old-file", b"old")
     convert_images(spark, ImageConvertOptions(str(small), str(target), splits=(("train", 1.0),), mode="overwrite"))
+    run = run_folder(target)  # a folder that held no dataset takes one beside the files it held: nothing deleted
     assert sorted(p.name for p in target.iterdir()) == [
         "_SUCCESS",
         "_rejected",
+        "_versions",
         "manifest.json",
-        "train-00000-of-00001.tfrecord",
+        "old-file",
+        run.name,
     ]
+    assert sorted(p.name for p in run.iterdir()) == ["_rejected", "train-00000-of-00001.tfrecord"]
 
 
 def test_too_many_rejects_fails_and_writes_only_the_report(spark, tree, tmp_path):
@@ -260,10 +275,10 @@ def test_too_many_rejects_fails_and_writes_only_the_report(spark, tree, tmp_path
     out = tmp_path / "strict"
     with pytest.raises(ConversionError, match=r"5 of 54 images rejected \(9.3%\) > --max-reject-fraction 0.05"):
         convert_images(spark, ImageConvertOptions(str(root), str(out), num_shards=2))
-    assert not out.exists()
-    (staging,) = tmp_path.glob(".strict.staging-*")
-    assert sorted(p.name for p in staging.iterdir()) == ["_rejected"]
-    assert len((staging / "_rejected" / "rejected.jsonl").read_text().splitlines()) == len(BAD)
+    run = run_folder(out)  # no version: only the refused run's report, where the message points
+    assert [p.name for p in out.iterdir()] == [run.name]
+    assert sorted(p.name for p in run.iterdir()) == ["_rejected"]
+    assert len((run / "_rejected" / "rejected.jsonl").read_text().splitlines()) == len(BAD)
 
 
 def test_a_task_failing_mid_write_is_retried_and_every_record_is_written_once(spark, tree, tmp_path):

@@ -211,7 +211,8 @@ def test_null_reject_policy_and_reject_limit(spark, parquet, tmp_path):
                 output=str(tmp_path / "o"), label="label", input=str(parquet), format="parquet", null_policy="reject"
             ),
         )
-    assert not (tmp_path / "o").exists()
+    (refused,) = (tmp_path / "o").iterdir()  # no version: the refused run's folder with its report only
+    assert refused.name.startswith("run-") and [p.name for p in refused.iterdir()] == ["_rejected"]
     out = tmp_path / "ok"
     convert_table(
         spark,
@@ -513,17 +514,19 @@ def test_each_shard_file_holds_exactly_its_rows_in_order_and_gzip_reruns_are_ide
     want: dict[str, list[int]] = {name: [] for name in names}
     for r in sorted(rows, key=lambda r: (r["order"], r["h"])):  # inside a shard: by a hash of the key
         want[names[r["shard"]]].append(r["id"])
-    assert sorted(p.name for p in (tmp_path / "one").glob("*.tfrecord*")) == sorted(names)
+    (one,) = (tmp_path / "one").glob("run-*")
+    assert sorted(p.name for p in one.glob("*.tfrecord*")) == sorted(names)
     assert [len(manifest.split(s).files) for s in ("test", "train")] == [16, 16]
-    got = {name: [parse_example(r)["id"][0] for r in file_records(tmp_path / "one" / name)] for name in names}
+    got = {name: [parse_example(r)["id"][0] for r in file_records(one / name)] for name in names}
     assert got == want  # every file holds exactly its shard's rows, in the key-hash order
     assert any(not ids for ids in want.values())  # an empty shard is still a (valid, empty) file
     for name in names:
-        file = next(f for s in manifest.splits.values() for f in s.files if f.path == name)
-        assert file.num_records == len(want[name]) and file.bytes == (tmp_path / "one" / name).stat().st_size
+        file = next(f for s in manifest.splits.values() for f in s.files if f.path == f"{one.name}/{name}")
+        assert file.num_records == len(want[name]) and file.bytes == (one / name).stat().st_size
     convert(tmp_path / "two")
+    (two,) = (tmp_path / "two").glob("run-*")
     for name in names:
-        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+        assert (two / name).read_bytes() == (one / name).read_bytes()
 
 
 def test_shard_records_come_from_bucket_counts_only_when_the_shard_count_divides_the_buckets():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dataset.errors import DatasetError
 from dataset.manifest import read_manifest
 from tests.images import image_bytes, write
 
@@ -101,17 +102,23 @@ def test_killed_conversion_leaves_nothing_for_training_and_a_rerun_completes(tmp
         [sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".out.staging-*/*.tmp-*")):
+    while not list(tmp_path.glob("out/run-*/*.tfrecord")):
         assert driver.poll() is None, "the conversion ended before it could be killed"
         assert time.monotonic() < deadline, "no shard was being written after 120 s"
         time.sleep(0.05)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Spark JVM it started
     driver.wait(timeout=30)
-    assert not out.exists()  # no manifest.json or _SUCCESS where training would look
-    result = run_job(*args)
+    (killed,) = out.iterdir()  # the killed run's folder, which no version lists: no dataset where training looks
+    assert killed.name.startswith("run-")
+    with pytest.raises(DatasetError, match="not a finished conversion"):
+        read_manifest(str(out))
+    result = run_job(*args)  # --mode error: a folder holding only runs that never committed is no dataset
     assert result.returncode == 0, result.stderr[-2000:]
     assert read_manifest(str(out)).num_records == 600
-    assert not list(tmp_path.glob(".out.staging-*"))
+    vacuum = run_job("jobs/versions.py", "--data", str(out), "--vacuum", "--min-age-hours", "0", "--yes")
+    assert vacuum.returncode == 0, vacuum.stderr
+    assert not killed.exists() and len(list(out.glob("run-*"))) == 1
+    assert read_manifest(str(out)).num_records == 600
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """The jobs on an S3-compatible server (S3Proxy on 127.0.0.1): the standard AWS variables reach every component,
-`s3://` and `s3a://` both work, and the in-place commit (conversion/in_place.py) copies nothing and survives a kill.
+`s3://` and `s3a://` both work, and the commit (conversion/publish.py: a run folder and one version file) copies
+no shard and survives a kill.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset.errors import DatasetError
 from dataset.manifest import read_manifest
 from dataset.object_store import s3_filesystem
+from dataset.versions import read_version
 from jobs import convert_images as convert_job
 from tests.latency_proxy import LatencyProxy
 from tests.s3server import s3_server_fixture
@@ -27,7 +28,7 @@ from tests.test_convert_images import BAD, make_tree, read_records
 
 REPO = Path(__file__).resolve().parent.parent
 s3 = s3_server_fixture(scope="module")
-DATASET_NAMES = ["_SUCCESS", "_rejected", "manifest.json", "train-00000-of-00001.tfrecord"]
+DATASET_NAMES = ["_SUCCESS", "_rejected", "_versions", "manifest.json"]  # and one run folder per conversion
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,10 @@ def store_env(s3, spark, monkeypatch):
     spark.sparkContext.environment.update(saved)
 
 
+def runs(fs, url: str) -> list[str]:
+    return [n for n in names(fs, url) if n.startswith("run-")]
+
+
 def names(fs, url: str) -> list[str]:
     fs.invalidate_cache()
     return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(url, detail=False)) if fs.exists(url) else []
@@ -69,12 +74,15 @@ def test_images_from_s3a_to_s3_every_file_in_a_shard_or_rejected_and_no_copy(s3,
     argv = ["--input", f"s3a://{s3.bucket}/raw", "--output", out, "--num-shards", "2", "--max-reject-fraction", "0.5"]
     assert convert_job.main([*argv, "--read-concurrency", "8"]) == 0
     counted = store_env.counts()
-    assert counted["copy"] == 0, counted  # shards are written once, under their final names
+    assert counted["copy"] == 1, counted  # shards are written once, under their final names; the report is copied
 
     fs = s3_filesystem()
-    assert names(fs, out) == ["_SUCCESS", "_rejected", "manifest.json", "test-00000-of-00002.tfrecord",
-                              "test-00001-of-00002.tfrecord", "train-00000-of-00002.tfrecord",
-                              "train-00001-of-00002.tfrecord", "validation-00000-of-00001.tfrecord"]  # fmt: skip
+    (run,) = runs(fs, out)
+    assert names(fs, out) == [*DATASET_NAMES, run]
+    assert names(fs, f"{out}/{run}") == ["_rejected", "test-00000-of-00002.tfrecord", "test-00001-of-00002.tfrecord",
+                                         "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord",
+                                         "validation-00000-of-00001.tfrecord"]  # fmt: skip
+    assert names(fs, f"{out}/_versions") == ["00000001.json"]
     local = download(fs, out, tmp_path / "x")
     records = read_records(local)
     assert set(records) == set(raw_images)
@@ -100,41 +108,46 @@ def _convert_in_child(env: dict[str, str], argv: list[str], log: Path) -> subpro
 
 
 @pytest.mark.slow
-def test_a_killed_overwrite_leaves_no_dataset_and_the_rerun_completes_without_copies(
+def test_a_killed_overwrite_leaves_the_current_version_and_the_rerun_commits_the_next_without_copies(
     s3, raw_images, store_env, tmp_path
 ):
     out = f"s3://{s3.bucket}/datasets/killed"
     base = ["--input", f"s3://{s3.bucket}/raw", "--output", out, "--splits", "train=1", "--max-reject-fraction", "0.5"]
-    assert convert_job.main([*base, "--num-shards", "1"]) == 0  # a finished dataset, about to be replaced
+    assert convert_job.main([*base, "--num-shards", "1"]) == 0  # version 1, about to be replaced
     fs = s3_filesystem()
-    assert names(fs, out) == DATASET_NAMES
+    (first,) = runs(fs, out)
+    assert names(fs, out) == [*DATASET_NAMES, first]
+    version_1 = fs.cat_file(f"{out}/manifest.json")
 
     # The overwrite runs in its own Spark behind a slow proxy (40 ms a request) and is SIGKILLed once its first
-    # shard exists: before its manifest and _SUCCESS.
+    # shard exists: before its commit.
     with LatencyProxy("127.0.0.1", s3.port, delay_ms=40) as slow:
         child = _convert_in_child(
             s3.env(slow.endpoint), [*base, "--num-shards", "8", "--mode", "overwrite"], tmp_path / "child.log"
         )
         try:
             deadline = time.monotonic() + 240
-            while not any(n.endswith(".tfrecord") and "-of-00008" in n for n in names(fs, out)):
+            while not any(n.endswith("-of-00008.tfrecord") for r in runs(fs, out) for n in names(fs, f"{out}/{r}")):
                 assert child.poll() is None, (tmp_path / "child.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, "no shard appeared"
                 time.sleep(0.05)
         finally:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait(30)
-    left = names(fs, out)
-    assert "_CONVERTING" in left and "_SUCCESS" not in left and "manifest.json" not in left, left
-    assert not [n for n in left if "-of-00001" in n], left  # the old dataset's shards are gone
-    with pytest.raises(DatasetError, match="not a finished conversion"):
-        read_manifest(out)
+    (killed,) = set(runs(fs, out)) - {first}
+    assert names(fs, out) == sorted([*DATASET_NAMES, first, killed])
+    assert names(fs, f"{out}/_versions") == ["00000001.json"] and fs.cat_file(f"{out}/manifest.json") == version_1
+    assert read_manifest(out).num_records == len(raw_images)  # version 1: current, complete, readable
+    assert set(read_records(download(fs, out, tmp_path / "v1"))) == set(raw_images)
 
+    assert convert_job.main([*base, "--num-shards", "1"]) == 2  # --mode error: a dataset is there
     store_env.reset()
-    assert convert_job.main([*base, "--num-shards", "1"]) == 0  # --mode error: leftovers of a killed run are ours
-    assert store_env.counts()["copy"] == 0
-    assert names(fs, out) == DATASET_NAMES
-    assert read_manifest(out).num_records == len(raw_images)
+    assert convert_job.main([*base, "--num-shards", "2", "--mode", "overwrite"]) == 0
+    assert store_env.counts()["copy"] == 1  # the rejected report to _rejected/; no shard
+    (second,) = set(runs(fs, out)) - {first, killed}
+    assert names(fs, f"{out}/_versions") == ["00000001.json", "00000002.json"]
+    assert read_version(out).info.run == second and read_manifest(out).num_records == len(raw_images)
+    assert [f.path for f in read_manifest(out, 1).split("train").files] == [f"{first}/train-00000-of-00001.tfrecord"]
 
 
 def test_mode_error_refuses_a_dataset_and_a_foreign_folder(s3, raw_images, store_env, capsys):

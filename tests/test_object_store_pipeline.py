@@ -5,6 +5,7 @@ predicted from the server's export; a table converted from Parquet on s3a://.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from dataset.manifest import read_manifest
 from dataset.object_store import s3_filesystem, s3fs_storage_options
+from dataset.versions import read_version
 from demo.data import SHAPES, generate_tree
 from jobs import convert_images, predict, train, validate
 from tests.latency_proxy import LatencyProxy
@@ -73,7 +75,13 @@ def test_images_converted_validated_trained_resumed_and_predicted_on_the_store(s
 
     out = tmp_path / "predictions"
     assert predict.main(["--model", model_dir, "--data", data, "--split", "test", "--output", str(out)]) == 0
-    assert capsys.readouterr().out.strip().startswith(f"Wrote {manifest.splits['test'].num_records} predictions")
+    printed = capsys.readouterr().out.splitlines()
+    version = read_version(data)
+    assert metrics["data"] == {"data": data, "version": 1, "manifest_sha256": version.sha256}  # lineage
+    assert json.loads(fs.cat(f"{export}/assets.extra/lineage.json")) == metrics["data"]
+    assert version.sha256 == hashlib.sha256(fs.cat(f"{data}/manifest.json")).hexdigest()
+    assert printed[0] == f"model {export}: trained on {data} version 1 (manifest sha256 {version.sha256})"
+    assert printed[1].startswith(f"Wrote {manifest.splits['test'].num_records} predictions")
     rows = pd.read_parquet(out)
     assert len(rows) == manifest.splits["test"].num_records and rows["error"].isna().all()
     assert (rows["predicted_label"] == rows["true_label"]).mean() == pytest.approx(
@@ -99,10 +107,14 @@ def test_a_table_from_parquet_on_s3a_to_the_store(s3, store_env, tmp_path):
     print(f"table conversion on the store: {counted}")
     # Spark's task commit moves each part file into the output (algorithm 2), then the writer names it as its
     # shard by another move (conversion/tables/shards.py): two copies per shard, and one for the rejected report
-    assert counted["copy"] == 2 * 6 + 1, counted
+    # and two for the copy of the report's files (its part file and Spark's _SUCCESS) to the dataset's _rejected/
+    assert counted["copy"] == 2 * 6 + 1 + 2, counted
     manifest = read_manifest(out)
     assert manifest.num_records == 200 and manifest.kind == "table"
     names = sorted(p.rsplit("/", 1)[-1] for p in store_env.ls(out, detail=False))
-    assert names == ["_SUCCESS", "_rejected", "manifest.json", *sorted(
+    run = next(n for n in names if n.startswith("run-"))
+    assert names == ["_SUCCESS", "_rejected", "_versions", "manifest.json", run]
+    shards = sorted(p.rsplit("/", 1)[-1] for p in store_env.ls(f"{out}/{run}", detail=False))
+    assert shards == ["_rejected", *sorted(
         f"{split}-0000{i}-of-00002.tfrecord" for split in ("test", "train", "validation") for i in range(2)
     )]  # fmt: skip

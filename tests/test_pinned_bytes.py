@@ -86,7 +86,15 @@ def table_csv(path: Path) -> Path:
 
 
 def shard_hashes(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.tfrecord*"))}
+    """Shard name → sha256, for the shards the manifest lists (all in the one run folder; versions named them
+    `<run folder>/<shard name>`, the shard names and bytes did not change)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    paths = sorted(f["path"] for split in manifest["splits"].values() for f in split["files"])
+    (run,) = {path.split("/")[0] for path in paths}
+    assert run.startswith("run-") and sorted(p.name for p in (folder / run).glob("*.tfrecord*")) == sorted(
+        path.split("/", 1)[1] for path in paths
+    )
+    return {path.split("/", 1)[1]: hashlib.sha256((folder / path).read_bytes()).hexdigest() for path in paths}
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,9 @@ def test_images_predict_with_bad_ones_reported_and_unknown_folders_refused(spark
     code, err, printed = _job(capsys, "--model", export, "--images", str(images), "--output", str(out))
     assert (code, err) == (0, "")
     assert printed.strip().endswith("; 3 inputs could not be predicted (their reason is in the error column)")
-    assert printed.startswith(f"Wrote 4 predictions to {out}; accuracy ")
+    lineage, wrote = printed.splitlines()
+    assert lineage.startswith(f"model {export}: trained on ") and " version 1 (manifest sha256 " in lineage
+    assert wrote.startswith(f"Wrote 4 predictions to {out}; accuracy ")
     rows = pd.read_parquet(out).set_index("key").sort_index()
     assert list(rows.index) == [
         "a/0.png",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +46,7 @@ def trained(spark, shapes_dataset, tmp_path_factory):
     return model_dir, result
 
 
-def test_two_processes_train_to_accuracy_with_identical_weights(trained):
+def test_two_processes_train_to_accuracy_with_identical_weights(trained, shapes_dataset):
     model_dir, result = trained
     assert result.metrics["eval"]["accuracy"] >= 0.6  # 4 labels: chance is 0.25
     assert [r["rank"] for r in result.per_rank] == [0, 1]
@@ -56,6 +58,10 @@ def test_two_processes_train_to_accuracy_with_identical_weights(trained):
     assert len(written["examples_per_sec_per_rank"]) == 2 and written["examples_per_sec_total"] > 0
     assert written["export_path"].startswith(str(model_dir / "export"))
     assert list(model_dir.glob("events.out.tfevents.*"))  # TensorBoard summaries from rank 0
+    sha = hashlib.sha256((shapes_dataset / "_versions" / "00000001.json").read_bytes()).hexdigest()
+    assert written["data"] == {"data": str(shapes_dataset), "version": 1, "manifest_sha256": sha}  # lineage
+    lineage = Path(written["export_path"]) / "assets.extra" / "lineage.json"
+    assert json.loads(lineage.read_text()) == written["data"]
 
 
 def test_resume_continues_the_global_step(spark, shapes_dataset, trained, tmp_path):

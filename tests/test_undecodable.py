@@ -57,8 +57,9 @@ def test_training_names_the_record_it_cannot_decode(spark, damaged, tmp_path):
     message = str(info.value)
     assert "\n" not in message
     assert "cannot decode the image of record " in message
+    (run,) = damaged.glob("run-*")
     assert (
-        f"of train shard file://{damaged}/train-00000-of-00001.tfrecord (train/b/bad.png): Invalid PNG data, size "
+        f"of train shard file://{run}/train-00000-of-00001.tfrecord (train/b/bad.png): Invalid PNG data, size "
         in message
     )
     assert message.endswith("or train with --skip-undecodable")

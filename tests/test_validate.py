@@ -32,7 +32,8 @@ def dataset(spark, tmp_path_factory):
 def damaged(dataset, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(dataset, copy)
-    return copy, copy / "train-00001-of-00002.tfrecord"
+    (run,) = copy.glob("run-*")
+    return copy, run / "train-00001-of-00002.tfrecord"
 
 
 @pytest.mark.needs_tf
@@ -72,7 +73,8 @@ def test_missing_folder_manifest_and_split(dataset, tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         validate_dataset(str(tmp_path / "nope"))
     copy, _ = damaged(dataset, tmp_path)
-    (copy / "_SUCCESS").unlink()
+    (copy / "_SUCCESS").unlink()  # and no version: a folder from before versions that did not finish
+    shutil.rmtree(copy / "_versions")
     with pytest.raises(DatasetError, match="no _SUCCESS or manifest.json: it is not a finished conversion"):
         validate_dataset(str(copy))
     with pytest.raises(DatasetError, match="split 'nope' is not in"):
@@ -103,10 +105,11 @@ def test_flipped_byte_says_how_many_records_before_it_were_good(dataset, tmp_pat
 
 
 def _edit_manifest(folder, edit) -> None:
-    path = folder / "manifest.json"
-    manifest = json.loads(path.read_text())
-    edit(manifest)
-    path.write_text(json.dumps(manifest))
+    """Edit the current version's manifest (and its copy, manifest.json), as a damaged file would read."""
+    for path in (folder / "manifest.json", folder / "_versions" / "00000001.json"):
+        manifest = json.loads(path.read_text())
+        edit(manifest)
+        path.write_text(json.dumps(manifest))
 
 
 @pytest.mark.needs_tf

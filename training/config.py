@@ -49,6 +49,7 @@ class TrainConfig:
 
     data: str
     model_dir: str
+    data_version: int | None = None  # the dataset version to read (default: the current one)
     params: dict[str, Any] = field(default_factory=dict)  # overrides of the model's defaults
     train_split: str = "train"
     eval_split: str | None = None  # default: validation, else test

@@ -31,6 +31,7 @@ class RunPlan:
     target_step: int
     num_proc: int
     skipped: dict[str, tuple[BadRecord, ...]] = field(default_factory=dict)  # --skip-undecodable: split → records
+    lineage: dict = field(default_factory=dict)  # the data read: URL, version, manifest sha256 (dataset.versions)
 
 
 def weights_checksum(estimator: Any) -> str:
@@ -54,7 +55,9 @@ def _session_config(threads: int, local_rank: int) -> Any:
 
 
 @contextlib.contextmanager
-def _naming_bad_records(staging: ShardStaging, manifest: Manifest, split: str, files: tuple[str, ...]) -> Iterator[None]:
+def _naming_bad_records(
+    staging: ShardStaging, manifest: Manifest, split: str, files: tuple[str, ...]
+) -> Iterator[None]:
     """tf.data's errors for damaged records name neither file nor record: find the corrupt shard among `files` (those
     this rank reads), else (local data) the first record whose image does not decode, and say which."""
     import tensorflow as tf
@@ -172,7 +175,9 @@ def _run_rank(
     result.update(metrics={k: float(v) for k, v in metrics.items()}, eval_seconds=time.perf_counter() - start)
     if rank == 0 and config.export:  # Horovod: the export once, by rank 0
         receiver = kind.serving_receiver(manifest, params)
-        result["export_path"] = export_model(estimator, f"{model_dir}/export", list(plan.labels), receiver, manifest)
+        result["export_path"] = export_model(
+            estimator, f"{model_dir}/export", list(plan.labels), receiver, manifest, plan.lineage
+        )
     if sync is not None:  # Horovod: rank 0 uploads its model_dir; the store's export path is reported
         sync()
         if "export_path" in result:

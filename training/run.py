@@ -17,7 +17,8 @@ from pyspark.sql import SparkSession
 
 from dataset.decode import BadRecord
 from dataset.errors import TrainingError
-from dataset.manifest import Manifest, read_manifest, shard_urls
+from dataset.manifest import Manifest, flat, shard_urls
+from dataset.versions import lineage, read_version
 from training.config import TrainConfig, pick_eval_split, resolve_params
 from training.input import epochs_to_steps, split_records
 from training.kinds import kind_for, split_input_spec
@@ -43,7 +44,9 @@ class TrainResult:
                 f"in {m['wall_seconds']:.1f} s ({m['examples_per_sec_total']:.0f} examples/s)",
                 f"  eval on {m['eval_split']}: {evaluated}",
                 *(
-                    [f"  skipped undecodable records: {', '.join(f'{s} {n}' for s, n in m['skipped_undecodable'].items())}"]
+                    [
+                        f"  skipped undecodable records: {', '.join(f'{s} {n}' for s, n in m['skipped_undecodable'].items())}"
+                    ]
                     if "skipped_undecodable" in m
                     else []
                 ),
@@ -70,7 +73,8 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
         DatasetError: the data folder is missing, unfinished or lacks the split.
         TrainingError: the options do not fit the data.
     """
-    manifest = read_manifest(config.data)
+    version = read_version(config.data, config.data_version)
+    manifest = version.manifest
     kind = kind_for(manifest)
     params = resolve_params(kind.default_params, config.params)
     if config.train_split not in manifest.splits:
@@ -111,6 +115,7 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
         target,
         num_proc,
         skipped,
+        lineage(config.data, version),
     )
 
 
@@ -127,9 +132,10 @@ def _undecodable(config: TrainConfig, manifest: Manifest, splits: tuple[str, ...
         raise TrainingError(f"--skip-undecodable applies to image datasets; {config.data} is a {manifest.kind} dataset")
     with shard_staging(config.data) as staging:  # on an object store: every shard of the splits, copied here
         local = staging.splits_folder(manifest, splits)
-        bad = {split: scan(local, manifest, split, False) for split in dict.fromkeys(splits)}
+        copies = flat(manifest) if local != config.data else manifest  # local copies lie side by side
+        bad = {split: scan(local, copies, split, False) for split in dict.fromkeys(splits)}
     # the records keep the store's URLs of their shards
-    to_url = dict(zip(_shards(local, manifest, splits), _shards(config.data, manifest, splits)))
+    to_url = dict(zip(_shards(local, copies, splits), _shards(config.data, manifest, splits)))
     return {split: tuple(dataclasses.replace(b, shard=to_url[b.shard]) for b in found) for split, found in bad.items()}
 
 
@@ -147,7 +153,9 @@ def check_num_proc(num_proc: int | None, slots: int) -> int:
     if num_proc is None:
         return slots
     if num_proc < 1:
-        raise TrainingError(f"--num-proc must be at least 1, got {num_proc} (leave it out to use all {slots} task slots)")
+        raise TrainingError(
+            f"--num-proc must be at least 1, got {num_proc} (leave it out to use all {slots} task slots)"
+        )
     if num_proc > slots:
         raise TrainingError(
             f"--num-proc {num_proc} is more than the {slots} task slots Spark can give "
@@ -197,6 +205,7 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
         "export_path": chief.get("export_path"),
         "model_dir": config.model_dir,
         "params": plan.params,
+        "data": plan.lineage,  # lineage: the dataset URL, version and manifest sha256 this model was trained on
     }
     if config.skip_undecodable:
         metrics["skipped_undecodable"] = {split: len(bad) for split, bad in plan.skipped.items()}

@@ -19,8 +19,7 @@ from conversion.images.options import ImageConvertOptions
 from conversion.images.plan import ShardPlan, group_into_tasks, plan_shards
 from conversion.images.task_plans import TaskPlan, remove_task_plans, write_task_plans
 from conversion.images.writer import ShardJob, ShardResult, run_task, warm_up
-from conversion.in_place import speculative
-from conversion.publish import Staging, publish, staged_output
+from conversion.publish import RunFolder, publish, speculative, staged_output
 from dataset.features import IMAGE_ORIENTATION
 from dataset.fs import list_files
 from dataset.layout import REJECTED_REPORT
@@ -201,7 +200,7 @@ def convert_images(
 ) -> ConversionSummary:
     """Convert `ROOT/<label>/**/<image>` into `<split>-NNNNN-of-MMMMM.tfrecord` shards.
 
-    The output folder appears only when complete (see `conversion.publish`). With `progress_every`, a progress
+    Each run writes into a folder of its own and commits a new version of the dataset (see `conversion.publish`). With `progress_every`, a progress
     line (`dataset.progress.files_line`) goes to stderr every that many seconds while the shards are written.
 
     Raises:
@@ -214,7 +213,7 @@ def convert_images(
 
 
 def _convert(
-    spark: SparkSession, options: ImageConvertOptions, staging: Staging, start: float, progress_every: float | None
+    spark: SparkSession, options: ImageConvertOptions, staging: RunFolder, start: float, progress_every: float | None
 ) -> ConversionSummary:
     warming = _start_workers(spark)
     found = discover(list_files(options.input), options.labels, options.split_from_folders)

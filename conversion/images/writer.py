@@ -32,7 +32,7 @@ class ShardJob:
     labels: tuple[str, ...]
     transform: ImageTransform
     fail_once_after: int | None = None  # test-only: the first attempt of task 0 fails after N records (or at its end)
-    final_names: bool = False  # write `<name>` itself (object stores, see conversion.in_place), not an attempt file
+    final_names: bool = False  # write `<name>` itself (a run folder, see conversion.publish), not an attempt file
     read_concurrency: int = DEFAULT_READ_CONCURRENCY  # image reads in flight per task (object stores)
 
 
