@@ -24,6 +24,11 @@ CORRUPT = "_corrupt_record"  # CSV: the raw text of a row that does not parse (S
 CSV_DEFAULTS = {"header": "true", "quote": '"', "escape": '"'}
 WIDE_ENCODINGS = re.compile(r"utf-?(16|32)", re.IGNORECASE)  # not ASCII-compatible: no line scan for quotes
 DECODE_CHUNK = 1 << 20
+# Spark 4 takes only these names for a reader's encoding (3.5 any Java charset, these too): Python's name → Spark's.
+SPARK_CHARSETS = {
+    "iso8859-1": "iso-8859-1", "ascii": "us-ascii", "utf-8": "utf-8", "utf-16": "utf-16", "utf-16-be": "utf-16be",
+    "utf-16-le": "utf-16le", "utf-32": "utf-32",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,23 @@ def _reader(spark: SparkSession, fmt: str, read_options: tuple[tuple[str, str], 
     if fmt == "csv":
         reader = reader.options(**CSV_DEFAULTS)
     for key, value in read_options:
-        reader = reader.option(key, value)
+        reader = reader.option(key, _charset(spark, value) if key.lower() in ("encoding", "charset") else value)
     return reader
+
+
+def _charset(spark: SparkSession, value: str) -> str:
+    """An encoding by the name Spark 4 takes (latin1 → iso-8859-1); one Spark 4 does not read: a one-line refusal."""
+    try:
+        name = SPARK_CHARSETS.get(codecs.lookup(value).name)
+    except LookupError:
+        name = None
+    legacy = spark.conf.get("spark.sql.legacy.javaCharsets", "false").lower() == "true"
+    if name is None and int(spark.version.split(".")[0]) >= 4 and not legacy:
+        raise ConversionError(
+            f"--read-option encoding={value}: Spark {spark.version} reads only {', '.join(SPARK_CHARSETS.values())}; "
+            "re-encode the file to UTF-8 (e.g. iconv) or set spark.sql.legacy.javaCharsets=true"
+        )
+    return name or value
 
 
 def _first_line(err: Exception) -> str:

@@ -8,10 +8,12 @@ SPARK4_PY := $(SPARK4_VENV)/bin/python
 # (pinned shard bytes, an independent reader), tables and export_parquet through the Scala 2.13
 # spark-tfrecord jar (the same pinned bytes and statistics as on Spark 3.5; records read back by
 # tests/example_reader.py where the Spark 3.5 run uses TensorFlow), the session start (jar for the
-# Scala version, an unresolvable package in one line), validate's errors and the one-line refusals.
+# Scala version, an unresolvable package in one line), validate's errors and the one-line refusals, CSV
+# dialects and encodings, dates and timestamps (TensorFlow's parser and serving deselected).
 SPARK4_TESTS := tests/test_conversion_only.py tests/test_pinned_bytes.py tests/test_validate.py tests/test_images.py \
 	tests/test_plan.py tests/test_plan_columns.py tests/test_options.py tests/test_convert_table.py \
-	tests/test_table_hostile.py tests/test_spark_read.py tests/test_spark_start.py tests/test_databricks.py
+	tests/test_table_hostile.py tests/test_spark_read.py tests/test_spark_start.py tests/test_databricks.py \
+	tests/test_csv_dialects.py tests/test_table_types.py
 
 # The Scala 2.13 jar for this run: SPARK4_TFRECORD_JAR if set (.ci/run sets it), else the copy next to
 # the repo when its sha256 matches (the Makefile checks it); never the 2.12 jar that `make test` and

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
 
 from conversion.tables.convert import convert_table
 from conversion.tables.options import TableConvertOptions
@@ -21,6 +20,12 @@ from dataset.manifest import read_manifest
 from dataset.table_reading import read_table
 from jobs import convert_table as job
 from tests.conftest import needs_tfrecord_jar
+from tests.example_reader import parsed_like_tf
+
+try:
+    import tensorflow as tf
+except ImportError:  # make test-spark4 (no TensorFlow): tests/example_reader.py reads the shards
+    tf = None
 
 DEFAULTS = {"int64": 0, "float32": 0.0, "string": b""}  # what a reader gets for a missing value
 
@@ -28,13 +33,19 @@ DEFAULTS = {"int64": 0, "float32": 0.0, "string": b""}  # what a reader gets for
 def records(out: Path, key: str) -> dict:
     """Every record of the dataset, parsed with the manifest's own spec, by its key's text."""
     manifest = read_manifest(str(out))
-    spec = manifest.tf_feature_spec()
+    if tf is None:  # the independent reader, parsing as TensorFlow does
+        parsed = [row for split in manifest.splits for row in parsed_like_tf(out, split)]
+    else:
+        spec = manifest.tf_feature_spec()
+        files = [str(out / f.path) for split in manifest.splits.values() for f in split.files]
+        parsed = [
+            {name: value.numpy() for name, value in tf.io.parse_single_example(serialized, spec).items()}
+            for serialized in tf.data.TFRecordDataset(files)
+        ]
     rows = {}
-    for split in manifest.splits.values():
-        for serialized in tf.data.TFRecordDataset([str(out / f.path) for f in split.files]):
-            row = {name: value.numpy() for name, value in tf.io.parse_single_example(serialized, spec).items()}
-            value = row[key]
-            rows[value.decode() if isinstance(value, bytes) else str(value)] = row
+    for row in parsed:
+        value = row[key]
+        rows[value.decode() if isinstance(value, bytes) else str(value)] = row
     return rows
 
 
@@ -193,6 +204,22 @@ def test_a_latin1_csv_stops_with_one_line_then_converts_with_its_encoding(spark,
     code, _, err = run_job([*argv, "--read-option", "encoding=latin1"], capsys)
     assert code == 0, err
     assert_equals_pandas(out, pd.read_csv(csv, encoding="latin1"), "id")
+
+
+def test_a_cp1252_csv_reads_on_spark_3_and_is_refused_in_one_line_on_spark_4(spark, tmp_path):
+    csv = tmp_path / "cp1252.csv"
+    csv.write_bytes("id,name\n1,5 €\n".encode("cp1252"))
+    read_options = (("encoding", "cp1252"),)
+    if int(spark.version.split(".")[0]) < 4:  # any Java charset
+        assert read_table(spark, str(csv), "csv", read_options).frame.collect()[0]["name"] == "5 €"
+        return
+    with pytest.raises(ConversionError) as refused:
+        read_table(spark, str(csv), "csv", read_options)
+    assert str(refused.value) == (
+        f"cannot read {csv} as csv: --read-option encoding=cp1252: Spark {spark.version} reads only iso-8859-1, "
+        "us-ascii, utf-8, utf-16, utf-16be, utf-16le, utf-32; re-encode the file to UTF-8 (e.g. iconv) or set "
+        "spark.sql.legacy.javaCharsets=true"
+    )
 
 
 def test_a_genuine_replacement_character_in_utf8_is_kept(spark, tmp_path):
