@@ -627,7 +627,7 @@ def with_nulls(spark: Any, data: TableData, folder: Path) -> Path:
 
 def _parse_seconds(tf: ModuleType, output: Path) -> tuple[float, int]:
     """Seconds to parse the train split with the manifest's spec (defaults where a feature is left out), records."""
-    from dataset.manifest import read_manifest
+    from dataset.versions import read_manifest
 
     manifest = read_manifest(str(output))
     spec = manifest.tf_feature_spec()

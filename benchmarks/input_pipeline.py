@@ -61,7 +61,8 @@ from benchmarks.harness import (
     write_results,
 )
 from dataset.errors import PipelineError
-from dataset.manifest import Manifest, read_manifest
+from dataset.manifest import Manifest
+from dataset.versions import read_manifest
 from jobs.spark_cli import add_spark_arguments
 
 GPU_IMAGES_PER_S = 4667  # ResNet-50, bf16, 224x224, one H200 (measured on a lent host)

@@ -62,7 +62,8 @@ from benchmarks.harness import (
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.errors import ConversionError, DatasetError
-from dataset.manifest import Manifest, read_manifest
+from dataset.manifest import Manifest
+from dataset.versions import read_manifest
 from jobs.spark_cli import add_spark_arguments
 
 DEFAULT_MASTER = "local[2]"

@@ -13,9 +13,9 @@ from typing import Any
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_ENCODED
 from dataset.layout import MANIFEST, REJECTED_DIR, REJECTED_REPORT, SUCCESS, VERSIONS_DIR, DatasetFolder, tf_compression
-from dataset.manifest import Manifest, flat, read_manifest, shard_urls
+from dataset.manifest import Manifest, flat, shard_urls
 from dataset.object_store import local_copies
-from dataset.versions import all_versions
+from dataset.versions import all_versions, read_manifest
 
 _OFFSET = re.compile(r"at (?:byte )?(\d+)")
 

@@ -275,18 +275,6 @@ def image_features() -> dict[str, Feature]:
 IMAGE_LABEL_FEATURE, IMAGE_KEY_FEATURE = IMAGE_LABEL_TEXT, IMAGE_FILENAME
 
 
-def read_manifest(data_url: str, version: int | None = None) -> Manifest:
-    """Load the manifest of version `version` (default: the current one) of a committed dataset folder; a folder
-    written before versions is version 1 (see `dataset.versions`).
-
-    Raises:
-        DatasetError: the folder is missing, not committed, has no such version, or its manifest is unreadable.
-    """
-    from dataset.versions import read_version  # it builds on this module
-
-    return read_version(data_url, version).manifest
-
-
 def flat(manifest: Manifest) -> Manifest:
     """`manifest` with each shard path cut to its file name: the manifest of local copies made side by side
     (`dataset.object_store.stage_to_local`), where a version's shards sit in run folders (`run-…/<name>`)."""

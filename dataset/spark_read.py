@@ -14,7 +14,8 @@ from typing import Any
 
 from dataset import temporal
 from dataset.errors import DatasetError
-from dataset.manifest import Manifest, read_manifest, shard_urls
+from dataset.manifest import Manifest, shard_urls
+from dataset.versions import read_manifest
 
 TFRECORD_FORMAT = "tfrecord"
 SPLIT_COLUMN = "split"

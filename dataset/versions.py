@@ -372,3 +372,13 @@ def _stored(fs: fsspec.AbstractFileSystem, path: str) -> bytes | None:
         return fs.cat_file(path)
     except FileNotFoundError:
         return None  # 409: a concurrent conditional write that has not landed; it wins, this one lost
+
+
+def read_manifest(data_url: str, version: int | None = None) -> Manifest:
+    """Load the manifest of version `version` (default: the current one) of a committed dataset folder; a folder
+    written before versions is version 1.
+
+    Raises:
+        DatasetError: the folder is missing, not committed, has no such version, or its manifest is unreadable.
+    """
+    return read_version(data_url, version).manifest

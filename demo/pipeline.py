@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.check import inspect_examples, validate_dataset
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from demo.data import write_digits
 from demo.report import write_report
 from inference.predict import predict_split

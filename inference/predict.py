@@ -27,10 +27,11 @@ from dataset.export import (
 from dataset.features import has_image_extension, is_hidden
 from dataset.fs import filesystem, list_files
 from dataset.layout import tf_compression
-from dataset.manifest import Manifest, read_manifest, shard_urls
+from dataset.manifest import Manifest, shard_urls
 from dataset.object_store import is_s3_url, local_copies
 from dataset.reads import read_files
 from dataset.table_reading import CORRUPT, read_table
+from dataset.versions import read_manifest
 
 SCHEMA = (
     "key string, true_label string, predicted_label string, probabilities array<float>, prediction double, "

@@ -18,8 +18,8 @@ import sys
 
 from dataset.errors import OptionError
 from dataset.fs import filesystem
-from dataset.manifest import read_manifest
 from dataset.spark_read import SPLIT_COLUMN, read_split
+from dataset.versions import read_manifest
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
 from jobs.versions import add_version_argument

@@ -14,7 +14,7 @@ from pathlib import Path
 import google_crc32c
 import numpy as np
 
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 
 
 def _masked_crc(data: bytes) -> int:

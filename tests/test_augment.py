@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from dataset.errors import TrainingError
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from tests.images import image_bytes
 from training.images import augment
 from training.images.model import IMAGE_PARAMS as DEFAULT_PARAMS

@@ -16,7 +16,7 @@ from conversion.faults import FAULT_CONF
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions, ImageTransform
 from dataset.errors import ConversionError, StorageError
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from tests.images import bomb_png, image_bytes, write
 
 GOOD = {

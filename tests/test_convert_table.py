@@ -17,8 +17,8 @@ from conversion.tables.convert import convert_table
 from conversion.tables.options import TableConvertOptions
 from dataset.check import validate_dataset
 from dataset.errors import ConversionError
-from dataset.manifest import read_manifest
 from dataset.spark_read import read_split
+from dataset.versions import read_manifest
 from tests.conftest import needs_tfrecord_jar
 from tests.example_reader import file_records, parse_example, parsed_like_tf
 

@@ -16,8 +16,8 @@ from conversion.tables.convert import convert_table
 from conversion.tables.options import TableConvertOptions
 from dataset.csv_types import NA_SPELLINGS, NAN_SPELLINGS
 from dataset.errors import ConversionError, OptionError
-from dataset.manifest import read_manifest
 from dataset.table_reading import read_table
+from dataset.versions import read_manifest
 from jobs import convert_table as job
 from tests.conftest import needs_tfrecord_jar
 from tests.example_reader import parsed_like_tf

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from jobs.tfrecord_jar import tfrecord_package
 from tests.conftest import needs_tfrecord_jar
 from tests.example_reader import parsed_like_tf

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from training.evaluate import rank_eval_input_fn
 from training.images.model import IMAGE_PARAMS as DEFAULT_PARAMS
 from training.input import KEY_FEATURE, eval_input_fn

@@ -19,7 +19,7 @@ from PIL import Image
 from conversion.images.check import Rejected, check_image
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions, ImageTransform
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from tests.images import bmp_bytes, write
 
 RNG = np.random.default_rng(3)

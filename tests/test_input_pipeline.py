@@ -12,7 +12,7 @@ import tensorflow as tf
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.errors import DatasetError
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from tests.images import image_bytes
 from training.images.augment import eval_images
 from training.images.model import IMAGE_PARAMS as DEFAULT_PARAMS

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dataset.errors import DatasetError
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from tests.images import image_bytes, write
 
 REPO = Path(__file__).resolve().parents[1]

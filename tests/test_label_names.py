@@ -10,7 +10,7 @@ import pytest
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.errors import OptionError
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from tests.images import image_bytes, write
 
 NFC = unicodedata.normalize("NFC", "café")

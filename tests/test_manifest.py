@@ -5,7 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 from pyspark.sql import types as T
 
-from dataset.manifest import Manifest, read_manifest
+from dataset.manifest import Manifest
+from dataset.versions import read_manifest
 from tests.conftest import needs_tfrecord_jar
 
 

@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset.manifest import read_manifest
 from dataset.object_store import s3_filesystem
-from dataset.versions import read_version
+from dataset.versions import read_manifest, read_version
 from jobs import convert_images as convert_job
 from tests.latency_proxy import LatencyProxy
 from tests.s3server import s3_server_fixture

@@ -15,9 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dataset.manifest import read_manifest
 from dataset.object_store import s3_filesystem, s3fs_storage_options
-from dataset.versions import read_version
+from dataset.versions import read_manifest, read_version
 from demo.data import SHAPES, generate_tree
 from jobs import convert_images, predict, train, validate
 from tests.latency_proxy import LatencyProxy

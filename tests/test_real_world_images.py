@@ -22,7 +22,7 @@ from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions, ImageTransform
 from conversion.images.writer import ShardJob, checked
 from dataset.check import validate_dataset
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from tests.images import (
     gif_bytes,
     gif_frame,

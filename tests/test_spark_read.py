@@ -17,8 +17,8 @@ from conversion.tables.options import TableConvertOptions
 from dataset.errors import DatasetError, SparkSetupError
 from dataset.features import IMAGE_ENCODED, IMAGE_FILENAME, IMAGE_LABEL_ID, IMAGE_LABEL_TEXT
 from dataset.layout import tf_compression
-from dataset.manifest import read_manifest
 from dataset.spark_read import read_split
+from dataset.versions import read_manifest
 from jobs import export_parquet
 from jobs.tfrecord_jar import (
     TFRECORD_JAR_ENV,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from jobs.tfrecord_jar import TFRECORD_JAR_ENV, installed_scala, tfrecord_package
 from tests.conftest import needs_tfrecord_jar
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from tests.images import image_bytes, write
 
 REPO = Path(__file__).resolve().parents[1]

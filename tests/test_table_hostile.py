@@ -10,8 +10,8 @@ import pytest
 from conversion.tables.convert import convert_table
 from conversion.tables.options import TableConvertOptions
 from dataset.errors import ConversionError, OptionError
-from dataset.manifest import read_manifest
 from dataset.spark_read import read_split
+from dataset.versions import read_manifest
 from tests.conftest import needs_tfrecord_jar
 
 pytestmark = needs_tfrecord_jar  # the records are written by spark-tfrecord

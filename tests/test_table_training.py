@@ -12,7 +12,7 @@ import tensorflow as tf
 from conversion.tables.convert import convert_table
 from conversion.tables.options import TableConvertOptions
 from dataset.errors import TrainingError
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from inference.predict import accuracy, predict_split, predict_table_file
 from tests.conftest import needs_tfrecord_jar
 from training.config import TrainConfig

@@ -16,8 +16,9 @@ from conversion.tables.convert import convert_table
 from conversion.tables.options import TableConvertOptions
 from dataset.check import validate_dataset
 from dataset.errors import ConversionError, DatasetError
-from dataset.manifest import Feature, Manifest, read_manifest
+from dataset.manifest import Feature, Manifest
 from dataset.spark_read import read_split
+from dataset.versions import read_manifest
 from inference.predict import model_inputs
 from jobs.export_parquet import export_parquet
 from tests.conftest import needs_tfrecord_jar

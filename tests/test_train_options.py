@@ -9,7 +9,7 @@ import pytest
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.errors import DatasetError, TrainingError
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from tests.images import image_bytes, write
 from training.config import TrainConfig
 from training.run import run_training

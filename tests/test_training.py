@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from dataset.errors import DatasetError, TrainingError
 from dataset.export import load_labels
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from inference.predict import accuracy, predict_images, predict_split
 from training.config import TrainConfig
 from training.images.model import IMAGE_PARAMS as DEFAULT_PARAMS

@@ -11,7 +11,7 @@ from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions, ImageTransform
 from dataset.check import inspect_examples, validate_dataset
 from dataset.errors import DatasetError
-from dataset.manifest import read_manifest
+from dataset.versions import read_manifest
 from jobs import validate as validate_job
 from tests.images import corrupt_png, image_bytes, write
 

@@ -17,8 +17,8 @@ from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from conversion.publish import publish, staged_output
 from dataset.errors import DatasetError
-from dataset.manifest import Manifest, ShardFile, read_manifest
-from dataset.versions import CommitConflict, commit_version, read_version
+from dataset.manifest import Manifest, ShardFile
+from dataset.versions import CommitConflict, commit_version, read_manifest, read_version
 from jobs import export_parquet as export_parquet_job
 from jobs import train as train_job
 from jobs import validate as validate_job

@@ -13,9 +13,8 @@ import pytest
 
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
-from dataset.manifest import read_manifest
 from dataset.object_store import s3_filesystem
-from dataset.versions import read_version
+from dataset.versions import read_manifest, read_version
 from jobs import versions as versions_job
 from tests.s3server import s3_server
 from tests.test_versions import ONE, race, tree
