@@ -87,9 +87,9 @@ class FileIndex:
         if isinstance(statuses, str):
             statuses = pa.array([statuses] * n, pa.string())
         columns = [
-            pa.array(relpaths, pa.large_string()),
+            _as(relpaths, pa.large_string()),
             pa.array(np.asarray(sizes, dtype=np.int64)),
-            *(nulls if c is None else pa.array(c, pa.string()) for c in (stamps, splits, shards, statuses, reasons)),
+            *(nulls if c is None else _as(c, pa.string()) for c in (stamps, splits, shards, statuses, reasons)),
         ]
         return _unique_sorted(pa.Table.from_arrays(columns, schema=SCHEMA))
 
@@ -113,6 +113,12 @@ class FileIndex:
         keep = np.ones(len(self), dtype=bool)
         keep[rows] = False
         return FileIndex(self.table.filter(pa.array(keep)))
+
+
+def _as(values: Sequence | pa.Array, kind: pa.DataType) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values.cast(kind) if isinstance(values, pa.Array) else pa.array(values, kind)
 
 
 def _unique_sorted(table: pa.Table) -> FileIndex:
