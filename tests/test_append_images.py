@@ -317,6 +317,7 @@ def kill_mid_append(root: str, out: str, env: dict[str, str], paused) -> None:
         job.wait()
 
 
+@pytest.mark.slow
 def test_a_killed_append_leaves_the_current_version_whole_and_the_rerun_commits(spark, grown, tmp_path):
     root, out = copies(grown, tmp_path)
     for i in range(4):
