@@ -64,6 +64,17 @@ def records(out: Path | str, version: int | None = None, read=None) -> list[tupl
     return sorted(found)
 
 
+def record_digests(out: Path, version: int | None = None) -> list[tuple[str, str]]:
+    """(split, sha256 of the whole record) of every record of a version, sorted."""
+    manifest = read_manifest(str(out), version)
+    return sorted(
+        (split, hashlib.sha256(record).hexdigest())
+        for split, info in manifest.splits.items()
+        for shard in info.files
+        for record in file_records(out / shard.path)
+    )
+
+
 def digests(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -149,6 +160,7 @@ def test_an_append_adds_shards_rewrites_none_and_equals_a_full_conversion(grown)
 
     full = read_manifest(str(grown.full))
     assert records(grown.out) == records(grown.full)  # per split: same files, same image bytes, same labels
+    assert record_digests(grown.out) == record_digests(grown.full)  # and the same bytes per record
     assert v2.manifest.labels == ("cat", "dog", "zebra") == full.labels  # zebra sorts last: same ids here
     for name, split in full.splits.items():
         assert v2.manifest.splits[name].label_counts == split.label_counts
