@@ -394,3 +394,27 @@ def test_a_folder_without_a_file_index_takes_appends_converting_only_new_files(s
     assert rows["dog/8.png"]["size"] == (root / "dog/8.png").stat().st_size
     again = convert_images(spark, options(root, legacy)).text()
     assert again == f"nothing new under {root} since version 2; nothing committed"
+
+
+def test_a_gzip_shard_rewritten_without_some_records_keeps_the_others_byte_for_byte_and_stays_gzip(tmp_path):
+    from conversion.example_proto import encode_example
+    from conversion.images.shard_walk import Rewrite, rewrite_shard, shard_keys
+    from dataset.tfrecord import TFRecordFileWriter
+
+    examples = [
+        encode_example({"image/encoded": png(i), "image/filename": f"cat/{i}.png", "image/class/text": "cat"})
+        for i in range(4)
+    ]
+    source = tmp_path / "train-00000-of-00001.tfrecord.gz"
+    with TFRecordFileWriter(open(source, "wb"), "gzip") as writer:
+        for example in examples:
+            writer.write(example)
+    assert shard_keys("s", str(source)).keys == tuple((f"cat/{i}.png", "cat") for i in range(4))
+    target = tmp_path / "copy.tfrecord.gz"
+    job = Rewrite("s", str(source), "t", str(target), "gzip", frozenset({"cat/1.png", "cat/3.png"}))
+    done = rewrite_shard(job)
+    assert (done.target, done.num_records, done.num_bytes) == ("t", 2, target.stat().st_size)
+    assert (done.dropped, done.dropped_labels) == (("cat/1.png", "cat/3.png"), {"cat": 2})
+    assert target.read_bytes()[:2] == b"\x1f\x8b" and file_records(target) == [examples[0], examples[2]]
+    gone = rewrite_shard(dataclasses.replace(job, drop=frozenset(f"cat/{i}.png" for i in range(4))))
+    assert (gone.target, gone.num_records) == (None, 0)
