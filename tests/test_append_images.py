@@ -75,6 +75,12 @@ def record_digests(out: Path, version: int | None = None) -> list[tuple[str, str
     )
 
 
+def unique_names(manifest) -> bool:
+    """Whether no two shards of a version share a file name (readers copy shards side by side by their names)."""
+    names = [Path(f.path).name for info in manifest.splits.values() for f in info.files]
+    return len(set(names)) == len(names)
+
+
 def digests(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -157,6 +163,9 @@ def test_an_append_adds_shards_rewrites_none_and_equals_a_full_conversion(grown)
     v1_shards = [f.path for info in v1.manifest.splits.values() for f in info.files]
     assert {f.path for info in v2.manifest.splits.values() for f in info.files} == {*v1_shards, *v2.info.added}
     assert all(path.startswith(v2.info.run + "/") for path in v2.info.added) and v2.info.added
+    token = v2.info.run.rsplit("-", 1)[1]  # an append's shards carry its run's token: no file name twice in a version
+    assert all(Path(path).name.endswith(f"-{token}.tfrecord") for path in v2.info.added)
+    assert unique_names(v2.manifest)
 
     full = read_manifest(str(grown.full))
     assert records(grown.out) == records(grown.full)  # per split: same files, same image bytes, same labels
@@ -225,7 +234,7 @@ def test_changed_and_deleted_files_kept_by_default_and_replaced_on_request(spark
     assert v3.manifest.num_files_seen == 21 and v3.manifest.num_records == 19
     rows = {r["relpath"]: r for r in read_index(str(out), v3.manifest).table.to_pylist()}
     assert deleted not in rows and rows[changed]["stamp"] == str((root / changed).stat().st_mtime_ns)
-    assert rows[changed]["shard"].startswith(v3.info.run + "/")
+    assert rows[changed]["shard"].startswith(v3.info.run + "/") and unique_names(v3.manifest)
 
 
 def test_list_prefix_lists_only_that_folder_and_the_index_refuses_what_it_has(spark, grown, tmp_path):

@@ -272,7 +272,7 @@ def rewrites(plan: AppendPlan, run: str, data_url: str) -> list[Rewrite]:
     folder = DatasetFolder(data_url)
     jobs = []
     for number, shard in enumerate(sorted(by_shard)):
-        target = f"{run}/rewritten-{number:05d}-{posixpath.basename(shard)}"
+        target = f"{run}/rewritten-{run.rsplit('-', 1)[-1]}-{number:05d}-{posixpath.basename(shard)}"
         compression = "gzip" if shard.endswith(".gz") else "none"
         drop = frozenset(by_shard[shard])
         jobs.append(Rewrite(shard, folder.file_url(shard), target, folder.file_url(target), compression, drop))
