@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from conversion.publish import RunFolder, staged_output
 from dataset.errors import DatasetError, OptionError
+from dataset.file_index import read_index, remap_shards, write_index
 from dataset.layout import DatasetFolder, shard_file_name
 from dataset.manifest import Manifest, ShardFile, SplitInfo
 from dataset.tfrecord import masked_crc32c
@@ -168,6 +169,7 @@ def compact_version(data_url: str, parent: Version, options: CompactOptions) -> 
         with ThreadPoolExecutor(min(options.threads, len(groups)), thread_name_prefix="compact") as pool:
             written = dict(zip((g.name for g in groups), pool.map(lambda g: _write(run, parent.manifest, g), groups)))
         manifest = _compacted(parent.manifest, groups, run.run, written)
+        manifest = _with_index(data_url, parent.manifest, manifest, groups, run.run)
         manifest.check()
         version = _commit(data_url, manifest, parent, run)
     after = {split: len(manifest.splits[split].files) for split in before}
@@ -212,6 +214,16 @@ def _compacted(manifest: Manifest, groups: list[ShardGroup], run: str, written: 
                 files.append(shard)
         splits[name] = SplitInfo(split.num_records, tuple(files), split.label_counts)
     return replace(manifest, splits=splits)
+
+
+def _with_index(data_url: str, parent: Manifest, manifest: Manifest, groups: list[ShardGroup], run: str) -> Manifest:
+    """`manifest` naming a copy of the parent's file index in run folder `run`, each file's shard remapped to the
+    new shard that holds its record now (when the parent has an index)."""
+    index = read_index(data_url, parent)
+    if index is None:
+        return manifest
+    moved = {shard.path: f"{run}/{group.name}" for group in groups for shard in group.shards}
+    return replace(manifest, file_index=write_index(data_url, run, remap_shards(index, moved)))
 
 
 def _write(run: RunFolder, manifest: Manifest, group: ShardGroup) -> int:

@@ -126,7 +126,7 @@ def _leftover(path: str) -> bool:
 
 def listed_paths(version: Version) -> set[str]:
     """The files `version`'s manifest names: its shards and its file index, if it has one."""
-    index = getattr(version.manifest, "file_index", None)
+    index = version.manifest.file_index  # a rollback lists the index of the version it restores
     return shard_paths(version.manifest) | ({index} if index else set())
 
 
@@ -140,8 +140,6 @@ def _owned(versions: list[Version]) -> tuple[set[str], set[str]]:
         runs |= {path.split("/", 1)[0] for path in listed if path.startswith(RUN_PREFIX)}
         if version.info.run:
             runs.add(version.info.run)
-        if version.manifest.file_index:  # a rollback lists the index of the version it restores
-            paths.add(version.manifest.file_index)
     return paths, runs
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conversion.compact import CompactOptions, compact, compact_version, plan_groups
+from conversion.example_proto import encode_example
 from conversion.publish import RunFolder
 from dataset.check import validate_dataset
 from dataset.errors import DatasetError, OptionError
@@ -28,6 +29,7 @@ from dataset.features import (
     IMAGE_SHA256,
     IMAGE_WIDTH,
 )
+from dataset.file_index import FileIndex, merge, read_index, write_index
 from dataset.fs import filesystem
 from dataset.layout import DatasetFolder, shard_file_name
 from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, ShardFile, SplitInfo, image_features
@@ -59,8 +61,6 @@ def record(seed: int, broken: bool = False) -> tuple[bytes, str]:
         IMAGE_FILENAME: f"{LABELS[label]}/{seed}.png",
         IMAGE_SHA256: hashlib.sha256(encoded).hexdigest(),
     }
-    from conversion.example_proto import encode_example
-
     return encode_example(values), LABELS[label]
 
 
@@ -72,6 +72,7 @@ def commit_run(url: str, shards: dict[str, list[list[int]]], compression: str = 
     parent = run.parent
     splits = dict(parent.manifest.splits) if parent else {}
     seen = parent.manifest.num_files_seen if parent else 0
+    rows: dict[str, list[str]] = {"relpaths": [], "splits": [], "shards": []}  # the file index: where each file went
     for split, seeds_per_shard in shards.items():
         old = splits.get(split, SplitInfo(0, (), {label: 0 for label in LABELS}))
         files, counts = list(old.files), Counter(old.label_counts)
@@ -82,10 +83,17 @@ def commit_run(url: str, shards: dict[str, list[list[int]]], compression: str = 
                     data, label = record(seed, seed == broken)
                     out.write(data)
                     counts[label] += 1
+                    rows["relpaths"].append(f"{label}/{seed}.png")
+                    rows["splits"].append(split)
+                    rows["shards"].append(f"{run.run}/{name}")
             files.append(ShardFile(f"{run.run}/{name}", len(seeds), int(run.fs.size(f"{run.path}/{name}"))))
             seen += len(seeds)
         splits[split] = SplitInfo(old.num_records + sum(map(len, seeds_per_shard)), tuple(files), dict(counts))
+    index = FileIndex.of(rows["relpaths"], [100] * len(rows["relpaths"]), splits=rows["splits"], shards=rows["shards"])
+    if parent:
+        index = merge(read_index(url, parent.manifest), index)
     manifest = Manifest(
+        file_index=write_index(url, run.run, index),
         kind="images",
         created_at="2026-12-06T00:00:00+00:00",
         source_root="/photos",
@@ -115,6 +123,11 @@ def split_records(url: str, version: int | None = None) -> dict[str, list[bytes]
             data = folder.fs.cat_file(folder.path(shard.path))
             out[split] += tfrecords(gzip.decompress(data) if manifest.compression == "gzip" else data)
     return out
+
+
+def _plain(folder: DatasetFolder, path: str, compression: str) -> bytes:
+    data = Path(folder.path(path)).read_bytes()
+    return gzip.decompress(data) if compression == "gzip" else data
 
 
 def history(url: str, compression: str = "none") -> None:
@@ -169,6 +182,18 @@ def test_compaction_joins_small_shards_with_every_record_unchanged_and_keeps_the
         if compression == "gzip":  # one gzip stream, not members glued together
             stream = zlib.decompressobj(31)
             assert len(tfrecords(stream.decompress(data))) == f.num_records and stream.unused_data == b""
+    # the file index: a copy in the run folder, each file's shard the one that holds its record now
+    holder = {}  # old shard -> new shard, from the records themselves
+    for split, info in after.manifest.splits.items():
+        new_of = {r: f.path for f in info.files for r in tfrecords(_plain(folder, f.path, compression))}
+        for f in before.manifest.splits[split].files:
+            holder[f.path] = new_of[tfrecords(_plain(folder, f.path, compression))[0]]
+    assert after.manifest.file_index == f"{summary.run}/_files.parquet"
+    rows_before = read_index(url, before.manifest).table.to_pylist()
+    assert read_index(url, after.manifest).table.to_pylist() == [
+        dict(row, shard=holder[row["shard"]]) for row in rows_before
+    ]
+    assert len(rows_before) == 37 and {r["shard"] for r in rows_before} == small | big
     # counts, labels, statistics unchanged; the manifest reconciles; the root manifest follows
     assert {k: (v.num_records, v.label_counts) for k, v in after.manifest.splits.items()} == {
         k: (v.num_records, v.label_counts) for k, v in before.manifest.splits.items()
@@ -248,6 +273,8 @@ def test_vacuum_after_compaction_deletes_exactly_the_old_small_shards(tmp_path, 
     summary = compact(url, OPTIONS)
     current = read_version(url)
     replaced = set(current.info.removed)
+    indexes = {read_version(url, n).manifest.file_index for n in range(1, 6)}
+    assert len(indexes) == 5 and current.manifest.file_index not in indexes
     # a killed run's leftovers (task plans, an attempt) and a committed run's forgotten task plan
     dead = Path(url, "run-20260101T000000Z-deadbeef")
     (dead / "_plan").mkdir(parents=True)
@@ -263,6 +290,7 @@ def test_vacuum_after_compaction_deletes_exactly_the_old_small_shards(tmp_path, 
     assert not listed & {f.path for f in plan.files}
     assert {f.path for f in plan.files} - replaced == {
         *(f"_versions/{n:08d}.json" for n in range(1, 6)),
+        *indexes,  # each older version's file index, also in version 1's run folder (its big shards stay)
         f"{dead.name}/_plan/task-00000.arrow",
         f"{dead.name}/train-00000-of-00001.tfrecord.tmp-1",
         f"{summary.run}/_plan/task-00001.arrow",
