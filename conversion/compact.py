@@ -6,8 +6,11 @@ decompressed and recompressed as one gzip stream), so every record keeps its byt
 the split's order, and each old shard goes into exactly one new shard. Shards at or above the minimum stay as
 they are (same names); a small shard with no small neighbour to join stays too.
 
-The new shards go into a run folder of their own and the version's manifest lists them in place of the old ones
-(counts, labels and statistics unchanged); the commit is the one every writer makes (`dataset.versions`).
+The new shards go into a run folder of their own (`conversion.publish.RunFolder`) with a copy of the current rejected
+report and, when the version has one, its file index with each file's shard remapped; the version's manifest lists
+the new shards in place of the old ones (counts, labels and statistics unchanged) and is committed as every writer
+commits (`RunFolder.commit`: one put-if-absent of the next version file; a concurrent commit wins, this run's folder
+is removed).
 The old shards stay for the older versions that list them until `jobs/versions.py --vacuum` removes them.
 No Spark: it is byte copying, done by the driver, a few shards at a time.
 """
@@ -15,6 +18,7 @@ No Spark: it is byte copying, done by the driver, a few shards at a time.
 from __future__ import annotations
 
 import gzip
+import posixpath
 import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,10 +28,10 @@ from typing import BinaryIO
 from conversion.publish import RunFolder, staged_output
 from dataset.errors import DatasetError, OptionError
 from dataset.file_index import read_index, remap_shards, write_index
-from dataset.layout import DatasetFolder, shard_file_name
+from dataset.layout import REJECTED_DIR, DatasetFolder, shard_file_name
 from dataset.manifest import Manifest, ShardFile, SplitInfo
 from dataset.tfrecord import masked_crc32c
-from dataset.versions import Version, commit_version, public_url, publish_current, read_version
+from dataset.versions import Version, public_url, read_version
 
 MB = 1024 * 1024
 GZIP_LEVEL = 6  # zlib's default: within a few % of level 9's size on TFRecords, several times faster
@@ -171,7 +175,9 @@ def compact_version(data_url: str, parent: Version, options: CompactOptions) -> 
         manifest = _compacted(parent.manifest, groups, run.run, written)
         manifest = _with_index(data_url, parent.manifest, manifest, groups, run.run)
         manifest.check()
-        version = _commit(data_url, manifest, parent, run)
+        _keep_report(run)
+        run.parent = parent  # the version the groups were planned on: a commit since then is a conflict
+        version = run.commit(manifest, "compact", in_run=False)
     after = {split: len(manifest.splits[split].files) for split in before}
     return CompactSummary(
         data_url,
@@ -188,13 +194,15 @@ def compact_version(data_url: str, parent: Version, options: CompactOptions) -> 
     )
 
 
-def _commit(data_url: str, manifest: Manifest, parent: Version, run: RunFolder) -> Version:
-    """The one commit: the next version file, put if absent; `manifest.json` follows. The root `_rejected/`
-    stays the parent's (a compaction rejects nothing)."""
-    version = commit_version(data_url, manifest, "compact", parent, run.run)
-    run.committed = True  # the run folder belongs to a version now: never removed
-    publish_current(DatasetFolder(data_url))
-    return version
+def _keep_report(run: RunFolder) -> None:
+    """Copy the current version's rejected report (the root `_rejected/`) into the run folder: the commit makes
+    the run's report the root one, and a rollback to this version finds it there (a compaction rejects nothing)."""
+    source = f"{run.output}/{REJECTED_DIR}"
+    run.fs.invalidate_cache(run.output)
+    for path in run.fs.find(source):  # file by file: one server-side copy each on object stores
+        copy = f"{run.path}/{REJECTED_DIR}/{path[len(source) + 1 :]}"
+        run.fs.makedirs(posixpath.dirname(copy), exist_ok=True)
+        run.fs.copy(path, copy)
 
 
 def _compacted(manifest: Manifest, groups: list[ShardGroup], run: str, written: dict[str, int]) -> Manifest:

@@ -64,7 +64,12 @@ def record(seed: int, broken: bool = False) -> tuple[bytes, str]:
     return encode_example(values), LABELS[label]
 
 
-def commit_run(url: str, shards: dict[str, list[list[int]]], compression: str = "none", broken: int = -1) -> Version:
+REPORT = '{"path": "cat/x.png", "reason": "undecodable"}\n'
+
+
+def commit_run(
+    url: str, shards: dict[str, list[list[int]]], compression: str = "none", broken: int = -1, report: str = ""
+) -> Version:
     """A run that writes `shards` (split → shards → record seeds) into a run folder of its own and commits the
     parent's shards plus these as the next version (an append by hand; version 1 when the folder is new)."""
     run = RunFolder(url)
@@ -107,6 +112,8 @@ def commit_run(url: str, shards: dict[str, list[list[int]]], compression: str = 
         label_feature=IMAGE_LABEL_FEATURE,
         key_feature=IMAGE_KEY_FEATURE,
     )
+    if report:
+        run.write_text("_rejected/rejected.jsonl", report)
     version = commit_version(url, manifest, "append" if parent else "convert", parent, run.run)
     publish_current(DatasetFolder(url), run.run)
     return version
@@ -138,8 +145,8 @@ def history(url: str, compression: str = "none") -> None:
     """
     commit_run(url, {"train": [list(range(0, 10)), list(range(10, 20))], "test": [[20]]}, compression)
     seed = 100
-    for _ in range(4):
-        commit_run(url, {"train": [[seed, seed + 1], [seed + 2]], "test": [[seed + 3]]}, compression)
+    for n in range(4):  # versions 3-5 rejected files (a report each)
+        commit_run(url, {"train": [[seed, seed + 1], [seed + 2]], "test": [[seed + 3]]}, compression, report=REPORT * n)
         seed += 10
 
 
@@ -200,6 +207,9 @@ def test_compaction_joins_small_shards_with_every_record_unchanged_and_keeps_the
     }
     assert after.manifest.num_files_seen == before.manifest.num_files_seen
     assert Manifest.from_json(Path(url, "manifest.json").read_text()) == after.manifest
+    # the rejected report stays the parent's, at the root and in the run folder (where a rollback finds it)
+    assert Path(url, "_rejected/rejected.jsonl").read_text() == REPORT * 3
+    assert Path(url, summary.run, "_rejected/rejected.jsonl").read_text() == REPORT * 3
     assert validate_dataset(url, decode_sample=0).records_per_split == {"test": 5, "train": 32}
     # the old version still reads; a rollback undoes the compaction
     assert split_records(url, 5) == records
@@ -291,6 +301,8 @@ def test_vacuum_after_compaction_deletes_exactly_the_old_small_shards(tmp_path, 
     assert {f.path for f in plan.files} - replaced == {
         *(f"_versions/{n:08d}.json" for n in range(1, 6)),
         *indexes,  # each older version's file index, also in version 1's run folder (its big shards stay)
+        # the reports of versions 3-5 in their run folders (the root's, version 5's, was copied by the compaction)
+        *(f"{read_version(url, n).info.run}/_rejected/rejected.jsonl" for n in (3, 4, 5)),
         f"{dead.name}/_plan/task-00000.arrow",
         f"{dead.name}/train-00000-of-00001.tfrecord.tmp-1",
         f"{summary.run}/_plan/task-00001.arrow",
@@ -308,6 +320,7 @@ def test_vacuum_after_compaction_deletes_exactly_the_old_small_shards(tmp_path, 
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"deleted {len(plan.files)} files, {on_disk} bytes")
     assert not any(Path(url, f.path).exists() for f in plan.files) and not dead.exists()
     assert validate_dataset(url, decode_sample=0).num_records == 37
+    assert Path(url, "_rejected/rejected.jsonl").read_text() == REPORT * 3
     assert plan_vacuum(url, keep=1, min_age_s=0).files == ()
 
 
