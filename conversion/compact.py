@@ -21,7 +21,8 @@ import gzip
 import posixpath
 import struct
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -46,7 +47,8 @@ class CompactOptions:
         min_shard_mb: shards under this size are small (default: half the target); the others stay.
         splits: the splits to compact (default: every split).
         version: the version to compact; it must be the current one (default: the current one).
-        threads: new shards written at once (each reads its old shards in order).
+        threads: old shards read (and checked) at once, ahead of the one new shard being written; at most this
+            many are held in memory.
     """
 
     target_shard_mb: float = 128.0
@@ -170,8 +172,8 @@ def compact_version(data_url: str, parent: Version, options: CompactOptions) -> 
     if not groups:
         return CompactSummary(data_url, parent.number, None, None, {}, {}, 0, 0, 0, 0, time.perf_counter() - start)
     with staged_output(None, data_url, "append") as run:
-        with ThreadPoolExecutor(min(options.threads, len(groups)), thread_name_prefix="compact") as pool:
-            written = dict(zip((g.name for g in groups), pool.map(lambda g: _write(run, parent.manifest, g), groups)))
+        with ThreadPoolExecutor(options.threads, thread_name_prefix="compact") as pool:
+            written = {g.name: _write(run, parent.manifest, g, pool, options.threads) for g in groups}
         manifest = _compacted(parent.manifest, groups, run.run, written)
         manifest = _with_index(data_url, parent.manifest, manifest, groups, run.run)
         manifest.check()
@@ -234,17 +236,22 @@ def _with_index(data_url: str, parent: Manifest, manifest: Manifest, groups: lis
     return replace(manifest, file_index=write_index(data_url, run, remap_shards(index, moved)))
 
 
-def _write(run: RunFolder, manifest: Manifest, group: ShardGroup) -> int:
-    """Write `group`'s shards' frames, checked, into one new shard; its size in bytes."""
+def _write(run: RunFolder, manifest: Manifest, group: ShardGroup, pool: Executor, ahead: int) -> int:
+    """Write `group`'s shards' frames, checked, into one new shard; its size in bytes. The old shards are read by
+    `pool`, up to `ahead` of them before the one being written (a GET's latency on object stores overlaps)."""
     folder = DatasetFolder(run.output_url)
     path = f"{run.path}/{group.name}"
     with run.fs.open(path, "wb") as raw:
         out: BinaryIO = raw
         if manifest.compression == "gzip":
             out = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL)
+        reads: deque[Future[bytes]] = deque()
         for shard in group.shards:
-            data = _frames(folder, shard, manifest.compression)
-            out.write(data)
+            reads.append(pool.submit(_frames, folder, shard, manifest.compression))
+            if len(reads) >= ahead:
+                out.write(reads.popleft().result())
+        while reads:
+            out.write(reads.popleft().result())
         if out is not raw:
             out.close()
     return int(run.fs.size(path))
