@@ -271,6 +271,15 @@ def test_a_corrupt_shard_or_a_concurrent_commit_commits_nothing_and_leaves_no_ru
         compact(url, OPTIONS)
     path.write_bytes(good)
     assert sorted(p.name for p in Path(url).glob("run-*")) == runs and read_version(url).number == 5
+    gz = tmp_path / "gz"  # a gzip shard cut short
+    history(str(gz), "gzip")
+    shard = Path(gz, read_version(str(gz)).manifest.splits["test"].files[1].path)
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(
+        DatasetError, match=f"shard file://{re.escape(str(shard))} is not valid gzip data .*; nothing was"
+    ):
+        compact(str(gz), OPTIONS)
+    assert read_version(str(gz)).number == 5 and len(list(gz.glob("run-*"))) == 5
     rollback_to(url, 4)  # another writer commits version 6 after this compaction read version 5
     with pytest.raises(CommitConflict, match=re.escape(f"another run committed version 6 of {url} while this one ran")):
         compact_version(url, parent, OPTIONS)
