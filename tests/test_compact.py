@@ -293,6 +293,7 @@ def test_vacuum_after_compaction_deletes_exactly_the_old_small_shards(tmp_path, 
     current = read_version(url)
     replaced = set(current.info.removed)
     indexes = {read_version(url, n).manifest.file_index for n in range(1, 6)}
+    first_run = read_version(url, 1).info.run  # its big shards stay listed
     assert len(indexes) == 5 and current.manifest.file_index not in indexes
     # a killed run's leftovers (task plans, an attempt) and a committed run's forgotten task plan
     dead = Path(url, "run-20260101T000000Z-deadbeef")
@@ -332,6 +333,7 @@ def test_vacuum_after_compaction_deletes_exactly_the_old_small_shards(tmp_path, 
     assert versions_job.main(["--data", url, "--vacuum", "--keep", "1", "--min-age-hours", "0", "--yes"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"deleted {len(plan.files)} files, {on_disk} bytes")
     assert not any(Path(url, f.path).exists() for f in plan.files) and not dead.exists()
+    assert sorted(p.name for p in Path(url).glob("run-*")) == sorted({first_run, summary.run})  # emptied ones go
     assert validate_dataset(url, decode_sample=0).num_records == 37
     assert Path(url, "_rejected/rejected.jsonl").read_text() == REPORT * 3
     assert plan_vacuum(url, keep=1, min_age_s=0).files == ()
