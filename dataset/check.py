@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,8 +11,8 @@ from typing import Any
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_ENCODED
 from dataset.layout import MANIFEST, REJECTED_DIR, REJECTED_REPORT, SUCCESS, VERSIONS_DIR, DatasetFolder, tf_compression
-from dataset.manifest import Manifest, flat, shard_urls
-from dataset.object_store import local_copies
+from dataset.manifest import Manifest, shard_urls
+from dataset.object_store import local_copies, local_dataset
 from dataset.versions import all_versions, read_manifest
 
 _OFFSET = re.compile(r"at (?:byte )?(\d+)")
@@ -187,7 +185,9 @@ def validate_dataset(data_url: str, decode_sample: int | None = None, version: i
         for shard, path in zip(info.files, urls):
             if not fs.exists(folder.path(shard.path)):
                 raise DatasetError(f"shard {path} listed in the manifest is missing")
-        with local_copies(urls) as local:  # TensorFlow reads no s3:// here: a split at a time on local disk
+        # TensorFlow reads no s3:// here: a split at a time on local disk, each shard at its path in the dataset
+        with local_dataset(data_url, [shard.path for shard in info.files]) as readable:
+            local = [DatasetFolder(readable).file_url(shard.path) for shard in info.files]
             for shard, path, copy in zip(info.files, urls, local):
                 found = _count_shard(manifest, copy, spec, path)
                 if found != shard.num_records:
@@ -197,11 +197,9 @@ def validate_dataset(data_url: str, decode_sample: int | None = None, version: i
             per_split[split] = total
             bad = []
             if manifest.kind == "images" and decode_sample != 0:
-                readable = os.path.dirname(local[0]) if local and local != urls else data_url
-                copies = flat(manifest) if readable != data_url else manifest  # local copies lie side by side
-                bad = scan_undecodable(readable, copies, split, first_only=True, sample=decode_sample)
-                by_name = {posixpath.basename(url): url for url in urls}  # records name the shard's URL, not a copy
-                bad = [dataclasses.replace(b, shard=by_name.get(posixpath.basename(b.shard), b.shard)) for b in bad]
+                bad = scan_undecodable(readable, manifest, split, first_only=True, sample=decode_sample)
+                by_copy = dict(zip(local, urls))  # records name the shard's URL, not a copy
+                bad = [dataclasses.replace(b, shard=by_copy.get(b.shard, b.shard)) for b in bad]
         if manifest.kind == "images" and decode_sample != 0:
             if bad:
                 raise DatasetError(

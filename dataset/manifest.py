@@ -11,7 +11,7 @@ left out of the record) with the value readers supply there (`default`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dataset.errors import DatasetError
@@ -275,16 +275,6 @@ def image_features() -> dict[str, Feature]:
 
 
 IMAGE_LABEL_FEATURE, IMAGE_KEY_FEATURE = IMAGE_LABEL_TEXT, IMAGE_FILENAME
-
-
-def flat(manifest: Manifest) -> Manifest:
-    """`manifest` with each shard path cut to its file name: the manifest of local copies made side by side
-    (`dataset.object_store.stage_to_local`), where a version's shards sit in run folders (`run-…/<name>`)."""
-    splits = {
-        name: replace(split, files=tuple(replace(f, path=f.path.rsplit("/", 1)[-1]) for f in split.files))
-        for name, split in manifest.splits.items()
-    }
-    return replace(manifest, splits=splits)
 
 
 def shard_urls(data_url: str, manifest: Manifest, split: str, non_empty: bool = False) -> list[str]:

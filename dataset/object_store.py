@@ -180,20 +180,45 @@ def s3_filesystem(env: Mapping[str, str] | None = None, **overrides: Any):
     return fsspec.filesystem("s3", **opts)
 
 
+def local_paths(urls: Iterable[str], dest: str | os.PathLike[str], root: str | None = None) -> list[str]:
+    """Where :func:`stage_to_local` puts each of `urls` in the folder `dest`: at its path under `root` (a dataset
+    folder's URL), or at its file name when `root` is None.
+
+    Raises:
+        ValueError: a URL is not under `root` or leaves it (``..``), or two URLs would get the same local path.
+    """
+    base = fsspec_url(root).rstrip("/") + "/" if root is not None else None
+    local = []
+    for url in urls:
+        url = fsspec_url(url).rstrip("/")
+        if base is None:
+            rel = url.rsplit("/", 1)[-1]
+        elif url.startswith(base):
+            rel = url[len(base) :]
+        else:
+            raise ValueError(f"stage_to_local: {url} is not under {base}")
+        parts = rel.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"stage_to_local: {url} does not name a file under its folder")
+        local.append(os.path.join(dest, *parts))
+    if len(set(local)) != len(local):
+        raise ValueError("stage_to_local: two URLs would be copied to the same local path")
+    return local
+
+
 def stage_to_local(
-    urls: Iterable[str], dest: str | os.PathLike[str], env: Mapping[str, str] | None = None
+    urls: Iterable[str], dest: str | os.PathLike[str], env: Mapping[str, str] | None = None, root: str | None = None
 ) -> list[str]:
     """Copy objects (``s3://``/``s3a://`` URLs) into the folder `dest`; return the local paths, in order.
 
     What a training rank does with its shards instead of reading ``s3://`` through tensorflow-io (see
-    docs/object_store_findings.md). Names must be unique by their last part (shard files are).
+    docs/object_store_findings.md). Each copy keeps its path under `root`, the dataset folder (a version's shards
+    sit in several run folders, under the same file names), or without `root` its file name (:func:`local_paths`).
     """
     urls = [fsspec_url(u) for u in urls]
-    dest_dir = Path(dest)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    local = [str(dest_dir / u.rstrip("/").rsplit("/", 1)[-1]) for u in urls]
-    if len(set(local)) != len(local):
-        raise ValueError("stage_to_local: two URLs end in the same file name")
+    local = local_paths(urls, dest, root)
+    for folder in sorted({os.fspath(dest), *(os.path.dirname(p) for p in local)}):
+        os.makedirs(folder, exist_ok=True)
     if urls:
         s3_filesystem(env).get(urls, local)
     return local
@@ -202,13 +227,26 @@ def stage_to_local(
 @contextlib.contextmanager
 def local_copies(urls: Iterable[str], env: Mapping[str, str] | None = None) -> Iterator[list[str]]:
     """Paths TensorFlow can open for `urls`, in order: the URLs themselves when none is on S3, else copies in a
-    temporary folder that is removed on exit (:func:`stage_to_local`)."""
+    temporary folder that is removed on exit (:func:`stage_to_local`, by file name)."""
     urls = [str(u) for u in urls]
     if not any(is_s3_url(u) for u in urls):
         yield urls
         return
     with tempfile.TemporaryDirectory(prefix="staged-") as folder:
         yield stage_to_local(urls, folder, env)
+
+
+@contextlib.contextmanager
+def local_dataset(root: str, paths: Iterable[str], env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A dataset folder TensorFlow can read that holds the files `paths` (relative to the dataset folder `root`) at
+    the same paths, so the manifest reads it as it is: `root` itself when it is not on S3, else a temporary folder
+    of copies, removed on exit."""
+    if not is_s3_url(root):
+        yield root
+        return
+    with tempfile.TemporaryDirectory(prefix="staged-") as folder:
+        stage_to_local([f"{root.rstrip('/')}/{p}" for p in paths], folder, env, root=root)
+        yield folder
 
 
 def sync_dir_to_store(local_dir: str | os.PathLike[str], url: str, env: Mapping[str, str] | None = None) -> int:

@@ -8,6 +8,7 @@ from typing import BinaryIO
 
 import google_crc32c
 
+from dataset.errors import DatasetError
 from dataset.layout import COMPRESSIONS
 
 _MASK_DELTA = 0xA282EAD8
@@ -54,3 +55,31 @@ class TFRecordFileWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_LENGTH = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
+
+
+def count_frames(data: bytes, name: str) -> int:
+    """The number of TFRecord frames in `data` (a whole uncompressed shard), checking each frame's length and data
+    CRCs: what copying frames byte for byte (a compaction) checks first.
+
+    Raises:
+        DatasetError: a frame is truncated or a CRC does not match (naming `name` and the byte offset).
+    """
+    at, count, end = 0, 0, len(data)
+    while at < end:
+        if at + 12 > end:
+            raise DatasetError(f"shard {name} is truncated at byte {at} (a frame header is cut)")
+        length_bytes = data[at : at + 8]
+        if _CRC.unpack_from(data, at + 8)[0] != masked_crc32c(length_bytes):
+            raise DatasetError(f"shard {name} is corrupt at byte {at}: the length CRC does not match")
+        (length,) = _LENGTH.unpack(length_bytes)
+        body_end = at + 12 + length
+        if body_end + 4 > end:
+            raise DatasetError(f"shard {name} is truncated at byte {at} (a record of {length} bytes is cut)")
+        if _CRC.unpack_from(data, body_end)[0] != masked_crc32c(data[at + 12 : body_end]):
+            raise DatasetError(f"shard {name} is corrupt at byte {at}: the record CRC does not match")
+        at, count = body_end + 4, count + 1
+    return count

@@ -2,7 +2,11 @@
 
 A file goes when it is
 * the manifest of a version not among the `keep` newest (the current one is always kept);
-* a shard, or a file in the run folder, of such a version and of no kept one;
+* a shard or file index (`Manifest.file_index`) that such versions list and no kept one does, wherever it lies
+  (the small shards a compaction replaced sit in run folders whose other shards are still listed);
+* a file in the run folder of such a version that no kept version lists or wrote;
+* task plans (`_plan/`) or a shard-named file that no version lists in the folder of a run that committed, once
+  older than `min_age_s`;
 * in a run folder no version names, or a shard-named file at the root no version lists (a killed run, a run
   refused by the reject limit, a writer from before versions), and every file of that run folder is older than
   `min_age_s`: a writer still running has written a file more recently than that.
@@ -22,6 +26,7 @@ from dataset.versions import Version, all_versions, shard_paths
 
 DEFAULT_MIN_AGE_S = 24 * 3600
 _SHARD_NAME = re.compile(r"^[^/]+-\d{5,}-of-\d{5,}\.tfrecord(\.gz)?(\.tmp-.*)?$")
+TASK_PLANS_DIR = "_plan"  # conversion.images.task_plans.PLAN_FOLDER: removed before a commit, left by a killed run
 _VERSION_FILE = re.compile(rf"^{VERSIONS_DIR}/(\d{{8}})\.json$")
 
 
@@ -94,11 +99,16 @@ def plan_vacuum(data_url: str, keep: int, min_age_s: float = DEFAULT_MIN_AGE_S) 
             if int(match.group(1)) in {v.number for v in dropped}:
                 doomed.append(Doomed(path, size, "manifest of a version not kept"))
             continue
-        if path in keep_paths or top in keep_runs or (legacy and path in (MANIFEST, SUCCESS)):
+        if path in keep_paths or (legacy and path in (MANIFEST, SUCCESS)):
             continue
         if path in (MANIFEST, SUCCESS) or top in (VERSIONS_DIR, REJECTED_DIR):
             continue
-        if path in drop_paths or top in drop_runs:  # and in no kept version, nor in a kept version's run folder
+        if path in drop_paths:  # even in a run folder that holds a kept version's files (a compaction's inputs)
+            doomed.append(Doomed(path, size, "only in versions not kept"))
+        elif top in keep_runs:  # a kept version's run folder: its reports stay; what no version lists goes
+            if _leftover(path) and now - _mtime(info) >= min_age_s:
+                doomed.append(Doomed(path, size, "in no version, left in the folder of a run that committed"))
+        elif top in drop_runs:
             doomed.append(Doomed(path, size, "only in versions not kept"))
         elif top.startswith(RUN_PREFIX) or ("/" not in path and _SHARD_NAME.match(path)):
             if now - run_age[top] >= min_age_s:
@@ -107,18 +117,29 @@ def plan_vacuum(data_url: str, keep: int, min_age_s: float = DEFAULT_MIN_AGE_S) 
     return VacuumPlan(data_url, tuple(v.number for v in kept), tuple(v.number for v in dropped), tuple(doomed))
 
 
+def _leftover(path: str) -> bool:
+    """A file in a run folder that only a writer's unfinished work leaves: task plans, a shard-named file (an
+    attempt's or a shard no version lists)."""
+    rest = path.split("/", 1)[1] if "/" in path else ""
+    return rest.startswith(f"{TASK_PLANS_DIR}/") or bool(_SHARD_NAME.match(rest))
+
+
+def listed_paths(version: Version) -> set[str]:
+    """The files `version`'s manifest names: its shards and its file index, if it has one."""
+    index = version.manifest.file_index  # a rollback lists the index of the version it restores
+    return shard_paths(version.manifest) | ({index} if index else set())
+
+
 def _owned(versions: list[Version]) -> tuple[set[str], set[str]]:
-    """The shard paths of `versions`, and their run folders (those they wrote, and those holding their shards)."""
+    """The files that `versions` list, and their run folders (those they wrote, and those holding their files)."""
     paths: set[str] = set()
     runs: set[str] = set()
     for version in versions:
-        listed = shard_paths(version.manifest)
+        listed = listed_paths(version)
         paths |= listed
         runs |= {path.split("/", 1)[0] for path in listed if path.startswith(RUN_PREFIX)}
         if version.info.run:
             runs.add(version.info.run)
-        if version.manifest.file_index:  # a rollback lists the index of the version it restores
-            paths.add(version.manifest.file_index)
     return paths, runs
 
 

@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from dataset.decode import BadRecord
 from dataset.errors import TrainingError
-from dataset.manifest import Manifest, flat, shard_urls
+from dataset.manifest import Manifest, shard_urls
 from dataset.versions import lineage, read_version
 from training.config import TrainConfig, pick_eval_split, resolve_params
 from training.input import epochs_to_steps, split_records
@@ -132,10 +132,9 @@ def _undecodable(config: TrainConfig, manifest: Manifest, splits: tuple[str, ...
         raise TrainingError(f"--skip-undecodable applies to image datasets; {config.data} is a {manifest.kind} dataset")
     with shard_staging(config.data) as staging:  # on an object store: every shard of the splits, copied here
         local = staging.splits_folder(manifest, splits)
-        copies = flat(manifest) if local != config.data else manifest  # local copies lie side by side
-        bad = {split: scan(local, copies, split, False) for split in dict.fromkeys(splits)}
+        bad = {split: scan(local, manifest, split, False) for split in dict.fromkeys(splits)}  # copies keep their paths
     # the records keep the store's URLs of their shards
-    to_url = dict(zip(_shards(local, copies, splits), _shards(config.data, manifest, splits)))
+    to_url = dict(zip(_shards(local, manifest, splits), _shards(config.data, manifest, splits)))
     return {split: tuple(dataclasses.replace(b, shard=to_url[b.shard]) for b in found) for split, found in bad.items()}
 
 

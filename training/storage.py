@@ -112,7 +112,8 @@ def checkpoint_listener(sync: DirSync):
 
 
 class ShardStaging:
-    """The shards a rank reads, copied into a local folder under their own names (none when the data is local)."""
+    """The shards a rank reads, copied into a local folder at their paths in the dataset (none when the data is
+    local): a version's shards sit in several run folders, under the same file names."""
 
     def __init__(self, data: str, folder: str | None) -> None:
         self.data, self.folder = data, folder
@@ -127,10 +128,10 @@ class ShardStaging:
         own = rank_files(spec.files, rank, num_ranks)
         if self.folder is None:
             return spec, own
-        from dataset.object_store import stage_to_local
+        from dataset.object_store import local_paths, stage_to_local
 
-        local = {url: os.path.join(self.folder, posixpath.basename(url)) for url in spec.files}
-        stage_to_local([u for u in own if not os.path.exists(local[u])], self.folder)
+        local = dict(zip(spec.files, local_paths(spec.files, self.folder, self.data)))
+        stage_to_local([u for u in own if not os.path.exists(local[u])], self.folder, root=self.data)
         return dataclasses.replace(spec, files=tuple(local[u] for u in spec.files)), tuple(local[u] for u in own)
 
     def scannable(self, files: tuple[str, ...], own: tuple[str, ...]) -> tuple[str, ...]:
@@ -143,12 +144,11 @@ class ShardStaging:
         of all of them (the driver's --skip-undecodable scan)."""
         if self.folder is None:
             return self.data
-        from dataset.object_store import stage_to_local
+        from dataset.object_store import local_paths, stage_to_local
 
         urls = [url for split in dict.fromkeys(splits) for url in shard_urls(self.data, manifest, split)]
-        stage_to_local(
-            [u for u in urls if not os.path.exists(os.path.join(self.folder, posixpath.basename(u)))], self.folder
-        )
+        local = local_paths(urls, self.folder, self.data)
+        stage_to_local([u for u, p in zip(urls, local) if not os.path.exists(p)], self.folder, root=self.data)
         return self.folder
 
 
