@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 
 from conversion.tables.convert import convert_table
+from conversion.tables.merge import boundary_rank_bound, labels_after, moments
 from conversion.tables.options import TableConvertOptions
+from conversion.tables.sidecar import Sidecar, merged
 from dataset.errors import ConversionError
 from dataset.versions import read_version
 from tests.conftest import needs_tfrecord_jar
-from tests.example_reader import file_records
-
-pytestmark = needs_tfrecord_jar
+from tests.example_reader import file_records, parse_example
 
 SPLITS = (("train", 0.6), ("validation", 0.2), ("test", 0.2))
 
@@ -105,13 +105,47 @@ def assert_boundaries_within_bound(appended: Path, parent: int, values: dict[str
 def train_values(out: Path, data: pd.DataFrame, column: str) -> np.ndarray:
     """The finite values of `column` in the statistics split, by the rows the dataset put there."""
     manifest = read_version(str(out)).manifest
-    from tests.example_reader import parse_example
-
     ids = {parse_example(r)["id"][0] for f in manifest.splits["train"].files for r in file_records(out / f.path)}
     values = data.loc[data["id"].isin(ids), column].to_numpy(float)
     return values[np.isfinite(values)]
 
 
+def sample_std(values: np.ndarray) -> float | None:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def test_moments_merge_by_chan_equals_the_whole():
+    rng = np.random.default_rng(0)
+    values = rng.normal(1e6, 3.0, 1001)  # a large mean: the naive sum-of-squares formula loses digits here
+    for cut in (1, 2, 500, 1000):
+        a, b = values[:cut], values[cut:]
+        count, mean, stddev = moments(len(a), float(a.mean()), sample_std(a), len(b), float(b.mean()), sample_std(b))
+        assert count == 1001 and math.isclose(mean, values.mean(), rel_tol=1e-12)
+        assert math.isclose(stddev, np.std(values, ddof=1), rel_tol=1e-9)
+    assert moments(0, None, None, 1, 2.0, None) == (1, 2.0, None)
+    assert moments(1, 1.0, None, 1, 3.0, None) == (2, 2.0, math.sqrt(2.0))
+
+
+def test_labels_keep_their_ids_and_vocabularies_merge_with_a_stated_bound():
+    assert labels_after(("b", "d"), ("a", "d", "c")) == ("b", "d", "a", "c")  # new labels after the old, sorted
+    assert boundary_rank_bound(800, 1000) == 0.2
+    old = Sidecar({"s": {"x": 5, "y": 3, "z": 1}}, {"s": 3}, {"s": True}, {"n": 800}, {"a.csv": 9})
+    new = Sidecar({"s": {"y": 4, "w": 2}}, {"s": 2}, {"s": True}, {"n": 100}, {"b.csv": 6})
+    both = merged(old, new)
+    assert both.counts == {"s": {"x": 5, "y": 7, "z": 1, "w": 2}} and both.num_distinct == {"s": 4}
+    assert both.complete == {"s": True} and both.boundaries_count == {"n": 800}
+    assert both.file_rows == {"a.csv": 9, "b.csv": 6}
+    assert Sidecar.from_bytes(both.to_bytes()) == both
+    capped = merged(old, new, cap=2)  # over the cap: the 2 most frequent kept, marked not exact
+    assert capped.counts == {"s": {"y": 7, "x": 5}} and capped.complete == {"s": False}
+    assert capped.num_distinct == {"s": 4}  # exact while both parts were complete
+    again = merged(capped, Sidecar({"s": {"z": 9}}, {"s": 1}, {"s": True}), cap=2)
+    # z had 1 more beyond the cap (the kept list's smallest count, 5, bounds what was left out): 9 of 10 counted
+    assert again.counts == {"s": {"z": 9, "y": 7}} and again.complete == {"s": False}
+    assert again.num_distinct == {"s": 4}  # a lower bound once a part is over the cap
+
+
+@needs_tfrecord_jar
 def test_parquet_append_adds_shards_and_merges_statistics(spark, tmp_path):
     source = tmp_path / "in"
     source.mkdir()
@@ -159,6 +193,7 @@ def test_parquet_append_adds_shards_and_merges_statistics(spark, tmp_path):
     assert read_version(str(out)).number == 2 and len(list(out.glob("run-*"))) == 2
 
 
+@needs_tfrecord_jar
 def test_csv_folder_append_reads_and_types_as_the_version(spark, tmp_path):
     source = tmp_path / "csv"
     source.mkdir()

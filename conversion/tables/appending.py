@@ -26,7 +26,6 @@ import posixpath
 from dataclasses import asdict, dataclass
 from urllib.parse import unquote, urlparse
 
-import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -35,7 +34,8 @@ from conversion.tables.sidecar import Sidecar, read_sidecar
 from dataset.errors import ConversionError
 from dataset.file_index import FileIndex, compare, read_index
 from dataset.fs import filesystem, list_files
-from dataset.listing import Listing
+from dataset.listing import Listing, ListingBuilder
+from dataset.table_reading import CORRUPT
 from dataset.versions import Version
 
 # Options that do not change a record or a statistic: free to differ between a version and its append.
@@ -116,15 +116,21 @@ def relpath(root: str, url: str) -> str:
 
 
 def input_listing(spark: SparkSession, options: TableConvertOptions) -> tuple[Listing, list[str]] | None:
-    """The files of the `--input` folder that a conversion reads (size and stamp from one listing), and their
-    URLs for Spark in the listing's order; None when `--input` is a single file (no index: no append)."""
+    """The files of the `--input` folder that a conversion reads (Spark's listing: what the index must hold), with
+    size and stamp from one listing of the folder (-1 and null where it lacks a file), and their URLs for Spark in
+    the listing's order; None when `--input` is a single file (no index: no append)."""
     fs, root = filesystem(options.input)
     if not fs.isdir(root):
         return None
     urls = {relpath(options.input, url): url for url in spark_files(spark, options)}
-    listing = list_files(options.input)
-    rows = np.flatnonzero(np.isin(np.asarray(listing.relpaths.to_pylist(), dtype=object), list(urls)))
-    picked = listing.take(rows)
+    listed = list_files(options.input)
+    stamps = listed.stamps.to_pylist() if listed.stamps is not None else [None] * len(listed)
+    known = {path: (size, stamp) for path, size, stamp in zip(listed.relpaths.to_pylist(), listed.sizes, stamps)}
+    builder = ListingBuilder()
+    for path in urls:
+        size, stamp = known.get(path, (-1, None))
+        builder.add(path, int(size), stamp=stamp)
+    picked = builder.build()
     return picked, [urls[p] for p in picked.relpaths.to_pylist()]
 
 
@@ -177,7 +183,7 @@ def fit_columns(source: DataFrame, parent: Version, fmt: str) -> DataFrame:
     columns = parent.manifest.table.columns
     fields = {f.name: f.dataType for f in source.schema.fields}
     missing = [name for name in columns if name not in fields]
-    extra = [name for name in fields if name not in columns and not name.startswith("_")]
+    extra = [name for name in fields if name not in columns and name != CORRUPT]
     advice = "convert all files with --mode overwrite (a new version), or keep the new files apart"
     if missing or extra:
         what = f"lack column {missing[0]!r}" if missing else f"have a new column {extra[0]!r}"

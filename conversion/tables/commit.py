@@ -23,10 +23,11 @@ def commit_table(
     bad: int,
     total: int,
     limit: float,
-) -> tuple[Manifest, Version]:
+) -> tuple[Manifest, Version, tuple[str, ...]]:
     """Commit this run's `manifest` (its rows alone, shard paths in the run folder) as the next version: as it is,
     or (`plan`) merged onto the parent's. `files` (None: the source is no folder of files) and `sidecar` are
-    written beside it. The reject limit counts this run's rows alone (`bad` of `total`).
+    written beside it. The reject limit counts this run's rows alone (`bad` of `total`). Returns the version's
+    manifest, the version, and the string columns whose value counts are not exact (over the sidecar's cap).
 
     Raises:
         RejectLimitExceeded, ConversionError, DatasetError, CommitConflict: as `conversion.publish.publish`.
@@ -34,13 +35,15 @@ def commit_table(
     url = staging.output_url
     if plan is None:
         if files is None:
-            return manifest, publish(staging, manifest, bad, total, limit, "rows")
+            return manifest, publish(staging, manifest, bad, total, limit, "rows"), ()
         write_sidecar(url, staging.run, sidecar)
         located = replace(manifest, file_index=write_index(url, staging.run, files))
-        return located, publish(staging, located, bad, total, limit, "rows")
+        return located, publish(staging, located, bad, total, limit, "rows"), ()
     both = merged(plan.sidecar, sidecar)
     write_sidecar(url, staging.run, both)
     version = merge_manifests(plan.parent.manifest, in_folder(manifest, staging.run), both.counts, both.num_distinct)
     index = write_index(url, staging.run, merge(plan.index, files or FileIndex.empty()))
     version = replace(version, file_index=index)
-    return version, publish(staging, version, bad, total, limit, "rows", operation="append", in_run=False)
+    inexact = tuple(name for name, complete in both.complete.items() if not complete)
+    committed = publish(staging, version, bad, total, limit, "rows", operation="append", in_run=False)
+    return version, committed, inexact

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from conversion.faults import fault_from_conf
-from conversion.publish import Staging, publish, refuse_over_limit, staged_output
+from conversion.publish import Staging, refuse_over_limit, staged_output
 from conversion.splits import split_column
 from conversion.tables import stats
 from conversion.tables.appending import AppendPlan, fit_columns, input_listing, plan_append, relpath
@@ -37,11 +37,11 @@ from dataset import temporal
 from dataset.errors import ConversionError, DatasetError
 from dataset.file_index import FileIndex
 from dataset.layout import REJECTED_DIR
+from dataset.listing import Listing
 from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo, spark_schema_of
 from dataset.progress import Phases, job_group, ticking
-from dataset.listing import Listing
 from dataset.table_reading import CORRUPT, Source, read_table
-from dataset.versions import CommitConflict, Version, read_version
+from dataset.versions import CommitConflict, read_version
 
 FILE_COLUMN = "_tfrecordpipe_file"  # a row's input file (the file index counts rows per file)
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
@@ -88,7 +88,9 @@ class TableSummary:
         total = sum(self.records.values())
         lines = [self.headline] if self.headline else []
         if not self.headline:
-            lines.append(f"Converted {total} of {self.rows_seen} rows into {self.output} in {self.seconds:.1f} s ({self.task})")
+            lines.append(
+                f"Converted {total} of {self.rows_seen} rows into {self.output} in {self.seconds:.1f} s ({self.task})"
+            )
         if self.version is None:
             return "\n".join(lines + list(self.notes))
         lines += [f"  {s}: {n} records in {self.shards[s]} shards" for s, n in sorted(self.records.items())]
@@ -325,7 +327,9 @@ def _convert(
 ) -> TableSummary:
     phases.begin("reading")
     _check_label_present(label, source, options.input or options.table)
-    task = append.parent.manifest.table.task if append else _task(options, label, source)  # an append keeps the version's
+    task = (
+        append.parent.manifest.table.task if append else _task(options, label, source)
+    )  # an append keeps the version's
     key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
     df = source.withColumn("_h", F.xxhash64(*key))
     df = df.withColumn("_split", split_column(_key_text(options), options.splits))
@@ -511,7 +515,7 @@ def _write(
     )
     sidecar = _sidecar(options, columns, found, inputs)
     index = _file_index(inputs[0]) if inputs is not None else None
-    version_manifest, version = commit_table(
+    version_manifest, version, inexact = commit_table(
         staging, manifest, sidecar, index, append, counted, rows_seen, options.max_reject_fraction
     )
     laps.lap("publish")
@@ -522,7 +526,8 @@ def _write(
             f"files to {options.output} as version {version.number} ({version_manifest.num_records} records) in "
             f"{time.perf_counter() - start:.1f} s"
         )
-        notes = tuple(line for line in (append.kept_line(), _carried_line(append, version_manifest)) if line)
+        over = f"  value counts not exact (over {VOCAB_CAP} distinct values): {', '.join(inexact)}" if inexact else None
+        notes = tuple(line for line in (append.kept_line(), _carried_line(append, version_manifest), over) if line)
     return TableSummary(
         options.output,
         task,

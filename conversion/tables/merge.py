@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
+from collections.abc import Callable
 
 from dataset.manifest import ColumnStats, Feature, Manifest, SplitInfo, TableColumn
 
@@ -24,7 +25,7 @@ def _plus(a: int | None, b: int | None) -> int | None:
     return None if a is None and b is None else (a or 0) + (b or 0)
 
 
-def _extreme(pick, a: float | None, b: float | None) -> float | None:  # noqa: ANN001 (min or max)
+def _extreme(pick: Callable[[list[float]], float], a: float | None, b: float | None) -> float | None:
     present = [v for v in (a, b) if v is not None]
     return pick(present) if present else None
 

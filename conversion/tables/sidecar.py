@@ -73,19 +73,20 @@ class Sidecar:
         return cls(counts, meta["num_distinct"], meta["complete"], meta.get("boundaries_count", {}), files)
 
 
-def merged(old: Sidecar, new: Sidecar) -> Sidecar:
-    """The sidecar of the union (boundaries carried: the old counts they were computed on)."""
+def merged(old: Sidecar, new: Sidecar, cap: int = VOCAB_CAP) -> Sidecar:
+    """The sidecar of the union, keeping `cap` values per column (boundaries carried: the old counts they were
+    computed on)."""
     counts, distinct, complete = {}, {}, {}
     for name in old.counts:
         both = dict(old.counts[name])
         for value, n in new.counts.get(name, {}).items():
             both[value] = both.get(value, 0) + n
         exact = old.complete[name] and new.complete.get(name, True)
-        kept = sorted(both.items(), key=lambda item: (-item[1], item[0]))[:VOCAB_CAP]
+        kept = sorted(both.items(), key=lambda item: (-item[1], item[0]))[:cap]
         counts[name] = dict(kept)
         # over the cap: a lower bound (the union holds at least the larger part's distinct values)
         distinct[name] = len(both) if exact else max(len(both), old.num_distinct[name], new.num_distinct.get(name, 0))
-        complete[name] = exact and len(both) <= VOCAB_CAP
+        complete[name] = exact and len(both) <= cap
     return Sidecar(counts, distinct, complete, dict(old.boundaries_count), {**old.file_rows, **new.file_rows})
 
 
