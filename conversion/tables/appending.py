@@ -9,9 +9,10 @@ ones with merged statistics (`conversion.tables.merge`).
 Rules (one line each when broken):
 - The options that decide the records (format, label, key, task, splits, null handling, reader options,
   --schema, vocabulary and quantile settings, compression) are the version's: a differing one is refused.
-- The new files' columns are the version's: same names, same types by the same typing rules (CSV: pandas'
-  rules, widened as a full conversion of all files would: int → bigint → double; a column with no value
-  in the new files takes the version's type). Anything else names the column and `--mode overwrite`.
+- The new files' columns are the version's: same names, same types by the same typing rules, widened as a
+  full conversion of all the files would type them (CSV by pandas' rules, JSON by Spark's inference: int →
+  bigint → double; a column with no value in the new files takes the version's type; a JSON field no new
+  record has is null). Anything else names the column and `--mode overwrite`.
 - Changed or deleted input files are kept as they were converted (`--on-change keep`, the only choice for
   tables: an append never rewrites existing shards, and a table file's rows are spread over every shard);
   the summary says how many. `--on-change replace` is refused, naming `--mode overwrite`.
@@ -45,6 +46,7 @@ LISTING_OPTIONS = ("pathglobfilter", "recursivefilelookup", "modifiedbefore", "m
 _FLAGS = {"read_options": "--read-option", "null_defaults": "--null-default", "format": "--format"}
 # CSV typing widens as a full conversion of all the files would type the column (pandas' order).
 _WIDER = {"int": ("bigint", "double"), "bigint": ("double",)}
+_EMPTY_TYPE = {"csv": "double", "json": "string"}  # the type a reader gives a column with no value at all
 CATALOG_REFUSAL = (
     "--mode append compares the files of an --input folder with the version's file index; a catalog table "
     "(--table) has no such files: it converts in full, use --mode overwrite"
@@ -175,14 +177,16 @@ def plan_append(spark: SparkSession, options: TableConvertOptions, parent: Versi
 
 
 def fit_columns(source: DataFrame, parent: Version, fmt: str) -> DataFrame:
-    """The new files' columns in the version's order and types (CSV: widened as a full conversion would).
+    """The new files' columns in the version's order and types, as a full conversion of all the files would read
+    them: CSV and JSON widen an integer column to the version's double and give a column with no value in the new
+    files the version's type; JSON (whose records may leave a field out) reads a column the new files lack as null.
 
     Raises:
         ConversionError: a column new, missing or of another type, naming it and what to do.
     """
     columns = parent.manifest.table.columns
     fields = {f.name: f.dataType for f in source.schema.fields}
-    missing = [name for name in columns if name not in fields]
+    missing = [name for name in columns if name not in fields and fmt != "json"]
     extra = [name for name in fields if name not in columns and name != CORRUPT]
     advice = "convert all files with --mode overwrite (a new version), or keep the new files apart"
     if missing or extra:
@@ -190,6 +194,9 @@ def fit_columns(source: DataFrame, parent: Version, fmt: str) -> DataFrame:
         raise ConversionError(f"the new files under {source_name(source)} {what} (version {parent.number}); {advice}")
     out = []
     for name, column in columns.items():
+        if name not in fields:  # JSON: no new record has the field
+            out.append(F.lit(None).cast(column.source_type).alias(name))
+            continue
         found = fields[name].simpleString()
         value = F.col(f"`{name}`")
         if found != column.source_type:
@@ -205,12 +212,13 @@ def fit_columns(source: DataFrame, parent: Version, fmt: str) -> DataFrame:
 
 
 def _widens(source: DataFrame, name: str, found: str, wanted: str, fmt: str) -> bool:
-    if fmt != "csv":
-        return False
+    """Whether a full conversion of the version's files and the new ones would type the column `wanted`."""
+    if fmt not in _EMPTY_TYPE:
+        return False  # Parquet, ORC: the files carry their types
     if wanted in _WIDER.get(found, ()):
         return True
-    # pandas types a column with no value at all as double: it takes the version's type
-    return found == "double" and source.where(F.col(f"`{name}`").isNotNull()).limit(1).count() == 0
+    # a column with no value in the new files (CSV: double, as pandas; JSON: string) takes the version's type
+    return found == _EMPTY_TYPE[fmt] and source.where(F.col(f"`{name}`").isNotNull()).limit(1).count() == 0
 
 
 def source_name(source: DataFrame) -> str:
