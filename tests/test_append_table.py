@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conversion.tables.appending import fit_columns
 from conversion.tables.convert import convert_table
 from conversion.tables.merge import boundary_rank_bound, labels_after, moments
 from conversion.tables.options import TableConvertOptions
@@ -60,7 +61,8 @@ def records(out: Path) -> dict[str, list[bytes]]:
 
 def options(source: Path, out: Path, mode: str = "append", **more) -> TableConvertOptions:
     fmt = "csv" if any(source.glob("*.csv")) else "parquet"
-    values = dict(output=str(out), label="label", input=str(source), format=fmt, key="id", splits=SPLITS, num_shards=2)
+    values = dict(output=str(out), label="label", input=str(source), format=fmt, key="id", splits=SPLITS)
+    values.update(num_shards=2, task="classification")  # no --task auto guess: one Spark job fewer per run
     return TableConvertOptions(**{**values, "mode": mode, **more})
 
 
@@ -191,6 +193,24 @@ def test_parquet_append_adds_shards_and_merges_statistics(spark, tmp_path):
     with pytest.raises(ConversionError, match=r"lack column 'color' \(version 2\); .*--mode overwrite"):
         convert_table(spark, options(source, out))
     assert read_version(str(out)).number == 2 and len(list(out.glob("run-*"))) == 2
+    manifest = read_version(str(out)).manifest
+
+    # JSON reads as a full conversion would: whole numbers widen to the version's double, a field no record has
+    # is null, a field with no value takes the version's type; Parquet carries its types: no widening
+    version, types = read_version(str(out)), [(n, c.source_type) for n, c in manifest.table.columns.items()]
+    (tmp_path / "a.json").write_text('{"id": 7, "x": null, "n": 3, "label": "a"}\n')
+    (tmp_path / "b.json").write_text('{"id": 8, "x": 2, "n": 4, "label": "b", "color": "red"}\n')
+    rows = []
+    for name in ("a.json", "b.json"):
+        fitted = fit_columns(spark.read.json(str(tmp_path / name)), version, "json")
+        assert [(f.name, f.dataType.simpleString()) for f in fitted.schema.fields] == types
+        rows.append(fitted.collect()[0].asDict())
+    assert rows == [
+        {"id": 7, "x": None, "n": 3, "color": None, "label": "a"},
+        {"id": 8, "x": 2.0, "n": 4, "color": "red", "label": "b"},
+    ]
+    with pytest.raises(ConversionError, match=r"^column 'x' is bigint in the new files but double in version 2"):
+        fit_columns(spark.read.json(str(tmp_path / "b.json")), version, "parquet")
 
 
 @needs_tfrecord_jar
