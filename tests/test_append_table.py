@@ -62,7 +62,7 @@ def records(out: Path) -> dict[str, list[bytes]]:
 def options(source: Path, out: Path, mode: str = "append", **more) -> TableConvertOptions:
     fmt = "csv" if any(source.glob("*.csv")) else "parquet"
     values = dict(output=str(out), label="label", input=str(source), format=fmt, key="id", splits=SPLITS)
-    values.update(num_shards=2, task="classification")  # no --task auto guess: one Spark job fewer per run
+    values.update(num_shards=1, task="classification")  # no --task auto guess: one Spark job fewer per run
     return TableConvertOptions(**{**values, "mode": mode, **more})
 
 
