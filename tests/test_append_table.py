@@ -20,6 +20,7 @@ from conversion.tables.options import TableConvertOptions
 from conversion.tables.sidecar import Sidecar, merged
 from dataset.errors import ConversionError
 from dataset.versions import read_version
+from jobs import convert_table as convert_table_job
 from tests.conftest import needs_tfrecord_jar
 from tests.example_reader import file_records, parse_example
 
@@ -148,7 +149,7 @@ def test_labels_keep_their_ids_and_vocabularies_merge_with_a_stated_bound():
 
 
 @needs_tfrecord_jar
-def test_parquet_append_adds_shards_and_merges_statistics(spark, tmp_path):
+def test_parquet_append_adds_shards_and_merges_statistics(spark, tmp_path, capsys):
     source = tmp_path / "in"
     source.mkdir()
     parts = [frame(1, 70, 0, ("a", "b")), frame(2, 60, 1000, ("a", "b")), frame(3, 50, 2000, ("a", "b", "c"))]
@@ -169,7 +170,10 @@ def test_parquet_append_adds_shards_and_merges_statistics(spark, tmp_path):
         assert {p: h for p, h in v2[split].items() if p in shards} == shards
         new = [p for p in v2[split] if p not in shards]
         assert new and {p.split("/")[0] for p in new} == {read_version(str(out)).info.run}
-    assert read_version(str(out)).info.operation == "append"
+    current = read_version(str(out))
+    assert current.info.operation == "append"
+    assert current.manifest.table.value_counts == f"{current.info.run}/_stats.parquet"
+    assert current.manifest.file_index == f"{current.info.run}/_files.parquet"
 
     full = tmp_path / "full"
     convert_table(spark, options(source, full, mode="error"))
@@ -190,8 +194,22 @@ def test_parquet_append_adds_shards_and_merges_statistics(spark, tmp_path):
         convert_table(spark, options(source, out))
     (source / "part-3.parquet").unlink()
     frame(5, 5, 4000, ("a",)).drop(columns="color").to_parquet(source / "part-4.parquet")
-    with pytest.raises(ConversionError, match=r"lack column 'color' \(version 2\); .*--mode overwrite"):
-        convert_table(spark, options(source, out))
+    argv = ["--input", str(source), "--format", "parquet", "--output", str(out), "--mode", "append", "--quiet"]
+    argv += [
+        "--label",
+        "label",
+        "--key",
+        "id",
+        "--splits",
+        "train=0.6,validation=0.2,test=0.2",
+        "--task",
+        "classification",
+    ]
+    assert convert_table_job.main(argv) == 2  # through the job: one line, exit 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: the new files under {source} lack column 'color' (version 2); convert all files with --mode "
+        "overwrite (a new version), or keep the new files apart"
+    )
     assert read_version(str(out)).number == 2 and len(list(out.glob("run-*"))) == 2
     manifest = read_version(str(out)).manifest
 

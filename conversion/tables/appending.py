@@ -151,15 +151,19 @@ def plan_append(spark: SparkSession, options: TableConvertOptions, parent: Versi
             "--on-change replace is for images; a table file's rows lie in every shard, so replacing them rewrites "
             "the dataset: use --mode overwrite (a full conversion as a new version; a rollback undoes it)"
         )
-    check_options(parent, options)
     manifest = parent.manifest
+    if manifest.kind != "table":
+        raise ConversionError(
+            f"{options.output} holds a dataset of {manifest.kind}, not a table; choose another --output"
+        )
+    check_options(parent, options)
     index = read_index(options.output, manifest)
     if index is None:
         raise ConversionError(
             f"version {parent.number} of {options.output} has no file index (converted before appends existed, or "
             "from a single file or a catalog table); convert it once with --mode overwrite, then append"
         )
-    sidecar = read_sidecar(options.output, posixpath.dirname(manifest.file_index))
+    sidecar = read_sidecar(options.output, manifest)
     found = input_listing(spark, options)
     if found is None:
         raise ConversionError(f"--mode append needs --input to be a folder of files; {options.input} is a file")

@@ -36,14 +36,14 @@ def commit_table(
     if plan is None:
         if files is None:
             return manifest, publish(staging, manifest, bad, total, limit, "rows"), ()
-        write_sidecar(url, staging.run, sidecar)
-        located = replace(manifest, file_index=write_index(url, staging.run, files))
+        table = replace(manifest.table, value_counts=write_sidecar(url, staging.run, sidecar))
+        located = replace(manifest, file_index=write_index(url, staging.run, files), table=table)
         return located, publish(staging, located, bad, total, limit, "rows"), ()
     both = merged(plan.sidecar, sidecar)
-    write_sidecar(url, staging.run, both)
     version = merge_manifests(plan.parent.manifest, in_folder(manifest, staging.run), both.counts, both.num_distinct)
     index = write_index(url, staging.run, merge(plan.index, files or FileIndex.empty()))
-    version = replace(version, file_index=index)
+    table = replace(version.table, value_counts=write_sidecar(url, staging.run, both))
+    version = replace(version, file_index=index, table=table)
     inexact = tuple(name for name, complete in both.complete.items() if not complete)
     committed = publish(staging, version, bad, total, limit, "rows", operation="append", in_run=False)
     return version, committed, inexact

@@ -1,8 +1,9 @@
 """A table version's full value counts, kept beside its manifest so that an append merges vocabularies exactly.
 
 The manifest keeps each string column's `--max-vocab` most frequent values; merging two such lists is not
-exact (a value just below one part's cut may lead the union). Each run that commits a table version writes
-`_stats.parquet` in its run folder: for every string column of the statistics split, every value with its count
+exact (a value just below one part's cut may lead the union). Each run that commits a table version of a folder
+of files writes `_stats.parquet` in its run folder, named by the manifest (`TableInfo.value_counts`, so a rollback
+or a compaction that copies the manifest keeps naming it): for every string column of the statistics split, every value with its count
 (rows: column, value, count), up to `VOCAB_CAP` values per column, and as metadata each column's distinct
 count, whether the counts are complete, and the number of values each carried quantile boundary was computed
 on (`conversion.tables.merge.boundary_rank_bound`).
@@ -24,8 +25,9 @@ import pyarrow.parquet as pq
 from conversion.tables.merge import ValueCounts
 from dataset.errors import DatasetError
 from dataset.layout import DatasetFolder
+from dataset.manifest import Manifest
 
-SIDECAR = "_stats.parquet"  # in the run folder of the version it describes, beside its file index
+SIDECAR = "_stats.parquet"  # in the run folder of the version it describes
 VOCAB_CAP = 10_000  # values kept per string column
 FILES = "__files__"  # the `column` of (input file, rows read) pairs: no source column has this name (reserved)
 _META_KEY = b"tfrecordpipe"
@@ -90,25 +92,29 @@ def merged(old: Sidecar, new: Sidecar, cap: int = VOCAB_CAP) -> Sidecar:
     return Sidecar(counts, distinct, complete, dict(old.boundaries_count), {**old.file_rows, **new.file_rows})
 
 
-def read_sidecar(data_url: str, run: str) -> Sidecar:
-    """The sidecar in run folder `run` of the dataset at `data_url`.
+def read_sidecar(data_url: str, manifest: Manifest) -> Sidecar:
+    """The value counts `manifest` names (`TableInfo.value_counts`).
 
     Raises:
-        DatasetError: it is missing (a version converted before appends existed) or unreadable.
+        DatasetError: it names none (a version converted before appends existed), or the file is missing or
+            unreadable.
     """
+    path = manifest.table.value_counts if manifest.table else None
+    redo = "convert it once with --mode overwrite, then append"
+    if path is None:
+        raise DatasetError(f"{data_url} has no value counts (converted before appends existed); {redo}")
     folder = DatasetFolder(data_url)
     try:
-        return Sidecar.from_bytes(folder.fs.cat_file(folder.path(f"{run}/{SIDECAR}")))
+        return Sidecar.from_bytes(folder.fs.cat_file(folder.path(path)))
     except FileNotFoundError:
-        raise DatasetError(
-            f"{data_url} has no value counts ({run}/{SIDECAR}): it was converted before appends existed; "
-            "convert it once with --mode overwrite, then append"
-        ) from None
+        raise DatasetError(f"{data_url}: its value counts {path} are missing (vacuumed?); {redo}") from None
     except (OSError, KeyError, ValueError, pa.ArrowException) as err:
-        raise DatasetError(f"{data_url}: {run}/{SIDECAR} is unreadable ({err}); convert with --mode overwrite") from err
+        raise DatasetError(f"{data_url}: its value counts {path} are unreadable ({err}); {redo}") from err
 
 
-def write_sidecar(data_url: str, run: str, sidecar: Sidecar) -> None:
-    """Write `sidecar` into run folder `run` (beside the file index the run writes)."""
+def write_sidecar(data_url: str, run: str, sidecar: Sidecar) -> str:
+    """Write `sidecar` into run folder `run`; its dataset-relative path (for `TableInfo.value_counts`)."""
     folder = DatasetFolder(data_url)
-    folder.fs.pipe_file(folder.path(f"{run}/{SIDECAR}"), sidecar.to_bytes())
+    relpath = f"{run}/{SIDECAR}"
+    folder.fs.pipe_file(folder.path(relpath), sidecar.to_bytes())
+    return relpath
