@@ -12,6 +12,8 @@ from typing import Any
 
 FAULT_CONF = "spark.tfrecordpipe.test.failOnceAfterRecords"
 FAULT_MESSAGE = "injected failure"
+PAUSE_CONF = "spark.tfrecordpipe.test.pauseAfterRecords"  # the first task stops mid-write, for a kill
+PAUSED_MARKER = "_paused"  # written into the run folder when it stops there
 
 
 class InjectedFault(RuntimeError):
@@ -21,6 +23,13 @@ class InjectedFault(RuntimeError):
 def fault_from_conf(spark: Any) -> int | None:
     """The record count after which the first task's first attempt fails, if the test set one."""
     value = spark.conf.get(FAULT_CONF, None)
+    return int(value) if value else None
+
+
+def pause_from_conf(spark: Any) -> int | None:
+    """The record count after which the first task writes `PAUSED_MARKER` and sleeps (test-only: a test kills the
+    process there, mid-write)."""
+    value = spark.conf.get(PAUSE_CONF, None)
     return int(value) if value else None
 
 

@@ -10,7 +10,7 @@ from dataset.errors import OptionError
 from dataset.layout import COMPRESSIONS
 
 DEFAULT_SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
-MODES = ("error", "overwrite")
+MODES = ("error", "overwrite", "append")  # append: see conversion.images.append
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 

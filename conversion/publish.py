@@ -75,6 +75,10 @@ class RunFolder:
                 f"output {self.url(self.output)} already exists; pass --mode overwrite to replace it "
                 "or choose another --output"
             )
+        if mode == "append" and not number and exists and self._foreign_files():
+            raise ConversionError(
+                f"output {self.url(self.output)} holds files but no dataset to append to; choose another --output"
+            )
         self.parent = read_version(self.output_url) if number else None
         try:
             self.fs.makedirs(self.path, exist_ok=True)
@@ -113,14 +117,23 @@ class RunFolder:
         if stale:
             self.fs.rm(stale, recursive=True)
 
-    def commit(self, manifest: Manifest) -> Version:
-        """Commit `manifest` (its shard paths relative to this run folder) as the next version.
+    def relpath(self, name: str) -> str:
+        """The dataset-relative path of file `name` of this run folder (what a manifest lists)."""
+        return f"{self.run}/{name}"
+
+    def commit(self, manifest: Manifest, operation: str | None = None, in_run: bool = True) -> Version:
+        """Commit `manifest` as the next version after `parent` (the version `begin` found).
+
+        With `in_run`, the manifest's shard paths are relative to this run folder (a full conversion); without, they
+        are dataset-relative already: an append lists the parent's shards as they are plus this run's
+        (`relpath`), a compaction this run's and the parent's it keeps. `operation` defaults to "convert" (no
+        parent) or "overwrite".
 
         Raises:
             CommitConflict: another run committed first.
         """
-        located = in_folder(manifest, self.run)
-        operation = "overwrite" if self.parent is not None else "convert"
+        located = in_folder(manifest, self.run) if in_run else manifest
+        operation = operation or ("overwrite" if self.parent is not None else "convert")
         version = commit_version(self.output_url, located, operation, self.parent, self.run)
         self.committed = True  # from here the run folder belongs to a version: never removed by `abort`
         publish_current(DatasetFolder(self.output_url), self.run)
@@ -216,6 +229,8 @@ def staged_output(input_url: str | None, output_url: str, mode: str) -> Iterator
     staging.begin(mode)
     try:
         yield staging
+        if not staging.committed:  # a run with nothing new to commit leaves nothing behind
+            staging.abort()
     except RejectLimitExceeded:
         raise  # the run folder keeps the rejected report (and nothing else) for the user to read
     except OSError as err:
@@ -253,9 +268,18 @@ def refuse_over_limit(staging: RunFolder, bad: int, total: int, limit: float, un
         )
 
 
-def publish(staging: RunFolder, manifest: Manifest, bad: int, total: int, limit: float, unit: str) -> Version:
+def publish(
+    staging: RunFolder,
+    manifest: Manifest,
+    bad: int,
+    total: int,
+    limit: float,
+    unit: str,
+    operation: str | None = None,
+    in_run: bool = True,
+) -> Version:
     """Refuse the run if `bad` of `total` inputs exceed `limit`; else commit the run's manifest as the next
-    version (`manifest.json` and `_SUCCESS` follow it).
+    version (`manifest.json` and `_SUCCESS` follow it); `operation` and `in_run` as `RunFolder.commit` takes them.
 
     Raises:
         RejectLimitExceeded: too many rejects; only the rejected report stays, in the run folder.
@@ -267,4 +291,4 @@ def publish(staging: RunFolder, manifest: Manifest, bad: int, total: int, limit:
     manifest.check()
     if manifest.num_records == 0:
         raise ConversionError(f"no record could be converted from {manifest.source_root}; see the rejected reasons")
-    return staging.commit(manifest)
+    return staging.commit(manifest, operation, in_run)

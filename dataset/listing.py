@@ -1,4 +1,6 @@
-"""A listing of files as columns: relative paths in one Arrow string array, sizes in one numpy array.
+"""A listing of files as columns: relative paths in one Arrow string array, sizes in one numpy array, and what
+else identifies each file's content (its stamp: mtime in ns locally, the ETag on object stores) in one Arrow
+string array.
 
 A file costs the driver the bytes of its path plus 16 (a `ListedFile` object per file costs about 200), so
 millions of files fit; iterating still yields `ListedFile`s, a chunk at a time.
@@ -45,6 +47,18 @@ class Listing:
     relpaths: pa.LargeStringArray
     sizes: np.ndarray  # int64; -1 where unknown
     problems: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    stamps: pa.StringArray | None = None  # per row: mtime_ns (local) or ETag (object stores); null where unknown
+
+    def take(self, rows: np.ndarray) -> Listing:
+        """The listing of `rows` (ascending row numbers) alone."""
+        picked = pa.array(rows, pa.int64())
+        paths = self.relpaths.take(picked)
+        problems = {}
+        if self.problems:
+            wanted = set(paths.to_pylist())
+            problems = {path: problem for path, problem in self.problems.items() if path in wanted}
+        stamps = None if self.stamps is None else self.stamps.take(picked)
+        return Listing(paths, self.sizes[rows], problems, stamps)
 
     def __len__(self) -> int:
         return len(self.relpaths)
@@ -71,13 +85,19 @@ class ListingBuilder:
     def __init__(self) -> None:
         self._paths: list[str] = []
         self._sizes: list[int] = []
+        self._stamps: list[str | None] = []
         self._path_chunks: list[pa.Array] = []
         self._size_chunks: list[np.ndarray] = []
+        self._stamp_chunks: list[pa.Array] = []
+        self._stamped = False
         self._problems: dict[str, tuple[str, str]] = {}
 
-    def add(self, relpath: str, size: int, problem: str = "", detail: str = "") -> None:
+    def add(self, relpath: str, size: int, problem: str = "", detail: str = "", stamp: str | None = None) -> None:
         self._paths.append(relpath)
         self._sizes.append(size)
+        self._stamps.append(stamp)
+        if stamp is not None:
+            self._stamped = True
         if problem:
             self._problems[relpath] = (problem, detail)
         if len(self._paths) >= CHUNK:
@@ -87,15 +107,17 @@ class ListingBuilder:
         if self._paths:
             self._path_chunks.append(pa.array(self._paths, pa.large_string()))
             self._size_chunks.append(np.array(self._sizes, dtype=np.int64))
-            self._paths, self._sizes = [], []
+            self._stamp_chunks.append(pa.array(self._stamps, pa.string()))
+            self._paths, self._sizes, self._stamps = [], [], []
 
     def build(self) -> Listing:
         """The sorted listing; of a path added twice, the last entry is kept."""
         self._flush()
         paths = pa.concat_arrays(self._path_chunks) if self._path_chunks else empty_paths()
         sizes = np.concatenate(self._size_chunks) if self._size_chunks else np.zeros(0, np.int64)
-        self._path_chunks, self._size_chunks = [], []
-        return sorted_listing(paths, sizes, self._problems)
+        stamps = pa.concat_arrays(self._stamp_chunks) if self._stamped and self._stamp_chunks else None
+        self._path_chunks, self._size_chunks, self._stamp_chunks = [], [], []
+        return sorted_listing(paths, sizes, self._problems, stamps)
 
 
 def _is_sorted(paths: pa.Array) -> bool:
@@ -103,15 +125,21 @@ def _is_sorted(paths: pa.Array) -> bool:
 
 
 def sorted_listing(
-    relpaths: pa.LargeStringArray, sizes: np.ndarray, problems: Mapping[str, tuple[str, str]] | None = None
+    relpaths: pa.LargeStringArray,
+    sizes: np.ndarray,
+    problems: Mapping[str, tuple[str, str]] | None = None,
+    stamps: pa.StringArray | None = None,
 ) -> Listing:
     """A `Listing` of these columns: sorted by path (a stable sort), and of equal paths the last kept."""
     if not _is_sorted(relpaths):
         order = pc.sort_indices(relpaths)  # stable: equal paths keep the order they were added in
         relpaths, sizes = relpaths.take(order), sizes[order.to_numpy()]
+        stamps = None if stamps is None else stamps.take(order)
         if len(relpaths) > 1:
             last = np.ones(len(relpaths), dtype=bool)
             last[:-1] = pc.not_equal(relpaths[:-1], relpaths[1:]).to_numpy(zero_copy_only=False)
             if not last.all():
-                relpaths, sizes = relpaths.filter(pa.array(last)), sizes[last]
-    return Listing(relpaths, np.ascontiguousarray(sizes, dtype=np.int64), dict(problems or {}))
+                keep = pa.array(last)
+                relpaths, sizes = relpaths.filter(keep), sizes[last]
+                stamps = None if stamps is None else stamps.filter(keep)
+    return Listing(relpaths, np.ascontiguousarray(sizes, dtype=np.int64), dict(problems or {}), stamps)

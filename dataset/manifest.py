@@ -151,6 +151,7 @@ class Manifest:
     table: TableInfo | None = None
     num_converted_formats: dict[str, int] = field(default_factory=dict)  # images: original format → stored as PNG
     format_version: int = FORMAT_VERSION
+    file_index: str | None = None  # the version's file index (`dataset.file_index`), relative to the dataset folder
 
     @property
     def num_records(self) -> int:
@@ -252,6 +253,7 @@ class Manifest:
             label_feature=data["label_feature"],
             key_feature=data["key_feature"],
             num_converted_formats=data.get("num_converted_formats", {}),
+            file_index=data.get("file_index"),
             table=None
             if table is None
             else TableInfo(

@@ -117,6 +117,8 @@ def _owned(versions: list[Version]) -> tuple[set[str], set[str]]:
         runs |= {path.split("/", 1)[0] for path in listed if path.startswith(RUN_PREFIX)}
         if version.info.run:
             runs.add(version.info.run)
+        if version.manifest.file_index:  # a rollback lists the index of the version it restores
+            paths.add(version.manifest.file_index)
     return paths, runs
 
 

@@ -31,7 +31,7 @@ from dataset.fs import is_local
 from dataset.layout import MANIFEST, REJECTED_DIR, SUCCESS, VERSIONS_DIR, DatasetFolder, version_file
 from dataset.manifest import Manifest
 
-OPERATIONS = ("convert", "overwrite", "rollback")  # later: append, compact
+OPERATIONS = ("convert", "overwrite", "rollback", "append", "compact")
 _VERSION_NAME = re.compile(r"^(\d{8})\.json$")
 _S3_PROTOCOLS = frozenset({"s3", "s3a", "s3n"})
 _IF_NONE_MATCH_HANDLER = "tfrecordpipe-version-if-none-match"

@@ -49,7 +49,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--compression", choices=["none", "gzip"], default="none", help="shard codec (tf.data reads both)"
     )
     parser.add_argument(
-        "--mode", choices=["error", "overwrite"], default="error", help="what to do when --output exists"
+        "--mode",
+        choices=["error", "overwrite", "append"],
+        default="error",
+        help="what to do when --output exists: error; overwrite (a full conversion as a new version); append "
+        "(convert only the files the current version has not seen, as a new version; a full conversion when "
+        "--output does not exist)",
+    )
+    parser.add_argument(
+        "--on-change",
+        choices=["keep", "replace"],
+        default="keep",
+        help="--mode append: what to do with source files changed or deleted since the current version: keep their "
+        "records as they are (no shard is rewritten), or replace (rewrite only the shards that hold them)",
+    )
+    parser.add_argument(
+        "--retry-rejected",
+        action="store_true",
+        help="--mode append: convert again the files an earlier version rejected",
+    )
+    parser.add_argument(
+        "--list-prefix",
+        metavar="PREFIX",
+        help="--mode append: list only this folder under --input, relative to it (e.g. cats/2026-12-06); paths "
+        "stay relative to --input, so splits do not move",
     )
     parser.add_argument(
         "--verify",
@@ -111,6 +134,9 @@ def options_from_args(args: argparse.Namespace) -> ImageConvertOptions:
         max_reject_fraction=args.max_reject_fraction,
         seed=args.seed,
         read_concurrency=args.read_concurrency,
+        on_change=args.on_change,
+        retry_rejected=args.retry_rejected,
+        list_prefix=args.list_prefix,
     )
 
 

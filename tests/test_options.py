@@ -13,7 +13,7 @@ BAD = [
     ({"target_shard_mb": 0}, "--target-shard-mb must be positive, got 0"),
     ({"target_shard_mb": -1.5}, "--target-shard-mb must be positive, got -1.5"),
     ({"compression": "zstd"}, "--compression must be one of none, gzip (codecs tf.data reads), got 'zstd'"),
-    ({"mode": "append"}, "--mode must be one of error, overwrite, got 'append'"),
+    ({"mode": "merge"}, "--mode must be one of error, overwrite, append, got 'merge'"),
     ({"max_reject_fraction": 1.5}, r"--max-reject-fraction must be in [0, 1], got 1.5"),
     ({"splits": (("train", 0.5), ("test", 0.4))}, "--splits fractions add up to 0.9, not 1"),
     ({"splits": (("train", 0.5), ("train", 0.5))}, "--splits repeats a name: train, train"),

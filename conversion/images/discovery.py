@@ -22,6 +22,15 @@ from dataset.listing import CHUNK, ListedFile, Listing
 
 # Reasons for files that are images but whose label is refused: they count as rejected images.
 LABEL_REASONS = ("unknown_label", "bad_label_name", "ambiguous_label_name")
+# Reasons given before any image is read: they are reported but not counted as bad images.
+SKIP_REASONS = (
+    "hidden",
+    "outside_label_folder",
+    "unsupported_extension",
+    "not_a_regular_file",
+    "symlink_loop",
+    "unreadable_folder",
+)
 # `has_convertible_extension` on a column: the extension after the last dot, ASCII letters in either case
 # (no other character lowers to one of these letters, so this is `str.lower` exactly).
 _IMAGE_SUFFIX = r"\.(" + "|".join("".join(f"[{c}{c.upper()}]" for c in ext[1:]) for ext in sorted(EXTENSIONS)) + r")$"
@@ -85,7 +94,10 @@ class Discovery:
 
 
 def discover(
-    files: Listing | Iterable[ListedFile], labels: tuple[str, ...] | None = None, split_from_folders: bool = False
+    files: Listing | Iterable[ListedFile],
+    labels: tuple[str, ...] | None = None,
+    split_from_folders: bool = False,
+    allow_empty: bool = False,
 ) -> Discovery:
     """Classify listed files: `ROOT/<label>/**/<file>` (or `ROOT/<split>/<label>/**/<file>`).
 
@@ -94,7 +106,7 @@ def discover(
     outside label folders and other extensions are skipped and reported.
 
     Raises:
-        ConversionError: no file is a candidate image.
+        ConversionError: no file is a candidate image (unless `allow_empty`: an append's new files may hold none).
     """
     listing = files if isinstance(files, Listing) else Listing.of(files)
     depth = 3 if split_from_folders else 2
@@ -119,7 +131,7 @@ def discover(
     label_names, label_codes = _used(label_names, label_codes)
     if labels is None:
         labels = label_names
-    if not len(paths):
+    if not len(paths) and not allow_empty:
         raise ConversionError(
             f"no image files found in {len(listing)} listed files; expected ROOT/<label>/<file>.jpg|png|... "
             "(see the rejected reasons with --max-reject-fraction 1)"

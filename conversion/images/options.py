@@ -13,6 +13,7 @@ from dataset.reads import DEFAULT_READ_CONCURRENCY
 VERIFY_LEVELS = ("header", "decode", "full")  # see conversion.images.check
 REENCODE_FORMATS = ("jpeg", "png")
 MAX_READ_CONCURRENCY = 256  # per task; each in-flight file is held in memory (up to --max-bytes)
+ON_CHANGE = ("keep", "replace")  # what an append does with changed and deleted source files
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,30 @@ class ImageConvertOptions(ConvertOptions):
     transform: ImageTransform = ImageTransform()
     seed: int = 0
     read_concurrency: int = DEFAULT_READ_CONCURRENCY
+    on_change: str = "keep"  # --mode append: keep the records of changed and deleted files, or replace them
+    retry_rejected: bool = False  # --mode append: convert again the files an earlier version rejected
+    list_prefix: str | None = None  # --mode append: list only this folder under the input root
 
     def __post_init__(self) -> None:
         if not self.input or not self.output:
             raise OptionError("--input and --output are both required")
+        if self.on_change not in ON_CHANGE:
+            raise OptionError(f"--on-change must be one of {', '.join(ON_CHANGE)}, got {self.on_change!r}")
+        append_only = {
+            "--on-change replace": self.on_change != "keep",
+            "--retry-rejected": self.retry_rejected,
+            "--list-prefix": self.list_prefix is not None,
+        }
+        given = [flag for flag, used in append_only.items() if used]
+        if given and self.mode != "append":
+            raise OptionError(f"{', '.join(given)} apply to --mode append only; add --mode append or leave them out")
+        if self.list_prefix is not None:
+            parts = self.list_prefix.strip("/").split("/")
+            if not self.list_prefix.strip("/") or any(part in ("", ".", "..") for part in parts):
+                raise OptionError(
+                    f"--list-prefix must be a folder under --input, relative to it (e.g. cats/2026-12-06), "
+                    f"got {self.list_prefix!r}"
+                )
         if not 1 <= self.read_concurrency <= MAX_READ_CONCURRENCY:
             raise OptionError(f"--read-concurrency must be in 1..{MAX_READ_CONCURRENCY}, got {self.read_concurrency}")
         super().__post_init__()

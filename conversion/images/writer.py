@@ -12,7 +12,7 @@ from typing import Any
 
 from fsspec.spec import AbstractBufferedFile
 
-from conversion.faults import InjectedFault, should_fail
+from conversion.faults import PAUSED_MARKER, InjectedFault, should_fail
 from conversion.images.check import ImageRecord, Rejected, check_image
 from conversion.images.discovery import Skip
 from conversion.images.options import ImageTransform
@@ -34,6 +34,7 @@ class ShardJob:
     fail_once_after: int | None = None  # test-only: the first attempt of task 0 fails after N records (or at its end)
     final_names: bool = False  # write `<name>` itself (a run folder, see conversion.publish), not an attempt file
     read_concurrency: int = DEFAULT_READ_CONCURRENCY  # image reads in flight per task (object stores)
+    pause_after: int | None = None  # test-only: task 0 stops after N records, mid-write, to be killed there
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ def write_shard(
                     continue
                 writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
                 labels[task.label_id] += 1
+                if job.pause_after is not None and partition == 0 and writer.num_records == job.pause_after:
+                    _pause(raw, fs_out, staging)
                 warned.extend((task.relpath, text) for text in said)
                 original = image.source_format or image.format
                 if image.source_format:
@@ -131,6 +134,13 @@ def write_shard(
         seconds=time.perf_counter() - start,
         attempt=attempt,
     )
+
+
+def _pause(raw: Any, fs_out: Any, staging: str) -> None:
+    """Test-only: make what is written so far visible, say so in the run folder, and wait to be killed."""
+    raw.flush()
+    fs_out.pipe_file(f"{staging}/{PAUSED_MARKER}", b"")
+    time.sleep(3600)
 
 
 def checked(data: bytes, job: ShardJob) -> tuple[ImageRecord | Rejected, list[str]]:
