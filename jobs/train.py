@@ -3,7 +3,10 @@
 The model follows the dataset's kind: a CNN for images, a wide-and-deep model for tables.
 
 spark-submit jobs/train.py --data DATASET --model-dir DIR [--num-proc N] [--max-steps S | --epochs E]
+    [--version N] [--warm-start-from DIR]
 python jobs/train.py --data DATASET --model-dir DIR       # starts local[*] Spark
+
+A model dir that holds a checkpoint continues from it on the version read, if that builds the same graph.
 """
 
 from __future__ import annotations
@@ -30,7 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-proc", type=int, help="Horovod processes (default: the cores Spark can give)")
     steps = parser.add_mutually_exclusive_group()
     steps.add_argument("--max-steps", type=int, help="global step to stop at (as in Estimator.train)")
-    steps.add_argument("--epochs", type=float, help="passes over the training split (default 1)")
+    steps.add_argument(
+        "--epochs",
+        type=float,
+        help="passes over the training split of the version read (default 1); in a model dir that holds a "
+        "checkpoint, on top of its global step",
+    )
+    parser.add_argument(
+        "--warm-start-from",
+        metavar="DIR",
+        help="start a new model (fresh --model-dir) from the variables of an earlier model dir or export whose "
+        "names and shapes still fit (the output layer starts fresh when the labels differ)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="examples per process per step")
     parser.add_argument("--learning-rate", type=float, help="per-process learning rate (scaled by --num-proc)")
     parser.add_argument("--params-file", help="JSON file of hyper-parameters (see training/config.py)")
@@ -75,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             summary_steps=args.summary_steps,
             export=not args.no_export,
             skip_undecodable=args.skip_undecodable,
+            warm_start_from=args.warm_start_from,
         )
         print(run_training(spark_session(args, "train"), config, args.num_proc).text())
         return 0

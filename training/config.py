@@ -64,6 +64,7 @@ class TrainConfig:
     summary_steps: int = 20
     export: bool = True
     skip_undecodable: bool = False  # images: skip (and count) records whose image does not decode
+    warm_start_from: str | None = None  # a new model starting from this model dir's or export's variables
     fail_on_rank: int | None = None  # test-only: this rank raises right after Horovod starts
 
     def __post_init__(self) -> None:

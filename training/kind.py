@@ -34,6 +34,12 @@ class Kind:
         scan_undecodable: (data, manifest, split, first_only) → the records the model's input
             cannot decode; None if every record that parses can be used.
         skip_filter: (manifest, bad records) → a record filter dropping those records.
+        graph_spec: (manifest, model params) → what the graph bakes in from the data besides the labels:
+            "features" (the names the model reads) and the kind's own entries (training.model_spec).
+        output_scopes: variable scopes whose last axis is one logit per class (the output layer):
+            not warm-started when the labels differ.
+        uses_column: (variable name, column name) → whether the variable belongs to a feature column built from
+            that column (not warm-started when what the column bakes in differs); None for kinds without columns.
     """
 
     name: str
@@ -45,3 +51,6 @@ class Kind:
     serving_receiver: Callable[[Manifest, dict], Receiver]
     scan_undecodable: Callable[[str, Manifest, str, bool], list[BadRecord]] | None = None
     skip_filter: Callable[[Manifest, tuple[BadRecord, ...]], RecordFilter] | None = None
+    graph_spec: Callable[[Manifest, dict], dict] = lambda manifest, params: {"features": [manifest.label_feature]}
+    output_scopes: tuple[str, ...] = ()
+    uses_column: Callable[[str, str], bool] | None = None

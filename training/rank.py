@@ -13,7 +13,9 @@ from typing import Any
 from dataset.decode import BadRecord
 from dataset.manifest import Manifest
 from training.config import TrainConfig
+from training.model_spec import write_model_spec
 from training.storage import DirSync, ShardStaging, checkpoint_listener, local_view_of, needs_staging, shard_staging
+from training.warm_start import WarmStart, local_checkpoint
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class RunPlan:
     num_proc: int
     skipped: dict[str, tuple[BadRecord, ...]] = field(default_factory=dict)  # --skip-undecodable: split → records
     lineage: dict = field(default_factory=dict)  # the data read: URL, version, manifest sha256 (dataset.versions)
+    spec: dict = field(default_factory=dict)  # what the graph is built from (training.model_spec)
+    warm_start: WarmStart | None = None  # --warm-start-from: the variables that start from there
 
 
 def weights_checksum(estimator: Any) -> str:
@@ -96,15 +100,29 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     # On an object store: rank 0 trains into a local copy of model_dir (a rank that trains nothing evaluates the
     # stored checkpoint, so it fetches it too), and every rank reads local copies of its shards (training/storage.py).
     fetch = rank == 0 or plan.steps == 0  # Horovod: rank 0 resumes from the checkpoint; the others get its weights
-    with local_view_of(config.model_dir, fetch) as model_dir, shard_staging(config.data) as staging:
+    warm = plan.warm_start if rank == 0 and plan.steps > 0 else None  # Horovod: rank 0's weights are broadcast
+    with contextlib.ExitStack() as stack:
+        model_dir = stack.enter_context(local_view_of(config.model_dir, fetch))
+        staging = stack.enter_context(shard_staging(config.data))
+        warm_from = stack.enter_context(local_checkpoint(warm.source)) if warm else None
         sync = DirSync(model_dir, config.model_dir) if rank == 0 and needs_staging(config.model_dir) else None
-        return _run_rank(plan, rank, size, model_dir, staging, sync)
+        if rank == 0 and plan.steps > 0:  # Horovod: rank 0 records what the checkpoints it writes were built from
+            write_model_spec(model_dir, plan.spec)
+        settings = warm.settings(warm_from) if warm else None
+        return _run_rank(plan, rank, size, model_dir, staging, sync, settings)
 
 
 def _run_rank(
-    plan: RunPlan, rank: int, size: int, model_dir: str, staging: ShardStaging, sync: DirSync | None
+    plan: RunPlan,
+    rank: int,
+    size: int,
+    model_dir: str,
+    staging: ShardStaging,
+    sync: DirSync | None,
+    warm_start: Any = None,
 ) -> dict[str, Any]:
-    """Train, evaluate and export with `model_dir` (local) and shards as `staging` gives them."""
+    """Train, evaluate and export with `model_dir` (local) and shards as `staging` gives them; `warm_start`: the
+    `WarmStartSettings` of rank 0 with --warm-start-from."""
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
@@ -129,7 +147,9 @@ def _run_rank(
         tf_random_seed=config.seed,
         session_config=_session_config(threads, hvd.local_rank()),  # Horovod: pin the local GPU, if any
     )
-    estimator = tf.estimator.Estimator(model_fn=kind.model_fn(manifest), params=params, config=run_config)
+    estimator = tf.estimator.Estimator(
+        model_fn=kind.model_fn(manifest), params=params, config=run_config, warm_start_from=warm_start
+    )
     speed = ExamplesPerSecondHook(config.batch_size, config.summary_steps, model_dir if rank == 0 else None, size)
     result: dict[str, Any] = {"rank": rank, "size": size, "steps": plan.steps}
     start = time.perf_counter()
@@ -176,7 +196,7 @@ def _run_rank(
     if rank == 0 and config.export:  # Horovod: the export once, by rank 0
         receiver = kind.serving_receiver(manifest, params)
         result["export_path"] = export_model(
-            estimator, f"{model_dir}/export", list(plan.labels), receiver, manifest, plan.lineage
+            estimator, f"{model_dir}/export", list(plan.labels), receiver, manifest, plan.lineage, plan.spec
         )
     if sync is not None:  # Horovod: rank 0 uploads its model_dir; the store's export path is reported
         sync()

@@ -18,14 +18,17 @@ from pyspark.sql import SparkSession
 from dataset.decode import BadRecord
 from dataset.errors import TrainingError
 from dataset.manifest import Manifest, flat, shard_urls
-from dataset.versions import lineage, read_version
+from dataset.versions import lineage, public_url, read_version
 from training.config import TrainConfig, pick_eval_split, resolve_params
+from training.history import METRICS_FILE, earlier_entries, with_entry
 from training.input import epochs_to_steps, split_records
 from training.kinds import kind_for, split_input_spec
+from training.model_spec import MODEL_SPEC_FILE, model_spec, read_model_spec
 from training.rank import RunPlan, train_on_rank
+from training.spec_diff import first_difference
 from training.storage import local_view_of, shard_staging, write_text
+from training.warm_start import plan_warm_start
 
-METRICS_FILE = "metrics.json"
 START_TIMEOUT_S = 120  # Horovod: how long Spark may take to start every process
 GLOO_TIMEOUT_S = 60  # Horovod: how long a rank waits for the others in a collective before failing
 
@@ -34,6 +37,7 @@ GLOO_TIMEOUT_S = 60  # Horovod: how long a rank waits for the others in a collec
 class TrainResult:
     metrics: dict[str, Any]
     per_rank: list[dict[str, Any]]
+    warm_start_text: str | None = None
 
     def text(self) -> str:
         m = self.metrics
@@ -50,20 +54,47 @@ class TrainResult:
                     if "skipped_undecodable" in m
                     else []
                 ),
+                *([f"  {self.warm_start_text}"] if self.warm_start_text else []),
+                f"  trained on: {', '.join(_version_text(e) for e in m.get('trained_on', [])) or 'nothing yet'}",
                 f"  model_dir: {m['model_dir']}",
                 f"  export: {m.get('export_path') or 'none'}",
             ]
         )
 
 
-def checkpoint_step(model_dir: str) -> int:
-    """The global step of the latest checkpoint in `model_dir` (0 when there is none); on an object store, read
+def latest_step(model_dir: str) -> int | None:
+    """The global step of the latest checkpoint in `model_dir` (None when there is none); on an object store, read
     from a local copy of that checkpoint."""
     import tensorflow as tf
 
     with local_view_of(model_dir) as local:
         latest = tf.train.latest_checkpoint(local) if tf.io.gfile.exists(local) else None
-        return int(tf.train.load_variable(latest, "global_step")) if latest else 0
+        return int(tf.train.load_variable(latest, "global_step")) if latest else None
+
+
+def checkpoint_step(model_dir: str) -> int:
+    """The global step of the latest checkpoint in `model_dir` (0 when there is none)."""
+    return latest_step(model_dir) or 0
+
+
+def check_continues(model_dir: str, step: int, spec: dict, where: str) -> None:
+    """A model dir holding a checkpoint continues only on data that builds the same graph.
+
+    Raises:
+        TrainingError: in one line, what differs (or that the model dir does not say what it was trained on),
+            and what to do.
+    """
+    model = f"model dir {public_url(model_dir)}"
+    advice = f"train into a fresh --model-dir, or start from this model with --warm-start-from {public_url(model_dir)}"
+    recorded = read_model_spec(model_dir)
+    if recorded is None:
+        raise TrainingError(
+            f"{model} holds a checkpoint (global step {step}) but no {MODEL_SPEC_FILE} saying what it was trained "
+            f"on, so {where} cannot be checked against it; {advice}"
+        )
+    found = first_difference(recorded, spec, where, model)
+    if found:
+        raise TrainingError(f"{found}; {advice}")
 
 
 def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
@@ -96,12 +127,24 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
             f"{records} training records cannot fill one global batch of {config.batch_size} x {num_proc} processes; "
             "lower --batch-size or --num-proc"
         )
-    start = checkpoint_step(config.model_dir)
+    checkpoint = latest_step(config.model_dir)
+    start = checkpoint or 0
     if config.max_steps is not None:
         target = config.max_steps
-    else:
+    else:  # on a continued run: epochs of the version read, on top of the checkpoint's step
         target = start + epochs_to_steps(config.epochs or 1.0, records, config.batch_size, num_proc)
     estimator_params = kind.model_params(manifest, config, params, labels)  # checks the feature spec, once
+    spec = model_spec(kind, manifest, estimator_params, labels)
+    warm = None
+    if checkpoint is not None:  # before any Horovod process starts: the checkpoint must fit this version's graph
+        if config.warm_start_from:
+            raise TrainingError(
+                f"--model-dir {public_url(config.model_dir)} already holds a checkpoint (global step {checkpoint}); "
+                "--warm-start-from starts a new model: give a fresh --model-dir"
+            )
+        check_continues(config.model_dir, checkpoint, spec, f"version {version.number} of {public_url(config.data)}")
+    elif config.warm_start_from:
+        warm = plan_warm_start(config.warm_start_from, kind, manifest, estimator_params, spec)
     skipped = _undecodable(config, manifest, (config.train_split, eval_split)) if config.skip_undecodable else {}
     return RunPlan(
         config,
@@ -116,6 +159,8 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
         num_proc,
         skipped,
         lineage(config.data, version),
+        spec,
+        warm,
     )
 
 
@@ -170,6 +215,8 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
 
     num_proc = check_num_proc(num_proc, spark.sparkContext.defaultParallelism)
     plan = plan_run(config, num_proc)
+    # a continued run adds to the model dir's list of versions trained on (read before anything starts)
+    entries = earlier_entries(config.model_dir) if plan.warm_start is None else []
     start = time.perf_counter()
     env = dict(os.environ, HOROVOD_GLOO_TIMEOUT_SECONDS=str(GLOO_TIMEOUT_S), PYTHONUNBUFFERED="1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -207,11 +254,28 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
         "params": plan.params,
         "data": plan.lineage,  # lineage: the dataset URL, version and manifest sha256 this model was trained on
     }
+    entry = {
+        "data": plan.lineage,
+        "steps": plan.steps,
+        "global_step": metrics["global_step"],
+        "eval_split": plan.eval_split,
+        "eval": metrics["eval"],
+    }
+    if plan.warm_start is not None:
+        metrics["warm_start"] = {"from": public_url(plan.warm_start.source), "fresh": list(plan.warm_start.fresh)}
+        metrics["warm_start"]["variables"] = list(plan.warm_start.variables)
+        entry["warm_started_from"] = metrics["warm_start"]["from"]
+    metrics["trained_on"] = with_entry(entries, entry)  # one entry per version trained on
     if config.skip_undecodable:
         metrics["skipped_undecodable"] = {split: len(bad) for split, bad in plan.skipped.items()}
         metrics["skipped_records"] = [record.text() for bad in plan.skipped.values() for record in bad]
     write_text(f"{config.model_dir}/{METRICS_FILE}", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    return TrainResult(metrics, per_rank)
+    return TrainResult(metrics, per_rank, plan.warm_start.text() if plan.warm_start else None)
+
+
+def _version_text(entry: dict[str, Any]) -> str:
+    """`version 2 (40 steps)` for an entry of metrics.json's trained_on."""
+    return f"version {entry['data'].get('version')} ({entry['steps']} steps)"
 
 
 class _StderrTail(io.TextIOBase):

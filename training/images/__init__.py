@@ -6,6 +6,7 @@ from typing import Any
 
 from dataset.decode import scan_undecodable
 from dataset.errors import TrainingError
+from dataset.features import IMAGE_ENCODED
 from dataset.manifest import Manifest
 from training.config import TrainConfig
 from training.images.augment import check_augment
@@ -22,6 +23,11 @@ def _model_params(manifest: Manifest, config: TrainConfig, params: dict[str, Any
     return dict(params, labels=list(labels))
 
 
+def _graph_spec(manifest: Manifest, params: dict[str, Any]) -> dict:
+    """The network reads the encoded image and the label; its shape is in the hyper-parameters."""
+    return {"features": [IMAGE_ENCODED, manifest.label_feature]}
+
+
 KIND = Kind(
     name="images",
     default_params=IMAGE_PARAMS,
@@ -32,4 +38,6 @@ KIND = Kind(
     serving_receiver=image_receiver_fn,
     scan_undecodable=scan_undecodable,
     skip_filter=skip_filter,
+    graph_spec=_graph_spec,
+    output_scopes=("logits/",),
 )

@@ -7,7 +7,7 @@ from typing import Any
 from dataset.manifest import Manifest
 from training.config import TrainConfig
 from training.kind import Kind
-from training.tables.features import load_feature_spec, plan_features
+from training.tables.features import graph_spec, load_feature_spec, plan_features, variable_uses_column
 from training.tables.model import TABLE_PARAMS, table_model_fn
 from training.tables.parser import table_parser
 from training.tables.serving import table_receiver_fn
@@ -26,4 +26,7 @@ KIND = Kind(
     label_filter=None,
     model_fn=table_model_fn,
     serving_receiver=table_receiver_fn,
+    graph_spec=graph_spec,
+    output_scopes=("linear_model/", "deep_logits/"),
+    uses_column=variable_uses_column,
 )

@@ -131,8 +131,40 @@ def _check_input_names(columns: dict[str, Any]) -> None:
         )
 
 
+def baked(use: dict, stats: ColumnStats) -> dict[str, Any]:
+    """What a column's feature column bakes into the graph from the statistics: the normalisation of a
+    number, the bucket boundaries, the vocabulary in id order (hashed columns: nothing)."""
+    if use["type"] == "numeric":
+        return {"mean": float(stats.mean or 0.0), "stddev": float(stats.stddev or 1.0) or 1.0}
+    if use["type"] == "bucketized":
+        return {"boundaries": [float(b) for b in stats.boundaries] or [0.0]}
+    if use["type"] == "categorical":
+        return {"vocabulary": [v for v, _ in stats.vocabulary]}
+    return {}
+
+
+def graph_spec(manifest: Manifest, params: dict[str, Any]) -> dict[str, Any]:
+    """The table model's part of `training.model_spec`: each input column's use with what it bakes in, the crosses."""
+    plan, columns = params["feature_plan"], input_columns(manifest)
+    used = {name: dict(use, **baked(use, columns[name][1])) for name, use in plan["columns"].items()}
+    crossed = {c for cross in plan["crosses"] for c in cross["columns"]}
+    features = sorted(set(used) | crossed | {manifest.table.label})
+    return {"features": features, "label_column": manifest.table.label, "columns": used, "crosses": plan["crosses"]}
+
+
+def variable_uses_column(variable: str, column: str) -> bool:
+    """Whether a variable belongs to a feature column built from `column` (its one-hot, embedding, buckets or a
+    cross with it), by the scope names feature columns take."""
+    own = {column, f"{column}_indicator", f"{column}_embedding", f"{column}_bucketized"}
+    for part in variable.split("/"):
+        if own & set(part.removesuffix("_indicator").split("_X_")) or part in own:
+            return True
+    return False
+
+
 def _numeric(name: str, stats: ColumnStats) -> Any:
-    mean, std = float(stats.mean or 0.0), float(stats.stddev or 1.0) or 1.0
+    values = baked({"type": "numeric"}, stats)
+    mean, std = values["mean"], values["stddev"]
     # In float64: a timestamp in microseconds (about 1.7e15) keeps its seconds, which float32 would not.
     return tf.feature_column.numeric_column(
         name, normalizer_fn=lambda x: tf.cast((tf.cast(x, tf.float64) - mean) / std, tf.float32)
@@ -141,14 +173,14 @@ def _numeric(name: str, stats: ColumnStats) -> Any:
 
 def _categorical(name: str, use: dict, dtype: str, stats: ColumnStats) -> Any:
     if use["type"] == "bucketized":
-        boundaries = [float(b) for b in stats.boundaries] or [0.0]
+        boundaries = baked(use, stats)["boundaries"]
         source = tf.feature_column.numeric_column(name, dtype=tf.float64 if dtype == "int64" else tf.float32)
         return tf.feature_column.bucketized_column(source, boundaries)
     if use["type"] == "hashed":
         return tf.feature_column.categorical_column_with_hash_bucket(
             name, int(use.get("hash_bucket_size", 16)), dtype=tf.string if dtype == "string" else tf.int64
         )
-    vocabulary = [v for v, _ in stats.vocabulary]
+    vocabulary = baked(use, stats)["vocabulary"]
     return tf.feature_column.categorical_column_with_vocabulary_list(name, vocabulary, num_oov_buckets=1)
 
 
