@@ -35,8 +35,8 @@ DAGS = ROOT / "deploy" / "airflow" / "dags"
 DAG_ID = "tfrecordpipe_spark"
 TASKS = ("convert", "validate", "train", "predict")
 # How each job's summary lines start (what it prints to stdout when it succeeds).
-SUMMARY = {"convert": ("Converted ", "Appended ", "Nothing new"), "validate": ("OK ",),
-           "train": ("Trained ", "Continued ", "eval on "), "predict": ("model ", "Wrote ")}
+SUMMARY = {"convert": ("Converted ", "version ", "nothing new "), "validate": ("OK ",),
+           "train": ("Trained ", "eval on ", "trained on: "), "predict": ("model ", "Wrote ")}
 LOGICAL_DATE = "2026-01-02"  # ds_nodash 20260102: the predictions land in .../20260102
 # The two data intervals of the demo: (logical date, the digits that are in the image folder by then).
 FIRST_BATCH = 1500  # digits 0000-1499 are there for interval 1; 1500-1796 arrive before interval 2
@@ -177,7 +177,7 @@ def job_lines(log: str, prefixes: tuple[str, ...]) -> list[str]:
 
 def files_converted(result: DagRunResult) -> int | None:
     """How many images the convert task wrote, from its summary's first line."""
-    found = re.search(r"\b(\d+) (?:new )?images\b", " ".join(result.summaries.get("convert", [])[:1]))
+    found = re.search(r"^Converted (\d+) images ", " ".join(result.summaries.get("convert", [])[:1]))
     return int(found.group(1)) if found else None
 
 
@@ -231,7 +231,13 @@ def main(argv: list[str] | None = None) -> int:
             version = current_version(workdir / "dataset", args.project_python)
             print(f"  version   {version or '-'}")
             print(f"  DAG run took {result.seconds:.0f} s", flush=True)
-            rows.append((number, logical_date, (version or "-").split()[0], files_converted(result), result.accuracy))
+            row = (number, logical_date, (version or "-").split()[0], files_converted(result), result.accuracy)
+            # what the interval must have done: version N holding exactly the files that arrived before it
+            if row[2:4] != (str(number), len(arrived)):
+                print(f"error: interval {number} should commit version {number} of {len(arrived)} new files; it "
+                      f"made version {row[2]} of {row[3]} (see {log_file})", file=sys.stderr)
+                return 1
+            rows.append(row)
     print(f"dataset:     {conf['dataset']}\nmodel:       {workdir / 'model'} (metrics.json: one entry per version)\n"
           f"predictions: {workdir / 'predictions'}/<ds_nodash>")
     print("interval  ds          version  files converted  test accuracy")
