@@ -29,13 +29,12 @@ PATH = r"^[A-Za-z0-9_:/.\-]+$"  # URLs and paths only: no spaces, quotes or shel
 # A folder relative to the image root: no leading /, no `..`; {ds} and {ds_nodash} the only braces.
 PREFIX = r"^(?!/)(?!.*\.\.)(?:[A-Za-z0-9_=/.\-]|\{ds\}|\{ds_nodash\})*$"
 MODES = ["append", "overwrite", "error"]
-MODE = Param("append", type="string", enum=MODES,
-             description="append: convert only the files new since the current version, as a new version "
-                         "(on a missing dataset: a full conversion, version 1); overwrite: a full conversion "
-                         "as a new version; error: refuse when the dataset exists")
+MODES_TEXT = ("append: convert only the files new since the current version, as a new version (on a missing "
+              "dataset: a full conversion, version 1); overwrite: a full conversion as a new version; error: refuse "
+              "when the dataset exists")
 PARAMS = {
     "images": Param("/data/raw/images", type="string", pattern=PATH, description="image root, ROOT/<label>/..."),
-    "mode": MODE,
+    "mode": Param("append", type="string", enum=MODES, description=MODES_TEXT),
     "list_prefix": Param("", type="string", pattern=PREFIX, maxLength=256,
                          description="list only this folder of the image root (e.g. incoming/{ds}: the run's "
                                      "day as YYYY-MM-DD, {ds_nodash} as YYYYMMDD); empty: list the whole root"),
@@ -66,7 +65,10 @@ TABLE_PARAMS = {
     "read_options": Param([], type="array", items={"type": "string", "pattern": READ_OPTION}, maxItems=32,
                           description="Spark reader options, KEY=VALUE each, e.g. sep=\\t, encoding=latin1"),
     "dataset": Param("/data/datasets/table", type="string", pattern=PATH),
-    "mode": MODE,
+    # overwrite: `table` may be one file, rewritten in place (an append keeps a changed file's rows as they
+    # were); append when `table` is a folder new files land in
+    "mode": Param("overwrite", type="string", enum=MODES, description=MODES_TEXT + " (append: a folder new files "
+                  "land in; a file changed in place keeps its old rows)"),
     "model_dir": Param("/data/models/table", type="string", pattern=PATH),
     "predictions": Param("/data/predictions/table", type="string", pattern=PATH),
     **{name: PARAMS[name] for name in ("num_shards", "num_proc", "epochs", "split")},

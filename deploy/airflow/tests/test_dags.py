@@ -120,14 +120,14 @@ def test_mode_param_is_passed_as_given(dagbag, mode):
 def test_table_dag_renders_one_read_option_per_item(dagbag):
     dag = dagbag.dags["tfrecordpipe_table"]
     params = dag.params.validate()
-    params.update(table="s3a://lake/raw/cars.tsv", label="make", read_options=["sep=\\t", "comment=#", "encoding=latin1"])
+    params.update(table="s3a://lake/raw/cars", label="make", read_options=["sep=\\t", "comment=#", "encoding=latin1"])
     convert = rendered_command(dag.get_task("convert"), params)
-    assert convert[-19:] == ["/opt/tfrecordpipe/jobs/convert_table.py", "--input", "s3a://lake/raw/cars.tsv",
+    assert convert[-19:] == ["/opt/tfrecordpipe/jobs/convert_table.py", "--input", "s3a://lake/raw/cars",
                              "--format", "csv", "--label", "make", "--output", "/data/datasets/table",
-                             "--num-shards", "16", "--mode", "append", "--read-option", "sep=\\t",
+                             "--num-shards", "16", "--mode", "overwrite", "--read-option", "sep=\\t",
                              "--read-option", "comment=#", "--read-option", "encoding=latin1"]
-    params.update(read_options=[], mode="overwrite")
-    assert rendered_command(dag.get_task("convert"), params)[-2:] == ["--mode", "overwrite"]
+    params.update(read_options=[], mode="append")  # a folder new files land in
+    assert rendered_command(dag.get_task("convert"), params)[-2:] == ["--mode", "append"]
     assert rendered_command(dag.get_task("train"), params)[-8:-4] == ["--data", "/data/datasets/table",
                                                                        "--model-dir", "/data/models/table"]
 
