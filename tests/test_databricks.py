@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dataset.errors import OptionError
 from dataset.versions import read_manifest
 from jobs.tfrecord_jar import tfrecord_package
 from tests.conftest import needs_tfrecord_jar
-from tests.example_reader import parsed_like_tf
+from tests.example_reader import file_records, parse_example, parsed_like_tf
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "databricks"
 
@@ -86,6 +87,54 @@ def test_notebooks_convert_train_and_predict(spark, tmp_path):
     assert spark.read.parquet(str(out)).count() == read_manifest(str(data)).splits["test"].num_records
 
 
+def filenames(data: Path, version: int) -> set[str]:
+    """The image/filename of every record version `version` lists, read from its shards."""
+    manifest = read_manifest(str(data), version)
+    return {
+        parse_example(record)["image/filename"][0].decode()
+        for split in manifest.splits.values()
+        for shard in split.files
+        for record in file_records(data / shard.path)
+    }
+
+
+@needs_tfrecord_jar
+def test_convert_notebook_appends_what_is_new_with_mode_and_list_prefix(spark, tmp_path):
+    from demo.data import generate_tree
+
+    images, arriving, data = tmp_path / "images", tmp_path / "arriving", tmp_path / "data"
+    generate_tree(images, per_label=5)  # 4 labels x 5
+    values = {"input": str(images), "output": str(data), "num_shards": "1", "mode": "append"}
+    first = run_notebook("convert.py", spark, values)  # append on a missing folder: a full conversion
+    assert first["summary"].version == 1 and read_manifest(str(data)).num_records == 20
+    v1 = filenames(data, 1)
+    assert len(v1) == 20 and all(name.count("/") == 1 for name in v1)
+    # new images arrive in date folders under two labels
+    generate_tree(arriving, per_label=2)
+    for label in ("circle", "square"):
+        (images / label / "2026-01-03").mkdir()
+        for path in sorted((arriving / label).glob("*.png")):
+            path.rename(images / label / "2026-01-03" / f"new-{path.name}")
+    circle = {f"circle/2026-01-03/new-000{i}.png" for i in range(2)}
+    square = {f"square/2026-01-03/new-000{i}.png" for i in range(2)}
+    # list_prefix: only circle's date folder is listed and converted
+    second = run_notebook("convert.py", spark, {**values, "list_prefix": "circle/2026-01-03"})
+    assert second["summary"].version == 2 and sum(second["summary"].records.values()) == 2
+    assert filenames(data, 2) == v1 | circle
+    # no prefix: the whole root is listed, and only square's new files are new
+    third = run_notebook("convert.py", spark, values)
+    assert third["summary"].version == 3 and filenames(data, 3) == v1 | circle | square
+    assert filenames(data, 1) == v1  # a version pin still reads its own records
+    # nothing new: one line, nothing committed
+    fourth = run_notebook("convert.py", spark, values)
+    assert fourth["summary"].version is None
+    assert fourth["summary"].text() == f"nothing new under {images} since version 3; nothing committed"
+    assert read_manifest(str(data)).num_records == 24
+    # the append-only widgets are refused, in one line, with another mode
+    with pytest.raises(OptionError, match=r"^--list-prefix apply to --mode append only"):
+        run_notebook("convert.py", spark, {**values, "mode": "overwrite", "list_prefix": "circle/2026-01-03"})
+
+
 TFRECORD_NOTEBOOK = ("read_split(", "convert_table(", "export_parquet(")  # what reads or writes format("tfrecord")
 
 
@@ -133,6 +182,16 @@ def test_bundle_parses_and_its_tasks_point_at_notebooks():
             if maven:
                 maven_tasks.setdefault(name, []).append(task["task_key"])
     assert maven_tasks == {"dev": ["convert"], "spark4": ["convert_images", "convert_table", "export_parquet"]}
+    # the image conversions of the job append (a run adds what is new); the others take the notebook's default
+    modes = {
+        (name, task["task_key"]): task["notebook_task"]["base_parameters"].get("mode")
+        for name, job in jobs.items()
+        for task in job["tasks"]
+    }
+    assert {key: mode for key, mode in modes.items() if mode} == {
+        ("dev", "convert"): "append",
+        ("spark4", "convert_images"): "append",
+    }
 
 
 @needs_tfrecord_jar

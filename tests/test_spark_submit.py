@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -16,11 +17,11 @@ import pyspark
 import pytest
 
 from dataset.versions import read_manifest
+from jobs.convert_images import build_parser, options_from_args
 from tests.images import image_bytes, write
 
 REPO = Path(__file__).resolve().parents[1]
 SPARK_HOME = Path(pyspark.__file__).parent
-pytestmark = pytest.mark.slow
 
 
 def free_port() -> int:
@@ -35,6 +36,21 @@ def alive_workers(web_port: int) -> int:
             return sum(1 for w in json.load(response)["workers"] if w["state"] == "ALIVE")
     except OSError:
         return 0
+
+
+def test_printed_command_passes_the_mode_and_the_list_prefix_to_the_job(tmp_path):
+    job_args = ["--input", "s3a://lake/raw/pets", "--output", "s3a://lake/datasets/pets", "--num-shards", "64",
+                "--mode", "append", "--list-prefix", "cats/2026-12-06"]  # fmt: skip
+    printed = subprocess.run(
+        [sys.executable, "deploy/spark-submit/submit.py", "--target", "yarn", "--job", "convert_images",
+         "--dist", str(tmp_path / "dist"), "--", *job_args],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    command = shlex.split(printed.stdout)
+    assert command[:5] == ["spark-submit", "--master", "yarn", "--py-files", str(tmp_path / "dist" / "tfrecordpipe.zip")]
+    assert command[-len(job_args) - 1 :] == [str(REPO / "jobs" / "convert_images.py"), *job_args]
+    options = options_from_args(build_parser().parse_args(job_args))  # what the job makes of them
+    assert (options.mode, options.list_prefix, options.on_change) == ("append", "cats/2026-12-06", "keep")
 
 
 @pytest.fixture
@@ -129,26 +145,25 @@ def submit(master: str, env: dict, job: str, *job_args: str, dist: Path) -> subp
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_convert_and_train_submitted_to_a_standalone_cluster(cluster, tmp_path):
     master, env = cluster
     for i in range(120):
         write(tmp_path / "images", f"l{i % 2}/{i}.png", image_bytes("PNG", (16, 16), seed=i))
     data, model_dir = tmp_path / "data", tmp_path / "model"
-    converted = submit(
-        master,
-        env,
-        "convert_images",
-        "--input",
-        str(tmp_path / "images"),
-        "--output",
-        str(data),
-        "--num-shards",
-        "2",
-        dist=tmp_path / "dist",
-    )
+    convert = ["--input", str(tmp_path / "images"), "--output", str(data), "--num-shards", "2", "--mode", "append"]
+    converted = submit(master, env, "convert_images", *convert, dist=tmp_path / "dist")
     assert converted.returncode == 0, converted.stderr[-3000:]
-    assert "Converted 120 images" in converted.stdout
+    assert "Converted 120 images" in converted.stdout  # an append on a missing folder: a full conversion
     assert read_manifest(str(data)).num_records == 120
+    # new images arrive: the next append converts those only, as version 2
+    for i in range(120, 130):
+        write(tmp_path / "images", f"l{i % 2}/{i}.png", image_bytes("PNG", (16, 16), seed=i))
+    appended = submit(master, env, "convert_images", *convert, dist=tmp_path / "dist")
+    assert appended.returncode == 0, appended.stderr[-3000:]
+    assert appended.stdout.startswith("Converted 10 images")
+    assert "  version 2 = version 1 + 10 new records; records now: " in appended.stdout
+    assert read_manifest(str(data), 1).num_records == 120 and read_manifest(str(data)).num_records == 130
     trained = submit(
         master,
         env,

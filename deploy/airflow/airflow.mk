@@ -15,6 +15,7 @@ $(AIRFLOW_VENV)/.installed: deploy/airflow/requirements.lock
 test-airflow: $(AIRFLOW_VENV)/.installed $(STAMP)
 	$(AIRFLOW_VENV)/bin/pytest -p no:cacheprovider deploy/airflow/tests
 
-# Runs tfrecordpipe_spark once with `airflow dags test` on local[2] Spark over the digits images.
+# Runs tfrecordpipe_spark for two data intervals with `airflow dags test` on local[2] Spark over the digits
+# images: interval 1 converts 1,500 in full and trains; interval 2 appends the 297 that arrived, trains on, predicts.
 airflow-demo: $(AIRFLOW_VENV)/.installed $(STAMP)
 	$(AIRFLOW_VENV)/bin/python deploy/airflow/demo.py --workdir $(AIRFLOW_DEMO_DIR) --project-python $(abspath $(PY))

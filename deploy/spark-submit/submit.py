@@ -1,6 +1,8 @@
 """Build what executors need and print (or run) the spark-submit command of a job.
 
     python deploy/spark-submit/submit.py --target yarn --job convert_images -- --input hdfs:///raw --output hdfs:///ds
+    python deploy/spark-submit/submit.py --target yarn --job convert_images -- --input hdfs:///raw --output hdfs:///ds \
+        --mode append --list-prefix cats/2026-12-06      # a scheduled run: only the new files, as a new version
     python deploy/spark-submit/submit.py --target standalone --master spark://host:7077 --job train --run -- --data ...
 
 The project ships as a zip on `--py-files`; the Python environment as a venv-pack archive on

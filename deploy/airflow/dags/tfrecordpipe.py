@@ -5,22 +5,39 @@
 `KEY=VALUE`); `tfrecordpipe_databricks` runs the Databricks job the bundle in deploy/databricks defines.
 Every parameter is checked against its allowed values (type, pattern, range) when the run is
 triggered, before anything reaches a command line. The DAG file holds no pipeline logic.
+
+Each daily run covers one data interval (the day before the run; `ds` is that day) and converts
+incrementally: `--mode append` adds the files that are new since the dataset's current version as
+a new version, and `train` continues in one model dir from its checkpoint on that version. Where new
+images land in date folders, `list_prefix` (off by default) lists only the interval's folder.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.databricks.operators.databricks import DatabricksRunNowOperator
 from airflow.sdk import DAG, Param
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 PROJECT = os.environ.get("TFRECORDPIPE_HOME", "/opt/tfrecordpipe")
 PATH = r"^[A-Za-z0-9_:/.\-]+$"  # URLs and paths only: no spaces, quotes or shell characters
+# A folder relative to the image root: no leading /, no `..`; {ds} and {ds_nodash} the only braces.
+PREFIX = r"^(?!/)(?!.*\.\.)(?:[A-Za-z0-9_=/.\-]|\{ds\}|\{ds_nodash\})*$"
+MODES = ["append", "overwrite", "error"]
+MODES_TEXT = ("append: convert only the files new since the current version, as a new version (on a missing "
+              "dataset: a full conversion, version 1); overwrite: a full conversion as a new version; error: refuse "
+              "when the dataset exists")
 PARAMS = {
     "images": Param("/data/raw/images", type="string", pattern=PATH, description="image root, ROOT/<label>/..."),
+    "mode": Param("append", type="string", enum=MODES, description=MODES_TEXT),
+    "list_prefix": Param("", type="string", pattern=PREFIX, maxLength=256,
+                         description="list only this folder of the image root (e.g. incoming/{ds}: the run's "
+                                     "day as YYYY-MM-DD, {ds_nodash} as YYYYMMDD); empty: list the whole root"),
     "dataset": Param("/data/datasets/images", type="string", pattern=PATH),
     "model_dir": Param("/data/models/images", type="string", pattern=PATH),
     "predictions": Param("/data/predictions/images", type="string", pattern=PATH),
@@ -34,8 +51,10 @@ PARAMS = {
 PY_FILES = os.environ.get("TFRECORDPIPE_PY_FILES", f"{PROJECT}/dist/tfrecordpipe.zip") or None
 RETRIES = int(os.environ.get("TFRECORDPIPE_RETRIES", "2"))
 DEFAULT_ARGS = {"owner": "ml-platform", "retries": RETRIES, "retry_delay": timedelta(minutes=5)}
-SCHEDULE = {"schedule": "@daily", "start_date": datetime(2026, 1, 1), "catchup": False,
-            "default_args": DEFAULT_ARGS, "tags": ["tfrecordpipe"]}
+# Daily data intervals: the run after midnight covers the day before, and its `ds` is that day (Airflow 3's
+# plain "@daily" would date the run by the day it starts). One run at a time: appends build on each other.
+SCHEDULE = {"schedule": CronDataIntervalTimetable("@daily", timezone="UTC"), "start_date": datetime(2026, 1, 1),
+            "catchup": False, "max_active_runs": 1, "default_args": DEFAULT_ARGS, "tags": ["tfrecordpipe"]}
 CONF = {"spark.task.maxFailures": "4", "spark.sql.execution.arrow.maxRecordsPerBatch": "256"}
 # A Spark reader option: a name, then a value without spaces or shell characters (e.g. sep=\t, comment=#).
 READ_OPTION = r"^[A-Za-z][A-Za-z0-9]*=[^\s$`;|&<>(){}'\"]{0,32}$"
@@ -46,6 +65,10 @@ TABLE_PARAMS = {
     "read_options": Param([], type="array", items={"type": "string", "pattern": READ_OPTION}, maxItems=32,
                           description="Spark reader options, KEY=VALUE each, e.g. sep=\\t, encoding=latin1"),
     "dataset": Param("/data/datasets/table", type="string", pattern=PATH),
+    # overwrite: `table` may be one file, rewritten in place (an append keeps a changed file's rows as they
+    # were); append when `table` is a folder new files land in
+    "mode": Param("overwrite", type="string", enum=MODES, description=MODES_TEXT + " (append: a folder new files "
+                  "land in; a file changed in place keeps its old rows)"),
     "model_dir": Param("/data/models/table", type="string", pattern=PATH),
     "predictions": Param("/data/predictions/table", type="string", pattern=PATH),
     **{name: PARAMS[name] for name in ("num_shards", "num_proc", "epochs", "split")},
@@ -65,29 +88,43 @@ def spark_job(task_id: str, job: str, args: list[str]) -> SparkSubmitOperator:
     )
 
 
-class SparkSubmitWithReadOptions(SparkSubmitOperator):
-    """spark-submit whose arguments end with `--read-option KEY=VALUE` for each item of the run's
-    `params.read_options` (a list whose length is known only at run time: one template cannot expand to it)."""
+class SparkSubmitWithRunArgs(SparkSubmitOperator):
+    """spark-submit whose arguments end with those `run_args(context)` gives: flags whose presence or number
+    is known only at run time (one template renders one argument, never none or several)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, run_args: Callable[[Any], list[str]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._templates = list(self.application_args)  # rendering again starts from them, not from the last result
+        self._run_args = run_args
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         self.application_args = list(self._templates)
         super().render_template_fields(context, jinja_env)
-        for item in context["params"]["read_options"]:
-            self.application_args = [*self.application_args, "--read-option", str(item)]
+        self.application_args = [*self.application_args, *self._run_args(context)]
+
+
+def read_option_args(context: Any) -> list[str]:
+    """`--read-option KEY=VALUE` for each item of the run's `params.read_options`."""
+    return [arg for item in context["params"]["read_options"] for arg in ("--read-option", str(item))]
+
+
+def list_prefix_args(context: Any) -> list[str]:
+    """`--list-prefix` with `params.list_prefix`, its {ds}/{ds_nodash} the run's day; none when it is empty."""
+    prefix = context["params"]["list_prefix"]
+    if not prefix:
+        return []
+    return ["--list-prefix", prefix.replace("{ds_nodash}", context["ds_nodash"]).replace("{ds}", context["ds"])]
 
 
 def spark_steps(convert: SparkSubmitOperator) -> None:
     """convert >> validate >> train >> predict, the last three on `params.dataset` and `params.model_dir`."""
     validate = spark_job("validate", "validate", ["--data", "{{ params.dataset }}"])
+    # One model dir for every run: train continues from its checkpoint on the dataset's new version.
     train = spark_job("train", "train", [
-        "--data", "{{ params.dataset }}", "--model-dir", "{{ params.model_dir }}/{{ ds_nodash }}",
+        "--data", "{{ params.dataset }}", "--model-dir", "{{ params.model_dir }}",
         "--num-proc", "{{ params.num_proc }}", "--epochs", "{{ params.epochs }}"])
     predict = spark_job("predict", "predict", [
-        "--model", "{{ params.model_dir }}/{{ ds_nodash }}",
+        "--model", "{{ params.model_dir }}",
         "--data", "{{ params.dataset }}", "--split", "{{ params.split }}",
         "--output", "{{ params.predictions }}/{{ ds_nodash }}", "--mode", "overwrite"])
     convert >> validate >> train >> predict
@@ -99,9 +136,17 @@ with DAG(
     **SCHEDULE,
     params=PARAMS,
 ) as spark_dag:
-    spark_steps(spark_job("convert", "convert_images", [
-        "--input", "{{ params.images }}", "--output", "{{ params.dataset }}",
-        "--num-shards", "{{ params.num_shards }}", "--mode", "overwrite"]))
+    spark_steps(SparkSubmitWithRunArgs(
+        task_id="convert",
+        application=f"{PROJECT}/jobs/convert_images.py",
+        application_args=["--input", "{{ params.images }}", "--output", "{{ params.dataset }}",
+                          "--num-shards", "{{ params.num_shards }}", "--mode", "{{ params.mode }}"],
+        run_args=list_prefix_args,
+        py_files=PY_FILES,
+        conf=CONF,
+        name="tfrecordpipe-convert",
+        conn_id="spark_default",
+    ))
 
 
 with DAG(
@@ -110,12 +155,13 @@ with DAG(
     **SCHEDULE,
     params=TABLE_PARAMS,
 ) as table_dag:
-    spark_steps(SparkSubmitWithReadOptions(
+    spark_steps(SparkSubmitWithRunArgs(
         task_id="convert",
         application=f"{PROJECT}/jobs/convert_table.py",
         application_args=["--input", "{{ params.table }}", "--format", "{{ params.format }}",
                           "--label", "{{ params.label }}", "--output", "{{ params.dataset }}",
-                          "--num-shards", "{{ params.num_shards }}", "--mode", "overwrite"],
+                          "--num-shards", "{{ params.num_shards }}", "--mode", "{{ params.mode }}"],
+        run_args=read_option_args,
         py_files=PY_FILES,
         conf=CONF,
         name="tfrecordpipe-convert",

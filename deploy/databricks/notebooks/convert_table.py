@@ -5,6 +5,9 @@
 # MAGIC `read_options`: Spark reader options as a JSON object, e.g. `{"sep": "\t", "comment": "#", "encoding": "latin1"}`.
 # MAGIC The records are written by spark-tfrecord: the task's Maven library for the cluster's Scala version
 # MAGIC (`spark-tfrecord_2.12` on 14.3 LTS, `spark-tfrecord_2.13` on 17.3 LTS).
+# MAGIC `mode`: `append` converts only the files of an `input` folder that are new since the dataset's current version,
+# MAGIC as a new version (file sources only); `overwrite` a full conversion as a new version; `error` refuses an
+# MAGIC existing folder.
 
 # COMMAND ----------
 
@@ -16,7 +19,7 @@ dbutils.widgets.text("label", "label", "Label column")
 dbutils.widgets.text("key", "", "Key column (empty: none)")
 dbutils.widgets.text("output", "/Volumes/main/default/datasets/table", "Dataset folder")
 dbutils.widgets.text("num_shards", "16", "Shards per split")
-dbutils.widgets.dropdown("mode", "overwrite", ["error", "overwrite"], "If the output exists")
+dbutils.widgets.dropdown("mode", "overwrite", ["error", "overwrite", "append"], "If the output exists")
 
 # COMMAND ----------
 
