@@ -234,9 +234,11 @@ def compact_section(spark: Any, args: argparse.Namespace) -> tuple[Table, dict[s
     table = Table(f"compaction: {shards_before} shards of {size / shards_before / 1e3:.0f} KB on average")
     table.row("compact", seconds_cell(compaction.seconds),
               f"({shards_before} shards -> {shards_after}, {size / 1e6:.1f} MB rewritten)")  # fmt: skip
-    table.row("vacuum --keep 1", seconds_cell(vacuuming.seconds), f"({plan.text()})")
+    table.row("vacuum --keep 1", seconds_cell(vacuuming.seconds),
+              f"({len(plan.files)} files, {plan.bytes / 1e6:.1f} MB deleted; versions kept: {plan.kept})")  # fmt: skip
     return table, {"compact_s": compaction.seconds, "shards_before": shards_before, "shards_after": shards_after,
-                   "bytes": size, "vacuum_s": vacuuming.seconds}  # fmt: skip
+                   "bytes": size, "vacuum_s": vacuuming.seconds, "vacuum_files": len(plan.files),
+                   "vacuum_bytes": plan.bytes}  # fmt: skip
 
 
 @contextmanager
