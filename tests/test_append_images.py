@@ -440,7 +440,10 @@ def test_a_fixed_label_list_stays_fixed_and_grows_only_at_its_end(spark, grown, 
     v2 = read_version(str(out))
     assert v2.manifest.labels == ("cat", "dog") and v2.manifest.num_rejected["unknown_label"] == 3
     assert {r[1] for r in records(out)} - {r[1] for r in records(out, 1)} == {"cat/10.png"}
-    convert_images(spark, options(root, out, labels=("cat", "dog", "zebra"), retry_rejected=True))
+    retried = options(root, out, labels=("cat", "dog", "zebra"), retry_rejected=True, max_reject_fraction=0.5)
+    assert (
+        convert_images(spark, retried).text().startswith(f"Converted 3 images into {out}")
+    )  # big.png: again too large
     v3 = read_version(str(out))
     assert v3.manifest.labels == ("cat", "dog", "zebra") and "unknown_label" not in v3.manifest.num_rejected
     zebras = [r for r in records(out) if r[3] == "zebra"]
