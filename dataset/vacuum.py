@@ -125,9 +125,11 @@ def _leftover(path: str) -> bool:
 
 
 def listed_paths(version: Version) -> set[str]:
-    """The files `version`'s manifest names: its shards and its file index, if it has one."""
-    index = version.manifest.file_index  # a rollback lists the index of the version it restores
-    return shard_paths(version.manifest) | ({index} if index else set())
+    """The files `version`'s manifest names: its shards, its file index and a table's value counts, if it has them."""
+    manifest = version.manifest
+    index = manifest.file_index  # a rollback lists the index of the version it restores
+    counts = manifest.table.value_counts if manifest.table is not None else None
+    return shard_paths(manifest) | {path for path in (index, counts) if path}
 
 
 def _owned(versions: list[Version]) -> tuple[set[str], set[str]]:
