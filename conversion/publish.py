@@ -117,6 +117,11 @@ class RunFolder:
         if stale:
             self.fs.rm(stale, recursive=True)
 
+    @property
+    def token(self) -> str:
+        """The random part of the run folder's name (appends put it in their shard names)."""
+        return self.run.rsplit("-", 1)[-1]
+
     def relpath(self, name: str) -> str:
         """The dataset-relative path of file `name` of this run folder (what a manifest lists)."""
         return f"{self.run}/{name}"

@@ -148,13 +148,10 @@ def _check_manifest_features(manifest: Manifest) -> None:
 
 
 def _unlisted_files(folder: DatasetFolder) -> tuple[str, ...]:
-    """Files that no version lists and no conversion keeps (version manifests, rejected reports)."""
-    listed = {
-        f.path
-        for version in all_versions(folder.url)
-        for split in version.manifest.splits.values()
-        for f in split.files
-    }
+    """Files that no version lists and no conversion keeps (version manifests, file indexes, rejected reports)."""
+    versions = all_versions(folder.url)
+    listed = {f.path for version in versions for split in version.manifest.splits.values() for f in split.files}
+    listed |= {version.manifest.file_index for version in versions if version.manifest.file_index}
     listed |= {MANIFEST, SUCCESS, REJECTED_REPORT}
     root = folder.root.rstrip("/")
     found = [path[len(root) + 1 :] for path in folder.fs.find(root)]

@@ -30,9 +30,12 @@ _SUFFIX = {"none": "", "gzip": ".gz"}
 _TF_NAME = {"none": "", "gzip": "GZIP"}
 
 
-def shard_file_name(split: str, index: int, count: int, compression: str) -> str:
-    """`<split>-00003-of-00016.tfrecord` (`.gz` appended for gzip): the one naming of shards."""
-    return f"{split}-{index:05d}-of-{count:05d}.tfrecord{_SUFFIX[compression]}"
+def shard_file_name(split: str, index: int, count: int, compression: str, tag: str = "") -> str:
+    """`<split>-00003-of-00016.tfrecord` (`.gz` appended for gzip): the one naming of shards. With `tag` (an append's
+    run token), `<split>-00003-of-00016-<tag>.tfrecord`: a version made of several runs' shards never lists two
+    shards of one file name (readers that copy shards side by side name the copies by it)."""
+    tagged = f"-{tag}" if tag else ""
+    return f"{split}-{index:05d}-of-{count:05d}{tagged}.tfrecord{_SUFFIX[compression]}"
 
 
 def version_file(number: int) -> str:

@@ -64,6 +64,23 @@ def records(out: Path | str, version: int | None = None, read=None) -> list[tupl
     return sorted(found)
 
 
+def record_digests(out: Path, version: int | None = None) -> list[tuple[str, str]]:
+    """(split, sha256 of the whole record) of every record of a version, sorted."""
+    manifest = read_manifest(str(out), version)
+    return sorted(
+        (split, hashlib.sha256(record).hexdigest())
+        for split, info in manifest.splits.items()
+        for shard in info.files
+        for record in file_records(out / shard.path)
+    )
+
+
+def unique_names(manifest) -> bool:
+    """Whether no two shards of a version share a file name (readers copy shards side by side by their names)."""
+    names = [Path(f.path).name for info in manifest.splits.values() for f in info.files]
+    return len(set(names)) == len(names)
+
+
 def digests(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -146,9 +163,13 @@ def test_an_append_adds_shards_rewrites_none_and_equals_a_full_conversion(grown)
     v1_shards = [f.path for info in v1.manifest.splits.values() for f in info.files]
     assert {f.path for info in v2.manifest.splits.values() for f in info.files} == {*v1_shards, *v2.info.added}
     assert all(path.startswith(v2.info.run + "/") for path in v2.info.added) and v2.info.added
+    token = v2.info.run.rsplit("-", 1)[1]  # an append's shards carry its run's token: no file name twice in a version
+    assert all(Path(path).name.endswith(f"-{token}.tfrecord") for path in v2.info.added)
+    assert unique_names(v2.manifest)
 
     full = read_manifest(str(grown.full))
     assert records(grown.out) == records(grown.full)  # per split: same files, same image bytes, same labels
+    assert record_digests(grown.out) == record_digests(grown.full)  # and the same bytes per record
     assert v2.manifest.labels == ("cat", "dog", "zebra") == full.labels  # zebra sorts last: same ids here
     for name, split in full.splits.items():
         assert v2.manifest.splits[name].label_counts == split.label_counts
@@ -213,7 +234,7 @@ def test_changed_and_deleted_files_kept_by_default_and_replaced_on_request(spark
     assert v3.manifest.num_files_seen == 21 and v3.manifest.num_records == 19
     rows = {r["relpath"]: r for r in read_index(str(out), v3.manifest).table.to_pylist()}
     assert deleted not in rows and rows[changed]["stamp"] == str((root / changed).stat().st_mtime_ns)
-    assert rows[changed]["shard"].startswith(v3.info.run + "/")
+    assert rows[changed]["shard"].startswith(v3.info.run + "/") and unique_names(v3.manifest)
 
 
 def test_list_prefix_lists_only_that_folder_and_the_index_refuses_what_it_has(spark, grown, tmp_path):
@@ -317,6 +338,7 @@ def kill_mid_append(root: str, out: str, env: dict[str, str], paused) -> None:
         job.wait()
 
 
+@pytest.mark.slow
 def test_a_killed_append_leaves_the_current_version_whole_and_the_rerun_commits(spark, grown, tmp_path):
     root, out = copies(grown, tmp_path)
     for i in range(4):
@@ -381,3 +403,27 @@ def test_a_folder_without_a_file_index_takes_appends_converting_only_new_files(s
     assert rows["dog/8.png"]["size"] == (root / "dog/8.png").stat().st_size
     again = convert_images(spark, options(root, legacy)).text()
     assert again == f"nothing new under {root} since version 2; nothing committed"
+
+
+def test_a_gzip_shard_rewritten_without_some_records_keeps_the_others_byte_for_byte_and_stays_gzip(tmp_path):
+    from conversion.example_proto import encode_example
+    from conversion.images.shard_walk import Rewrite, rewrite_shard, shard_keys
+    from dataset.tfrecord import TFRecordFileWriter
+
+    examples = [
+        encode_example({"image/encoded": png(i), "image/filename": f"cat/{i}.png", "image/class/text": "cat"})
+        for i in range(4)
+    ]
+    source = tmp_path / "train-00000-of-00001.tfrecord.gz"
+    with TFRecordFileWriter(open(source, "wb"), "gzip") as writer:
+        for example in examples:
+            writer.write(example)
+    assert shard_keys("s", str(source)).keys == tuple((f"cat/{i}.png", "cat") for i in range(4))
+    target = tmp_path / "copy.tfrecord.gz"
+    job = Rewrite("s", str(source), "t", str(target), "gzip", frozenset({"cat/1.png", "cat/3.png"}))
+    done = rewrite_shard(job)
+    assert (done.target, done.num_records, done.num_bytes) == ("t", 2, target.stat().st_size)
+    assert (done.dropped, done.dropped_labels) == (("cat/1.png", "cat/3.png"), {"cat": 2})
+    assert target.read_bytes()[:2] == b"\x1f\x8b" and file_records(target) == [examples[0], examples[2]]
+    gone = rewrite_shard(dataclasses.replace(job, drop=frozenset(f"cat/{i}.png" for i in range(4))))
+    assert (gone.target, gone.num_records) == (None, 0)

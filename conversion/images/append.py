@@ -126,8 +126,13 @@ def check_same_conversion(parent: Version, options: ImageConvertOptions) -> None
     """Refuse an append whose options would write records unlike the parent's (another resize, codec, split...).
 
     Raises:
-        OptionError: one differs.
+        OptionError: one differs, or the dataset is not an image dataset.
     """
+    if parent.manifest.kind != "images":
+        raise OptionError(
+            f"{options.output} holds a {parent.manifest.kind} dataset; --mode append of images needs an image dataset "
+            "(choose another --output)"
+        )
     ours = _plain(dataclasses.asdict(options))
     theirs = parent.manifest.options
     pairs = [(key, ours.get(key), theirs[key]) for key in SAME_AS_PARENT if key in theirs]
@@ -267,7 +272,7 @@ def rewrites(plan: AppendPlan, run: str, data_url: str) -> list[Rewrite]:
     folder = DatasetFolder(data_url)
     jobs = []
     for number, shard in enumerate(sorted(by_shard)):
-        target = f"{run}/rewritten-{number:05d}-{posixpath.basename(shard)}"
+        target = f"{run}/rewritten-{run.rsplit('-', 1)[-1]}-{number:05d}-{posixpath.basename(shard)}"
         compression = "gzip" if shard.endswith(".gz") else "none"
         drop = frozenset(by_shard[shard])
         jobs.append(Rewrite(shard, folder.file_url(shard), target, folder.file_url(target), compression, drop))

@@ -269,7 +269,7 @@ def _convert_listed(
     fixed = fixed_labels(parent, options) if parent is not None else options.labels
     found = discover(listing, fixed, options.split_from_folders, allow_empty=parent is not None)
     labels = merged_labels(parent, found.labels, fixed) if parent is not None else found.labels
-    plans = plan_shards(found.candidates, labels, options)
+    plans = plan_shards(found.candidates, labels, options, staging.token if parent is not None else "")
     timings = {"listing_planning_s": time.perf_counter() - start}
     warming.join()
     final_names = staging.final_names and not speculative(spark)  # speculative twins would race on one name

@@ -192,10 +192,11 @@ class ShardPlan:
     num_shards: int
     files: Sequence[FileTask]  # a `ShardFiles`
     compression: str = "none"
+    tag: str = ""  # appends: the run's token in the file name (`dataset.layout.shard_file_name`)
 
     @property
     def name(self) -> str:
-        return shard_file_name(self.split, self.index, self.num_shards, self.compression)
+        return shard_file_name(self.split, self.index, self.num_shards, self.compression, self.tag)
 
 
 def _fill_shards(sizes: np.ndarray, rows: np.ndarray, num_shards: int) -> np.ndarray:
@@ -243,8 +244,10 @@ def _cut(rows: np.ndarray, keys: PathKeys, sizes: np.ndarray, num_shards: int) -
     return ordered, starts
 
 
-def plan_shards(candidates: Candidates, labels: tuple[str, ...], options: ImageConvertOptions) -> list[ShardPlan]:
-    """Split the candidates and cut every split into shards."""
+def plan_shards(
+    candidates: Candidates, labels: tuple[str, ...], options: ImageConvertOptions, tag: str = ""
+) -> list[ShardPlan]:
+    """Split the candidates and cut every split into shards (named with `tag`, if given)."""
     label_ids = {label: i for i, label in enumerate(labels)}
     to_id = np.array([label_ids[name] for name in candidates.label_names], dtype=np.int32)
     table = FileTable(candidates.relpaths, candidates.sizes, to_id[candidates.label_codes])
@@ -263,7 +266,7 @@ def plan_shards(candidates: Candidates, labels: tuple[str, ...], options: ImageC
         del rows
         for index in range(num_shards):
             files = ShardFiles(table, ordered[starts[index] : starts[index + 1]])
-            plans.append(ShardPlan(names[code], index, num_shards, files, options.compression))
+            plans.append(ShardPlan(names[code], index, num_shards, files, options.compression, tag))
     return plans
 
 

@@ -20,7 +20,7 @@ from conversion.images.plan import FILE_SCHEMA, FileTable, ShardFiles, ShardPlan
 from dataset.fs import filesystem
 
 PLAN_FOLDER = "_plan"  # in the staging folder (the output itself on object stores); removed before the commit
-SHARDS_KEY = b"shards"  # schema metadata: JSON [[split, index, num_shards, compression], ...], one per batch
+SHARDS_KEY = b"shards"  # schema metadata: JSON [[split, index, num_shards, compression, tag], ...], one per batch
 PLAN_WRITERS = 16  # task files written at once (object stores: one PUT each)
 
 
@@ -42,9 +42,9 @@ class TaskPlan:
         with fs.open(path, "rb") as raw:
             reader = pa.ipc.open_file(raw)
             shards = json.loads(reader.schema.metadata[SHARDS_KEY])
-            for number, (split, index, num_shards, compression) in enumerate(shards):
+            for number, (split, index, num_shards, compression, tag) in enumerate(shards):
                 files = ShardFiles.of(FileTable.from_batch(reader.get_batch(number)))
-                yield ShardPlan(split, index, num_shards, files, compression)
+                yield ShardPlan(split, index, num_shards, files, compression, tag)
 
 
 def plan_folder(staging_url: str) -> str:
@@ -60,7 +60,7 @@ def write_task_plans(tasks: Sequence[Sequence[ShardPlan]], staging_url: str) -> 
     def write(number: int) -> TaskPlan:
         plans = tasks[number]
         path = f"{folder}/task-{number:05d}.arrow"
-        shards = [[plan.split, plan.index, plan.num_shards, plan.compression] for plan in plans]
+        shards = [[plan.split, plan.index, plan.num_shards, plan.compression, plan.tag] for plan in plans]
         schema = FILE_SCHEMA.with_metadata({SHARDS_KEY: json.dumps(shards).encode()})
         with fs.open(path, "wb") as out, pa.ipc.new_file(out, schema, options=options) as writer:
             for plan in plans:
