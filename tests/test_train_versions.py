@@ -130,17 +130,17 @@ def test_images_continue_on_a_new_version_refuse_a_new_label_and_warm_start(spar
 @pytest.mark.slow
 @needs_tfrecord_jar
 def test_table_with_a_changed_vocabulary_stops_naming_the_column(spark, tmp_path):
-    rows = ["animal,color"] + [f"{'cat' if i % 2 else 'dog'},{'red' if i % 4 else 'blue'}" for i in range(40)]
+    rows = ["id,animal,color"] + [f"{i},{'cat' if i % 2 else 'dog'},{'red' if i % 4 else 'blue'}" for i in range(40)]
     source = tmp_path / "v1.csv"
     source.write_text("\n".join(rows) + "\n")
     data, model = tmp_path / "table", tmp_path / "model"
-    options = dict(output=str(data), label="animal", splits=SPLITS, num_shards=1)
+    options = dict(output=str(data), label="animal", key="id", splits=SPLITS, num_shards=1)
     convert_table(spark, TableConvertOptions(input=str(source), **options))
     vocabulary = read_version(str(data)).manifest.table.columns["color"].stats.vocabulary
     assert [value for value, _ in vocabulary] == ["red", "blue"]
     run_training(spark, config(data, model, max_steps=2), num_proc=1)
     more = tmp_path / "v2.csv"
-    more.write_text("\n".join(rows + [f"cat,{'green' if i % 2 else 'red'}" for i in range(40)]) + "\n")
+    more.write_text("\n".join(rows + [f"{i},cat,{'green' if i % 2 else 'red'}" for i in range(40, 80)]) + "\n")
     convert_table(spark, TableConvertOptions(input=str(more), mode="overwrite", **options))
     before = digests(model)
     with pytest.raises(TrainingError) as raised:
