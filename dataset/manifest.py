@@ -132,6 +132,7 @@ class TableInfo:
     task: str  # "classification" | "regression"
     stats_split: str
     columns: dict[str, TableColumn]
+    value_counts: str | None = None  # the statistics' full value counts (conversion.tables.sidecar), dataset-relative
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,7 @@ class Manifest:
                     name: TableColumn(c["source_type"], ColumnStats.from_dict(c["stats"]))
                     for name, c in table["columns"].items()
                 },
+                value_counts=table.get("value_counts"),
             ),
         )
 

@@ -2,6 +2,7 @@
 
 spark-submit jobs/convert_table.py --input data.csv --format csv --label target --output DIR
 spark-submit jobs/convert_table.py --table main.sales.orders --label churned --key order_id --output DIR
+spark-submit jobs/convert_table.py --input folder/ --format parquet --label target --output DIR --mode append
 """
 
 from __future__ import annotations
@@ -101,7 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--compression", choices=["none", "gzip"], default="none", help="shard codec")
     parser.add_argument(
-        "--mode", choices=["error", "overwrite"], default="error", help="what to do when --output exists"
+        "--mode",
+        choices=["error", "overwrite", "append"],
+        default="error",
+        help="what to do when --output exists: refuse; convert in full as a new version; append: convert only the "
+        "files of --input new since the current version (file sources; a catalog table converts in full)",
+    )
+    parser.add_argument(
+        "--on-change",
+        choices=["keep", "replace"],
+        default="keep",
+        help="--mode append: input files changed or deleted since the version are kept as converted (tables take "
+        "keep only: their rows lie in every shard; --mode overwrite converts the folder as it is)",
     )
     parser.add_argument(
         "--max-reject-fraction", type=float, default=0.05, help="fail when more rows than this are rejected"
@@ -137,6 +149,7 @@ def options_from_args(args: argparse.Namespace) -> TableConvertOptions:
         target_shard_mb=args.target_shard_mb,
         compression=args.compression,
         mode=args.mode,
+        on_change=args.on_change,
         max_reject_fraction=args.max_reject_fraction,
     )
 

@@ -14,9 +14,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from conversion.faults import fault_from_conf
-from conversion.publish import Staging, publish, refuse_over_limit, staged_output
+from conversion.publish import Staging, refuse_over_limit, staged_output
 from conversion.splits import split_column
 from conversion.tables import stats
+from conversion.tables.appending import AppendPlan, fit_columns, input_listing, plan_append, relpath
+from conversion.tables.commit import commit_table
+from conversion.tables.merge import boundary_rank_bound
 from conversion.tables.options import TableConvertOptions
 from conversion.tables.schema import ColumnSpec, check_names, column_specs
 from conversion.tables.shards import (
@@ -28,14 +31,19 @@ from conversion.tables.shards import (
     ordered,
     write_shards,
 )
-from conversion.tables.survey import survey
+from conversion.tables.sidecar import VOCAB_CAP, Sidecar
+from conversion.tables.survey import Survey, survey
 from dataset import temporal
-from dataset.errors import ConversionError
+from dataset.errors import ConversionError, DatasetError
+from dataset.file_index import FileIndex
 from dataset.layout import REJECTED_DIR
+from dataset.listing import Listing
 from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo, spark_schema_of
 from dataset.progress import Phases, job_group, ticking
 from dataset.table_reading import CORRUPT, Source, read_table
+from dataset.versions import CommitConflict, read_version
 
+FILE_COLUMN = "_tfrecordpipe_file"  # a row's input file (the file index counts rows per file)
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
 MAX_CLASSES_FOR_AUTO = 50
 ONE_CLASS_PER_ROW = 0.5  # --task auto stops when a text label has more distinct values than this share of its rows
@@ -73,10 +81,18 @@ class TableSummary:
     retried_shards: int = 0  # task attempts of the shard write that failed and were retried
     phases: dict[str, float] = field(default_factory=dict)  # seconds: count (with statistics), write, publish
     notes: tuple[str, ...] = ()  # how the source was read (multiLine, spellings read as missing or non-finite)
+    version: int | None = None  # the version committed (None: nothing was)
+    headline: str | None = None  # an append: what it added (or that nothing was new), instead of "Converted ..."
 
     def text(self) -> str:
         total = sum(self.records.values())
-        lines = [f"Converted {total} of {self.rows_seen} rows into {self.output} in {self.seconds:.1f} s ({self.task})"]
+        lines = [self.headline] if self.headline else []
+        if not self.headline:
+            lines.append(
+                f"Converted {total} of {self.rows_seen} rows into {self.output} in {self.seconds:.1f} s ({self.task})"
+            )
+        if self.version is None:
+            return "\n".join(lines + list(self.notes))
         lines += [f"  {s}: {n} records in {self.shards[s]} shards" for s, n in sorted(self.records.items())]
         rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
         lines.append(f"  rejected: {rejected}  (see _rejected/)")
@@ -84,8 +100,9 @@ class TableSummary:
         return "\n".join(lines)
 
 
-def read_source(spark: SparkSession, options: TableConvertOptions) -> Source:
-    """The input as a DataFrame: files of `--format` (CSV with a header, see `dataset/table_reading.py`) or a catalog table.
+def read_source(spark: SparkSession, options: TableConvertOptions, files: tuple[str, ...] = ()) -> Source:
+    """The input as a DataFrame: files of `--format` (CSV with a header, see `dataset/table_reading.py`) or a catalog table;
+    with `files`, only those files of the `--input` folder (an append; partition folders still name their columns).
 
     CSV is read in Spark's PERMISSIVE mode plus `CORRUPT`, which holds the raw text of rows that do not
     parse; `_convert` rejects those per `--csv-mode`.
@@ -95,11 +112,12 @@ def read_source(spark: SparkSession, options: TableConvertOptions) -> Source:
         check_names(table.columns)  # before anything is added: a real `CORRUPT` column is refused, not dropped
         return Source(table)
     null_value = (("nullValue", options.csv_null_value),) if options.csv_null_value else ()
+    base = (("basePath", options.input),) if files else ()
     return read_table(
         spark,
-        options.input,
+        list(files) if files else options.input,
         options.format,
-        null_value + options.read_options,
+        null_value + options.read_options + base,
         options.schema,
         options.csv_multiline,
         check_names,
@@ -229,8 +247,12 @@ def convert_table(
             feature form, or more rejected rows than `max_reject_fraction`.
     """
     start = time.perf_counter()
-    read = read_source(spark, options)
-    source = read.frame
+    plan = _plan(spark, options)
+    if plan is not None and not len(plan.new):
+        return _nothing_new(options, plan, time.perf_counter() - start)
+    listing = input_listing(spark, options) if plan is None and options.input else None
+    read = read_source(spark, options, plan.urls if plan else ())
+    source = fit_columns(read.frame, plan.parent, options.format) if plan else read.frame
     names = [name for name in source.columns if name != CORRUPT]
     for role, name in (("label", options.label), ("key", options.key)):
         if name is not None and name not in names:
@@ -249,8 +271,45 @@ def convert_table(
             staged_output(options.input, options.output, options.mode) as staging,
             ticking(progress_every, phases.line),
         ):
-            summary = _convert(spark, options, source, columns, label, defaults, staging, start, phases)
-    return replace(summary, notes=read.notes)
+            if plan is not None and (staging.parent is None or staging.parent.sha256 != plan.parent.sha256):
+                raise CommitConflict(
+                    f"another run committed a version of {options.output} while this one listed its input; this run "
+                    "committed nothing: run it again"
+                )
+            inputs = (plan.new, plan.urls) if plan else (listing[0], tuple(listing[1])) if listing else None
+            summary = _convert(spark, options, source, columns, label, defaults, staging, start, phases, plan, inputs)
+    return replace(summary, notes=read.notes + summary.notes)
+
+
+def _plan(spark: SparkSession, options: TableConvertOptions) -> AppendPlan | None:
+    """What an append converts (None: not an append, or nothing committed yet: a full conversion)."""
+    if options.mode != "append":
+        return None
+    try:
+        parent = read_version(options.output)
+    except DatasetError:
+        return None  # no dataset yet (a folder of other files is refused when the run folder begins)
+    return plan_append(spark, options, parent)
+
+
+def _nothing_new(options: TableConvertOptions, plan: AppendPlan, seconds: float) -> TableSummary:
+    parent = plan.parent.manifest
+    line = (
+        f"Nothing new under {options.input}: {len(plan.index)} files already in version {plan.parent.number} of "
+        f"{options.output}; nothing committed"
+    )
+    kept = plan.kept_line()
+    return TableSummary(
+        options.output,
+        parent.table.task,
+        {},
+        {},
+        {},
+        0,
+        seconds,
+        headline=line,
+        notes=(kept,) if kept else (),
+    )
 
 
 def _convert(
@@ -263,10 +322,14 @@ def _convert(
     staging: Staging,
     start: float,
     phases: Phases,
+    append: AppendPlan | None = None,
+    inputs: tuple[Listing, tuple[str, ...]] | None = None,
 ) -> TableSummary:
     phases.begin("reading")
     _check_label_present(label, source, options.input or options.table)
-    task = _task(options, label, source)
+    task = (
+        append.parent.manifest.table.task if append else _task(options, label, source)
+    )  # an append keeps the version's
     key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
     df = source.withColumn("_h", F.xxhash64(*key))
     df = df.withColumn("_split", split_column(_key_text(options), options.splits))
@@ -295,7 +358,9 @@ def _convert(
                 "fix it, or use --csv-mode permissive (reject such rows) or dropmalformed (--csv-multiline "
                 "for quoted values holding newlines)"
             )
-    return _write(spark, options, df, columns, label, defaults, staging, start, task, phases)
+    if inputs is not None:
+        df = df.withColumn(FILE_COLUMN, F.input_file_name())
+    return _write(spark, options, df, columns, label, defaults, staging, start, task, phases, append, inputs)
 
 
 def _row_text(df: DataFrame, columns: list[ColumnSpec]) -> Column:
@@ -320,8 +385,11 @@ def _write(
     start: float,
     task: str,
     phases: Phases,
+    append: AppendPlan | None = None,
+    inputs: tuple[Listing, tuple[str, ...]] | None = None,
 ) -> TableSummary:
-    """Count and compute statistics (one pass), report rejects, plan shards, write them, write the manifest, commit."""
+    """Count and compute statistics (one pass), report rejects, plan shards, write them, write the manifest, commit
+    (an append: merged onto the parent version, see `conversion.tables.commit`)."""
     buckets = options.num_shards or 1  # rows are counted per shard bucket too: see ShardPlan.records
     stats_split = options.splits[0][0]
     kept = df.where(F.col("_reason").isNull())
@@ -333,7 +401,8 @@ def _write(
     }
     selected = F.col("_reason").isNull() & (F.col("_split") == stats_split)
     phases.begin("counting rows and statistics")
-    found = survey(df, group, selected, columns, options.max_vocab, F.col("_reason").isNull())
+    file = F.col(FILE_COLUMN) if inputs is not None else None
+    found = survey(df, group, selected, columns, options.max_vocab, F.col("_reason").isNull(), VOCAB_CAP, file)
     rows_seen = sum(found.counts.values())
     if rows_seen == 0:
         raise ConversionError(f"{options.input or options.table} has no rows")
@@ -385,7 +454,8 @@ def _write(
     quantiles = Observation(f"tfrecordpipe_quantiles_{uuid.uuid4().hex}")
     every = stats.quantile_sample_every(split_counts.get(stats_split, 0), options.quantile_sample_rows)
     sampled = (F.col("_split") == stats_split) & stats.in_quantile_sample(F.col("_h"), every)
-    boundaries = stats.quantile_aggregates(columns, sampled, options.num_quantiles)
+    # an append carries the version's boundaries (conversion.tables.merge): none to compute
+    boundaries = [] if append else stats.quantile_aggregates(columns, sampled, options.num_quantiles)
     observed = kept.observe(quantiles, *boundaries) if boundaries else kept
     filled = (
         _record_values(observed, columns, defaults, options.null_policy == "fill")
@@ -444,8 +514,21 @@ def _write(
             },
         ),
     )
-    publish(staging, manifest, counted, rows_seen, options.max_reject_fraction, "rows")
+    sidecar = _sidecar(options, columns, found, inputs)
+    index = _file_index(inputs[0]) if inputs is not None else None
+    version_manifest, version, inexact = commit_table(
+        staging, manifest, sidecar, index, append, counted, rows_seen, options.max_reject_fraction
+    )
     laps.lap("publish")
+    headline, notes = None, ()
+    if append is not None:
+        headline = (
+            f"Appended {sum(s.num_records for s in splits.values())} of {rows_seen} rows from {len(append.new)} new "
+            f"files to {options.output} as version {version.number} ({version_manifest.num_records} records) in "
+            f"{time.perf_counter() - start:.1f} s"
+        )
+        over = f"  value counts not exact (over {VOCAB_CAP} distinct values): {', '.join(inexact)}" if inexact else None
+        notes = tuple(line for line in (append.kept_line(), _carried_line(append, version_manifest), over) if line)
     return TableSummary(
         options.output,
         task,
@@ -456,4 +539,49 @@ def _write(
         time.perf_counter() - start,
         result.failed_tasks,
         laps.seconds,
+        notes,
+        version.number,
+        headline,
+    )
+
+
+def _file_index(listing: Listing) -> FileIndex:
+    """The index rows of the files read: a table file's rows go to many shards (`shard` null)."""
+    stamps = listing.stamps if listing.stamps is not None else None
+    return FileIndex.of(listing.relpaths, listing.sizes, stamps)
+
+
+def _sidecar(options: TableConvertOptions, columns: list[ColumnSpec], found: Survey, inputs: tuple | None) -> Sidecar:
+    """This run's value counts, distinct counts, the values its quantile boundaries came from, rows per file."""
+    strings = stats.string_columns(columns)
+    distinct = {c.name: found.stats[c.name]["num_distinct"] for c in strings}
+    numeric = {c.name: found.stats.get(c.name, {}).get("count") or 0 for c in stats.numeric_columns(columns)}
+    file_rows = {}
+    if inputs is not None:
+        in_run = {relpath(options.input, url): 0 for url in inputs[1]}
+        for url, n in found.file_rows.items():
+            in_run[relpath(options.input, url)] = n
+        file_rows = in_run
+    return Sidecar(
+        {c.name: found.value_counts.get(c.name, {}) for c in strings},
+        distinct,
+        {name: n <= VOCAB_CAP for name, n in distinct.items()},
+        numeric,
+        file_rows,
+    )
+
+
+def _carried_line(plan: AppendPlan, manifest: Manifest) -> str | None:
+    """How far the appended rows can have moved the carried quantile boundaries (largest over the columns)."""
+    computed_on = plan.sidecar.boundaries_count
+    bounds = [
+        boundary_rank_bound(computed_on[name], column.stats.count or 0)
+        for name, column in manifest.table.columns.items()
+        if name in computed_on and column.stats.boundaries
+    ]
+    if not bounds:
+        return None
+    return (
+        f"  quantile boundaries carried from version {plan.parent.number}: the appended rows move their rank by at "
+        f"most {max(bounds):.2%} (--mode overwrite recomputes them)"
     )

@@ -14,6 +14,7 @@ FORMATS = ("csv", "parquet", "json", "orc")
 TASKS = ("auto", "classification", "regression")
 NULL_POLICIES = ("keep", "fill", "reject")  # keep: left out of the record, readers supply the default
 CSV_MODES = ("permissive", "dropmalformed", "failfast")
+ON_CHANGE = ("keep", "replace")  # --mode append: input files changed or deleted since the version (tables: keep)
 
 # The quantile boundaries are computed from a deterministic 1-in-k sample of the statistics split of about this many
 # rows (all rows of a smaller split): its rank error, about 0.5/sqrt(rows) at the median, is 0.0011 here.
@@ -43,6 +44,7 @@ class TableConvertOptions(ConvertOptions):
     max_vocab: int = 100
     num_quantiles: int = 10
     quantile_sample_rows: int = QUANTILE_SAMPLE_ROWS  # quantiles from a 1-in-k row sample of about this many rows
+    on_change: str = "keep"  # --mode append: changed/deleted input files are kept as converted (replace: refused)
 
     def __post_init__(self) -> None:
         if (self.input is None) == (self.table is None):
@@ -56,6 +58,8 @@ class TableConvertOptions(ConvertOptions):
             raise OptionError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.csv_mode not in CSV_MODES:
             raise OptionError(f"--csv-mode must be one of {', '.join(CSV_MODES)}, got {self.csv_mode!r}")
+        if self.on_change not in ON_CHANGE:
+            raise OptionError(f"--on-change must be one of {', '.join(ON_CHANGE)}, got {self.on_change!r}")
         if self.null_policy not in NULL_POLICIES:
             raise OptionError(f"--null-policy must be one of {', '.join(NULL_POLICIES)}, got {self.null_policy!r}")
         owned = sorted({k for k, _ in self.read_options if k.lower() in OWNED_OPTIONS})
