@@ -206,16 +206,17 @@ def compare(listing: Listing, index: FileIndex, prefix: str | None = None) -> In
         theirs = index.column("stamp").take(pa.array(rows))
         ours = listing.stamps.take(pa.array(listed))
         differs |= pc.fill_null(pc.not_equal(ours, theirs), False).to_numpy(zero_copy_only=False)
-    gone = pc.invert(pc.is_in(index.relpaths, value_set=listing.relpaths))
+    gone = np.ones(len(index), dtype=bool)  # index rows no listed file matched (one hash table, not two)
+    gone[rows] = False
     if prefix is not None:
-        gone = pc.and_(gone, pc.starts_with(index.relpaths, prefix.strip("/") + "/"))
+        gone &= pc.starts_with(index.relpaths, prefix.strip("/") + "/").to_numpy(zero_copy_only=False)
     return IndexComparison(
         new=new,
         changed=listed[differs],
         changed_at=rows[differs],
         unchanged=listed[~differs],
         unchanged_at=rows[~differs],
-        deleted=np.flatnonzero(gone.to_numpy(zero_copy_only=False)),
+        deleted=np.flatnonzero(gone),
     )
 
 

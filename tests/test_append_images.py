@@ -427,3 +427,32 @@ def test_a_gzip_shard_rewritten_without_some_records_keeps_the_others_byte_for_b
     assert target.read_bytes()[:2] == b"\x1f\x8b" and file_records(target) == [examples[0], examples[2]]
     gone = rewrite_shard(dataclasses.replace(job, drop=frozenset(f"cat/{i}.png" for i in range(4))))
     assert (gone.target, gone.num_records) == (None, 0)
+
+
+def test_a_fixed_label_list_stays_fixed_and_grows_only_at_its_end(spark, grown, tmp_path):
+    root = tmp_path / "tree"
+    shutil.copytree(grown.root, root)
+    out = tmp_path / "fixed"
+    convert_images(spark, options(root, out, labels=("cat", "dog")))  # zebra/0 and zebra/1: unknown_label
+    write(root, "cat/10.png", png(90))
+    write(root, "zebra/9.png", png(91))
+    convert_images(spark, options(root, out, max_reject_fraction=0.5))  # no --labels: version 1's list holds
+    v2 = read_version(str(out))
+    assert v2.manifest.labels == ("cat", "dog") and v2.manifest.num_rejected["unknown_label"] == 3
+    assert {r[1] for r in records(out)} - {r[1] for r in records(out, 1)} == {"cat/10.png"}
+    retried = options(root, out, labels=("cat", "dog", "zebra"), retry_rejected=True, max_reject_fraction=0.5)
+    assert (
+        convert_images(spark, retried).text().startswith(f"Converted 3 images into {out}")
+    )  # big.png: again too large
+    v3 = read_version(str(out))
+    assert v3.manifest.labels == ("cat", "dog", "zebra") and "unknown_label" not in v3.manifest.num_rejected
+    zebras = [r for r in records(out) if r[3] == "zebra"]
+    assert sorted(r[1] for r in zebras) == ["zebra/0.png", "zebra/1.png", "zebra/9.png"]
+    ids = {
+        parse_example(record)["image/class/label"][0]
+        for info in v3.manifest.splits.values()
+        for shard in info.files
+        for record in file_records(out / shard.path)
+        if parse_example(record)["image/class/text"][0] == b"zebra"
+    }
+    assert ids == {2}

@@ -288,6 +288,8 @@ def _convert_listed(
     bad = sum(1 for s in rejects if s.reason not in SKIP_REASONS)
     images = len(found.candidates) + sum(1 for s in found.skipped if s.reason in LABEL_REASONS)
     run_manifest = _manifest(options, found, labels, results, rejects)
+    if fixed is not None:  # a fixed list the parent had stays fixed for the appends after this one
+        run_manifest = dataclasses.replace(run_manifest, options={**run_manifest.options, "labels": list(fixed)})
     index = run_index(listing, plans, {(r.split, r.index): staging.relpath(r.name) for r in results}, rejects)
     if plan is None or parent is None:
         manifest = dataclasses.replace(run_manifest, file_index=write_index(options.output, staging.run, index))
