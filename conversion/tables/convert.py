@@ -34,14 +34,14 @@ from conversion.tables.shards import (
 from conversion.tables.sidecar import VOCAB_CAP, Sidecar
 from conversion.tables.survey import Survey, survey
 from dataset import temporal
-from dataset.errors import ConversionError, DatasetError
+from dataset.errors import ConversionError
 from dataset.file_index import FileIndex
-from dataset.layout import REJECTED_DIR
+from dataset.layout import REJECTED_DIR, DatasetFolder
 from dataset.listing import Listing
 from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo, spark_schema_of
 from dataset.progress import Phases, job_group, ticking
 from dataset.table_reading import CORRUPT, Source, read_table
-from dataset.versions import CommitConflict, read_version
+from dataset.versions import CommitConflict, current_number, read_version
 
 FILE_COLUMN = "_tfrecordpipe_file"  # a row's input file (the file index counts rows per file)
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
@@ -85,14 +85,13 @@ class TableSummary:
     headline: str | None = None  # an append: what it added (or that nothing was new), instead of "Converted ..."
 
     def text(self) -> str:
+        if self.version is None and self.headline:  # an append with nothing new: nothing committed
+            return "\n".join((self.headline, *self.notes))
         total = sum(self.records.values())
-        lines = [self.headline] if self.headline else []
-        if not self.headline:
-            lines.append(
-                f"Converted {total} of {self.rows_seen} rows into {self.output} in {self.seconds:.1f} s ({self.task})"
-            )
-        if self.version is None:
-            return "\n".join(lines + list(self.notes))
+        converted = (
+            f"Converted {total} of {self.rows_seen} rows into {self.output} in {self.seconds:.1f} s ({self.task})"
+        )
+        lines = [self.headline or converted]
         lines += [f"  {s}: {n} records in {self.shards[s]} shards" for s, n in sorted(self.records.items())]
         rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) or "none"
         lines.append(f"  rejected: {rejected}  (see _rejected/)")
@@ -271,7 +270,8 @@ def convert_table(
             staged_output(options.input, options.output, options.mode) as staging,
             ticking(progress_every, phases.line),
         ):
-            if plan is not None and (staging.parent is None or staging.parent.sha256 != plan.parent.sha256):
+            found = staging.parent.sha256 if staging.parent else None
+            if options.mode == "append" and found != (plan.parent.sha256 if plan else None):
                 raise CommitConflict(
                     f"another run committed a version of {options.output} while this one listed its input; this run "
                     "committed nothing: run it again"
@@ -285,11 +285,9 @@ def _plan(spark: SparkSession, options: TableConvertOptions) -> AppendPlan | Non
     """What an append converts (None: not an append, or nothing committed yet: a full conversion)."""
     if options.mode != "append":
         return None
-    try:
-        parent = read_version(options.output)
-    except DatasetError:
+    if not current_number(DatasetFolder(options.output)):
         return None  # no dataset yet (a folder of other files is refused when the run folder begins)
-    return plan_append(spark, options, parent)
+    return plan_append(spark, options, read_version(options.output))
 
 
 def _nothing_new(options: TableConvertOptions, plan: AppendPlan, seconds: float) -> TableSummary:
