@@ -236,27 +236,29 @@ def test_csv_folder_append_reads_and_types_as_the_version(spark, tmp_path):
     source = tmp_path / "csv"
     source.mkdir()
     parts = [frame(6, 40, 0, ("a", "b")), frame(7, 40, 500, ("a", "b")), frame(8, 30, 900, ("a", "b"))]
-    parts[0]["v"] = np.arange(40)  # whole numbers here, a fraction in the second file: the version types v double
-    parts[1]["v"] = np.arange(40) + 0.5
-    parts[2]["v"] = np.arange(30)  # whole numbers alone: bigint by pandas' rules, widened to the version's double
-    for i, part in enumerate(parts[:2]):
-        part.to_csv(source / f"p{i}.csv", sep=";", index=False)
+    parts[0]["v"] = np.arange(40)  # whole numbers alone: int by pandas' rules, widened to the version's double
+    parts[1]["v"] = np.arange(40) + 0.5  # version 1 is this file alone: v is double
+    parts[2]["v"] = np.arange(30) * 2**33  # bigint, widened too
     out, full = tmp_path / "out", tmp_path / "full"
     semicolon = dict(read_options=(("sep", ";"),))
+    parts[1].to_csv(source / "p1.csv", sep=";", index=False)
     convert_table(spark, options(source, out, **semicolon))
+    parts[0].to_csv(source / "p0.csv", sep=";", index=False)
+    assert convert_table(spark, options(source, out, **semicolon)).version == 2
     parts[2].to_csv(source / "p2.csv", sep=";", index=False)
-    (source / "p0.csv").write_text((source / "p0.csv").read_text() + "\n")  # changed: kept as converted
-    with pytest.raises(ConversionError, match=r"^--read-option is \[\] but version 1 was converted with \[\['sep'"):
+    (source / "p1.csv").write_text((source / "p1.csv").read_text() + "\n")  # changed: kept as converted
+    with pytest.raises(ConversionError, match=r"^--read-option is \[\] but version 2 was converted with \[\['sep'"):
         convert_table(spark, options(source, out))
     with pytest.raises(ConversionError, match=r"^--on-change replace is for images; .*use --mode overwrite"):
         convert_table(spark, options(source, out, on_change="replace", **semicolon))
     with pytest.raises(ConversionError, match=r"^--mode append .*catalog table \(--table\) .* use --mode overwrite"):
         convert_table(spark, TableConvertOptions(output=str(out), label="label", table="t", mode="append"))
-    summary = convert_table(spark, options(source, out, **semicolon))
-    assert "kept as converted: 1 changed and 0 deleted input files" in summary.text()
+    summary = convert_table(spark, options(source, out, **semicolon))  # version 3 on version 2's merged counts
+    assert summary.version == 3 and "kept as converted: 1 changed and 0 deleted input files" in summary.text()
+    assert "quantile boundaries carried from version 1: the rows added since move their rank" in summary.text()
     manifest = read_version(str(out)).manifest
     assert manifest.table.columns["v"].source_type == "double" and manifest.num_files_seen == 110
-    (source / "p0.csv").write_text(parts[0].to_csv(sep=";", index=False))  # as version 1 read it
+    (source / "p1.csv").write_text(parts[1].to_csv(sep=";", index=False))  # as version 1 read it
     convert_table(spark, options(source, full, mode="error", **semicolon))
     assert records(out) == records(full)
     assert_merged_like_full(out, full)

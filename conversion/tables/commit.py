@@ -36,7 +36,8 @@ def commit_table(
     if plan is None:
         if files is None:
             return manifest, publish(staging, manifest, bad, total, limit, "rows"), ()
-        table = replace(manifest.table, value_counts=write_sidecar(url, staging.run, sidecar))
+        computed = replace(sidecar, boundaries_version=(staging.parent.number if staging.parent else 0) + 1)
+        table = replace(manifest.table, value_counts=write_sidecar(url, staging.run, computed))
         located = replace(manifest, file_index=write_index(url, staging.run, files), table=table)
         return located, publish(staging, located, bad, total, limit, "rows"), ()
     both = merged(plan.sidecar, sidecar)

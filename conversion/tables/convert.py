@@ -570,7 +570,8 @@ def _sidecar(options: TableConvertOptions, columns: list[ColumnSpec], found: Sur
 
 
 def _carried_line(plan: AppendPlan, manifest: Manifest) -> str | None:
-    """How far the appended rows can have moved the carried quantile boundaries (largest over the columns)."""
+    """How far the rows added since the carried quantile boundaries were computed can have moved their rank
+    (largest over the columns)."""
     computed_on = plan.sidecar.boundaries_count
     bounds = [
         boundary_rank_bound(computed_on[name], column.stats.count or 0)
@@ -580,6 +581,6 @@ def _carried_line(plan: AppendPlan, manifest: Manifest) -> str | None:
     if not bounds:
         return None
     return (
-        f"  quantile boundaries carried from version {plan.parent.number}: the appended rows move their rank by at "
-        f"most {max(bounds):.2%} (--mode overwrite recomputes them)"
+        f"  quantile boundaries carried from version {plan.sidecar.boundaries_version}: the rows added since move "
+        f"their rank by at most {max(bounds):.2%} (--mode overwrite recomputes them)"
     )

@@ -42,6 +42,7 @@ class Sidecar:
     complete: dict[str, bool]
     boundaries_count: dict[str, int] = field(default_factory=dict)  # column → values its boundaries came from
     file_rows: dict[str, int] = field(default_factory=dict)  # input file (relative path) → rows read from it
+    boundaries_version: int | None = None  # the version whose conversion computed the quantile boundaries
 
     def to_bytes(self) -> bytes:
         rows = [(name, value, n) for name, values in sorted(self.counts.items()) for value, n in values.items()]
@@ -58,6 +59,7 @@ class Sidecar:
             "num_distinct": self.num_distinct,
             "complete": self.complete,
             "boundaries_count": self.boundaries_count,
+            "boundaries_version": self.boundaries_version,
         }
         table = table.replace_schema_metadata({_META_KEY: json.dumps(meta, sort_keys=True).encode()})
         out = io.BytesIO()
@@ -72,7 +74,14 @@ class Sidecar:
         files: dict[str, int] = {}
         for name, value, n in zip(*(table.column(c).to_pylist() for c in ("column", "value", "count"))):
             (files if name == FILES else counts.setdefault(name, {}))[value] = n
-        return cls(counts, meta["num_distinct"], meta["complete"], meta.get("boundaries_count", {}), files)
+        return cls(
+            counts,
+            meta["num_distinct"],
+            meta["complete"],
+            meta.get("boundaries_count", {}),
+            files,
+            meta.get("boundaries_version"),
+        )
 
 
 def merged(old: Sidecar, new: Sidecar, cap: int = VOCAB_CAP) -> Sidecar:
@@ -89,7 +98,8 @@ def merged(old: Sidecar, new: Sidecar, cap: int = VOCAB_CAP) -> Sidecar:
         # over the cap: a lower bound (the union holds at least the larger part's distinct values)
         distinct[name] = len(both) if exact else max(len(both), old.num_distinct[name], new.num_distinct.get(name, 0))
         complete[name] = exact and len(both) <= cap
-    return Sidecar(counts, distinct, complete, dict(old.boundaries_count), {**old.file_rows, **new.file_rows})
+    files = {**old.file_rows, **new.file_rows}
+    return Sidecar(counts, distinct, complete, dict(old.boundaries_count), files, old.boundaries_version)
 
 
 def read_sidecar(data_url: str, manifest: Manifest) -> Sidecar:
