@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,17 @@ def test_images_continue_on_a_new_version_refuse_a_new_label_and_warm_start(spar
     assert digests(model) == before
     pinned = plan_run(config(data, model, data_version=2), 1)  # --version 2 still continues
     assert pinned.start_step == 3 + per_epoch and pinned.lineage["version"] == 2
+    legacy = tmp_path / "legacy"  # a checkpoint from before model specs: nothing to check against
+    shutil.copytree(model, legacy)
+    (legacy / "model_spec.json").unlink()
+    with pytest.raises(TrainingError) as raised:
+        plan_run(config(data, legacy, data_version=2), 1)
+    assert str(raised.value) == (
+        f"model dir {legacy} holds a checkpoint (global step {3 + per_epoch}) but no model_spec.json saying what it "
+        f"was trained on, so version 2 of {data} cannot be checked against it; {ADVICE} {legacy}"
+    )
+    with pytest.raises(TrainingError, match=r"holds neither a checkpoint nor a SavedModel export; give an earlier"):
+        plan_run(config(data, tmp_path / "new", warm_start_from=str(tmp_path / "images")), 1)
 
     fresh = tmp_path / "fresh"
     assert train_job.main([*argv, "--model-dir", str(fresh), "--warm-start-from", str(model), "--max-steps", "2"]) == 0
