@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +59,15 @@ def test_images_continue_on_a_new_version_refuse_a_new_label_and_warm_start(spar
     assert first.metrics["global_step"] == 3
     spec = json.loads((model / "model_spec.json").read_text())
     assert spec["labels"] == ["cat", "dog"] and spec["kind"] == "images"
-    assert spec["features"] == {
-        "image/class/text": {"dtype": "string", "shape": []},
-        "image/encoded": spec["features"]["image/encoded"],
+    scalar = {"dtype": "string", "shape": []}
+    assert spec["features"] == {"image/class/text": scalar, "image/encoded": scalar}
+    assert spec["params"] == {
+        "channels": 3,
+        "conv_depth": 2,
+        "conv_width": 16,
+        "dense_units": 64,
+        "image_size": [32, 32],
+        "optimizer": "adam",
     }
 
     convert(spark, tree(root, {"cat": 8, "dog": 8}, 2), data, "overwrite")  # the larger tree: version 2
@@ -98,6 +105,17 @@ def test_images_continue_on_a_new_version_refuse_a_new_label_and_warm_start(spar
     assert digests(model) == before
     pinned = plan_run(config(data, model, data_version=2), 1)  # --version 2 still continues
     assert pinned.start_step == 3 + per_epoch and pinned.lineage["version"] == 2
+    legacy = tmp_path / "legacy"  # a checkpoint from before model specs: nothing to check against
+    shutil.copytree(model, legacy)
+    (legacy / "model_spec.json").unlink()
+    with pytest.raises(TrainingError) as raised:
+        plan_run(config(data, legacy, data_version=2), 1)
+    assert str(raised.value) == (
+        f"model dir {legacy} holds a checkpoint (global step {3 + per_epoch}) but no model_spec.json saying what it "
+        f"was trained on, so version 2 of {data} cannot be checked against it; {ADVICE} {legacy}"
+    )
+    with pytest.raises(TrainingError, match=r"holds neither a checkpoint nor a SavedModel export; give an earlier"):
+        plan_run(config(data, tmp_path / "new", warm_start_from=str(tmp_path / "images")), 1)
 
     fresh = tmp_path / "fresh"
     assert train_job.main([*argv, "--model-dir", str(fresh), "--warm-start-from", str(model), "--max-steps", "2"]) == 0
@@ -112,17 +130,12 @@ def test_images_continue_on_a_new_version_refuse_a_new_label_and_warm_start(spar
     for name in ("conv0/kernel", "conv1/kernel", "dense/kernel", "dense/bias"):
         np.testing.assert_array_equal(tf.train.load_variable(start, name), tf.train.load_variable(source, name))
     assert tf.train.load_variable(start, "logits/kernel").shape == (64, 3)
-    export = Path(second.metrics["export_path"])  # an export warm-starts the same variables
-    from training.kinds import kind_for
-    from training.warm_start import plan_warm_start
-
-    v3 = read_version(str(data))
-    plan = plan_run(config(data, tmp_path / "other", warm_start_from=str(export)), 1)
-    assert plan.warm_start.variables == tuple(
-        json.loads((fresh / "metrics.json").read_text())["warm_start"]["variables"]
-    )
-    again = plan_warm_start(str(export), kind_for(v3.manifest), v3.manifest, plan.model_params, plan.spec)
-    assert again == plan.warm_start and again.source == str(export)
+    warmed = ("conv0/bias", "conv0/kernel", "conv1/bias", "conv1/kernel", "dense/bias", "dense/kernel")
+    assert tuple(metrics["warm_start"]["variables"]) == warmed
+    export = second.metrics["export_path"]  # an export (its variables/ and its copy of the spec) gives the same
+    assert json.loads(Path(export, "assets.extra", "model_spec.json").read_text()) == spec
+    from_export = plan_run(config(data, tmp_path / "other", warm_start_from=export), 1).warm_start
+    assert (from_export.variables, from_export.fresh) == (warmed, ("logits/bias", "logits/kernel"))
     with pytest.raises(TrainingError, match=r"already holds a checkpoint \(global step 2\); --warm-start-from starts"):
         plan_run(config(data, fresh, warm_start_from=str(model)), 1)
 

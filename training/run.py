@@ -72,11 +72,6 @@ def latest_step(model_dir: str) -> int | None:
         return int(tf.train.load_variable(latest, "global_step")) if latest else None
 
 
-def checkpoint_step(model_dir: str) -> int:
-    """The global step of the latest checkpoint in `model_dir` (0 when there is none)."""
-    return latest_step(model_dir) or 0
-
-
 def check_continues(model_dir: str, step: int, spec: dict, where: str) -> None:
     """A model dir holding a checkpoint continues only on data that builds the same graph.
 
@@ -261,8 +256,9 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
         "eval": metrics["eval"],
     }
     if plan.warm_start is not None:
-        metrics["warm_start"] = {"from": public_url(plan.warm_start.source), "fresh": list(plan.warm_start.fresh)}
-        metrics["warm_start"]["variables"] = list(plan.warm_start.variables)
+        warm = plan.warm_start
+        metrics["warm_start"] = {"from": public_url(warm.source), "variables": list(warm.variables)}
+        metrics["warm_start"]["fresh"] = list(warm.fresh)
         entry["warm_started_from"] = metrics["warm_start"]["from"]
     metrics["trained_on"] = with_entry(entries, entry)  # one entry per version trained on
     if config.skip_undecodable:

@@ -38,8 +38,9 @@ TASKS = ("convert", "validate", "train", "predict")
 SUMMARY = {"convert": ("Converted ", "version ", "nothing new "), "validate": ("OK ",),
            "train": ("Trained ", "eval on ", "trained on: "), "predict": ("model ", "Wrote ")}
 LOGICAL_DATE = "2026-01-02"  # ds_nodash 20260102: the predictions land in .../20260102
-# The two data intervals of the demo: (logical date, the digits that are in the image folder by then).
-FIRST_BATCH = 1500  # digits 0000-1499 are there for interval 1; 1500-1796 arrive before interval 2
+# The demo's two data intervals (their logical dates) and what is in the image folder for each: digits
+# 0000-1499 for interval 1; 1500-1796 arrive before interval 2.
+FIRST_BATCH = 1500
 INTERVALS = ("2026-01-02", "2026-01-03")
 AIRFLOW = Path(sys.executable).parent / "airflow"
 

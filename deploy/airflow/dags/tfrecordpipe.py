@@ -36,8 +36,9 @@ PARAMS = {
     "images": Param("/data/raw/images", type="string", pattern=PATH, description="image root, ROOT/<label>/..."),
     "mode": Param("append", type="string", enum=MODES, description=MODES_TEXT),
     "list_prefix": Param("", type="string", pattern=PREFIX, maxLength=256,
-                         description="list only this folder of the image root (e.g. incoming/{ds}: the run's "
-                                     "day as YYYY-MM-DD, {ds_nodash} as YYYYMMDD); empty: list the whole root"),
+                         description="--mode append: list only this folder under the image root, relative to it "
+                                     "(e.g. cats/{ds}: {ds} the run's day as YYYY-MM-DD, {ds_nodash} as "
+                                     "YYYYMMDD); empty (default): list the whole root"),
     "dataset": Param("/data/datasets/images", type="string", pattern=PATH),
     "model_dir": Param("/data/models/images", type="string", pattern=PATH),
     "predictions": Param("/data/predictions/images", type="string", pattern=PATH),
