@@ -187,12 +187,12 @@ class IndexComparison:
     deleted: np.ndarray
 
 
-def compare(listing: Listing, index: FileIndex, prefix: str | None = None) -> IndexComparison:
+def compare(listing: Listing, index: FileIndex, prefixes: tuple[str, ...] | None = None) -> IndexComparison:
     """Which listed files are new, changed or unchanged against `index`, and which indexed files are gone.
 
     A file is changed when its size or its stamp differs; an unknown size (-1) or stamp (null) on either side
-    is no difference. With `prefix` (a folder relative to the input root) the listing covers only that folder,
-    so only index rows under it can be deleted.
+    is no difference. With `prefixes` (folders relative to the input root) the listing covers only those folders,
+    so only index rows under them can be deleted.
     """
     at = pc.index_in(listing.relpaths, value_set=index.relpaths)
     found = at.is_valid().to_numpy(zero_copy_only=False)
@@ -208,8 +208,11 @@ def compare(listing: Listing, index: FileIndex, prefix: str | None = None) -> In
         differs |= pc.fill_null(pc.not_equal(ours, theirs), False).to_numpy(zero_copy_only=False)
     gone = np.ones(len(index), dtype=bool)  # index rows no listed file matched (one hash table, not two)
     gone[rows] = False
-    if prefix is not None:
-        gone &= pc.starts_with(index.relpaths, prefix.strip("/") + "/").to_numpy(zero_copy_only=False)
+    if prefixes is not None:
+        under = np.zeros(len(index), dtype=bool)
+        for prefix in prefixes:
+            under |= pc.starts_with(index.relpaths, prefix.strip("/") + "/").to_numpy(zero_copy_only=False)
+        gone &= under
     return IndexComparison(
         new=new,
         changed=listed[differs],

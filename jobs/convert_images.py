@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--list-prefix",
         metavar="PREFIX",
-        help="--mode append: list only this folder under --input, relative to it (e.g. cats/2026-12-06); paths "
-        "stay relative to --input, so splits do not move",
+        help="--mode append: list only this folder under --input, relative to it (e.g. cats/2026-12-06; a * segment "
+        "stands for every folder at that level: */2026-12-06); paths stay relative to --input, so splits do not move",
     )
     parser.add_argument(
         "--verify",

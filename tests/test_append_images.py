@@ -255,6 +255,15 @@ def test_list_prefix_lists_only_that_folder_and_the_index_refuses_what_it_has(sp
     again = convert_images(spark, options(root, out, list_prefix="cat/2026-12-06")).text()
     assert again == f"nothing new under {root}/cat/2026-12-06 since version 3; nothing committed"
     assert read_version(str(out)).number == v3.number
+    write(root, "cat/2026-12-07/c.png", png(64))  # the next day lands in every label folder
+    write(root, "dog/2026-12-07/d.png", png(65))
+    (root / "cat" / "2026-12-06" / "a.png").unlink()  # under another day: not listed, so not seen as deleted
+    convert_images(spark, options(root, out, list_prefix="*/2026-12-07"))
+    assert {r[1] for r in records(out)} - {r[1] for r in records(out, 3)} == {
+        "cat/2026-12-07/c.png",
+        "dog/2026-12-07/d.png",
+    }
+    assert "cat/2026-12-06/a.png" in {r[1] for r in records(out)} and read_version(str(out)).number == v3.number + 1
 
 
 def test_rejects_are_retried_only_when_asked(spark, grown, tmp_path):

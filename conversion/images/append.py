@@ -31,9 +31,9 @@ from conversion.images.plan import ShardPlan, shard_table
 from conversion.images.shard_walk import Rewrite, Rewritten, ShardKeys, rewrite_shard, shard_keys
 from dataset.errors import DatasetError, OptionError, StorageError
 from dataset.file_index import REJECTED, SKIPPED, WRITTEN, FileIndex, IndexComparison, compare, merge, read_index
-from dataset.fs import list_files
+from dataset.fs import filesystem, list_files
 from dataset.layout import REJECTED_REPORT, DatasetFolder
-from dataset.listing import Listing
+from dataset.listing import Listing, sorted_listing
 from dataset.manifest import Manifest, ShardFile, SplitInfo
 from dataset.versions import Version
 
@@ -65,7 +65,7 @@ class AppendPlan:
 
 
 def plan_append(
-    listing: Listing, index: FileIndex, on_change: str, retry_rejected: bool, prefix: str | None = None
+    listing: Listing, index: FileIndex, on_change: str, retry_rejected: bool, prefixes: tuple[str, ...] | None = None
 ) -> AppendPlan:
     """Which listed files to convert and which records to drop.
 
@@ -74,7 +74,7 @@ def plan_append(
     file's record stays (`keep`) or is dropped with its index row (`replace`). Unchanged rejected files are tried
     again only with `retry_rejected`.
     """
-    found = compare(listing, index, prefix)
+    found = compare(listing, index, prefixes)
     status = index.column("status").to_numpy(zero_copy_only=False)
     changed_written = status[found.changed_at] == WRITTEN
     deleted_written = status[found.deleted] == WRITTEN
@@ -101,25 +101,63 @@ def plan_append(
     )
 
 
-def list_input(options: ImageConvertOptions, appending: bool) -> Listing:
-    """The listing of ROOT, or of ROOT/`list_prefix` with paths still relative to ROOT (so splits do not move). A
-    prefix that does not exist lists nothing when appending (a day without new data)."""
+def list_input(options: ImageConvertOptions, appending: bool) -> tuple[Listing, tuple[str, ...] | None]:
+    """The listing of ROOT, or of the folders `list_prefix` names under ROOT, with paths still relative to ROOT (so
+    splits do not move), and those folders (None: all of ROOT). A `*` segment stands for every folder at that level
+    (`*/2026-12-06`: that date folder in every label folder). A prefix that names no folder lists nothing when
+    appending (a day without new data)."""
     if options.list_prefix is None:
-        return list_files(options.input)
-    prefix = options.list_prefix.strip("/")
-    try:
-        listing = list_files(f"{options.input.rstrip('/')}/{prefix}")
-    except StorageError:
-        if appending:
-            return Listing(pa.array([], pa.large_string()), np.zeros(0, dtype=np.int64))
+        return list_files(options.input), None
+    prefixes = expand_prefix(options.input, options.list_prefix.strip("/"))
+    parts = []
+    for prefix in prefixes:
+        try:
+            listing = list_files(f"{options.input.rstrip('/')}/{prefix}")
+        except StorageError:
+            continue  # a folder listed a moment ago and gone, or a file where a folder was named
+        paths = pc.binary_join_element_wise(
+            pa.scalar(prefix, pa.large_string()), listing.relpaths, pa.scalar("/", pa.large_string())
+        )
+        problems = {f"{prefix}/{path}": problem for path, problem in listing.problems.items()}
+        parts.append(Listing(paths, listing.sizes, problems, listing.stamps))
+    if not parts and not appending:
         raise StorageError(
-            f"--list-prefix {prefix} is not a folder under --input {options.input}; pass a folder relative to ROOT"
-        ) from None
-    paths = pc.binary_join_element_wise(
-        pa.scalar(prefix, pa.large_string()), listing.relpaths, pa.scalar("/", pa.large_string())
-    )
-    problems = {f"{prefix}/{path}": problem for path, problem in listing.problems.items()}
-    return Listing(paths, listing.sizes, problems, listing.stamps)
+            f"--list-prefix {options.list_prefix} names no folder under --input {options.input}; pass folders "
+            "relative to ROOT (a * segment for every folder at that level)"
+        )
+    return _joined(parts), tuple(prefixes)
+
+
+def expand_prefix(root_url: str, pattern: str) -> list[str]:
+    """The folders under `root_url` that `pattern` names, relative to it, sorted; `*` segments expanded by one
+    listing of each folder they stand in (hidden folders left out)."""
+    fs, root = filesystem(root_url)
+    found = [""]
+    for part in pattern.split("/"):
+        if part != "*":
+            found = [f"{prefix}{part}/" for prefix in found]
+            continue
+        deeper = []
+        for prefix in found:
+            try:
+                entries = fs.ls(f"{root.rstrip('/')}/{prefix}".rstrip("/"), detail=True)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            names = (posixpath.basename(e["name"].rstrip("/")) for e in entries if e["type"] == "directory")
+            deeper += [f"{prefix}{name}/" for name in names if not name.startswith((".", "_"))]
+        found = deeper
+    return sorted(prefix.rstrip("/") for prefix in found)
+
+
+def _joined(parts: list[Listing]) -> Listing:
+    if not parts:
+        return Listing(pa.array([], pa.large_string()), np.zeros(0, dtype=np.int64))
+    if len(parts) == 1:
+        return parts[0]
+    stamps = None if any(p.stamps is None for p in parts) else pa.concat_arrays([p.stamps for p in parts])
+    problems = {k: v for p in parts for k, v in p.problems.items()}
+    paths = pa.concat_arrays([p.relpaths.cast(pa.large_string()) for p in parts])
+    return sorted_listing(paths, np.concatenate([p.sizes for p in parts]), problems, stamps)
 
 
 def check_same_conversion(parent: Version, options: ImageConvertOptions) -> None:

@@ -252,7 +252,7 @@ def _convert_listed(
     parent: Version | None,
     warming: threading.Thread,
 ) -> ConversionSummary:
-    listing = list_input(options, parent is not None)
+    listing, prefixes = list_input(options, parent is not None)
     notes: list[str] = []
     plan = None
     if parent is not None:
@@ -262,7 +262,7 @@ def _convert_listed(
                 f"  version {parent.number} has no file index: built one from its {index.num_written()} records' "
                 "filenames and its rejected report (sizes and stamps unknown: those files count as unchanged)"
             )
-        plan = plan_append(listing, index, options.on_change, options.retry_rejected, options.list_prefix)
+        plan = plan_append(listing, index, options.on_change, options.retry_rejected, prefixes)
         if plan.nothing_new:
             return _nothing_new(options, parent.number, plan, start)
         listing = listing.take(plan.convert)

@@ -53,7 +53,7 @@ class ImageConvertOptions(ConvertOptions):
     read_concurrency: int = DEFAULT_READ_CONCURRENCY
     on_change: str = "keep"  # --mode append: keep the records of changed and deleted files, or replace them
     retry_rejected: bool = False  # --mode append: convert again the files an earlier version rejected
-    list_prefix: str | None = None  # --mode append: list only this folder under the input root
+    list_prefix: str | None = None  # --mode append: list only the folders this names under the root (* any folder)
 
     def __post_init__(self) -> None:
         if not self.input or not self.output:
@@ -72,8 +72,8 @@ class ImageConvertOptions(ConvertOptions):
             parts = self.list_prefix.strip("/").split("/")
             if not self.list_prefix.strip("/") or any(part in ("", ".", "..") for part in parts):
                 raise OptionError(
-                    f"--list-prefix must be a folder under --input, relative to it (e.g. cats/2026-12-06), "
-                    f"got {self.list_prefix!r}"
+                    f"--list-prefix must be a folder under --input, relative to it (e.g. cats/2026-12-06, or "
+                    f"*/2026-12-06 for that folder in every label folder), got {self.list_prefix!r}"
                 )
         if not 1 <= self.read_concurrency <= MAX_READ_CONCURRENCY:
             raise OptionError(f"--read-concurrency must be in 1..{MAX_READ_CONCURRENCY}, got {self.read_concurrency}")
