@@ -27,7 +27,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 PROJECT = os.environ.get("TFRECORDPIPE_HOME", "/opt/tfrecordpipe")
 PATH = r"^[A-Za-z0-9_:/.\-]+$"  # URLs and paths only: no spaces, quotes or shell characters
 # A folder relative to the image root: no leading /, no `..`; {ds} and {ds_nodash} the only braces.
-PREFIX = r"^(?!/)(?!.*\.\.)(?:[A-Za-z0-9_=/.\-]|\{ds\}|\{ds_nodash\})*$"
+PREFIX = r"^(?!/)(?!.*\.\.)(?:[A-Za-z0-9_=/.\-*]|\{ds\}|\{ds_nodash\})*$"
 MODES = ["append", "overwrite", "error"]
 MODES_TEXT = ("append: convert only the files new since the current version, as a new version (on a missing "
               "dataset: a full conversion, version 1); overwrite: a full conversion as a new version; error: refuse "
@@ -37,8 +37,8 @@ PARAMS = {
     "mode": Param("append", type="string", enum=MODES, description=MODES_TEXT),
     "list_prefix": Param("", type="string", pattern=PREFIX, maxLength=256,
                          description="--mode append: list only this folder under the image root, relative to it "
-                                     "(e.g. cats/{ds}: {ds} the run's day as YYYY-MM-DD, {ds_nodash} as "
-                                     "YYYYMMDD); empty (default): list the whole root"),
+                                     "(e.g. */{ds}: the day's folder in every label folder, {ds} the run's day "
+                                     "as YYYY-MM-DD, {ds_nodash} as YYYYMMDD); empty (default): list the whole root"),
     "dataset": Param("/data/datasets/images", type="string", pattern=PATH),
     "model_dir": Param("/data/models/images", type="string", pattern=PATH),
     "predictions": Param("/data/predictions/images", type="string", pattern=PATH),

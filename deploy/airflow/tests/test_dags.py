@@ -96,6 +96,7 @@ def test_rendered_spark_submit_commands(dagbag):
     ("landing/{ds_nodash}", ["--list-prefix", "landing/20260102"]),
     ("year=2026/day={ds}/", ["--list-prefix", "year=2026/day=2026-01-02/"]),
     ("fixed/folder", ["--list-prefix", "fixed/folder"]),
+    ("*/{ds}", ["--list-prefix", "*/2026-01-02"]),
 ])
 def test_list_prefix_renders_the_runs_day(dagbag, list_prefix, expected):
     dag = dagbag.dags["tfrecordpipe_spark"]
