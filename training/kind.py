@@ -40,6 +40,8 @@ class Kind:
             not warm-started when the labels differ.
         uses_column: (variable name, column name) → whether the variable belongs to a feature column built from
             that column (not warm-started when what the column bakes in differs); None for kinds without columns.
+        keep_constants: (model params, recorded model spec) → the model params with the numbers a continued run keeps
+            from the model dir (tables: normalisation, bucket boundaries); None when the graph bakes in none.
     """
 
     name: str
@@ -54,3 +56,4 @@ class Kind:
     graph_spec: Callable[[Manifest, dict], dict] = lambda manifest, params: {"features": [manifest.label_feature]}
     output_scopes: tuple[str, ...] = ()
     uses_column: Callable[[str, str], bool] | None = None
+    keep_constants: Callable[[dict, dict], dict] | None = None

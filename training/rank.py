@@ -36,6 +36,7 @@ class RunPlan:
     lineage: dict = field(default_factory=dict)  # the data read: URL, version, manifest sha256 (dataset.versions)
     spec: dict = field(default_factory=dict)  # what the graph is built from (training.model_spec)
     warm_start: WarmStart | None = None  # --warm-start-from: the variables that start from there
+    note: str | None = None  # a continued run keeping normalisation the version's statistics moved from: one line
 
 
 def weights_checksum(estimator: Any) -> str:

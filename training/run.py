@@ -25,7 +25,7 @@ from training.input import epochs_to_steps, split_records
 from training.kinds import kind_for, split_input_spec
 from training.model_spec import MODEL_SPEC_FILE, model_spec, read_model_spec
 from training.rank import RunPlan, train_on_rank
-from training.spec_diff import first_difference
+from training.spec_diff import first_difference, moved_statistics
 from training.storage import local_view_of, shard_staging, write_text
 from training.warm_start import plan_warm_start
 
@@ -72,8 +72,9 @@ def latest_step(model_dir: str) -> int | None:
         return int(tf.train.load_variable(latest, "global_step")) if latest else None
 
 
-def check_continues(model_dir: str, step: int, spec: dict, where: str) -> None:
-    """A model dir holding a checkpoint continues only on data that builds the same graph.
+def check_continues(model_dir: str, step: int, spec: dict, where: str) -> dict:
+    """A model dir holding a checkpoint continues only on data that builds the same graph (`spec`, built with the
+    numbers the model keeps: `Kind.keep_constants`); returns the model dir's record.
 
     Raises:
         TrainingError: in one line, what differs (or that the model dir does not say what it was trained on),
@@ -90,6 +91,21 @@ def check_continues(model_dir: str, step: int, spec: dict, where: str) -> None:
     found = first_difference(recorded, spec, where, model)
     if found:
         raise TrainingError(f"{found}; {advice}")
+    return recorded
+
+
+def statistics_note(model_dir: str, recorded: dict, version_spec: dict, version: int) -> str | None:
+    """The info line of a continued run whose version's statistics moved from those the model keeps."""
+    moved = moved_statistics(recorded, version_spec)
+    if moved is None:
+        return None
+    entries = earlier_entries(model_dir)
+    built = entries[0]["data"].get("version") if entries else None
+    on = f" (version {built})" if built is not None else ""
+    return (
+        f"continuing with the normalisation model dir {public_url(model_dir)} was built with{on}; "
+        f"version {version}'s statistics moved: {moved}"
+    )
 
 
 def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
@@ -130,14 +146,23 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
         target = start + epochs_to_steps(config.epochs or 1.0, records, config.batch_size, num_proc)
     estimator_params = kind.model_params(manifest, config, params, labels)  # checks the feature spec, once
     spec = model_spec(kind, manifest, estimator_params, labels)
-    warm = None
+    warm, note = None, None
     if checkpoint is not None:  # before any Horovod process starts: the checkpoint must fit this version's graph
         if config.warm_start_from:
             raise TrainingError(
                 f"--model-dir {public_url(config.model_dir)} already holds a checkpoint (global step {checkpoint}); "
                 "--warm-start-from starts a new model: give a fresh --model-dir"
             )
-        check_continues(config.model_dir, checkpoint, spec, f"version {version.number} of {public_url(config.data)}")
+        recorded, version_spec = read_model_spec(config.model_dir) if kind.keep_constants else None, spec
+        if recorded is not None:  # the model keeps the numbers it was built with; the version's may have moved
+            estimator_params = kind.keep_constants(estimator_params, recorded)
+            spec = model_spec(kind, manifest, estimator_params, labels)
+        recorded = check_continues(
+            config.model_dir, checkpoint, spec, f"version {version.number} of {public_url(config.data)}"
+        )
+        note = (
+            statistics_note(config.model_dir, recorded, version_spec, version.number) if kind.keep_constants else None
+        )
     elif config.warm_start_from:
         warm = plan_warm_start(config.warm_start_from, kind, manifest, estimator_params, spec)
     skipped = _undecodable(config, manifest, (config.train_split, eval_split)) if config.skip_undecodable else {}
@@ -156,6 +181,7 @@ def plan_run(config: TrainConfig, num_proc: int) -> RunPlan:
         lineage(config.data, version),
         spec,
         warm,
+        note,
     )
 
 
@@ -209,6 +235,8 @@ def run_training(spark: SparkSession, config: TrainConfig, num_proc: int | None 
 
     num_proc = check_num_proc(num_proc, spark.sparkContext.defaultParallelism)
     plan = plan_run(config, num_proc)
+    if plan.note:
+        print(plan.note, flush=True)
     # a continued run adds to the model dir's list of versions trained on (read before anything starts)
     entries = earlier_entries(config.model_dir) if plan.warm_start is None else []
     start = time.perf_counter()

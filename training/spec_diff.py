@@ -69,6 +69,11 @@ def _column_difference(name: str, old: dict, new: dict, where: str, model: str) 
             f"{where} orders the vocabulary of {what} (by count) as {_plain(after)}, giving other ids than "
             f"{model} was trained on ({_plain(before)})"
         )
+    if "boundaries" in old and "boundaries" in new and len(old["boundaries"]) != len(new["boundaries"]):
+        return (
+            f"{where} has {len(new['boundaries']) + 1} buckets for {what}; {model} was trained with "
+            f"{len(old['boundaries']) + 1} (boundaries {old['boundaries']})"
+        )
     if "boundaries" in old and "boundaries" in new and old["boundaries"] != new["boundaries"]:
         return (
             f"{where} has bucket boundaries {new['boundaries']} for {what}; "
@@ -116,6 +121,29 @@ def first_difference(old: dict[str, Any], new: dict[str, Any], where: str, model
         if old.get(key) != new.get(key):
             return f"{where} differs from what {model} was trained on in {key}"
     return None
+
+
+def _change(old: float, new: float) -> str:
+    return f"{(new - old) / abs(old) * 100:+.1f}%" if old else f"{new - old:+.3g}"
+
+
+def moved_statistics(old: dict[str, Any], new: dict[str, Any], most: int = 3) -> str | None:
+    """How far the normalisation and bucket boundaries of the version to read moved from those the model was built
+    with, in a few words (`mean of 'age' +0.8%, stddev of 'age' -1.2%, boundaries of 'fare' and 2 more`); None when
+    none moved."""
+    moves = []
+    old_columns, new_columns = old.get("columns", {}), new.get("columns", {})
+    for name in sorted(set(old_columns) & set(new_columns)):
+        before, after = old_columns[name], new_columns[name]
+        for key in ("mean", "stddev"):
+            if key in before and key in after and before[key] != after[key]:
+                moves.append(f"{key} of {name!r} {_change(before[key], after[key])}")
+        if before.get("boundaries", []) != after.get("boundaries", []):
+            moves.append(f"boundaries of {name!r}")
+    if not moves:
+        return None
+    more = f" and {len(moves) - most} more" if len(moves) > most else ""
+    return ", ".join(moves[:most]) + more
 
 
 def changed_columns(old: dict[str, Any], new: dict[str, Any]) -> set[str]:

@@ -143,10 +143,35 @@ def baked(use: dict, stats: ColumnStats) -> dict[str, Any]:
     return {}
 
 
+def constants(manifest: Manifest, plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per input column of the plan: what its feature column bakes in, from this version's statistics."""
+    columns = input_columns(manifest)
+    return {name: baked(use, columns[name][1]) for name, use in plan["columns"].items()}
+
+
+# What a continued run keeps from the model dir instead of taking the version's: numbers that move with every append
+# and change neither the graph's shape nor what an input means (a bucket count change is still refused).
+KEPT = ("mean", "stddev", "boundaries")
+
+
+def keep_constants(params: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+    """The model params with each column's normalisation and bucket boundaries taken from the `recorded` model
+    spec (where the column's use is the same and the bucket count too), so the graph is the one the checkpoint
+    was trained with."""
+    old_columns, kept = recorded.get("columns", {}), {}
+    for name, values in params["constants"].items():
+        old, use = old_columns.get(name, {}), params["feature_plan"]["columns"][name]
+        same_use = {k: v for k, v in old.items() if k not in KEPT and k != "vocabulary"} == use
+        if same_use and len(old.get("boundaries", [])) == len(values.get("boundaries", [])):
+            values = dict(values, **{k: old[k] for k in KEPT if k in old and k in values})
+        kept[name] = values
+    return dict(params, constants=kept)
+
+
 def graph_spec(manifest: Manifest, params: dict[str, Any]) -> dict[str, Any]:
     """The table model's part of `training.model_spec`: each input column's use with what it bakes in, the crosses."""
-    plan, columns = params["feature_plan"], input_columns(manifest)
-    used = {name: dict(use, **baked(use, columns[name][1])) for name, use in plan["columns"].items()}
+    plan = params["feature_plan"]
+    used = {name: dict(use, **params["constants"][name]) for name, use in plan["columns"].items()}
     crossed = {c for cross in plan["crosses"] for c in cross["columns"]}
     features = sorted(set(used) | crossed | {manifest.table.label})
     return {"features": features, "label_column": manifest.table.label, "columns": used, "crosses": plan["crosses"]}
@@ -162,8 +187,7 @@ def variable_uses_column(variable: str, column: str) -> bool:
     return False
 
 
-def _numeric(name: str, stats: ColumnStats) -> Any:
-    values = baked({"type": "numeric"}, stats)
+def _numeric(name: str, values: dict[str, Any]) -> Any:
     mean, std = values["mean"], values["stddev"]
     # In float64: a timestamp in microseconds (about 1.7e15) keeps its seconds, which float32 would not.
     return tf.feature_column.numeric_column(
@@ -171,30 +195,30 @@ def _numeric(name: str, stats: ColumnStats) -> Any:
     )
 
 
-def _categorical(name: str, use: dict, dtype: str, stats: ColumnStats) -> Any:
+def _categorical(name: str, use: dict, dtype: str, values: dict[str, Any]) -> Any:
     if use["type"] == "bucketized":
-        boundaries = baked(use, stats)["boundaries"]
+        boundaries = values["boundaries"]
         source = tf.feature_column.numeric_column(name, dtype=tf.float64 if dtype == "int64" else tf.float32)
         return tf.feature_column.bucketized_column(source, boundaries)
     if use["type"] == "hashed":
         return tf.feature_column.categorical_column_with_hash_bucket(
             name, int(use.get("hash_bucket_size", 16)), dtype=tf.string if dtype == "string" else tf.int64
         )
-    vocabulary = baked(use, stats)["vocabulary"]
+    vocabulary = values["vocabulary"]
     return tf.feature_column.categorical_column_with_vocabulary_list(name, vocabulary, num_oov_buckets=1)
 
 
-def feature_columns(manifest: Manifest, plan: dict[str, Any]) -> tuple[list, list]:
+def feature_columns(manifest: Manifest, plan: dict[str, Any], baked_in: dict[str, dict]) -> tuple[list, list]:
     """(wide, deep): one-hots, bucketized columns and crosses for the linear part; normalized
-    numbers and embeddings for the DNN part."""
+    numbers and embeddings for the DNN part. `baked_in`: per column, what it bakes in (`constants`, or the
+    model dir's on a continued run)."""
     columns = input_columns(manifest)
     wide, deep, categorical = [], [], {}
     for name, use in plan["columns"].items():
-        dtype, stats = columns[name]
         if use["type"] == "numeric":
-            deep.append(_numeric(name, stats))
+            deep.append(_numeric(name, baked_in[name]))
             continue
-        column = _categorical(name, use, dtype, stats)
+        column = _categorical(name, use, columns[name][0], baked_in[name])
         categorical[name] = column
         if use["as"] == "embedding":
             deep.append(tf.feature_column.embedding_column(column, int(use["dimension"])))

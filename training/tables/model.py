@@ -30,12 +30,14 @@ def table_head(task: str, labels: tuple[str, ...]) -> Any:
 
 
 def table_model_fn(manifest: Manifest) -> ModelFn:
-    """The `model_fn` for one table dataset; its `params` hold `feature_plan` besides the hyper-parameters."""
+    """The `model_fn` for one table dataset; its `params` hold `feature_plan` and `constants` besides the hyper-parameters."""
     head = table_head(manifest.table.task, manifest.labels)
 
-    def model_fn(features: dict, labels: tf.Tensor | None, mode: str, params: dict[str, Any]) -> tf.estimator.EstimatorSpec:
+    def model_fn(
+        features: dict, labels: tf.Tensor | None, mode: str, params: dict[str, Any]
+    ) -> tf.estimator.EstimatorSpec:
         """`EstimatorSpec` for TRAIN, EVAL and PREDICT."""
-        wide, deep = feature_columns(manifest, params["feature_plan"])
+        wide, deep = feature_columns(manifest, params["feature_plan"], params["constants"])
         training = mode == tf.estimator.ModeKeys.TRAIN
         parts = []
         if params["wide"] and wide:
