@@ -114,9 +114,7 @@ def test_export_predicts_examples_and_image_bytes_like_the_estimator(spark, shap
     for key, prediction in own.items():
         assert rows.loc[key, "predicted_label"] == prediction["classes"][0].decode()
         np.testing.assert_allclose(rows.loc[key, "probabilities"], prediction["probabilities"], rtol=1e-4, atol=1e-6)
-    assert accuracy(split_predictions) == pytest.approx(
-        result.metrics["eval"]["accuracy"], abs=1e-6
-    )
+    assert accuracy(split_predictions) == pytest.approx(result.metrics["eval"]["accuracy"], abs=1e-6)
     images = predict_images(spark, export, str(shapes_dataset.parent / "images")).toPandas()
     assert len(images) == 400 and images["true_label"].notna().all()
 
