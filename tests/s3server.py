@@ -16,11 +16,18 @@ From a conftest:
 
     from tests.s3server import s3_server_fixture
     s3 = s3_server_fixture(scope="session")     # a fixture named `s3`, yielding an S3Endpoint
+
+The tests share one S3Proxy 4.0.0 for the run (tests/conftest.py: `shared_s3`, started on first use); a test
+module takes a bucket of its own on it, emptied when the module ends:
+
+    from tests.s3server import s3_bucket_fixture
+    s3 = s3_bucket_fixture(scope="module")      # a fixture named `s3`: an S3Endpoint with a new bucket
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
@@ -30,6 +37,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,3 +244,32 @@ def s3_server_fixture(scope: str = "session", name: str = "s3", **kwargs):
             yield endpoint
 
     return _fixture
+
+
+def s3_bucket_fixture(scope: str = "module", name: str = "s3"):
+    """A pytest fixture that yields the shared server's S3Endpoint (the session fixture `shared_s3` of
+    tests/conftest.py) with a new bucket of its own; the bucket is emptied when the scope ends.
+
+    One server for the run instead of one per module: each start of S3Proxy is a JVM (about 7 s on a busy
+    2-core machine); a bucket per scope keeps the modules from seeing each other's objects.
+    """
+    import pytest
+
+    @pytest.fixture(scope=scope, name=name)
+    def _fixture(shared_s3: S3Endpoint) -> Iterator[S3Endpoint]:
+        endpoint = dataclasses.replace(shared_s3, bucket=f"test-{uuid.uuid4().hex[:16]}")
+        create_bucket(endpoint)
+        yield endpoint
+        _empty_bucket(endpoint)
+
+    return _fixture
+
+
+def _empty_bucket(endpoint: S3Endpoint) -> None:
+    """Delete every object of the endpoint's bucket: the in-memory store lives as long as the shared server."""
+    from dataset.object_store import s3_filesystem
+
+    fs = s3_filesystem(endpoint.env())
+    keys = fs.find(endpoint.bucket)
+    if keys:
+        fs.rm(keys)

@@ -32,11 +32,11 @@ from dataset.object_store import (
     tensorflow_env,
 )
 from tests.latency_proxy import LatencyProxy, s3_kind
-from tests.s3server import DEFAULT_JAR_CACHE, s3_server, s3_server_fixture
+from tests.s3server import DEFAULT_JAR_CACHE, s3_bucket_fixture, s3_server
 
 REPO = Path(__file__).resolve().parent.parent
 
-s3 = s3_server_fixture(scope="module")
+s3 = s3_bucket_fixture(scope="module")
 
 AWS_VARS = (
     "AWS_ENDPOINT_URL",

@@ -22,11 +22,11 @@ from dataset.object_store import s3_filesystem
 from dataset.versions import read_manifest, read_version
 from jobs import convert_images as convert_job
 from tests.latency_proxy import LatencyProxy
-from tests.s3server import s3_server_fixture
+from tests.s3server import s3_bucket_fixture
 from tests.test_convert_images import BAD, make_tree, read_records
 
 REPO = Path(__file__).resolve().parent.parent
-s3 = s3_server_fixture(scope="module")
+s3 = s3_bucket_fixture(scope="module")
 DATASET_NAMES = ["_SUCCESS", "_rejected", "_versions", "manifest.json"]  # and one run folder per conversion
 
 

@@ -20,11 +20,11 @@ from dataset.versions import read_manifest, read_version
 from demo.data import SHAPES, generate_tree
 from jobs import convert_images, predict, train, validate
 from tests.latency_proxy import LatencyProxy
-from tests.s3server import s3_server_fixture
+from tests.s3server import s3_bucket_fixture
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
-s3 = s3_server_fixture(scope="module")
+s3 = s3_bucket_fixture(scope="module")
 STEPS = 120
 
 

@@ -13,8 +13,6 @@ from dataset.errors import InferenceError
 from inference.predict import predict_split
 from jobs import predict as predict_job
 from tests.images import corrupt_png, image_bytes, write
-from training.config import TrainConfig
-from training.run import run_training
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +28,9 @@ def _dataset(spark, root, labels):
 
 
 @pytest.fixture(scope="module")
-def export(spark, tmp_path_factory):
-    """A model trained 2 steps on labels a and b."""
-    data = _dataset(spark, tmp_path_factory.mktemp("ab"), ("a", "b"))
-    model_dir = tmp_path_factory.mktemp("model")
-    config = TrainConfig(data=str(data), model_dir=str(model_dir), batch_size=4, max_steps=2, eval_split="test")
-    return run_training(spark, config, 1).metrics["export_path"]
+def export(tiny_model):
+    """A model trained 3 steps on labels a and b (tests/conftest.py: tiny_model)."""
+    return tiny_model.metrics["export_path"]
 
 
 def _job(capsys, *args) -> tuple[int, str, str]:

@@ -9,7 +9,6 @@ import pytest
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.errors import DatasetError, TrainingError
-from dataset.versions import read_manifest
 from tests.images import image_bytes, write
 from training.config import TrainConfig
 from training.run import run_training
@@ -26,21 +25,9 @@ def _convert(spark, root, out, files: dict[str, bytes]) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny(spark, tmp_path_factory):
-    """train and test: 2 labels, one shard each; `empty`: a split whose only file was rejected."""
-    tmp = tmp_path_factory.mktemp("tiny")
-    files = {
-        f"{split}/{label}/{i}.png": image_bytes("PNG", (8, 8), seed=i + 50 * (label == "b") + 500 * (split == "test"))
-        for split, count in (("train", 12), ("test", 4))
-        for label in ("a", "b")
-        for i in range(count)
-    }
-    files["empty/a/bad.png"] = b"not an image"
-    data = _convert(spark, tmp / "in", tmp / "data", files)
-    manifest = read_manifest(data)
-    assert {name: len(split.files) for name, split in manifest.splits.items()} == {"empty": 1, "test": 1, "train": 1}
-    assert manifest.splits["empty"].num_records == 0
-    return data
+def tiny(tiny_images):
+    """train and test: 2 labels, one shard each; `empty`: a split whose only file was rejected (tests/conftest.py)."""
+    return tiny_images
 
 
 def _config(data, model_dir, **changes) -> TrainConfig:
@@ -95,8 +82,11 @@ def test_a_single_label_fails_before_horovod(spark, tiny, tmp_path):
 
 
 @pytest.mark.parametrize("num_proc", [1, 2])
-def test_a_single_shard_split_trains_on_one_and_two_ranks(spark, tiny, tmp_path, num_proc):
-    result = run_training(spark, _config(tiny, tmp_path / "m"), num_proc)
+def test_a_single_shard_split_trains_on_one_and_two_ranks(spark, tiny, tmp_path, num_proc, request):
+    if num_proc == 1:  # the session's one-rank run of this configuration (exported too: test_predict_errors uses it)
+        result = request.getfixturevalue("tiny_model")
+    else:
+        result = run_training(spark, _config(tiny, tmp_path / "m"), num_proc)
     assert [r["rank"] for r in result.per_rank] == list(range(num_proc))
     assert all(r["global_step"] == 3 for r in result.per_rank)
     assert result.metrics["eval"]["global_step"] == 3

@@ -46,6 +46,15 @@ def trained(spark, shapes_dataset, tmp_path_factory):
     return model_dir, result
 
 
+@pytest.fixture(scope="module")
+def split_predictions(spark, shapes_dataset, trained):
+    """predict_split of the test split with the trained export, computed once (persisted) for the tests reading it."""
+    _, result = trained
+    frame = predict_split(spark, result.metrics["export_path"], str(shapes_dataset), "test").persist()
+    yield frame
+    frame.unpersist()
+
+
 def test_two_processes_train_to_accuracy_with_identical_weights(trained, shapes_dataset):
     model_dir, result = trained
     assert result.metrics["eval"]["accuracy"] >= 0.6  # 4 labels: chance is 0.25
@@ -68,13 +77,13 @@ def test_resume_continues_the_global_step(spark, shapes_dataset, trained, tmp_pa
     model_dir, _ = trained
     copy = tmp_path / "resumed"
     shutil.copytree(model_dir, copy)
-    same = run_training(spark, config(shapes_dataset, copy), num_proc=2)
+    same = run_training(spark, config(shapes_dataset, copy, export=False), num_proc=2)
     assert same.metrics["steps_run"] == 0 and same.metrics["global_step"] == STEPS
     more = run_training(spark, config(shapes_dataset, copy, max_steps=STEPS + 10, export=False), num_proc=2)
     assert more.metrics["steps_run"] == 10 and more.metrics["global_step"] == STEPS + 10
 
 
-def test_export_predicts_examples_and_image_bytes_like_the_estimator(spark, shapes_dataset, trained):
+def test_export_predicts_examples_and_image_bytes_like_the_estimator(spark, shapes_dataset, trained, split_predictions):
     model_dir, result = trained
     export = result.metrics["export_path"]
     manifest = read_manifest(str(shapes_dataset))
@@ -90,7 +99,7 @@ def test_export_predicts_examples_and_image_bytes_like_the_estimator(spark, shap
         manifest.labels[i] for i in by_example["class_ids"].numpy()[:, 0]
     ]
 
-    rows = predict_split(spark, export, str(shapes_dataset), "test").toPandas().set_index("key")
+    rows = split_predictions.toPandas().set_index("key")
     assert len(rows) == manifest.splits["test"].num_records
     estimator = tf.estimator.Estimator(
         model_fn, model_dir=str(model_dir), params=dict(DEFAULT_PARAMS, labels=list(manifest.labels))
@@ -105,9 +114,7 @@ def test_export_predicts_examples_and_image_bytes_like_the_estimator(spark, shap
     for key, prediction in own.items():
         assert rows.loc[key, "predicted_label"] == prediction["classes"][0].decode()
         np.testing.assert_allclose(rows.loc[key, "probabilities"], prediction["probabilities"], rtol=1e-4, atol=1e-6)
-    assert accuracy(predict_split(spark, export, str(shapes_dataset), "test")) == pytest.approx(
-        result.metrics["eval"]["accuracy"], abs=1e-6
-    )
+    assert accuracy(split_predictions) == pytest.approx(result.metrics["eval"]["accuracy"], abs=1e-6)
     images = predict_images(spark, export, str(shapes_dataset.parent / "images")).toPandas()
     assert len(images) == 400 and images["true_label"].notna().all()
 
@@ -137,12 +144,12 @@ def test_bad_inputs_fail_with_one_clear_error(spark, shapes_dataset, tmp_path):
         run_training(spark, config(corrupt, tmp_path / "m4", max_steps=40), num_proc=2)
 
 
-def test_report_shows_counts_samples_curves_and_confusion(spark, shapes_dataset, trained, tmp_path):
+def test_report_shows_counts_samples_curves_and_confusion(shapes_dataset, trained, split_predictions, tmp_path):
     from demo.report import write_report
 
     model_dir, result = trained
     manifest = read_manifest(str(shapes_dataset))
-    predictions = predict_split(spark, result.metrics["export_path"], str(shapes_dataset), "test").toPandas()
+    predictions = split_predictions.toPandas()
     samples = {
         label: [next((shapes_dataset.parent / "images" / label).glob("*.png")).read_bytes()]
         for label in manifest.labels

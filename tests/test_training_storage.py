@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from dataset.object_store import s3_filesystem
-from tests.s3server import s3_server_fixture
+from tests.s3server import s3_bucket_fixture
 from training.input import InputSpec
 from training.storage import DirSync, local_view_of, shard_staging
 
-s3 = s3_server_fixture(scope="module")
+s3 = s3_bucket_fixture(scope="module")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from conversion.images.options import ImageConvertOptions
 from dataset.object_store import s3_filesystem
 from dataset.versions import read_manifest, read_version
 from jobs import versions as versions_job
-from tests.s3server import s3_server
+from tests.s3server import s3_bucket_fixture, s3_server
 from tests.test_versions import ONE, race, tree
 
 
@@ -38,12 +38,14 @@ def upload(local, bucket: str, name: str) -> str:
     return f"s3://{bucket}/{name}"
 
 
+bucket_4 = s3_bucket_fixture(scope="function", name="bucket_4")  # on the run's shared S3Proxy 4.0.0
+
+
 @pytest.fixture
-def s3_4(monkeypatch):
-    with s3_server(version="4.0.0") as s3:
-        for key, value in s3.env().items():
-            monkeypatch.setenv(key, value)
-        yield s3
+def s3_4(bucket_4, monkeypatch):
+    for key, value in bucket_4.env().items():
+        monkeypatch.setenv(key, value)
+    return bucket_4
 
 
 def test_s3proxy_4_lets_exactly_one_of_eight_racing_commits_win(s3_4, local_history):
