@@ -13,10 +13,10 @@ from dataset.file_index import read_index
 from dataset.object_store import s3_filesystem
 from dataset.versions import read_version
 from tests.example_reader import tfrecords
-from tests.s3server import s3_server_fixture
+from tests.s3server import s3_bucket_fixture
 from tests.test_append_images import kill_mid_append, options, png, records
 
-s3 = s3_server_fixture(scope="module")
+s3 = s3_bucket_fixture(scope="module")
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from jobs import compact as compact_job
 from jobs import versions as versions_job
 from tests.example_reader import tfrecords
 from tests.images import image_bytes
+from tests.s3server import s3_bucket_fixture
 
 LABELS = ("cat", "dog")
 KB = 1024
@@ -377,12 +378,7 @@ def test_local_copies_keep_each_shards_path_in_the_dataset_on_the_store(s3, stor
     assert validate_dataset(url, decode_sample=0).num_shards == 1
 
 
-@pytest.fixture(scope="module")
-def s3():
-    from tests.s3server import s3_server
-
-    with s3_server() as server:
-        yield server
+s3 = s3_bucket_fixture(scope="module")  # a bucket of this module's on the run's one S3Proxy
 
 
 @pytest.fixture
