@@ -253,6 +253,7 @@ def _convert_listed(
     warming: threading.Thread,
 ) -> ConversionSummary:
     listing, prefixes = list_input(options, parent is not None)
+    listed = time.perf_counter()
     notes: list[str] = []
     plan = None
     if parent is not None:
@@ -266,11 +267,16 @@ def _convert_listed(
         if plan.nothing_new:
             return _nothing_new(options, parent.number, plan, start)
         listing = listing.take(plan.convert)
+    compared = time.perf_counter()
     fixed = fixed_labels(parent, options) if parent is not None else options.labels
     found = discover(listing, fixed, options.split_from_folders, allow_empty=parent is not None)
     labels = merged_labels(parent, found.labels, fixed) if parent is not None else found.labels
     plans = plan_shards(found.candidates, labels, options, staging.token if parent is not None else "")
-    timings = {"listing_planning_s": time.perf_counter() - start}
+    timings = {
+        "listing_s": listed - start,
+        "index_s": compared - listed,
+        "listing_planning_s": time.perf_counter() - start,
+    }
     warming.join()
     final_names = staging.final_names and not speculative(spark)  # speculative twins would race on one name
     job = ShardJob(
