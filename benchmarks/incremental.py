@@ -62,8 +62,8 @@ PHOTO_TRANSFORM = ImageTransform(resize=(224, 224), reencode="jpeg", jpeg_qualit
 SMALL_TRANSFORM = ImageTransform(verify="header")
 PHOTOS_TARGET = Target(">=", 20)
 S3_TARGET = Target(">=", 10)
-SMOKE = {"photos": 60, "new_photos": 6, "small_files": 400, "new_small": 40, "small_base": 100,
-         "compact_shards": 10, "s3_photos": 40}  # fmt: skip
+SMOKE = {"photos": 20, "new_photos": 2, "small_files": 100, "new_small": 10, "small_base": 40,
+         "compact_shards": 4, "s3_photos": 10}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- data: a pool and stores that grow
@@ -275,7 +275,8 @@ def s3_photos(spark: Any, args: argparse.Namespace, s3: Any) -> tuple[Table, dic
 
     return photos_section(
         spark, args, lambda name: f"s3://{s3.bucket}/{name}",
-        f"photos on S3Proxy behind {args.delay_ms:g} ms a request: {args.s3_photos:,} JPEGs, then {args.new_photos:,} new",
+        f"photos on S3Proxy 4.0.0 behind {args.delay_ms:g} ms a request: {args.s3_photos:,} JPEGs, then "
+        f"{args.new_photos:,} new",
         args.s3_photos, S3_TARGET, upload,
     )  # fmt: skip
 

@@ -74,6 +74,18 @@ EXPECTED = {
         r"^  version commit +\d+\.\d\d s +\(report, version file, manifest\.json, _SUCCESS\)$",
         r"^    requests: \d+ \(.+\), \d+/s through the proxy$",
     ],
+    "incremental": [
+        r"^== photos, local disk: 20 JPEGs, then 2 new; 224x224 JPEG q90 ==$",
+        r"^  append +\d+\.\d\d s   \(v2: 2 files converted; listing \d+\.\d\d s, index comparison \d+\.\d\d s, planning ",
+        rf"^  ratio full/append {FIGURE}{TARGET}   \(>1: the append is faster\)$",
+        r"^== small files: 100 PNG 64x64, then 10 new; header check ==$",
+        rf"^  append - bound {FIGURE}{TARGET}   \(bound = listing \+ new files alone \+ 1 s = \d+\.\d\d s\)$",
+        r"^== cost follows the new files: 10 new appended to 40 and to 100 ==$",
+        rf"^  difference - allowed {FIGURE}{TARGET}   \(difference -?\d+\.\d\d s; allowed = ",
+        r"^== compaction: \d+ shards of \d+ KB on average ==$",
+        r"^  vacuum --keep 1 +\d+\.\d\d s   \(\d+ files, \d+\.\d MB deleted; versions kept: \(2,\)\)$",
+        r"^== photos on S3Proxy 4\.0\.0 behind 20 ms a request: 10 JPEGs, then 2 new ==$",
+    ],
     "image_writer": [
         r"^== image records written by: small files: 200 PNG 64x64 RGB, header check only ==$",
         r"^  python writer +\d+\.\d\d s   [\d,]+ images/s$",
@@ -114,6 +126,7 @@ EXPECTED = {
 TABLES = {
     "object_store": 4,
     "image_writer": 2,
+    "incremental": 5,
     "planning_scale": 1,
     "convert_images": 2,
     "convert_table": 3,
