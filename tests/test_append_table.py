@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conversion.compact import CompactOptions, compact
 from conversion.tables.appending import fit_columns
 from conversion.tables.convert import convert_table
 from conversion.tables.merge import boundary_rank_bound, labels_after, moments
 from conversion.tables.options import TableConvertOptions
 from conversion.tables.sidecar import Sidecar, merged
 from dataset.errors import ConversionError
+from dataset.vacuum import plan_vacuum, vacuum
 from dataset.versions import read_version
 from jobs import convert_table as convert_table_job
 from tests.conftest import needs_tfrecord_jar
@@ -229,6 +231,16 @@ def test_parquet_append_adds_shards_and_merges_statistics(spark, tmp_path, capsy
     ]
     with pytest.raises(ConversionError, match=r"^column 'x' is bigint in the new files but double in version 2"):
         fit_columns(spark.read.json(str(tmp_path / "b.json")), version, "parquet")
+
+    # a compaction moves every shard out of version 2's run folder; its value counts stay listed, so vacuum keeps them
+    compact(str(out), CompactOptions())
+    compacted = read_version(str(out))
+    assert compacted.info.operation == "compact" and compacted.manifest.table.value_counts == manifest.table.value_counts
+    plan = plan_vacuum(str(out), keep=1, min_age_s=0)
+    assert manifest.table.value_counts not in {f.path for f in plan.files}
+    assert any(f.path.startswith(f"{version.info.run}/") for f in plan.files)  # the old shards there do go
+    vacuum(plan)
+    assert (out / manifest.table.value_counts).is_file()
 
 
 @needs_tfrecord_jar
