@@ -8,9 +8,14 @@ manifest) and indexing a gzip dataset is refused.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
 from dataset.errors import DatasetError
 from dataset.fs import filesystem
+from dataset.layout import DatasetFolder, index_file_name
 from dataset.tfrecord import frame_spans
+from dataset.versions import Version, commit, public_url, read_version
 
 Spans = list[tuple[int, int]]
 
@@ -68,3 +73,50 @@ def check_index(shard: bytes, index: bytes, index_name: str, shard_name: str) ->
             f"index {index_name} lists {len(have)} records, its shard holds {len(want)}; "
             "write the dataset's indexes again (jobs/versions.py --write-indexes)"
         )
+
+
+def index_version(data_url: str, threads: int = 8) -> tuple[Version | None, int]:
+    """Write `<shard>.idx` beside every shard of the current version that has none named, one read per shard, and
+    commit a version (operation "index") whose manifest names them; shards are not rewritten. The new version
+    and the number of indexes written (None, 0: every shard already has one).
+
+    Indexes go beside their shards (in the run folders that hold them) rather than into a run folder of their
+    own: the readers look for `<shard>.idx` next to the shard, a shard never changes once written, so its index
+    holds for every version that lists it (vacuum keeps and drops it with its shard).
+
+    Raises:
+        DatasetError: the dataset's shards are gzip (neither the `tfrecord` package nor DALI seeks in gzip), or a
+            shard is damaged (named).
+        CommitConflict: another writer committed meanwhile (the indexes stay, correct for their shards).
+    """
+    parent = read_version(data_url)
+    manifest = parent.manifest
+    if manifest.compression != "none":
+        raise DatasetError(
+            f"{public_url(data_url)} holds {manifest.compression} shards, which get no index: the `tfrecord` "
+            "package and DALI cannot seek in compressed shards; convert again with --compression none"
+        )
+    folder = DatasetFolder(data_url)
+    todo = sorted({f.path for split in manifest.splits.values() for f in split.files if not f.index})
+    if not todo:
+        return None, 0
+
+    def one(path: str) -> tuple[str, int]:
+        return path, write_index(folder.file_url(path), folder.file_url(index_file_name(path)))
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="index") as pool:
+        counts = dict(pool.map(one, todo))
+    splits = {}
+    for name, split in manifest.splits.items():
+        files = []
+        for f in split.files:
+            if f.path in counts and counts[f.path] != f.num_records:
+                raise DatasetError(
+                    f"shard {folder.file_url(f.path)} holds {counts[f.path]} records, the manifest says "
+                    f"{f.num_records}; nothing was committed (python jobs/validate.py checks the dataset)"
+                )
+            files.append(replace(f, index=index_file_name(f.path)) if f.path in counts else f)
+        splits[name] = replace(split, files=tuple(files))
+    # the current version's report stays the root one: its run folder is the one `publish_current` copies from
+    version = commit(data_url, replace(manifest, splits=splits), "index", parent, None, report_from=parent.info.run)
+    return version, len(counts)

@@ -4,7 +4,6 @@ validate, written for an existing dataset."""
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,11 @@ from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.check import validate_dataset
 from dataset.errors import DatasetError
+from dataset.versions import read_version
+from jobs import convert_table
+from jobs import versions as versions_job
+from tests.example_reader import index_lines
 from tests.images import image_bytes, write
-
-
-def walked(shard: Path) -> str:
-    """The `offset size` lines of a shard, by reading only each frame's 8-byte length (as tfrecord2idx does)."""
-    data, at, lines = shard.read_bytes(), 0, []
-    while at < len(data):
-        (length,) = struct.unpack_from("<q", data, at)
-        lines.append(f"{at} {length + 16}\n")
-        at += length + 16
-    return "".join(lines)
 
 
 def listed(folder: Path) -> list[dict]:
@@ -43,7 +36,9 @@ def images(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def indexed(spark, images, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("idx-out") / "data"
-    convert_images(spark, ImageConvertOptions(str(images), str(out), splits=(("train", 0.6), ("test", 0.4)), num_shards=2))
+    convert_images(
+        spark, ImageConvertOptions(str(images), str(out), splits=(("train", 0.6), ("test", 0.4)), num_shards=2)
+    )
     return out
 
 
@@ -53,16 +48,21 @@ def test_image_conversion_writes_one_index_per_shard(indexed):
     for f in files:
         assert f["index"] == f"{f['path']}.idx"
         text = (indexed / f["index"]).read_text()
-        assert text == walked(indexed / f["path"])
+        assert text == index_lines((indexed / f["path"]).read_bytes())
         assert len(text.splitlines()) == f["num_records"]
         assert sum(int(line.split()[1]) for line in text.splitlines()) == f["bytes"]
 
 
-def test_gzip_shards_get_no_index(spark, images, tmp_path):
-    out = tmp_path / "gz"
+@pytest.fixture(scope="module")
+def gzipped(spark, images, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("idx-gz") / "data"
     convert_images(spark, ImageConvertOptions(str(images), str(out), num_shards=1, compression="gzip"))
-    assert [f["index"] for f in listed(out)] == [None] * len(listed(out))
-    assert not list(out.rglob("*.idx"))
+    return out
+
+
+def test_gzip_shards_get_no_index(gzipped):
+    assert [f["index"] for f in listed(gzipped)] == [None] * len(listed(gzipped))
+    assert not list(gzipped.rglob("*.idx"))
 
 
 @pytest.mark.needs_tf
@@ -82,3 +82,50 @@ def test_validate_names_a_damaged_index(indexed, tmp_path):
     (copy / index).unlink()
     with pytest.raises(DatasetError, match=r"^index \S+\.idx listed in the manifest is missing"):
         validate_dataset(str(copy), decode_sample=0)
+
+
+def test_table_conversion_indexes_each_shard_after_the_write(spark, tmp_path):
+    csv = tmp_path / "rows.csv"
+    csv.write_text("id,x,label\n" + "".join(f"{i},{i * 0.5},{'ab'[i % 2]}\n" for i in range(12)))
+    out = tmp_path / "table"
+    argv = ["--input", str(csv), "--output", str(out), "--label", "label", "--key", "id", "--num-shards", "2"]
+    assert convert_table.main(argv) == 0
+    files = listed(out)
+    assert sum(f["num_records"] for f in files) == 12
+    for f in files:
+        assert f["index"] == f"{f['path']}.idx"
+        assert (out / f["index"]).read_text() == index_lines((out / f["path"]).read_bytes())
+
+
+def test_write_indexes_on_a_dataset_written_before_indexes(indexed, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(indexed, old)
+    for index in old.rglob("*.idx"):  # as this project wrote datasets before indexes: no files, no names
+        index.unlink()
+    for name in ["manifest.json", *(str(p.relative_to(old)) for p in (old / "_versions").glob("*.json"))]:
+        data = json.loads((old / name).read_text())
+        for split in data["splits"].values():
+            for f in split["files"]:
+                del f["index"]
+        (old / name).write_text(json.dumps(data))
+    shards = {p.relative_to(old): p.read_bytes() for p in old.rglob("*.tfrecord")}
+    assert versions_job.main(["--data", str(old), "--write-indexes"]) == 0
+    current = read_version(str(old))
+    assert (current.number, current.info.operation, current.info.added, current.info.removed) == (2, "index", (), ())
+    for split in current.manifest.splits.values():
+        for f in split.files:
+            assert f.index == f"{f.path}.idx"
+            assert (old / f.index).read_text() == index_lines((old / f.path).read_bytes())
+    assert {p.relative_to(old): p.read_bytes() for p in old.rglob("*.tfrecord")} == shards  # not rewritten
+    assert read_version(str(old), 1).manifest.splits["train"].files[0].index is None  # version 1 as it was
+    assert versions_job.main(["--data", str(old), "--write-indexes"]) == 0  # nothing left to index
+    assert read_version(str(old)).number == 2
+
+
+def test_write_indexes_refuses_gzip_in_one_line(gzipped, capsys):
+    assert versions_job.main(["--data", str(gzipped), "--write-indexes"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot seek in compressed shards" in err and "Traceback" not in err
+    assert read_version(str(gzipped)).number == 1
