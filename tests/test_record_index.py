@@ -12,6 +12,7 @@ from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.check import validate_dataset
 from dataset.errors import DatasetError
+from dataset.vacuum import plan_vacuum
 from dataset.versions import read_version
 from jobs import convert_table
 from jobs import versions as versions_job
@@ -129,3 +130,30 @@ def test_write_indexes_refuses_gzip_in_one_line(gzipped, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot seek in compressed shards" in err and "Traceback" not in err
     assert read_version(str(gzipped)).number == 1
+
+
+def test_an_append_with_replaced_records_indexes_its_new_and_rewritten_shards(spark, images, indexed, tmp_path):
+    import shutil
+
+    root, out = tmp_path / "in", tmp_path / "data"
+    shutil.copytree(images, root)
+    shutil.copytree(indexed, out)
+    write(root, "a/0.png", image_bytes("PNG", (9, 9), seed=77))  # changed: its shard is rewritten without it
+    write(root, "b/new.png", image_bytes("PNG", (8, 8), seed=78))  # new: in the run's new shards
+    options = ImageConvertOptions(
+        str(root), str(out), splits=(("train", 0.6), ("test", 0.4)), num_shards=2, mode="append", on_change="replace"
+    )
+    convert_images(spark, options)
+    before = {f["path"] for f in listed(indexed)}
+    after = listed(out)
+    run = read_version(str(out)).info.run
+    assert sum(f["num_records"] for f in after) == 11
+    assert {f["path"].split("/")[0] for f in after if f["path"] not in before} == {run}  # new and rewritten shards
+    assert any("/rewritten-" in f["path"] for f in after) and any("/train-" in f["path"] for f in after)
+    for f in after:
+        assert f["index"] == f"{f['path']}.idx"
+        assert (out / f["index"]).read_text() == index_lines((out / f["path"]).read_bytes())
+    # vacuum: an index goes with its shard (the replaced shard and its index), the kept shards' indexes stay
+    gone = before - {f["path"] for f in after}
+    doomed = {f.path for f in plan_vacuum(str(out), 1, 0).files if ".tfrecord" in f.path}
+    assert gone and doomed == gone | {f"{p}.idx" for p in gone}
