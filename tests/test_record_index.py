@@ -12,12 +12,17 @@ from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.check import validate_dataset
 from dataset.errors import DatasetError
+from dataset.object_store import s3_filesystem
+from dataset.random_access import read_record
 from dataset.vacuum import plan_vacuum
 from dataset.versions import read_version
 from jobs import convert_table
 from jobs import versions as versions_job
-from tests.example_reader import index_lines
+from tests.example_reader import index_lines, tfrecords
 from tests.images import image_bytes, write
+from tests.s3server import s3_bucket_fixture
+
+s3 = s3_bucket_fixture(scope="module")
 
 
 def listed(folder: Path) -> list[dict]:
@@ -157,3 +162,31 @@ def test_an_append_with_replaced_records_indexes_its_new_and_rewritten_shards(sp
     gone = before - {f["path"] for f in after}
     doomed = {f.path for f in plan_vacuum(str(out), 1, 0).files if ".tfrecord" in f.path}
     assert gone and doomed == gone | {f"{p}.idx" for p in gone}
+
+
+def split_records(folder: Path, split: str) -> list[bytes]:
+    """A split's records in manifest order, by walking its shards whole (tests/example_reader.py)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return [r for f in manifest["splits"][split]["files"] for r in tfrecords((folder / f["path"]).read_bytes())]
+
+
+def test_read_record_returns_record_k_of_a_split_through_the_indexes(indexed, gzipped):
+    for split in ("train", "test"):
+        records = split_records(indexed, split)
+        assert len(records) > 2
+        assert [read_record(str(indexed), split, k) for k in range(len(records))] == records
+        with pytest.raises(
+            DatasetError, match=rf"^split '{split}' of \S+ has {len(records)} records, not {len(records) + 1}$"
+        ):
+            read_record(str(indexed), split, len(records))
+    with pytest.raises(DatasetError, match=r"^shard \S+\.tfrecord\.gz has no record index \(gzip shards have none\)"):
+        read_record(str(gzipped), "train", 0)
+
+
+def test_read_record_on_the_object_store(s3, indexed, monkeypatch):
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    s3_filesystem().put(str(indexed), f"{s3.bucket}/ds", recursive=True)
+    records = split_records(indexed, "train")
+    url = f"s3://{s3.bucket}/ds"
+    assert [read_record(url, "train", k) for k in (len(records) - 1, 0)] == [records[-1], records[0]]
