@@ -29,9 +29,10 @@ from typing import BinaryIO
 from conversion.publish import RunFolder, staged_output
 from dataset.errors import DatasetError, OptionError
 from dataset.file_index import read_index, remap_shards, write_index
-from dataset.layout import REJECTED_DIR, DatasetFolder, shard_file_name
+from dataset.layout import REJECTED_DIR, DatasetFolder, index_file_name, shard_file_name
 from dataset.manifest import Manifest, ShardFile, SplitInfo
-from dataset.tfrecord import count_frames
+from dataset.record_index import render_index
+from dataset.tfrecord import frame_spans
 from dataset.versions import Version, public_url, read_version
 
 MB = 1024 * 1024
@@ -191,7 +192,7 @@ def compact_version(data_url: str, parent: Version, options: CompactOptions) -> 
         sum(len(g.shards) for g in groups),
         len(groups),
         sum(f.bytes for g in groups for f in g.shards),
-        sum(written.values()),
+        sum(size for size, _ in written.values()),
         time.perf_counter() - start,
     )
 
@@ -207,7 +208,9 @@ def _keep_report(run: RunFolder) -> None:
         run.fs.copy(path, copy)
 
 
-def _compacted(manifest: Manifest, groups: list[ShardGroup], run: str, written: dict[str, int]) -> Manifest:
+def _compacted(
+    manifest: Manifest, groups: list[ShardGroup], run: str, written: dict[str, tuple[int, str | None]]
+) -> Manifest:
     """`manifest` with each group's shards replaced, at the place of its first shard, by the new shard."""
     first = {g.shards[0].path: g for g in groups}
     gone = {f.path for g in groups for f in g.shards}
@@ -217,9 +220,8 @@ def _compacted(manifest: Manifest, groups: list[ShardGroup], run: str, written: 
         for shard in split.files:
             if shard.path in first:
                 group = first[shard.path]
-                files.append(
-                    ShardFile(f"{run}/{group.name}", sum(f.num_records for f in group.shards), written[group.name])
-                )
+                size, index = written[group.name]
+                files.append(ShardFile(group.name, sum(f.num_records for f in group.shards), size, index).under(run))
             elif shard.path not in gone:
                 files.append(shard)
         splits[name] = SplitInfo(split.num_records, tuple(files), split.label_counts)
@@ -236,29 +238,43 @@ def _with_index(data_url: str, parent: Manifest, manifest: Manifest, groups: lis
     return replace(manifest, file_index=write_index(data_url, run, remap_shards(index, moved)))
 
 
-def _write(run: RunFolder, manifest: Manifest, group: ShardGroup, pool: Executor, ahead: int) -> int:
-    """Write `group`'s shards' frames, checked, into one new shard; its size in bytes. The old shards are read by
-    `pool`, up to `ahead` of them before the one being written (a GET's latency on object stores overlaps)."""
+def _write(run: RunFolder, manifest: Manifest, group: ShardGroup, pool: Executor, ahead: int) -> tuple[int, str | None]:
+    """Write `group`'s shards' frames, checked, into one new shard; its size in bytes and its record index's path
+    in the run folder (uncompressed shards: from the frames just walked, no second read). The old shards are read
+    by `pool`, up to `ahead` of them before the one being written (a GET's latency on object stores overlaps)."""
     folder = DatasetFolder(run.output_url)
     path = f"{run.path}/{group.name}"
+    spans: list[tuple[int, int]] = []
+
+    def put(out: BinaryIO, chunk: tuple[bytes, list[tuple[int, int]]]) -> None:
+        data, offsets = chunk
+        base = spans[-1][0] + spans[-1][1] if spans else 0
+        spans.extend((base + at, size) for at, size in offsets)
+        out.write(data)
+
     with run.fs.open(path, "wb") as raw:
         out: BinaryIO = raw
         if manifest.compression == "gzip":
             out = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL)
-        reads: deque[Future[bytes]] = deque()
+        reads: deque[Future[tuple[bytes, list[tuple[int, int]]]]] = deque()
         for shard in group.shards:
             reads.append(pool.submit(_frames, folder, shard, manifest.compression))
             if len(reads) >= ahead:
-                out.write(reads.popleft().result())
+                put(out, reads.popleft().result())
         while reads:
-            out.write(reads.popleft().result())
+            put(out, reads.popleft().result())
         if out is not raw:
             out.close()
-    return int(run.fs.size(path))
+    if manifest.compression != "none":
+        return int(run.fs.size(path)), None
+    index = index_file_name(group.name)
+    run.fs.pipe_file(f"{run.path}/{index}", render_index(spans))
+    return int(run.fs.size(path)), index
 
 
-def _frames(folder: DatasetFolder, shard: ShardFile, compression: str) -> bytes:
-    """The TFRecord frames of `shard`, uncompressed, after checking every frame and the record count.
+def _frames(folder: DatasetFolder, shard: ShardFile, compression: str) -> tuple[bytes, list[tuple[int, int]]]:
+    """The TFRecord frames of `shard`, uncompressed, and their (offset, size), after checking every frame and the
+    record count.
 
     Raises:
         DatasetError: the shard is missing, not valid TFRecord (or gzip) data, or holds another count.
@@ -273,10 +289,11 @@ def _frames(folder: DatasetFolder, shard: ShardFile, compression: str) -> bytes:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as err:
             raise DatasetError(f"shard {url} is not valid gzip data ({err}); nothing was committed") from err
-    count = count_frames(data, url)
+    spans = frame_spans(data, url)
+    count = len(spans)
     if count != shard.num_records:
         raise DatasetError(
             f"shard {url} holds {count} records, the manifest says {shard.num_records}; nothing was committed "
             "(python jobs/validate.py checks the dataset)"
         )
-    return data
+    return data, spans

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from dataset.errors import ConversionError, RejectLimitExceeded, StorageError
 from dataset.fs import filesystem, is_local
 from dataset.layout import MANIFEST, REJECTED_DIR, RUN_PREFIX, SUCCESS, VERSIONS_DIR, DatasetFolder, run_folder_name
-from dataset.manifest import Manifest, ShardFile
+from dataset.manifest import Manifest
 from dataset.versions import Version, commit_version, current_number, publish_current, read_version
 
 OURS = (VERSIONS_DIR, MANIFEST, SUCCESS, REJECTED_DIR)  # besides run folders: what a dataset folder holds
@@ -161,9 +161,7 @@ Staging = RunFolder  # the name the writers know it by
 def in_folder(manifest: Manifest, run: str) -> Manifest:
     """`manifest` with each shard path prefixed by the run folder that holds it."""
     splits = {
-        name: dataclasses.replace(
-            split, files=tuple(ShardFile(f"{run}/{f.path}", f.num_records, f.bytes) for f in split.files)
-        )
+        name: dataclasses.replace(split, files=tuple(f.under(run) for f in split.files))
         for name, split in manifest.splits.items()
     }
     return dataclasses.replace(manifest, splits=splits)

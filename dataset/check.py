@@ -10,9 +10,20 @@ from typing import Any
 
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_ENCODED
-from dataset.layout import MANIFEST, REJECTED_DIR, REJECTED_REPORT, SUCCESS, VERSIONS_DIR, DatasetFolder, tf_compression
+from dataset.fs import filesystem
+from dataset.layout import (
+    MANIFEST,
+    REJECTED_DIR,
+    REJECTED_REPORT,
+    SUCCESS,
+    VERSIONS_DIR,
+    DatasetFolder,
+    index_file_name,
+    tf_compression,
+)
 from dataset.manifest import Manifest, shard_urls
 from dataset.object_store import local_copies, local_dataset
+from dataset.record_index import check_index
 from dataset.versions import all_versions, read_manifest
 
 _OFFSET = re.compile(r"at (?:byte )?(\d+)")
@@ -149,11 +160,28 @@ def _unlisted_files(folder: DatasetFolder) -> tuple[str, ...]:
     """Files that no version lists and no conversion keeps (version manifests, file indexes, rejected reports)."""
     versions = all_versions(folder.url)
     listed = {f.path for version in versions for split in version.manifest.splits.values() for f in split.files}
+    listed |= {index_file_name(path) for path in listed}  # an index belongs to its shard
     listed |= {version.manifest.file_index for version in versions if version.manifest.file_index}
     listed |= {MANIFEST, SUCCESS, REJECTED_REPORT}
     root = folder.root.rstrip("/")
     found = [path[len(root) + 1 :] for path in folder.fs.find(root)]
     return tuple(sorted(p for p in found if p not in listed and not _kept(p)))
+
+
+def _check_record_index(folder: DatasetFolder, index: str, copy: str, shard_url: str) -> None:
+    """The shard's record index must exist and list its frames (a local copy of the shard at URL `copy`).
+
+    Raises:
+        DatasetError: one line naming the index that is missing or wrong.
+    """
+    index_url = folder.file_url(index)
+    if not folder.fs.exists(folder.path(index)):
+        raise DatasetError(
+            f"index {index_url} listed in the manifest is missing; "
+            "write the dataset's indexes again (jobs/versions.py --write-indexes)"
+        )
+    fs, path = filesystem(copy)
+    check_index(fs.cat_file(path), folder.fs.cat_file(folder.path(index)), index_url, shard_url)
 
 
 def _kept(path: str) -> bool:
@@ -192,6 +220,8 @@ def validate_dataset(data_url: str, decode_sample: int | None = None, version: i
                 found = _count_shard(manifest, copy, spec, path)
                 if found != shard.num_records:
                     raise DatasetError(f"shard {path} holds {found} records, the manifest says {shard.num_records}")
+                if shard.index:
+                    _check_record_index(folder, shard.index, copy, path)
                 total += found
                 shards += 1
             per_split[split] = total

@@ -1,6 +1,7 @@
 """The file layout of a dataset folder: the one owner of its names and URLs.
 
     <split>-00003-of-00016.tfrecord[.gz]   shards
+    <split>-00003-of-00016.tfrecord.idx    a shard's record index (uncompressed shards)
     manifest.json                          the contract (see `dataset.manifest`)
     _rejected/                             what was not converted, and why
     _SUCCESS                               written last: the folder is complete
@@ -24,6 +25,7 @@ REJECTED_DIR = "_rejected"
 REJECTED_REPORT = f"{REJECTED_DIR}/rejected.jsonl"
 VERSIONS_DIR = "_versions"
 RUN_PREFIX = "run-"
+INDEX_SUFFIX = ".idx"
 
 COMPRESSIONS = ("none", "gzip")  # only codecs tf.data reads
 _SUFFIX = {"none": "", "gzip": ".gz"}
@@ -36,6 +38,12 @@ def shard_file_name(split: str, index: int, count: int, compression: str, tag: s
     shards of one file name (readers that copy shards side by side name the copies by it)."""
     tagged = f"-{tag}" if tag else ""
     return f"{split}-{index:05d}-of-{count:05d}{tagged}.tfrecord{_SUFFIX[compression]}"
+
+
+def index_file_name(shard: str) -> str:
+    """`<shard>.idx`: a shard's record index (`dataset.record_index`), next to it (the name `tfrecord` and DALI
+    readers are given)."""
+    return f"{shard}{INDEX_SUFFIX}"
 
 
 def version_file(number: int) -> str:

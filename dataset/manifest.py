@@ -82,6 +82,12 @@ class ShardFile:
     path: str  # relative to the dataset folder
     num_records: int
     bytes: int
+    index: str | None = None  # its record index (`dataset.record_index`), relative to the dataset folder; None: none
+
+    def under(self, folder: str) -> "ShardFile":
+        """This shard (and its index) with paths prefixed by `folder` (a run folder)."""
+        index = f"{folder}/{self.index}" if self.index else None
+        return ShardFile(f"{folder}/{self.path}", self.num_records, self.bytes, index)
 
 
 @dataclass(frozen=True)
@@ -245,7 +251,11 @@ class Manifest:
             labels=tuple(data["labels"]),
             features={k: Feature(**dict(v, shape=tuple(v["shape"]))) for k, v in data["features"].items()},
             splits={
-                k: SplitInfo(v["num_records"], tuple(ShardFile(**f) for f in v["files"]), v["label_counts"])
+                k: SplitInfo(
+                    v["num_records"],
+                    tuple(ShardFile(f["path"], f["num_records"], f["bytes"], f.get("index")) for f in v["files"]),
+                    v["label_counts"],
+                )
                 for k, v in data["splits"].items()
             },
             compression=data["compression"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import google_crc32c
@@ -29,7 +30,9 @@ def frame(record: bytes) -> bytes:
 class TFRecordFileWriter:
     """Writes framed records to a binary stream, gzip-compressed when asked.
 
-    The gzip header carries no name and mtime 0, so equal records give byte-identical files.
+    The gzip header carries no name and mtime 0, so equal records give byte-identical files. `spans` holds each
+    written frame's (offset, size) in the uncompressed stream: a shard's index (`dataset.record_index`) with no
+    second read.
     """
 
     def __init__(self, raw: BinaryIO, compression: str = "none") -> None:
@@ -40,9 +43,14 @@ class TFRecordFileWriter:
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if compression == "gzip" else raw
         )
         self.num_records = 0
+        self.spans: list[tuple[int, int]] = []
+        self._at = 0
 
     def write(self, record: bytes) -> None:
-        self._stream.write(frame(record))
+        framed = frame(record)
+        self._stream.write(framed)
+        self.spans.append((self._at, len(framed)))
+        self._at += len(framed)
         self.num_records += 1
 
     def close(self) -> None:
@@ -61,14 +69,15 @@ _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
 
 
-def count_frames(data: bytes, name: str) -> int:
-    """The number of TFRecord frames in `data` (a whole uncompressed shard), checking each frame's length and data
-    CRCs: what copying frames byte for byte (a compaction) checks first.
+def frame_spans(data: bytes, name: str) -> list[tuple[int, int]]:
+    """(offset, size) of each TFRecord frame in `data` (a whole uncompressed shard), `size` the whole framed
+    record (8 + 4 + length + 4), checking each frame's length and data CRCs: a shard's index
+    (`dataset.record_index`), and what copying frames byte for byte (a compaction) checks first.
 
     Raises:
         DatasetError: a frame is truncated or a CRC does not match (naming `name` and the byte offset).
     """
-    at, count, end = 0, 0, len(data)
+    at, spans, end = 0, [], len(data)
     while at < end:
         if at + 12 > end:
             raise DatasetError(f"shard {name} is truncated at byte {at} (a frame header is cut)")
@@ -81,5 +90,36 @@ def count_frames(data: bytes, name: str) -> int:
             raise DatasetError(f"shard {name} is truncated at byte {at} (a record of {length} bytes is cut)")
         if _CRC.unpack_from(data, body_end)[0] != masked_crc32c(data[at + 12 : body_end]):
             raise DatasetError(f"shard {name} is corrupt at byte {at}: the record CRC does not match")
-        at, count = body_end + 4, count + 1
-    return count
+        spans.append((at, body_end + 4 - at))
+        at = body_end + 4
+    return spans
+
+
+def count_frames(data: bytes, name: str) -> int:
+    """The number of TFRecord frames in `data` (a whole uncompressed shard), each checked as `frame_spans` does."""
+    return len(frame_spans(data, name))
+
+
+def frames(stream: BinaryIO, where: str) -> Iterator[bytes]:
+    """Each record of a TFRecord stream (uncompressed, or a gzip stream opened for reading), its length and data
+    CRCs checked: the streaming twin of `frame_spans`, for shards read once without holding them whole.
+
+    Raises:
+        DatasetError: the stream is cut short or a CRC does not match.
+    """
+    while True:
+        header = stream.read(12)
+        if not header:
+            return
+        if len(header) < 12:
+            raise DatasetError(f"{where} ends inside a record header: the shard is truncated")
+        (length,), (crc,) = _LENGTH.unpack_from(header), _CRC.unpack_from(header, 8)
+        if masked_crc32c(header[:8]) != crc:
+            raise DatasetError(f"{where}: a record length fails its CRC: the shard is damaged")
+        data = stream.read(length)
+        tail = stream.read(4)
+        if len(data) < length or len(tail) < 4:
+            raise DatasetError(f"{where} ends inside a record: the shard is truncated")
+        if masked_crc32c(data) != _CRC.unpack(tail)[0]:
+            raise DatasetError(f"{where}: a record fails its CRC: the shard is damaged")
+        yield data

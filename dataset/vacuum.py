@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dataset.errors import OptionError
-from dataset.layout import MANIFEST, REJECTED_DIR, RUN_PREFIX, SUCCESS, VERSIONS_DIR, DatasetFolder
+from dataset.layout import MANIFEST, REJECTED_DIR, RUN_PREFIX, SUCCESS, VERSIONS_DIR, DatasetFolder, index_file_name
 from dataset.versions import Version, all_versions, shard_paths
 
 DEFAULT_MIN_AGE_S = 24 * 3600
-_SHARD_NAME = re.compile(r"^[^/]+-\d{5,}-of-\d{5,}\.tfrecord(\.gz)?(\.tmp-.*)?$")
+_SHARD_NAME = re.compile(r"^[^/]+-\d{5,}-of-\d{5,}\.tfrecord(\.gz)?(\.idx)?(\.tmp-.*)?$")
 TASK_PLANS_DIR = "_plan"  # conversion.images.task_plans.PLAN_FOLDER: removed before a commit, left by a killed run
 _VERSION_FILE = re.compile(rf"^{VERSIONS_DIR}/(\d{{8}})\.json$")
 
@@ -125,11 +125,14 @@ def _leftover(path: str) -> bool:
 
 
 def listed_paths(version: Version) -> set[str]:
-    """The files `version`'s manifest names: its shards, its file index and a table's value counts, if it has them."""
+    """The files `version`'s manifest names: its shards, its file index and a table's value counts, if it has them,
+    and each shard's record index (`<shard>.idx`, named or not: an index belongs to its shard, kept and dropped
+    with it, so a rollback to a version written before its indexes keeps them)."""
     manifest = version.manifest
     index = manifest.file_index  # a rollback lists the index of the version it restores
     counts = manifest.table.value_counts if manifest.table is not None else None
-    return shard_paths(manifest) | {path for path in (index, counts) if path}
+    shards = shard_paths(manifest)
+    return shards | {index_file_name(path) for path in shards} | {path for path in (index, counts) if path}
 
 
 def _owned(versions: list[Version]) -> tuple[set[str], set[str]]:

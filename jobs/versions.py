@@ -3,6 +3,7 @@
 python jobs/versions.py --data DATASET                        # number, time, parent, operation, records, files
 python jobs/versions.py --data DATASET --rollback 3           # a new version whose content is version 3's
 python jobs/versions.py --data DATASET --vacuum --keep 2      # what would go (dry run); --yes deletes it
+python jobs/versions.py --data DATASET --write-indexes        # <shard>.idx beside each shard, a new version names them
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import sys
 
 from dataset.errors import OptionError
+from dataset.record_index import index_version
 from dataset.vacuum import DEFAULT_MIN_AGE_S, plan_vacuum, vacuum
 from dataset.versions import Version, all_versions, public_url, rollback
 from jobs.errors import reporting_errors
@@ -22,6 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--rollback", type=int, metavar="N", help="commit version N's content as a new version")
     action.add_argument("--vacuum", action="store_true", help="delete files no kept version lists (dry run)")
+    action.add_argument(
+        "--write-indexes",
+        action="store_true",
+        help="write each shard's record index (<shard>.idx, for the tfrecord package and DALI) and commit a "
+        "version that names them (shards are not rewritten)",
+    )
     parser.add_argument("--keep", type=int, default=1, metavar="K", help="--vacuum: keep the K newest versions")
     parser.add_argument(
         "--min-age-hours",
@@ -66,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.rollback is not None:
             version = rollback(args.data, args.rollback)
             print(f"version {version.number} of {shown} is version {args.rollback}'s content (nothing deleted)")
+        elif args.write_indexes:
+            version, count = index_version(args.data)
+            if version is None:
+                print(f"every shard of {shown} has its index already; nothing committed")
+            else:
+                print(f"version {version.number} of {shown} names {count} new shard indexes (shards unchanged)")
         elif args.vacuum:
             if args.min_age_hours < 0:
                 raise OptionError(f"--min-age-hours must be 0 or more, got {args.min_age_hours}")

@@ -22,6 +22,17 @@ def _masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+def index_lines(data: bytes) -> str:
+    """The `offset size` index of an uncompressed TFRecord file as `tfrecord2idx` (the `tfrecord` package's and
+    DALI's) computes it: each frame's 8-byte length read, the rest skipped, `size` the whole frame."""
+    lines, at = [], 0
+    while at < len(data):
+        (length,) = struct.unpack_from("<q", data, at)
+        lines.append(f"{at} {length + 16}\n")
+        at += length + 16
+    return "".join(lines)
+
+
 def tfrecords(data: bytes) -> list[bytes]:
     """The records of a TFRecord file, checking both CRCs of each and that nothing trails."""
     records, at = [], 0

@@ -39,7 +39,7 @@ from dataset.versions import CommitConflict, Version, commit_version, committed_
 from dataset.versions import rollback as rollback_to
 from jobs import compact as compact_job
 from jobs import versions as versions_job
-from tests.example_reader import tfrecords
+from tests.example_reader import index_lines, tfrecords
 from tests.images import image_bytes
 from tests.s3server import s3_bucket_fixture
 
@@ -187,6 +187,10 @@ def test_compaction_joins_small_shards_with_every_record_unchanged_and_keeps_the
     for f in new:
         data = Path(folder.path(f.path)).read_bytes()
         assert len(data) == f.bytes
+        # its record index, from the frames copied (gzip shards have none)
+        assert f.index == (f"{f.path}.idx" if compression == "none" else None)
+        if f.index:
+            assert Path(folder.path(f.index)).read_text() == index_lines(data)
         if compression == "gzip":  # one gzip stream, not members glued together
             stream = zlib.decompressobj(31)
             assert len(tfrecords(stream.decompress(data))) == f.num_records and stream.unused_data == b""

@@ -163,8 +163,11 @@ def test_layout_manifest_and_shards(converted):
     run = run_folder(out)
     assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "_rejected", "_versions", "manifest.json", run.name]
     assert sorted(p.name for p in run.iterdir()) == ["_files.parquet", "_rejected"] + sorted(
-        f"{split}-0000{i}-of-0000{n}.tfrecord" for split, n in shards.items() for i in range(n)
-    )  # _files.parquet: the version's file index (dataset/file_index.py)
+        f"{split}-0000{i}-of-0000{n}.tfrecord{idx}"
+        for split, n in shards.items()
+        for i in range(n)
+        for idx in ("", ".idx")
+    )  # _files.parquet: the version's file index (dataset/file_index.py); .idx: each shard's record index
     assert [p.name for p in (out / "_versions").iterdir()] == ["00000001.json"]
     assert (out / "_versions" / "00000001.json").read_bytes() == (out / "manifest.json").read_bytes()
     assert (out / "_rejected" / "rejected.jsonl").read_bytes() == (run / "_rejected" / "rejected.jsonl").read_bytes()
@@ -267,7 +270,12 @@ def test_output_modes_and_bad_paths(spark, tree, converted, tmp_path):
         "old-file",
         run.name,
     ]
-    assert sorted(p.name for p in run.iterdir()) == ["_files.parquet", "_rejected", "train-00000-of-00001.tfrecord"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "_files.parquet",
+        "_rejected",
+        "train-00000-of-00001.tfrecord",
+        "train-00000-of-00001.tfrecord.idx",
+    ]
 
 
 def test_too_many_rejects_fails_and_writes_only_the_report(spark, tree, tmp_path):

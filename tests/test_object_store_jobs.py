@@ -78,9 +78,10 @@ def test_images_from_s3a_to_s3_every_file_in_a_shard_or_rejected_and_no_copy(s3,
     fs = s3_filesystem()
     (run,) = runs(fs, out)
     assert names(fs, out) == [*DATASET_NAMES, run]
-    assert names(fs, f"{out}/{run}") == ["_files.parquet", "_rejected", "test-00000-of-00002.tfrecord", "test-00001-of-00002.tfrecord",
-                                         "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord",
-                                         "validation-00000-of-00001.tfrecord"]  # fmt: skip
+    shards = ["test-00000-of-00002.tfrecord", "test-00001-of-00002.tfrecord", "train-00000-of-00002.tfrecord",
+              "train-00001-of-00002.tfrecord", "validation-00000-of-00001.tfrecord"]  # fmt: skip
+    # each shard's record index beside it, written under its final name too (no copy)
+    assert names(fs, f"{out}/{run}") == ["_files.parquet", "_rejected", *sorted(shards + [f"{s}.idx" for s in shards])]
     assert names(fs, f"{out}/_versions") == ["00000001.json"]
     local = download(fs, out, tmp_path / "x")
     records = read_records(local)

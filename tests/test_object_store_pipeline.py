@@ -115,5 +115,6 @@ def test_a_table_from_parquet_on_s3a_to_the_store(s3, store_env, tmp_path):
     assert names == ["_SUCCESS", "_rejected", "_versions", "manifest.json", run]
     shards = sorted(p.rsplit("/", 1)[-1] for p in store_env.ls(f"{out}/{run}", detail=False))
     assert shards == ["_files.parquet", "_rejected", "_stats.parquet", *sorted(
-        f"{split}-0000{i}-of-00002.tfrecord" for split in ("test", "train", "validation") for i in range(2)
+        f"{split}-0000{i}-of-00002.tfrecord{idx}"
+        for split in ("test", "train", "validation") for i in range(2) for idx in ("", ".idx")
     )]  # fmt: skip

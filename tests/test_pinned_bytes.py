@@ -91,9 +91,8 @@ def shard_hashes(folder: Path) -> dict[str, str]:
     manifest = json.loads((folder / "manifest.json").read_text())
     paths = sorted(f["path"] for split in manifest["splits"].values() for f in split["files"])
     (run,) = {path.split("/")[0] for path in paths}
-    assert run.startswith("run-") and sorted(p.name for p in (folder / run).glob("*.tfrecord*")) == sorted(
-        path.split("/", 1)[1] for path in paths
-    )
+    shards = sorted(p.name for p in (folder / run).glob("*.tfrecord*") if p.suffix != ".idx")  # not the indexes
+    assert run.startswith("run-") and shards == sorted(path.split("/", 1)[1] for path in paths)
     return {path.split("/", 1)[1]: hashlib.sha256((folder / path).read_bytes()).hexdigest() for path in paths}
 
 

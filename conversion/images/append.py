@@ -368,8 +368,8 @@ def appended_manifest(
             result = moved[f.path]
             counts.subtract(result.dropped_labels)
             if result.target is not None:
-                files.append(ShardFile(result.target, result.num_records, result.num_bytes))
-        files += [ShardFile(f"{run_folder}/{f.path}", f.num_records, f.bytes) for f in new.files]
+                files.append(ShardFile(result.target, result.num_records, result.num_bytes, result.index))
+        files += [f.under(run_folder) for f in new.files]
         if not files:
             continue  # every record of the split was dropped
         splits[name] = SplitInfo(

@@ -181,7 +181,7 @@ def _manifest(
             counts.update(r.label_counts)
         splits[split] = SplitInfo(
             num_records=sum(r.num_records for r in mine),
-            files=tuple(ShardFile(r.name, r.num_records, r.num_bytes) for r in mine),
+            files=tuple(ShardFile(r.name, r.num_records, r.num_bytes, r.record_index) for r in mine),
             label_counts={labels[i]: counts[i] for i in range(len(labels))},
         )
     option_values = asdict(options)
@@ -290,7 +290,10 @@ def _convert_listed(
     commit_start = time.perf_counter()
     rejects = list(found.skipped) + [s for r in results for s in r.rejects]
     staging.write_text(REJECTED_REPORT, _rejected_lines(rejects))
-    staging.keep_attempts({r.tmp_path: r.name for r in results})
+    staging.keep_attempts(
+        {r.tmp_path: r.name for r in results}
+        | {r.record_index_tmp: r.record_index for r in results if r.record_index_tmp and r.record_index}
+    )
     bad = sum(1 for s in rejects if s.reason not in SKIP_REASONS)
     images = len(found.candidates) + sum(1 for s in found.skipped if s.reason in LABEL_REASONS)
     run_manifest = _manifest(options, found, labels, results, rejects)

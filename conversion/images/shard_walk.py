@@ -9,7 +9,6 @@ is copied frame for frame, so a rewritten shard holds the same record bytes as t
 from __future__ import annotations
 
 import gzip
-import struct
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,34 +17,11 @@ from typing import BinaryIO
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_FILENAME, IMAGE_LABEL_TEXT
 from dataset.fs import filesystem
-from dataset.tfrecord import TFRecordFileWriter, masked_crc32c
+from dataset.layout import index_file_name
+from dataset.record_index import render_index
+from dataset.tfrecord import TFRecordFileWriter, frames
 
-_HEADER = struct.Struct("<QI")
 _FILENAME, _LABEL = IMAGE_FILENAME.encode(), IMAGE_LABEL_TEXT.encode()
-
-
-def frames(stream: BinaryIO, where: str) -> Iterator[bytes]:
-    """Each record of a TFRecord stream, its length and data CRCs checked.
-
-    Raises:
-        DatasetError: the stream is cut short or a CRC does not match.
-    """
-    while True:
-        header = stream.read(12)
-        if not header:
-            return
-        if len(header) < 12:
-            raise DatasetError(f"{where} ends inside a record header: the shard is truncated")
-        length, crc = _HEADER.unpack(header)
-        if masked_crc32c(header[:8]) != crc:
-            raise DatasetError(f"{where}: a record length fails its CRC: the shard is damaged")
-        data = stream.read(length)
-        tail = stream.read(4)
-        if len(data) < length or len(tail) < 4:
-            raise DatasetError(f"{where} ends inside a record: the shard is truncated")
-        if masked_crc32c(data) != struct.unpack("<I", tail)[0]:
-            raise DatasetError(f"{where}: a record fails its CRC: the shard is damaged")
-        yield data
 
 
 def _varint(data: bytes, at: int) -> tuple[int, int]:
@@ -163,6 +139,7 @@ class Rewritten:
     num_bytes: int
     dropped_labels: dict[str, int] = field(default_factory=dict)
     dropped: tuple[str, ...] = ()
+    index: str | None = None  # the copy's record index, dataset-relative (uncompressed copies)
 
 
 def rewrite_shard(job: Rewrite) -> Rewritten:
@@ -185,4 +162,8 @@ def rewrite_shard(job: Rewrite) -> Rewritten:
     with TFRecordFileWriter(fs.open(path, "wb"), job.compression) as writer:
         for record in kept:
             writer.write(record)
-    return Rewritten(job.shard, job.target, len(kept), fs.size(path), dict(labels), tuple(dropped))
+    index = None
+    if job.compression == "none":  # from the offsets just written
+        index = index_file_name(job.target)
+        fs.pipe_file(index_file_name(path), render_index(writer.spans))
+    return Rewritten(job.shard, job.target, len(kept), fs.size(path), dict(labels), tuple(dropped), index)

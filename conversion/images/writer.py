@@ -19,7 +19,9 @@ from conversion.images.options import ImageTransform
 from conversion.images.plan import ShardPlan
 from conversion.images.records import image_example
 from dataset.fs import filesystem
+from dataset.layout import index_file_name
 from dataset.reads import DEFAULT_READ_CONCURRENCY, read_files
+from dataset.record_index import render_index
 from dataset.tfrecord import TFRecordFileWriter
 
 
@@ -56,6 +58,8 @@ class ShardResult:
     warnings: tuple[tuple[str, str], ...] = ()  # (relpath, Pillow's warning) of the files written
     seconds: float = 0.0
     attempt: int = 0
+    record_index: str | None = None  # `<name>.idx` (uncompressed shards; gzip has none: dataset.record_index)
+    record_index_tmp: str | None = None  # where it was written: beside `tmp_path`, renamed with it
 
 
 def write_shard(
@@ -113,6 +117,11 @@ def write_shard(
                 raise InjectedFault(f"injected failure in {plan.name} at its end")
             num_records = writer.num_records
             writer.close()
+        record_index, index_tmp = None, None
+        if plan.compression == "none":  # from the offsets just written, no second read
+            record_index = index_file_name(plan.name)
+            index_tmp = f"{staging}/{record_index}" + ("" if job.final_names else f".tmp-{attempt_tag}")
+            fs_out.pipe_file(index_tmp, render_index(writer.spans))
     except OSError as err:  # the output's storage: say which file it refused (a full disk names none)
         if err.filename:
             raise
@@ -133,6 +142,8 @@ def write_shard(
         warnings=tuple(warned),
         seconds=time.perf_counter() - start,
         attempt=attempt,
+        record_index=record_index,
+        record_index_tmp=index_tmp,
     )
 
 

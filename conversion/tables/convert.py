@@ -29,6 +29,7 @@ from conversion.tables.shards import (
     bucket_column,
     bucket_values,
     ordered,
+    write_indexes,
     write_shards,
 )
 from conversion.tables.sidecar import VOCAB_CAP, Sidecar
@@ -478,6 +479,7 @@ def _write(
         if index not in sizes:
             staging.fs.touch(f"{staging.path}/{name}")
         written[index] = (records.get(index, 0), sizes.get(index, 0))
+    indexes = write_indexes(spark, staging, tuple(names), written) if plan.compression == "none" else {}
     laps.lap("write")
     labels = sorted({v for per_split in label_counts.values() for v in per_split})
     column_stats = {name: dict(values) for name, values in found.stats.items()}
@@ -485,7 +487,8 @@ def _write(
         column_stats.setdefault(name, {}).update(values)
     splits = {}
     for split, n in plan.counts:
-        files = tuple(ShardFile(names[plan.offset(split) + i], *written[plan.offset(split) + i]) for i in range(n))
+        at = [plan.offset(split) + i for i in range(n)]
+        files = tuple(ShardFile(names[i], *written[i], indexes.get(names[i])) for i in at)
         splits[split] = SplitInfo(
             sum(f.num_records for f in files), files, dict(sorted(label_counts.get(split, {}).items()))
         )

@@ -21,7 +21,8 @@ from pyspark.sql import types as T
 from conversion.faults import fail_once_column
 from conversion.publish import Staging
 from dataset.errors import ConversionError
-from dataset.layout import shard_file_name
+from dataset.layout import index_file_name, shard_file_name
+from dataset.record_index import write_index
 
 SHARD_COLUMN = "_tfrecordpipe_shard"
 PARTS_DIR = "_parts"  # Spark's output folder inside staging; removed once the shards are named
@@ -207,3 +208,20 @@ def _name_shards(staging: Staging, parts: str, names: tuple[str, ...]) -> dict[i
         written[shard] = int(files[0]["size"])  # from the listing: no request per shard to ask again
     fs.rm(parts, recursive=True)
     return written
+
+
+def write_indexes(
+    spark: SparkSession, staging: Staging, names: tuple[str, ...], records: dict[int, tuple[int, int]]
+) -> dict[str, str]:
+    """Write `<shard>.idx` beside each uncompressed shard spark-tfrecord wrote (one Spark task and one read per
+    shard: the writer gives no offsets); shard name → its index's name.
+
+    Raises:
+        ConversionError: a shard's frames are not the records counted for it (`records`: index → (count, bytes)).
+    """
+    pairs = [(staging.url(f"{staging.path}/{n}"), staging.url(f"{staging.path}/{index_file_name(n)}")) for n in names]
+    counts = spark.sparkContext.parallelize(pairs, max(1, len(pairs))).map(lambda pair: write_index(*pair)).collect()
+    for index, (name, count) in enumerate(zip(names, counts)):
+        if count != records[index][0]:
+            raise ConversionError(f"shard {name} holds {count} records, {records[index][0]} were written to it")
+    return {name: index_file_name(name) for name in names}

@@ -1,0 +1,122 @@
+"""A shard's record index: the `.idx` file the `tfrecord` package (PyPI) and NVIDIA DALI read to split and seek.
+
+One line `offset size` per record, in order: the record's byte offset in the shard and the size of the whole
+framed record (8 length + 4 CRC + data + 4 CRC), what both tools' `tfrecord2idx` write. Only uncompressed
+shards get one: neither reader can seek in a gzip stream, so a gzip shard has no index (`index` None in the
+manifest) and indexing a gzip dataset is refused.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from dataset.errors import DatasetError
+from dataset.fs import filesystem
+from dataset.layout import DatasetFolder, index_file_name
+from dataset.tfrecord import frame_spans
+from dataset.versions import Version, commit, public_url, read_version
+
+Spans = list[tuple[int, int]]
+
+
+def render_index(spans: Spans) -> bytes:
+    """The `.idx` text of a shard's frames."""
+    return "".join(f"{offset} {size}\n" for offset, size in spans).encode("ascii")
+
+
+def parse_index(text: bytes, name: str) -> Spans:
+    """The (offset, size) lines of an `.idx` file.
+
+    Raises:
+        DatasetError: a line is not two whole numbers (naming `name` and the line).
+    """
+    spans = []
+    for number, line in enumerate(text.decode("ascii", errors="replace").splitlines(), 1):
+        parts = line.split()
+        if len(parts) != 2 or not all(part.isdigit() for part in parts):
+            raise DatasetError(f"index {name} line {number} is not `offset size`: {line[:60]!r}")
+        spans.append((int(parts[0]), int(parts[1])))
+    return spans
+
+
+def shard_index(data: bytes, name: str) -> bytes:
+    """The `.idx` text of an uncompressed shard's bytes (its frames walked and checked)."""
+    return render_index(frame_spans(data, name))
+
+
+def write_index(shard_url: str, index_url: str) -> int:
+    """Read shard `shard_url` once and write its index to `index_url`; the number of records (runs on executors)."""
+    fs, path = filesystem(shard_url)
+    spans = frame_spans(fs.cat_file(path), shard_url)
+    index_fs, index_path = filesystem(index_url)
+    index_fs.pipe_file(index_path, render_index(spans))
+    return len(spans)
+
+
+def check_index(shard: bytes, index: bytes, index_name: str, shard_name: str) -> None:
+    """Check that `index` is the index of `shard` (both whole files' bytes).
+
+    Raises:
+        DatasetError: one line naming the index and its first wrong line, or the shard's frame error.
+    """
+    want = frame_spans(shard, shard_name)
+    have = parse_index(index, index_name)
+    for number, (expected, found) in enumerate(zip(want, have), 1):
+        if expected != found:
+            raise DatasetError(
+                f"index {index_name} line {number} says {found[0]} {found[1]}, the shard's record {number} is at "
+                f"{expected[0]} {expected[1]}; write the dataset's indexes again (jobs/versions.py --write-indexes)"
+            )
+    if len(want) != len(have):
+        raise DatasetError(
+            f"index {index_name} lists {len(have)} records, its shard holds {len(want)}; "
+            "write the dataset's indexes again (jobs/versions.py --write-indexes)"
+        )
+
+
+def index_version(data_url: str, threads: int = 8) -> tuple[Version | None, int]:
+    """Write `<shard>.idx` beside every shard of the current version that has none named, one read per shard, and
+    commit a version (operation "index") whose manifest names them; shards are not rewritten. The new version
+    and the number of indexes written (None, 0: every shard already has one).
+
+    Indexes go beside their shards (in the run folders that hold them) rather than into a run folder of their
+    own: the readers look for `<shard>.idx` next to the shard, a shard never changes once written, so its index
+    holds for every version that lists it (vacuum keeps and drops it with its shard).
+
+    Raises:
+        DatasetError: the dataset's shards are gzip (neither the `tfrecord` package nor DALI seeks in gzip), or a
+            shard is damaged (named).
+        CommitConflict: another writer committed meanwhile (the indexes stay, correct for their shards).
+    """
+    parent = read_version(data_url)
+    manifest = parent.manifest
+    if manifest.compression != "none":
+        raise DatasetError(
+            f"{public_url(data_url)} holds {manifest.compression} shards, which get no index: the `tfrecord` "
+            "package and DALI cannot seek in compressed shards; convert again with --compression none"
+        )
+    folder = DatasetFolder(data_url)
+    todo = sorted({f.path for split in manifest.splits.values() for f in split.files if not f.index})
+    if not todo:
+        return None, 0
+
+    def one(path: str) -> tuple[str, int]:
+        return path, write_index(folder.file_url(path), folder.file_url(index_file_name(path)))
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="index") as pool:
+        counts = dict(pool.map(one, todo))
+    splits = {}
+    for name, split in manifest.splits.items():
+        files = []
+        for f in split.files:
+            if f.path in counts and counts[f.path] != f.num_records:
+                raise DatasetError(
+                    f"shard {folder.file_url(f.path)} holds {counts[f.path]} records, the manifest says "
+                    f"{f.num_records}; nothing was committed (python jobs/validate.py checks the dataset)"
+                )
+            files.append(replace(f, index=index_file_name(f.path)) if f.path in counts else f)
+        splits[name] = replace(split, files=tuple(files))
+    # the current version's report stays the root one: its run folder is the one `publish_current` copies from
+    version = commit(data_url, replace(manifest, splits=splits), "index", parent, None, report_from=parent.info.run)
+    return version, len(counts)
