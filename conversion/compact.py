@@ -50,6 +50,9 @@ class CompactOptions:
         version: the version to compact; it must be the current one (default: the current one).
         threads: old shards read (and checked) at once, ahead of the one new shard being written; at most this
             many are held in memory.
+        whole_splits: a split that spans several folders, or has shards to compact, is rewritten whole into the
+            run folder (large shards copied as they are), so each split's shards share one folder and one name
+            pattern: what TFDS needs (`dataset.tfds_metadata`).
     """
 
     target_shard_mb: float = 128.0
@@ -57,6 +60,7 @@ class CompactOptions:
     splits: tuple[str, ...] = ()
     version: int | None = None
     threads: int = 8
+    whole_splits: bool = False
 
     def __post_init__(self) -> None:
         if not self.target_shard_mb > 0:
@@ -119,7 +123,8 @@ class CompactSummary:
 
 def plan_groups(manifest: Manifest, options: CompactOptions) -> list[ShardGroup]:
     """The groups of small shards to concatenate, split by split in manifest order: consecutive small shards,
-    greedily, while the group stays within the target (a group holds at least two shards)."""
+    greedily, while the group stays within the target (a group holds at least two shards; with `whole_splits`,
+    a split rewritten whole has every shard in a group, alone if need be)."""
     wanted = options.splits or tuple(sorted(manifest.splits))
     for split in wanted:
         manifest.split(split)  # an unknown split: one line
@@ -136,11 +141,24 @@ def plan_groups(manifest: Manifest, options: CompactOptions) -> list[ShardGroup]
                 current.append(shard)
         runs.append(tuple(current))
         kept = [run for run in runs if len(run) >= 2]
+        files = manifest.splits[split].files
+        if options.whole_splits and (kept or len({posixpath.dirname(f.path) for f in files}) > 1):
+            kept = _whole(files, options.target_bytes)
         groups += [
             ShardGroup(split, shard_file_name(split, i, len(kept), manifest.compression), run)
             for i, run in enumerate(kept)
         ]
     return groups
+
+
+def _whole(files: tuple[ShardFile, ...], target: int) -> list[tuple[ShardFile, ...]]:
+    """Every shard of a split in groups of consecutive shards up to `target` bytes (a larger shard alone)."""
+    groups: list[list[ShardFile]] = []
+    for shard in files:
+        if not groups or (groups[-1] and sum(f.bytes for f in groups[-1]) + shard.bytes > target):
+            groups.append([])
+        groups[-1].append(shard)
+    return [tuple(group) for group in groups]
 
 
 def compact(data_url: str, options: CompactOptions) -> CompactSummary:

@@ -161,15 +161,15 @@ def _by_folder(files: tuple[ShardFile, ...]) -> dict[str, list[ShardFile]]:
     return grouped
 
 
-def dataset_name(data_url: str) -> str:
-    """A TFDS dataset name from the folder's name (letters, digits, `_`; starts with a letter)."""
-    base = re.sub(r"\W", "_", posixpath.basename(data_url.rstrip("/"))) or "dataset"
-    return base if base[0].isalpha() else f"d_{base}"
+def dataset_name(manifest: Manifest) -> str:
+    """The TFDS dataset name: from the kind only, so the metadata is a function of the version, not of where the
+    folder lies (a copied or moved dataset reads the same)."""
+    return f"tfrecordpipe_{manifest.kind}"
 
 
 def _info(name: str, version: Version, splits: list[dict[str, Any]]) -> bytes:
     document: dict[str, Any] = {
-        "description": f"tfrecordpipe dataset {name}, version {version.number} (manifest sha256 {version.sha256})",
+        "description": f"tfrecordpipe dataset version {version.number} (manifest sha256 {version.sha256})",
         "disableShuffling": True,  # manifest order, as the manifest's own readers give it
         "fileFormat": "tfrecord",
         "name": name,
@@ -206,7 +206,7 @@ def plan_metadata(data_url: str, version: Version) -> TfdsPlan:
         )
     features, labels = render_features(manifest)
     common = {FEATURES: (json.dumps(features, indent=4, sort_keys=True) + "\n").encode("utf-8"), **labels}
-    name = dataset_name(data_url)
+    name = dataset_name(manifest)
     root_splits: list[dict[str, Any]] = []
     per_folder: dict[str, list[dict[str, Any]]] = {}
     spans: list[str] = []
@@ -249,7 +249,7 @@ def plan_metadata(data_url: str, version: Version) -> TfdsPlan:
 
 def folder_url(data_url: str, relpath: str) -> str:
     """The public URL of a folder of the dataset (what a user passes to TFDS)."""
-    return public_url(DatasetFolder(data_url).file_url(relpath).rstrip("/"))
+    return public_url(f"{data_url.rstrip('/')}/{relpath}")
 
 
 def _put(folder: DatasetFolder, relpath: str, data: bytes) -> None:
@@ -286,16 +286,27 @@ def _write_folder(folder: DatasetFolder, meta: MetadataFolder) -> None:
         _put(folder, prefix + name, data)
 
 
+def _folders(manifest: Manifest) -> set[str]:
+    """The run folders holding a manifest's shards."""
+    return {posixpath.dirname(f.path) for s in manifest.splits.values() for f in s.files} - {""}
+
+
 def write_metadata(data_url: str, version: Version) -> str | None:
     """Write `version`'s TFDS metadata (see `plan_metadata`) after its commit; the line saying why the root has
-    none, or None. The root never keeps metadata of another version: it is removed before anything is written."""
+    none, or None. The root never keeps metadata of another version: it is removed before anything is written; nor
+    do the run folders of the parent version (per-run metadata lives only in the current version's run folders)."""
     folder = DatasetFolder(data_url)
     plan = plan_metadata(data_url, version)
     if plan.root is None:
         _remove_tfds_files(folder, "")
-    listed = {posixpath.dirname(f.path) for s in version.manifest.splits.values() for f in s.files} - {""}
+    listed = _folders(version.manifest)
+    if version.info.parent is not None:  # per-run metadata is written for one version and cleared by the next
+        try:
+            listed |= _folders(read_version(data_url, version.info.parent).manifest)
+        except DatasetError:
+            pass  # the parent is vacuumed: so are the run folders only it listed
     for run in sorted(listed - {meta.folder for meta in plan.runs}):
-        _remove_tfds_files(folder, run)  # a run folder of this version that the root describes, or none can
+        _remove_tfds_files(folder, run)  # a run folder the root describes, or of another version, or none can
     for meta in plan.runs:
         _write_folder(folder, meta)
     if plan.root is not None:
