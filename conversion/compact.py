@@ -32,6 +32,7 @@ from dataset.file_index import read_index, remap_shards, write_index
 from dataset.layout import REJECTED_DIR, DatasetFolder, index_file_name, shard_file_name
 from dataset.manifest import Manifest, ShardFile, SplitInfo
 from dataset.record_index import render_index
+from dataset.tfds_metadata import one_template
 from dataset.tfrecord import frame_spans
 from dataset.versions import Version, public_url, read_version
 
@@ -50,9 +51,9 @@ class CompactOptions:
         version: the version to compact; it must be the current one (default: the current one).
         threads: old shards read (and checked) at once, ahead of the one new shard being written; at most this
             many are held in memory.
-        whole_splits: a split that spans several folders, or has shards to compact, is rewritten whole into the
-            run folder (large shards copied as they are), so each split's shards share one folder and one name
-            pattern: what TFDS needs (`dataset.tfds_metadata`).
+        whole_splits: a split whose shards do not share one folder and one name pattern (after an append), or
+            that has shards to compact, is rewritten whole into the run folder (large shards copied as they are),
+            so each split has one file template: what TFDS needs (`dataset.tfds_metadata`).
     """
 
     target_shard_mb: float = 128.0
@@ -142,7 +143,7 @@ def plan_groups(manifest: Manifest, options: CompactOptions) -> list[ShardGroup]
         runs.append(tuple(current))
         kept = [run for run in runs if len(run) >= 2]
         files = manifest.splits[split].files
-        if options.whole_splits and (kept or len({posixpath.dirname(f.path) for f in files}) > 1):
+        if options.whole_splits and (kept or not one_template(files)):
             kept = _whole(files, options.target_bytes)
         groups += [
             ShardGroup(split, shard_file_name(split, i, len(kept), manifest.compression), run)

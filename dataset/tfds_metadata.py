@@ -141,16 +141,25 @@ def render_features(manifest: Manifest) -> tuple[dict[str, Any], dict[str, bytes
     return document, labels
 
 
-def _template(names: list[str]) -> str | None:
-    """The TFDS file template of shards `names` (in manifest order) of one folder, if TFDS can generate exactly
-    these names from it: one pattern, numbers 0..n-1 of n in order."""
-    match = _SHARD_NUMBER.search(names[0])
+def shard_template(names: list[str]) -> str | None:
+    """The TFDS file template of shard file names `names` (in manifest order) of one folder, if TFDS can generate
+    exactly these names from it: one pattern, numbers 0..n-1 of n in order."""
+    match = _SHARD_NUMBER.search(names[0]) if names else None
     if match is None:
         return None
     template = names[0][: match.start()] + "-{SHARD_X_OF_Y}" + names[0][match.end() :]
     count = len(names)
     wanted = [template.replace("{SHARD_X_OF_Y}", f"{i:05d}-of-{count:05d}") for i in range(count)]
     return template if wanted == names and "{" not in template.replace("{SHARD_X_OF_Y}", "") else None
+
+
+def one_template(files: tuple[ShardFile, ...]) -> bool:
+    """Whether a split's shards lie in one folder under one template (what TFDS can describe)."""
+    if not files:
+        return True
+    return len({posixpath.dirname(f.path) for f in files}) == 1 and (
+        shard_template([posixpath.basename(f.path) for f in files]) is not None
+    )
 
 
 def _by_folder(files: tuple[ShardFile, ...]) -> dict[str, list[ShardFile]]:
@@ -214,7 +223,7 @@ def plan_metadata(data_url: str, version: Version) -> TfdsPlan:
     for split, info in sorted(manifest.splits.items()):
         grouped = _by_folder(info.files)
         for folder, shards in grouped.items():
-            template = _template([posixpath.basename(f.path) for f in shards])
+            template = shard_template([posixpath.basename(f.path) for f in shards])
             if template is None:
                 odd.append(f"split {split!r} in {folder or 'the root'}")
                 continue
