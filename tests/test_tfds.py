@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from conversion.compact import CompactOptions, compact
+from conversion.compact import CompactOptions, compact, plan_groups
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.errors import DatasetError
-from dataset.tfds_metadata import DATASET_INFO, FEATURES, render_features, tfds_directory
+from dataset.manifest import Manifest, ShardFile, SplitInfo, image_features
+from dataset.tfds_metadata import DATASET_INFO, FEATURES, render_features, shard_template, tfds_directory
 from dataset.versions import read_manifest, read_version, rollback
 from jobs import convert_table
 from jobs import versions as versions_job
@@ -278,3 +279,32 @@ def test_a_gzip_dataset_gets_no_metadata_and_one_line(spark, tmp_path, capsys):
     assert capsys.readouterr().err == f"error: {line}\n"
     with pytest.raises(DatasetError, match="^" + re.escape(line) + "$"):
         tfds_directory(str(out))
+
+
+def test_a_template_is_found_only_where_tfds_generates_exactly_the_names():
+    assert shard_template(["train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]) == (
+        "train-{SHARD_X_OF_Y}.tfrecord"
+    )
+    assert shard_template(["train-00000-of-00001-b1b2.tfrecord"]) == "train-{SHARD_X_OF_Y}-b1b2.tfrecord"
+    assert shard_template(["train-00000-of-00003.tfrecord", "train-00002-of-00003.tfrecord"]) is None  # a gap
+    assert shard_template(["train-00001-of-00002.tfrecord", "train-00000-of-00002.tfrecord"]) is None  # out of order
+    assert shard_template(["rewritten-1f2e-00001-train-00000-of-00002.tfrecord"]) is None  # 1 file named "of 2"
+    assert shard_template(["part-0.tfrecord"]) is None
+
+
+def test_whole_splits_regroups_every_shard_of_a_split_that_spans_folders():
+    kb = 1024
+    a = tuple(ShardFile(f"run-a/train-{i:05d}-of-00002.tfrecord", 3, 900 * kb) for i in range(2))
+    b = (ShardFile("run-b/train-00000-of-00001-b1b2.tfrecord", 2, 100 * kb),)
+    one = (ShardFile("run-a/test-00000-of-00001.tfrecord", 1, 900 * kb),)
+    manifest = Manifest(
+        "images", "", "", {}, ("x",), image_features(), {"train": SplitInfo(8, a + b), "test": SplitInfo(1, one)},
+        "none", 9, {}, "", None,
+    )  # fmt: skip
+    options = CompactOptions(target_shard_mb=1.0, min_shard_mb=0.5)
+    assert plan_groups(manifest, options) == []  # large shards stay where they are: train still spans two folders
+    groups = plan_groups(manifest, dataclasses.replace(options, whole_splits=True))
+    assert [(g.split, g.name, [f.path for f in g.shards]) for g in groups] == [
+        ("train", "train-00000-of-00002.tfrecord", [a[0].path]),
+        ("train", "train-00001-of-00002.tfrecord", [a[1].path, b[0].path]),
+    ]  # test lies in one folder under one template: left as it is
