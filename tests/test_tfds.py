@@ -214,6 +214,16 @@ def test_an_append_gets_metadata_per_run_folder_and_one_line_for_the_root(append
     assert versions_job.main(["--data", str(out), "--tfds"]) == 2
     assert capsys.readouterr().err == f"error: {spans_line(out, 2)}\n"
 
+    token = v2.info.run.rsplit("-", 1)[1]
+    info = json.loads((out / v2.info.run / DATASET_INFO).read_text())
+    assert [(s["name"], s["filepathTemplate"]) for s in info["splits"]] == [
+        (split, f"{split}-{{SHARD_X_OF_Y}}-{token}.tfrecord")
+        for split in sorted(v2.manifest.splits)
+        if any(f.path.startswith(v2.info.run) for f in v2.manifest.splits[split].files)
+    ]
+    assert info["version"] == "2.0.0" and (out / v2.info.run / "image.class.label.labels.txt").read_text() == (
+        "cat\ndog\nzebra\n"
+    )
     builder = tfds.builder_from_directories([str(out / run) for run in run_folders(out)])
     assert builder.info.features["image/class/label"].names == list(v2.manifest.labels) == ["cat", "dog", "zebra"]
     for split, info in v2.manifest.splits.items():
