@@ -156,7 +156,7 @@ def _whole(files: tuple[ShardFile, ...], target: int) -> list[tuple[ShardFile, .
     """Every shard of a split in groups of consecutive shards up to `target` bytes (a larger shard alone)."""
     groups: list[list[ShardFile]] = []
     for shard in files:
-        if not groups or (groups[-1] and sum(f.bytes for f in groups[-1]) + shard.bytes > target):
+        if not groups or sum(f.bytes for f in groups[-1]) + shard.bytes > target:
             groups.append([])
         groups[-1].append(shard)
     return [tuple(group) for group in groups]
