@@ -8,8 +8,11 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import fsspec
+import numpy as np
+import pyarrow.compute as pc
 from fsspec.implementations.local import LocalFileSystem
 
+from dataset import obstore_io
 from dataset.errors import StorageError
 from dataset.listing import ListedFile as ListedFile  # re-exported: callers import it from here
 from dataset.listing import Listing, ListingBuilder
@@ -78,11 +81,16 @@ def _walk_local(root: str, found: ListingBuilder) -> None:
 def list_files(url: str) -> Listing:
     """All files under `url`, recursively, sorted by relative path, as columns (iterating yields `ListedFile`s), with
     each file's stamp (`Listing.stamps`: mtime in ns locally, ETag on object stores; from the listing itself).
+    S3 listings go through obstore where it lists exactly what s3fs would (`dataset.obstore_io`), else s3fs.
 
     Raises:
         StorageError: the root does not exist or is not a folder.
     """
     fs, root = filesystem(url)
+    if not is_local(fs):
+        listed = _find_with_obstore(fs, root)
+        if listed is not None:
+            return listed
     fs.invalidate_cache(root)  # a fresh listing; on an object store isdir lists the root and caches it for below
     if not fs.isdir(root):
         raise StorageError(f"input {url} does not exist or is not a folder; pass the root of the label folders")
@@ -123,6 +131,36 @@ def _find_remote(fs: fsspec.AbstractFileSystem, root: str, found: ListingBuilder
         with ThreadPoolExecutor(min(LISTING_THREADS, len(folders))) as pool:
             for listed in pool.map(find, folders):
                 add(listed)
+
+
+def _find_with_obstore(fs: fsspec.AbstractFileSystem, root: str) -> Listing | None:
+    """What `_find_remote` lists, through obstore (`dataset.obstore_io`): the root's first level, then each top-level
+    folder recursively, `LISTING_THREADS` at once, its pages as Arrow columns (no Python object per key). None when
+    obstore declines any part (s3fs then lists it all, with its own errors): an empty or missing root included."""
+    top = obstore_io.list_top(fs, root)
+    if top is None or not (top.folders or top.objects):
+        return None
+    bucket = root.split("/", 1)[0]
+    cut = len(root) - len(bucket)  # characters of `<prefix>/` before a relative path in a key ("" for a bucket)
+    folders = [f"{bucket}/{folder}" for folder in top.folders]
+    with ThreadPoolExecutor(max(1, min(LISTING_THREADS, len(folders)))) as pool:
+        listed = list(pool.map(lambda folder: obstore_io.list_folder(fs, folder), folders))
+    if any(batches is None for batches in listed):
+        return None
+    found = ListingBuilder()
+    for key, size, etag in top.objects:
+        found.add(key[cut:], size, stamp=etag.strip('"') if etag is not None else None)
+    prefix = root[len(bucket) + 1 :] + "/" if cut else ""
+    for batch in (batch for batches in listed for batch in batches):
+        paths = batch.column("path")
+        if batch.column("e_tag").null_count or not pc.all(pc.starts_with(paths, prefix)).as_py():
+            return None  # not what s3fs would list (it stamps a file without an ETag by its time)
+        found.add_columns(
+            pc.utf8_slice_codeunits(paths, len(prefix)),  # in code points, as `len` counts them
+            batch.column("size").to_numpy(zero_copy_only=False).astype(np.int64),
+            pc.utf8_trim(batch.column("e_tag"), '"'),
+        )
+    return found.build()
 
 
 def _stamp(info: dict) -> str | None:

@@ -11,6 +11,8 @@ and translated, by pure functions that return new dicts, for:
 * fsspec/s3fs: :func:`s3fs_storage_options` (botocore >= 1.31.6x also reads ``AWS_ENDPOINT_URL`` by itself; the
   explicit options make it independent of the botocore version and of the process environment).
 * Spark's S3A: :func:`spark_s3a_conf` (also maps ``s3://`` and ``s3n://`` to S3A, so all three schemes work).
+* obstore (Rust's ``object_store``) for the hot paths (whole-object reads, shard downloads and uploads, listings):
+  ``dataset/obstore_io.py``, from the same variables; it hands to s3fs whatever it cannot serve exactly.
 * TensorFlow 2.15 via ``tensorflow-io`` (its ``s3://`` file system, AWS SDK for C++): :func:`tensorflow_env`
   (training does not use it: it stages through local disk, see ``training/storage.py``).
 
@@ -219,7 +221,7 @@ def stage_to_local(
     local = local_paths(urls, dest, root)
     for folder in sorted({os.fspath(dest), *(os.path.dirname(p) for p in local)}):
         os.makedirs(folder, exist_ok=True)
-    if urls:
+    if urls and not _obstore_io().download(urls, local, env):  # obstore declined or failed: s3fs does it all
         s3_filesystem(env).get(urls, local)
     return local
 
@@ -257,8 +259,17 @@ def sync_dir_to_store(local_dir: str | os.PathLike[str], url: str, env: Mapping[
     if not files:
         return 0
     prefix = fsspec_url(url).rstrip("/")
-    s3_filesystem(env).put([str(p) for p in files], [f"{prefix}/{p.relative_to(root).as_posix()}" for p in files])
+    urls = [f"{prefix}/{p.relative_to(root).as_posix()}" for p in files]
+    if not _obstore_io().upload(files, urls, env):  # obstore declined or failed: s3fs does it all
+        s3_filesystem(env).put([str(p) for p in files], urls)
     return len(files)
+
+
+def _obstore_io() -> Any:
+    """`dataset.obstore_io`, the hot paths' client (imported late: it imports this module)."""
+    from dataset import obstore_io as module
+
+    return module
 
 
 # ---- Spark S3A -----------------------------------------------------------------------------------------------------
