@@ -111,55 +111,58 @@ def _find_remote(fs: fsspec.AbstractFileSystem, root: str, found: ListingBuilder
     under `root`. Each folder's listing becomes columns as soon as it is in."""
     top = fs.ls(root, detail=True)  # from the listing `list_files`' isdir just made
     folders = [entry["name"].rstrip("/") for entry in top if entry["type"] == "directory"]
-
-    prefix = root.rstrip("/") + "/"
-
-    def add(listed: dict) -> None:
-        for path, info in listed.items():
-            if not path.endswith("/"):  # a folder marker object
-                # cutting the prefix costs 0.08 us a key, posixpath.relpath 4.6 (it calls getcwd twice)
-                relpath = path[len(prefix) :] if path.startswith(prefix) else posixpath.relpath(path, root)
-                found.add(relpath, int(info.get("size") or 0), stamp=_stamp(info))
-
-    def find(folder: str) -> dict:
-        listed = fs.find(folder, detail=True, withdirs=False)
-        _forget(fs, folder)
-        return listed
-
-    add({entry["name"]: entry for entry in top if entry["type"] != "directory"})
+    _add_found(found, root, {entry["name"]: entry for entry in top if entry["type"] != "directory"})
     if folders:
         with ThreadPoolExecutor(min(LISTING_THREADS, len(folders))) as pool:
-            for listed in pool.map(find, folders):
-                add(listed)
+            for listed in pool.map(lambda folder: _find_folder(fs, folder), folders):
+                _add_found(found, root, listed)
+
+
+def _find_folder(fs: fsspec.AbstractFileSystem, folder: str) -> dict:
+    """s3fs's recursive listing of `folder` (path -> info), left out of its listing cache."""
+    listed = fs.find(folder, detail=True, withdirs=False)
+    _forget(fs, folder)
+    return listed
+
+
+def _add_found(found: ListingBuilder, root: str, listed: dict) -> None:
+    prefix = root.rstrip("/") + "/"
+    for path, info in listed.items():
+        if not path.endswith("/"):  # a folder marker object
+            # cutting the prefix costs 0.08 us a key, posixpath.relpath 4.6 (it calls getcwd twice)
+            relpath = path[len(prefix) :] if path.startswith(prefix) else posixpath.relpath(path, root)
+            found.add(relpath, int(info.get("size") or 0), stamp=_stamp(info))
 
 
 def _find_with_obstore(fs: fsspec.AbstractFileSystem, root: str) -> Listing | None:
     """What `_find_remote` lists, through obstore (`dataset.obstore_io`): the root's first level, then each top-level
-    folder recursively, `LISTING_THREADS` at once, its pages as Arrow columns (no Python object per key). None when
-    obstore declines any part (s3fs then lists it all, with its own errors): an empty or missing root included."""
+    folder recursively, `LISTING_THREADS` at once, its pages as Arrow columns (no Python object per key); a folder
+    obstore declines (one with a zero-byte object, say) is listed by s3fs. None when obstore declines the root's
+    first level, or finds nothing there (s3fs then lists it all, with its own errors for a missing root)."""
     top = obstore_io.list_top(fs, root)
     if top is None or not (top.folders or top.objects):
         return None
     bucket = root.split("/", 1)[0]
-    cut = len(root) - len(bucket)  # characters of `<prefix>/` before a relative path in a key ("" for a bucket)
-    folders = [f"{bucket}/{folder}" for folder in top.folders]
-    with ThreadPoolExecutor(max(1, min(LISTING_THREADS, len(folders)))) as pool:
-        listed = list(pool.map(lambda folder: obstore_io.list_folder(fs, folder), folders))
-    if any(batches is None for batches in listed):
-        return None
+    prefix = root[len(bucket) + 1 :] + "/" if "/" in root else ""  # of every key under the root ("" for a bucket)
     found = ListingBuilder()
     for key, size, etag in top.objects:
-        found.add(key[cut:], size, stamp=etag.strip('"') if etag is not None else None)
-    prefix = root[len(bucket) + 1 :] + "/" if cut else ""
-    for batch in (batch for batches in listed for batch in batches):
-        paths = batch.column("path")
-        if batch.column("e_tag").null_count or not pc.all(pc.starts_with(paths, prefix)).as_py():
-            return None  # not what s3fs would list (it stamps a file without an ETag by its time)
-        found.add_columns(
-            pc.utf8_slice_codeunits(paths, len(prefix)),  # in code points, as `len` counts them
-            batch.column("size").to_numpy(zero_copy_only=False).astype(np.int64),
-            pc.utf8_trim(batch.column("e_tag"), '"'),
-        )
+        found.add(key[len(prefix) :], size, stamp=etag.strip('"') if etag is not None else None)
+
+    def listed(folder: str) -> list | dict:
+        batches = obstore_io.list_folder(fs, f"{bucket}/{folder}")
+        return _find_folder(fs, f"{bucket}/{folder}") if batches is None else batches
+
+    with ThreadPoolExecutor(max(1, min(LISTING_THREADS, len(top.folders)))) as pool:
+        for batches in pool.map(listed, top.folders):
+            if isinstance(batches, dict):  # s3fs's
+                _add_found(found, root, batches)
+                continue
+            for batch in batches:
+                found.add_columns(
+                    pc.utf8_slice_codeunits(batch.column("path"), len(prefix)),  # code points, as `len` counts
+                    batch.column("size").to_numpy(zero_copy_only=False).astype(np.int64),
+                    pc.utf8_trim(batch.column("e_tag"), '"'),
+                )
     return found.build()
 
 

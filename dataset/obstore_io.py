@@ -304,7 +304,7 @@ def list_top(fs: Any, root: str) -> Top | None:
 def list_folder(fs: Any, folder: str) -> list[Any] | None:
     """Every object under the key `folder` (``bucket/prefix``) of `fs`, recursively, as Arrow record batches (columns
     ``path``, ``size``, ``e_tag``: keys without the bucket); None when obstore declines or fails, or the folder holds
-    a zero-byte object (see :func:`list_top`)."""
+    a zero-byte object (see :func:`list_top`) or one without an ETag."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -319,6 +319,12 @@ def list_folder(fs: Any, folder: str) -> list[Any] | None:
         batches = [pa.record_batch(chunk).select(["path", "size", "e_tag"]) for chunk in stream]
     except (*_obstore_errors(), ImportError):  # ImportError: arro3-core, which Arrow results need, is missing
         return None
-    if any(batch.num_rows and pc.min(batch.column("size")).as_py() == 0 for batch in batches):
-        return None
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        # a zero-byte object may be a folder marker; s3fs stamps an object without an ETag by its time
+        if pc.min(batch.column("size")).as_py() == 0 or batch.column("e_tag").null_count:
+            return None
+        if not pc.all(pc.starts_with(batch.column("path"), f"{prefix}/")).as_py():
+            return None
     return batches

@@ -144,8 +144,10 @@ def test_listing_with_a_zero_byte_object_or_a_folder_marker_is_s3fs_s(s3, proxy,
     proxy.reset()
     listed = _listed(f"s3://{root}")
     assert [(relpath, size) for relpath, size, _ in listed] == [("a/1.jpg", 1), ("b/empty.jpg", 0), ("c/2.jpg", 2)]
+    # obstore lists the marker `c/` as a zero-byte object `c`: it lists all, and s3fs lists `b` and `c` again
+    clients = by_client(proxy)
+    assert clients == {"obstore": [f"list /{s3.bucket}"] * 4, "botocore": [f"list /{s3.bucket}"] * 2}, clients
     assert listed == _s3fs_listed(f"s3://{root}", monkeypatch)
-    assert by_client(proxy)["botocore"]  # obstore lists the marker `c/` as a zero-byte object `c`: s3fs listed it
 
 
 def test_listing_a_missing_root_is_s3fs_s_one_line(s3, proxy):
@@ -186,3 +188,32 @@ def test_a_failed_download_leaves_s3fs_to_say_what_is_missing(s3, proxy, tmp_pat
     with pytest.raises(FileNotFoundError):
         stage_to_local([f"s3://{s3.bucket}/some/here.bin", f"s3://{s3.bucket}/some/gone.bin"], tmp_path / "d")
     assert not [name for name in os.listdir(tmp_path / "d") if name.endswith(".part")]
+
+
+@pytest.fixture
+def job_env(spark, proxy):
+    """`proxy`, and the shared session's worker environment restored afterwards (a job points it at the store)."""
+    saved = dict(spark.sparkContext.environment)
+    yield proxy
+    spark.sparkContext.environment.clear()
+    spark.sparkContext.environment.update(saved)
+
+
+def test_a_conversion_reads_its_images_in_tasks_through_obstore(s3, job_env):
+    from dataset.versions import read_manifest
+    from jobs import convert_images as convert_job
+    from tests.images import image_bytes
+
+    fs = s3_filesystem()
+    images = {
+        f"{label}/{i}.png": image_bytes("PNG", (8, 8), seed=i + 50 * (label == "b")) for label in "ab" for i in range(6)
+    }
+    fs.pipe({f"{s3.bucket}/raw/{relpath}": data for relpath, data in images.items()})
+    out = f"s3://{s3.bucket}/datasets/x"
+    job_env.reset()
+    assert convert_job.main(["--input", f"s3://{s3.bucket}/raw", "--output", out, "--splits", "train=1"]) == 0
+    clients = by_client(job_env)
+    image_gets = sorted(r for r in clients["obstore"] if r.startswith(f"get /{s3.bucket}/raw/"))
+    assert image_gets == sorted(f"get /{s3.bucket}/raw/{relpath}" for relpath in images)
+    assert not [r for r in clients["botocore"] if r.startswith(f"get /{s3.bucket}/raw/")]
+    assert read_manifest(out).num_records == len(images)
