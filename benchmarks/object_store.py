@@ -325,7 +325,7 @@ def conversion_section(bench: Bench, spark: Any) -> tuple[Table, dict[str, Any]]
 @contextmanager
 def client(name: str) -> Iterator[None]:
     """This process's object-store reads through `name`: "obstore" (the project's default) or "s3fs" (aiobotocore,
-    the client before; `TFRECORDPIPE_OBSTORE=0`)."""
+    the client before; `USE_OBSTORE=0`)."""
     saved = os.environ.get(OBSTORE_VARIABLE)
     os.environ[OBSTORE_VARIABLE] = "1" if name == "obstore" else "0"
     try:

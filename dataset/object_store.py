@@ -48,6 +48,9 @@ S3A_PACKAGES = "org.apache.hadoop:hadoop-aws:3.3.4,com.amazonaws:aws-java-sdk-bu
 # (conversion.images.options.MAX_READ_CONCURRENCY); connections are opened only when used.
 MAX_POOL_CONNECTIONS = 256
 
+# "0" sends the hot paths (dataset/obstore_io.py) through s3fs too; read there, defined here for client_env()
+OBSTORE_VARIABLE = "USE_OBSTORE"
+
 # botocore >= 1.36 sends CRC checksums (aws-chunked trailers) that several S3-compatible servers refuse
 # (S3Proxy: "A header you provided implies functionality that is not implemented."). Older botocore ignores these.
 BOTOCORE_CHECKSUM_ENV = {
@@ -446,6 +449,8 @@ def client_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     if store.custom_endpoint:
         for name, value in BOTOCORE_CHECKSUM_ENV.items():
             out[name] = env.get(name) or value
+    if env.get(OBSTORE_VARIABLE):  # the hot paths' client choice (dataset/obstore_io.py), for the workers too
+        out[OBSTORE_VARIABLE] = env[OBSTORE_VARIABLE]
     return out
 
 

@@ -14,7 +14,7 @@ keep s3fs's behaviour wherever obstore could differ:
 * listings that hold a zero-byte object go to s3fs: obstore lists a folder marker (``a/``) as a zero-byte object
   ``a``, which s3fs leaves out.
 
-``TFRECORDPIPE_OBSTORE=0`` turns the module off (every request through s3fs). Nothing here sends checksum headers
+``USE_OBSTORE=0`` turns the module off (every request through s3fs). Nothing here sends checksum headers
 (``checksum_algorithm`` unset), so servers that refuse botocore >= 1.36's CRC headers (S3Proxy) accept it; its
 connection pool has no per-host cap (botocore's 10 needed ``MAX_POOL_CONNECTIONS``).
 """
@@ -31,9 +31,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dataset.object_store import ObjectStore, is_s3_url, object_store_from_env
+from dataset.object_store import OBSTORE_VARIABLE, ObjectStore, is_s3_url, object_store_from_env
 
-OBSTORE_VARIABLE = "TFRECORDPIPE_OBSTORE"
 TRANSFER_THREADS = 8  # whole-file downloads or uploads at once (large objects: bandwidth, not round trips)
 LIST_CHUNK = 1_000  # objects per listing page (S3's page size)
 _STREAM_CHUNK = 8 << 20  # bytes a download writes at a time
@@ -64,7 +63,7 @@ class StoreConfig:
 
 
 def enabled(env: Mapping[str, str] | None = None) -> bool:
-    """Whether obstore serves the hot paths: installed, and not turned off by ``TFRECORDPIPE_OBSTORE=0``."""
+    """Whether obstore serves the hot paths: installed, and not turned off by ``USE_OBSTORE=0``."""
     value = (os.environ if env is None else env).get(OBSTORE_VARIABLE, "").strip().lower()
     if value in ("0", "false", "no", "off"):
         return False

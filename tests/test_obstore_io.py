@@ -15,6 +15,7 @@ import pytest
 from dataset import obstore_io
 from dataset.fs import list_files
 from dataset.object_store import (
+    client_env,
     object_store_from_env,
     s3_filesystem,
     s3fs_storage_options,
@@ -65,6 +66,9 @@ def test_settings_come_from_the_standard_variables_and_s3fs_options_alike():
     assert obstore_io.config_from_env("bucket", {"AWS_REGION": "eu-west-1"}) is None
     assert obstore_io.config_from_s3fs(s3_filesystem(env, anon=True), "bucket") is None
     assert obstore_io.config_from_env("bucket", {**env, obstore_io.OBSTORE_VARIABLE: "0"}) is None
+    # the choice reaches Spark's Python workers and Horovod ranks with the other variables
+    assert client_env({**env, obstore_io.OBSTORE_VARIABLE: "0"})[obstore_io.OBSTORE_VARIABLE] == "0"
+    assert obstore_io.OBSTORE_VARIABLE not in client_env(env)
     assert object_store_from_env(env).endpoint_url == config.endpoint_url
     assert s3fs_storage_options(env)["client_kwargs"]["region_name"] == config.region
 
