@@ -185,8 +185,9 @@ def object_reader(fs: Any, fallback: Reader) -> Reader | None:
             return fallback(path)
         try:
             return bytes(obstore.get(store, key).bytes())
-        except errors:  # a missing object, a refused request: s3fs's own error (and its message) for it
-            return fallback(path)
+        except errors:  # a missing object, a refused request: s3fs's own error (and its message) for it, below
+            pass
+        return fallback(path)
 
     return read
 
