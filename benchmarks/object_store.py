@@ -178,6 +178,7 @@ class Phase:
     seconds: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
+    server_threads: dict[str, float] = field(default_factory=dict)  # the S3 server's CPU seconds by thread kind
 
     @property
     def ours(self) -> float:
@@ -209,10 +210,18 @@ def measured(proxy: LatencyProxy) -> Iterator[Phase]:
     """Time the block and attribute its CPU and requests (the proxy's counts start from zero)."""
     phase = Phase()
     proxy.reset()
+    server = _server_pid()
+    threads_before = thread_cpu(server)
     before = cpu_sample()
     with timed() as timing:
         yield phase
     after = cpu_sample()
+    threads_after = thread_cpu(server)
+    phase.server_threads = {
+        kind: threads_after[kind] - threads_before.get(kind, 0.0)
+        for kind in threads_after
+        if threads_after[kind] - threads_before.get(kind, 0.0) > 0
+    }
     phase.seconds = timing.seconds
     roles = set(before.by_role) | set(after.by_role)
     phase.cpu = {role: after.by_role.get(role, 0.0) - before.by_role.get(role, 0.0) for role in roles}
@@ -224,6 +233,54 @@ def measured(proxy: LatencyProxy) -> Iterator[Phase]:
 def phase_rows(table: Table, phase: Phase, cores: int) -> None:
     table.line(phase.cpu_line(cores), indent=4)
     table.line(phase.requests_line(), indent=4)
+    if phase.server_threads:
+        kinds = sorted(phase.server_threads.items(), key=lambda kv: -kv[1])
+        table.line("S3 server CPU s by thread: " + ", ".join(f"{kind} {sec:.2f}" for kind, sec in kinds), indent=4)
+
+
+_THREAD_KINDS = (
+    ("C2 Compiler", "JIT"),
+    ("C1 Compiler", "JIT"),
+    ("GC", "GC"),
+    ("G1", "GC"),
+    ("S3Proxy-Jetty", "Jetty"),
+    ("qtp", "Jetty"),
+)
+
+
+def _server_pid() -> int | None:
+    me = psutil.Process()
+    for proc in me.children(recursive=True):
+        try:
+            if _role(proc, me.pid) == "S3 server":
+                return proc.pid
+        except psutil.Error:
+            continue
+    return None
+
+
+def thread_cpu(pid: int | None) -> dict[str, float]:
+    """CPU seconds of the live threads of `pid` by kind (JIT, GC, Jetty's request threads, other), from
+    /proc/<pid>/task/*/stat; threads that ended between two samples are left out of the difference."""
+    out: collections.Counter[str] = collections.Counter()
+    if pid is None:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        kind = next((k for prefix, k in _THREAD_KINDS if name.startswith(prefix)), "other")
+        out[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return dict(out)
 
 
 def phase_dict(phase: Phase) -> dict[str, Any]:
@@ -299,14 +356,7 @@ def conversion_section(bench: Bench, spark: Any) -> tuple[Table, dict[str, Any]]
     table.figure("ratio overlapped/one", speedup, CONVERSION_TARGET, "(images/s; >1: overlapped is faster)")
     overlapped = runs["overlapped"]["phase"]
     per_image = overlapped.ours / runs["overlapped"]["images"]  # CPU seconds of this process tree per image
-    ceiling = per_second(bench.cores, per_image)
-    table.line(
-        f"overlapped, this process tree used {1000 * per_image:.2f} ms of CPU an image: on {bench.cores} idle cores "
-        f"at most {ceiling:.0f} images/s ({ratio(ceiling, one_rate):.1f}x one at a time); other processes took "
-        f"{per_second(overlapped.others, overlapped.seconds):.2f} cores meanwhile"
-    )
-    cap = ratio(ceiling, one_rate)
-    table.figure("share of that cap", ratio(speedup, cap), CAP_SHARE_TARGET, f"({speedup:.1f}x of {cap:.1f}x)")
+    cap = cap_figures(table, bench, overlapped, per_image, one_rate, speedup, "images")
     tasks = {name: per_second(run["images"], run["timings"]["work_s"]) for name, run in runs.items()}
     table.figure("tasks alone overlapped/one", ratio(tasks["overlapped"], tasks["one_at_a_time"]), None,
                  f"(images/s of the tasks' phase: {tasks['overlapped']:.0f} against {tasks['one_at_a_time']:.0f}; "
@@ -314,9 +364,7 @@ def conversion_section(bench: Bench, spark: Any) -> tuple[Table, dict[str, Any]]
     results = {
         name: {k: v for k, v in run.items() if k != "phase"} | phase_dict(run["phase"]) for name, run in runs.items()
     }
-    return table, {**results, "ratio": CONVERSION_TARGET.as_dict(speedup), "cpu_ceiling_images_per_s": ceiling,
-                   "cap_ratio": cap, "cap_share": CAP_SHARE_TARGET.as_dict(ratio(speedup, cap)),
-                   "tasks_images_per_s": tasks}  # fmt: skip
+    return table, {**results, "ratio": CONVERSION_TARGET.as_dict(speedup), "cap": cap, "tasks_images_per_s": tasks}
 
 
 # --------------------------------------------------------------------------- 2. reads alone, both clients
@@ -389,23 +437,41 @@ def reads_section(bench: Bench) -> tuple[Table, dict]:
     return table, results
 
 
-def reads_cap(table: Table, bench: Bench, overlapped: Phase, one: Phase, reads: int) -> dict[str, float]:
-    """How far overlapped reads could go on this machine: the CPU a read took (client, server, proxy and anything
-    else of this process tree) spread over all cores, against the one-at-a-time rate; and the share of that reached."""
+def reads_cap(table: Table, bench: Bench, overlapped: Phase, one: Phase, reads: int) -> dict[str, Any]:
+    """`cap_figures` of obstore's overlapped reads, with the CPU a read cost each of its parts."""
     cpu_per_read = overlapped.ours / reads
-    fixed = {role: per_get(overlapped, role, reads) for role in ("S3 server", "proxy")}
-    ceiling = per_second(bench.cores, cpu_per_read)
-    one_rate = per_second(reads, one.seconds)
-    cap = ratio(ceiling, one_rate)
-    reached = ratio(per_second(reads, overlapped.seconds), one_rate)
+    parts = {role: per_get(overlapped, role, reads) for role in ("S3 server", "proxy", "this process")}
     table.line(
         f"obstore, {bench.args.read_concurrency} in flight: {1000 * cpu_per_read:.3f} ms of CPU a read (server "
-        f"{fixed['S3 server']:.3f}, proxy {fixed['proxy']:.3f}, client {per_get(overlapped, 'this process', reads):.3f}):"
-        f" {bench.cores} idle cores allow at most {ceiling:.0f} reads/s, {cap:.1f}x one at a time ({one_rate:.0f}/s)"
+        f"{parts['S3 server']:.3f}, proxy {parts['proxy']:.3f}, client {parts['this process']:.3f})"
     )
-    table.figure("share of that cap", ratio(reached, cap), CAP_SHARE_TARGET, f"({reached:.1f}x of {cap:.1f}x)")
-    return {"cpu_ms_per_read": 1000 * cpu_per_read, "ceiling_reads_per_s": ceiling, "cap_ratio": cap,
-            "reached_ratio": reached, "share": CAP_SHARE_TARGET.as_dict(ratio(reached, cap))}  # fmt: skip
+    one_rate = per_second(reads, one.seconds)
+    reached = ratio(per_second(reads, overlapped.seconds), one_rate)
+    return cap_figures(table, bench, overlapped, cpu_per_read, one_rate, reached, "reads")
+
+
+def cap_figures(
+    table: Table, bench: Bench, overlapped: Phase, cpu_per_unit: float, one_rate: float, reached: float, unit: str
+) -> dict[str, Any]:
+    """The ratio overlapped/one at a time this machine allows, and the share of it `reached`: the lower of the CPU
+    bound (its cores over the CPU seconds a unit cost this process tree: client, server, proxy, Spark) and the
+    latency bound (`--read-concurrency` times the requests in flight); also with the cores that other processes
+    left free during the overlapped run (a busy machine), for information."""
+    concurrency = bench.args.read_concurrency
+    others = per_second(overlapped.others, overlapped.seconds)  # cores other processes took meanwhile
+    idle = ratio(per_second(bench.cores, cpu_per_unit), one_rate)
+    left = ratio(per_second(max(bench.cores - others, 0.0), cpu_per_unit), one_rate)
+    cap, cap_left = min(idle, concurrency), min(left, concurrency)
+    table.line(
+        f"cap: {bench.cores} idle cores allow {per_second(bench.cores, cpu_per_unit):.0f} {unit}/s, {idle:.1f}x one at "
+        f"a time ({one_rate:.0f}/s); {concurrency} in flight allow {concurrency}x: cap {cap:.1f}x. Other processes "
+        f"took {others:.2f} cores meanwhile; with what they left, cap {cap_left:.1f}x"
+    )
+    table.figure("share of the cap", ratio(reached, cap), CAP_SHARE_TARGET, f"({reached:.1f}x of {cap:.1f}x)")
+    table.figure("share, busy machine", ratio(reached, cap_left), None, f"({reached:.1f}x of {cap_left:.1f}x)")
+    return {"cpu_ms_per_unit": 1000 * cpu_per_unit, "cpu_bound_ratio": idle, "latency_bound_ratio": concurrency,
+            "cap_ratio": cap, "reached_ratio": reached, "share": CAP_SHARE_TARGET.as_dict(ratio(reached, cap)),
+            "other_processes_cores": others, "cap_ratio_busy": cap_left}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- 3. listing
