@@ -28,6 +28,16 @@ from tests.s3server import s3_bucket_fixture
 
 s3 = s3_bucket_fixture(scope="module")
 
+
+@pytest.fixture(scope="module", autouse=True)
+def obstore_installed():
+    """These tests need obstore (requirements.lock); without it they fail saying so, they never skip."""
+    try:
+        import obstore  # noqa: F401
+    except ImportError:
+        pytest.fail("obstore is not installed: run `make` (requirements.lock pins obstore and arro3-core)")
+
+
 AWS_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
             "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", obstore_io.OBSTORE_VARIABLE)  # fmt: skip
 ODD_KEYS = ["odd/a//b.jpg", "odd/tab\tname.jpg", "odd/dot/./x.jpg"]  # keys obstore's paths refuse or rewrite
