@@ -137,7 +137,8 @@ def _value(features: Any, name: str, feature: Feature, where: str) -> Any:
     elif feature.length != "fixed":
         return np.array([], dtype=_NUMPY[feature.dtype])
     elif feature.null_count:
-        array = np.array([feature.default], dtype=_NUMPY[feature.dtype])
+        default = feature.default.encode() if isinstance(feature.default, str) else feature.default  # TF: bytes
+        array = np.array([default], dtype=_NUMPY[feature.dtype])
     else:
         raise DatasetError(f"{where} has no feature {name!r}, which every record holds; validate the dataset")
     if feature.length != "fixed":
