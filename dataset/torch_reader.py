@@ -126,7 +126,10 @@ def worker_examples(
     wanted = {name: manifest.features[name] for name in (keys or sorted(manifest.features))}
     for number, record in enumerate(worker_records(data_url, split, worker, num_workers, version)):
         features = example_pb2.Example.FromString(record).features.feature
-        yield {name: _value(features, name, feature, f"record {number} of worker {worker}") for name, feature in wanted.items()}
+        yield {
+            name: _value(features, name, feature, f"record {number} of worker {worker}")
+            for name, feature in wanted.items()
+        }
 
 
 def _value(features: Any, name: str, feature: Feature, where: str) -> Any:

@@ -15,7 +15,6 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conversion.images.convert import convert_images
@@ -185,7 +184,9 @@ def test_read_records_batched_with_each_index_read_once(images, tmp_path):
     assert cache.reads == non_empty  # cached
     assert read_records(images, "train", []) == []
     assert read_record(images, "test", 0) == walked(images, "test")[0]
-    with pytest.raises(DatasetError, match=rf"^split 'train' of \S+ has {len(records)} records, not {len(records) + 1}$"):
+    with pytest.raises(
+        DatasetError, match=rf"^split 'train' of \S+ has {len(records)} records, not {len(records) + 1}$"
+    ):
         read_records(images, "train", [0, len(records)])
     small = IndexCache(capacity=1)  # the least recently used index goes first
     first, last = 0, len(records) - 1
