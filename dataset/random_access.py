@@ -22,7 +22,7 @@ from dataset.layout import DatasetFolder
 from dataset.manifest import Manifest, ShardFile
 from dataset.record_index import Spans, parse_index
 from dataset.tfrecord import masked_crc32c
-from dataset.versions import public_url, read_manifest
+from dataset.versions import public_url, read_version
 
 INDEX_CACHE_SHARDS = 1024  # parsed indexes kept per process (~15 bytes of text and 2 ints a record)
 
@@ -71,6 +71,12 @@ class IndexCache:
         with self._lock:
             self._spans.clear()
 
+    def __getstate__(self) -> dict:
+        return {"capacity": self.capacity}  # a copy in another process starts empty (and a lock is not picklable)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["capacity"])
+
 
 INDEXES = IndexCache()  # this process's
 
@@ -107,46 +113,79 @@ def record_spans(
     return out
 
 
+class SplitReader:
+    """The records of one split of one version by index, for a map-style dataset (`reader[k]`, `len(reader)`): the
+    manifest is read once here (the version pinned), so each record then costs one ranged read, a shard's first
+    record its index too. Picklable: a DataLoader worker's copy starts with an empty index cache of its own.
+    """
+
+    def __init__(self, data_url: str, split: str, version: int | None = None, cache: IndexCache | None = None):
+        read = read_version(data_url, version)
+        self.folder = DatasetFolder(data_url)
+        self.split = split
+        self.version = read.number
+        self.manifest = read.manifest
+        self.cache = cache if cache is not None else INDEXES
+        self._len = self.manifest.split(split).num_records  # no such split: DatasetError here
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: int) -> bytes:
+        return self.read([index])[0]
+
+    def read(self, indexes: Sequence[int]) -> list[bytes]:
+        """Records `indexes` (in the order asked, repeats allowed): one ranged read each, all issued at once
+        (`cat_ranges`).
+
+        Raises:
+            DatasetError: no such record, a shard without a usable index, a shard gone (a vacuumed version), or
+                no whole record where the index says (for the first record that fails).
+        """
+        spans = record_spans(self.folder, self.manifest, self.split, indexes, self.cache)
+        if not spans:
+            return []
+        folder = self.folder
+        paths = [folder.path(span.shard) for span in spans]
+        starts, ends = [s.offset for s in spans], [s.offset + s.size for s in spans]
+        frames = folder.fs.cat_ranges(paths, starts, ends, on_error="return")
+        records = []
+        for span, frame in zip(spans, frames):
+            where = f"{folder.file_url(span.shard)} at byte {span.offset}"
+            if isinstance(frame, FileNotFoundError):
+                raise DatasetError(
+                    f"shard {folder.file_url(span.shard)} of version {self.version} is gone (vacuumed?); "
+                    "read the current version"
+                ) from frame
+            if isinstance(frame, Exception):
+                raise StorageError(f"cannot read {where}: {frame}") from frame
+            records.append(_record(frame, span.size, where))
+        return records
+
+
 def read_record(data_url: str, split: str, index: int, version: int | None = None) -> bytes:
-    """The serialized `tf.train.Example` of record `index` (0-based, manifest order) of `split`: one ranged read of
-    the shard (and a read of the shard's index the first time this process reads that shard), its CRCs checked.
+    """The serialized `tf.train.Example` of record `index` (0-based, manifest order) of `split`: the manifest, then
+    one ranged read of the shard (and a read of the shard's index the first time this process reads that shard),
+    its CRCs checked. Many records: `read_records`, or a `SplitReader` (the manifest read once).
 
     Raises:
         DatasetError: no such split or record, the shard has no index (gzip, or written before indexes), the
             shard is gone (a vacuumed version), or the index or the shard does not hold a whole record there.
     """
-    return read_records(data_url, split, [index], version)[0]
+    return SplitReader(data_url, split, version).read([index])[0]
 
 
 def read_records(
-    data_url: str, split: str, indexes: Sequence[int], version: int | None = None, cache: IndexCache = INDEXES
+    data_url: str, split: str, indexes: Sequence[int], version: int | None = None, cache: IndexCache | None = None
 ) -> list[bytes]:
     """The serialized records `indexes` of `split` (in the order asked, repeats allowed): the manifest read once,
-    each shard's index once per process (`cache`), then one ranged read per record, all issued at once
-    (`cat_ranges`).
+    each shard's index once per process (`cache`, default this process's), then one ranged read per record, all
+    issued at once (`cat_ranges`).
 
     Raises:
         DatasetError: as `read_record`, for the first record that fails.
     """
-    folder = DatasetFolder(data_url)
-    manifest = read_manifest(data_url, version)
-    spans = record_spans(folder, manifest, split, indexes, cache)
-    if not spans:
-        return []
-    fs = folder.fs
-    paths = [folder.path(span.shard) for span in spans]
-    frames = fs.cat_ranges(paths, [s.offset for s in spans], [s.offset + s.size for s in spans], on_error="return")
-    records = []
-    for span, frame in zip(spans, frames):
-        where = f"{folder.file_url(span.shard)} at byte {span.offset}"
-        if isinstance(frame, FileNotFoundError):
-            raise DatasetError(
-                f"shard {folder.file_url(span.shard)} is gone (a vacuumed version?); read the current version"
-            ) from frame
-        if isinstance(frame, Exception):
-            raise StorageError(f"cannot read {where}: {frame}") from frame
-        records.append(_record(frame, span.size, where))
-    return records
+    return SplitReader(data_url, split, version, cache).read(indexes)
 
 
 def _cat(folder: DatasetFolder, relpath: str) -> bytes:

@@ -23,7 +23,7 @@ from dataset.errors import DatasetError
 from dataset.layout import DatasetFolder
 from dataset.manifest import shard_urls
 from dataset.object_store import s3_filesystem
-from dataset.random_access import IndexCache, read_record, read_records, record_spans
+from dataset.random_access import IndexCache, SplitReader, read_record, read_records, record_spans
 from dataset.torch_reader import worker_shards
 from dataset.versions import read_manifest
 from jobs import convert_table
@@ -194,12 +194,25 @@ def test_read_records_batched_with_each_index_read_once(images, tmp_path):
     assert (small.reads, len(small._spans)) == (3, 1)
 
 
+def test_split_reader_is_a_map_style_dataset_that_survives_pickling(images):
+    records = walked(images, "train")
+    reader = SplitReader(images, "train", cache=IndexCache())
+    assert (len(reader), reader.version) == (len(records), 1)
+    assert [reader[k] for k in range(len(reader))] == records
+    copy = pickle.loads(pickle.dumps(reader))  # what a DataLoader worker gets
+    assert copy.cache.reads == 0 and copy[len(records) - 1] == records[-1] and copy.cache.reads == 1
+    with pytest.raises(DatasetError, match=r"^split 'nope' is not in the dataset; it has test, train$"):
+        SplitReader(images, "nope")
+
+
 def test_read_records_names_a_shard_that_is_gone(images, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(images, copy)
     shard = next(f for f in read_manifest(str(copy)).split("train").files if f.num_records)
     (copy / shard.path).unlink()
-    with pytest.raises(DatasetError, match=r"^shard \S+\.tfrecord is gone \(a vacuumed version\?\); read the current"):
+    with pytest.raises(
+        DatasetError, match=r"^shard \S+\.tfrecord of version 1 is gone \(vacuumed\?\); read the current"
+    ):
         read_records(str(copy), "train", [0])
 
 
@@ -223,3 +236,8 @@ def test_read_records_on_the_object_store_one_ranged_get_per_record(s3, images, 
             assert len(ranged) == len(ks)
             indexes = [r for r in gets if r.target.endswith(".idx")]
             assert len(indexes) == (len(touched) if round_ == 0 else 0)
+        reader = SplitReader(url, "train", cache=cache)
+        proxy.reset()
+        assert reader[4] == records[4]
+        [request] = proxy.requests()  # the manifest read already, the index cached: one ranged GET
+        assert request.kind == "get" and ".tfrecord" in request.target and "range" in request.headers
