@@ -207,15 +207,26 @@ def tfds_reader(tf: Any, data: Data) -> Callable[[], Result] | str:
 
 
 def tfrecord_workers(data: Data, workers: int) -> Result:
-    """`workers` child processes, each reading its share with the `tfrecord` package; all records / their span."""
+    """`workers` child processes, each reading its share with the `tfrecord` package; all records / their span.
+
+    Each child imports what it needs, says it is ready, and starts when every child is: the span covers reading
+    only, not Python's start-up.
+    """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "benchmarks.readers", WORKER_COMMAND, str(data.path), SPLIT, str(w), str(workers)],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         for w in range(workers)
     ]
+    for child in children:
+        if child.stdout.readline().strip() != "ready":
+            child.kill()
+            raise RuntimeError(f"a tfrecord worker did not start: {child.stderr.read()[-2000:]}")
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
     reports = []
     for child in children:
         out, err = child.communicate(timeout=1800)
@@ -232,8 +243,12 @@ def tfrecord_workers(data: Data, workers: int) -> Result:
 def run_worker(argv: list[str]) -> int:
     """A child: read worker W of N's share of a split with the `tfrecord` package; print its count and times."""
     data, split, worker, workers = argv[0], argv[1], int(argv[2]), int(argv[3])
+    import tfrecord.reader  # noqa: F401 - imported before the start signal
+
     from dataset.torch_reader import worker_examples
 
+    print("ready", flush=True)
+    sys.stdin.readline()
     count, start = 0, time.time()  # wall clock: compared across processes
     for _ in worker_examples(data, split, worker, workers, keys=KEYS):
         count += 1
