@@ -192,7 +192,9 @@ def tfds_reader(tf: Any, data: Data) -> Callable[[], Result] | str:
         return f"{data.path}/dataset_info.json is missing (conversion writes it with the TFDS change)"
     builder = tfds.builder_from_directory(str(data.path))
     if builder.info.splits[SPLIT].num_examples != data.records:
-        raise RuntimeError(f"TFDS counts {builder.info.splits[SPLIT].num_examples} records, the manifest {data.records}")
+        raise RuntimeError(
+            f"TFDS counts {builder.info.splits[SPLIT].num_examples} records, the manifest {data.records}"
+        )
     images = {key: tfds.decode.SkipDecoding() for key, f in builder.info.features.items()
               if isinstance(f, tfds.features.Image)}  # fmt: skip
 
@@ -216,7 +218,12 @@ def tfrecord_workers(data: Data, workers: int) -> Result:
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "benchmarks.readers", WORKER_COMMAND, str(data.path), SPLIT, str(w), str(workers)],
-            cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for w in range(workers)
     ]
