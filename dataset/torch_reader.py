@@ -119,11 +119,20 @@ def worker_examples(
     """`worker_records` parsed as `tf.io.parse_single_example` with the manifest's spec parses them, as numpy:
     a scalar is a numpy scalar (bytes for strings), a fixed list an array of its shape, a var-length list a 1-D
     array; a value left out of a record is the manifest's `default` (an empty array for a list). `keys`: the
-    features to return (default all)."""
-    from tfrecord import example_pb2
+    features to return (default all).
 
+    Raises:
+        DatasetError: as `worker_records`; a key the manifest does not list; a record without a feature that every
+            record holds, or with another number of values than its shape (named).
+    """
     manifest = read_manifest(data_url, version)
+    unknown = sorted(set(keys or ()) - set(manifest.features))
+    if unknown:
+        names = ", ".join(sorted(manifest.features))
+        raise DatasetError(f"{public_url(data_url)} has no feature {', '.join(map(repr, unknown))}; it has {names}")
     wanted = {name: manifest.features[name] for name in (keys or sorted(manifest.features))}
+    from tfrecord import example_pb2  # after the checks: a process with TensorFlow gets their error, not a clash
+
     for number, record in enumerate(worker_records(data_url, split, worker, num_workers, version)):
         features = example_pb2.Example.FromString(record).features.feature
         yield {

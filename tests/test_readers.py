@@ -24,7 +24,7 @@ from dataset.layout import DatasetFolder
 from dataset.manifest import shard_urls
 from dataset.object_store import s3_filesystem
 from dataset.random_access import IndexCache, SplitReader, read_record, read_records, record_spans
-from dataset.torch_reader import worker_shards
+from dataset.torch_reader import worker_examples, worker_shards
 from dataset.versions import read_manifest
 from jobs import convert_table
 from tests.images import image_bytes, write
@@ -161,6 +161,8 @@ def test_worker_shards_refuse_in_one_line(images, tmp_path, s3):
         worker_shards(images, manifest, "train", 2, 2)
     with pytest.raises(DatasetError, match=r"^s3://\S+ is not on local disk: the tfrecord package reads local files"):
         worker_shards(f"s3://{s3.bucket}/x", manifest, "train", 0, 2)
+    with pytest.raises(DatasetError, match=r"^\S+ has no feature 'image/nope'; it has image/channels, "):
+        next(worker_examples(images, "train", keys=("image/encoded", "image/nope")))
     gz = tmp_path / "gz"
     shutil.copytree(images, gz)
     gzipped = replace(read_manifest(str(gz)), compression="gzip")
