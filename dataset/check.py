@@ -24,6 +24,7 @@ from dataset.layout import (
 from dataset.manifest import Manifest, shard_urls
 from dataset.object_store import local_copies, local_dataset
 from dataset.record_index import check_index
+from dataset.tfds_metadata import is_tfds_file
 from dataset.versions import all_versions, read_manifest
 
 _OFFSET = re.compile(r"at (?:byte )?(\d+)")
@@ -185,9 +186,9 @@ def _check_record_index(folder: DatasetFolder, index: str, copy: str, shard_url:
 
 
 def _kept(path: str) -> bool:
-    """A version manifest, or a rejected report (of the current version or of a run)."""
+    """A version manifest, a rejected report (of the current version or of a run), or TFDS metadata."""
     parts = path.split("/")
-    return parts[0] == VERSIONS_DIR or REJECTED_DIR in parts[:-1]
+    return parts[0] == VERSIONS_DIR or REJECTED_DIR in parts[:-1] or is_tfds_file(parts[-1])
 
 
 def validate_dataset(data_url: str, decode_sample: int | None = None, version: int | None = None) -> ValidationReport:

@@ -60,6 +60,8 @@ def make_legacy(spark, source: Path, out: Path) -> None:
         shard.rename(out / shard.name)
     shutil.rmtree(run)
     shutil.rmtree(out / "_versions")
+    for name in ("dataset_info.json", "features.json", "image.class.label.labels.txt"):  # TFDS metadata came later
+        (out / name).unlink()
     manifest = read_version_text(out / "manifest.json")
     stripped = {
         name: dataclasses.replace(
