@@ -139,20 +139,17 @@ def test_tfrecord_package_reads_each_record_once_over_two_workers(kind, images, 
 
 
 @pytest.mark.needs_tf
-def test_dali_cpu_pipeline_reads_a_split_through_the_indexes(images, tmp_path):
+def test_dali_cpu_pipeline_reads_each_split_through_the_indexes(images, tmp_path):
     import tensorflow as tf
 
-    shards = tf_shards(images, "train")
-    records = [r for s in shards for r in s]
-    want = [
-        (row["image/encoded"], int(row["image/class/label"]))
-        for row in tf_parsed(images, records)  # fmt: skip
-    ]
-    got = child("dali", images, "train", 2, tmp_path)
-    assert got["epoch_size"] == len(records) == 10
-    # DALI shards the concatenated records of all files: shard s reads [N*s//2, N*(s+1)//2)
-    assert got["shards"] == [want[:5], want[5:]]
-    assert tf.io.decode_png(got["shards"][1][0][0]).shape[2] == 3
+    for split, size in (("train", 10), ("test", 4)):  # test: shards of 1, 1 and 2 records (one-line indexes)
+        records = [r for s in tf_shards(images, split) for r in s]
+        want = [(row["image/encoded"], int(row["image/class/label"])) for row in tf_parsed(images, records)]
+        got = child("dali", images, split, 2, tmp_path)
+        assert got["epoch_size"] == len(records) == size
+        # DALI shards the concatenated records of all files: shard s reads [N*s//2, N*(s+1)//2)
+        assert got["shards"] == [want[: size // 2], want[size // 2 :]]
+        assert tf.io.decode_png(got["shards"][1][0][0]).shape[2] == 3
 
 
 def test_worker_shards_refuse_in_one_line(images, tmp_path, s3):
