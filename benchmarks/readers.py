@@ -372,10 +372,13 @@ def copy_first(tf: Any, run: S3Run, data: Data) -> tuple[Result, float]:
 
 
 def s3_section(tf: Any, run: S3Run, data: Data, local_tf: float) -> tuple[Table, dict[str, Any]]:
+    from benchmarks.object_store import measured, phase_dict
+
     args, url = run.args, run.urls[data.name]
     indexes = random_indexes(data, args.random, args.seed)
     staged, copy_s = copy_first(tf, run, data)
-    batched = random_access(url, data, indexes)
+    with measured(run.proxy) as phase:  # where the CPU went: this process, the S3 server, the proxy, others
+        batched = random_access(url, data, indexes)
     in_turn = split_reader(url, indexes)
     run.proxy.reset()
     single = one_at_a_time(url, indexes[: args.single])
@@ -388,6 +391,7 @@ def s3_section(tf: Any, run: S3Run, data: Data, local_tf: float) -> tuple[Table,
               f"ratio {ratio(batched.per_s, staged.per_s):.2f} vs copy-first, {ratio(batched.per_s, local_tf):.3f} "
               f"vs local tf.data; {1000 * batched.extra['cpu_s'] / max(batched.records, 1):.1f} ms CPU a record "
               "in this process")  # fmt: skip
+    table.line(phase.cpu_line(os.cpu_count() or 1), indent=4)
     table.row(f"SplitReader[k] x {in_turn.records:,}, in turn", rate_cell(in_turn.per_s, "records/s"),
               "(one ranged GET a record, one at a time)")  # fmt: skip
     table.row(f"read_record x {single.records:,}, in turn", rate_cell(single.per_s, "records/s"),
@@ -397,7 +401,7 @@ def s3_section(tf: Any, run: S3Run, data: Data, local_tf: float) -> tuple[Table,
     results = {
         "copy_first": {"records_per_s": staged.per_s, "copy_s": copy_s, "seconds": staged.seconds},
         "read_records": {"records": batched.records, "seconds": batched.seconds, "records_per_s": batched.per_s,
-                         "cpu_s": batched.extra["cpu_s"]},
+                         "cpu_s": batched.extra["cpu_s"], **phase_dict(phase)},
         "split_reader": {"records": in_turn.records, "seconds": in_turn.seconds, "records_per_s": in_turn.per_s},
         "read_record": {"records": single.records, "seconds": single.seconds, "records_per_s": single.per_s,
                         "requests": requests},
