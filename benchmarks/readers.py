@@ -12,9 +12,10 @@ TFDS describes), no image decoding:
 
 * tf.data: `TFRecordDataset(shards).map(parse_single_example, AUTOTUNE).prefetch(AUTOTUNE)`, iterated eagerly;
   the baseline of every ratio.
-* TFDS: `tfds.builder_from_directory(DATASET).as_dataset(split="train", decoders=SkipDecoding for images)`
-  (skipped with one line when tensorflow-datasets or the dataset's `dataset_info.json` is missing).
-  Target: >= 0.95x tf.data.
+* TFDS: `tfds.builder_from_directory(DATASET).as_dataset(split="train", decoders=SkipDecoding for images,
+  read_config=ReadConfig(try_autocache=False))` (skipped with one line when tensorflow-datasets or the dataset's
+  `dataset_info.json` is missing). Target: >= 0.95x tf.data. Row "TFDS, default ReadConfig": with TFDS's autocache
+  (a dataset under 250 MiB is cached in memory while a new `as_dataset` is iterated, a cost each pass here).
 * the `tfrecord` package: `dataset.torch_reader.worker_examples` in 1 and in 2 child processes (DataLoader workers
   do this; the package and TensorFlow cannot share a process), each worker its share of every shard through the
   indexes; records/s = all records / (last worker's end - first worker's start).
@@ -189,8 +190,13 @@ def tf_pass(tf: Any, data: Data, files: list[str] | None = None) -> Result:
     return Result(count, timing.seconds)
 
 
-def tfds_reader(tf: Any, data: Data) -> Callable[[], Result] | str:
-    """A pass of TFDS's `as_dataset` over the split, or the line that says why TFDS is skipped."""
+def tfds_reader(tf: Any, data: Data, autocache: bool = False) -> Callable[[], Result] | str:
+    """A pass of TFDS's `as_dataset` over the split, or the line that says why TFDS is skipped.
+
+    TFDS caches a dataset under 250 MiB in memory while a `as_dataset` is first iterated (`try_autocache`, on by
+    default): a pass over a new `as_dataset` then fills a cache it never reads. Without `autocache` TFDS reads the
+    shards each pass, as tf.data does (the row the target applies to); with it, TFDS's default.
+    """
     try:
         import tensorflow_datasets as tfds
     except ImportError:
@@ -204,11 +210,12 @@ def tfds_reader(tf: Any, data: Data) -> Callable[[], Result] | str:
         )
     images = {key: tfds.decode.SkipDecoding() for key, f in builder.info.features.items()
               if isinstance(f, tfds.features.Image)}  # fmt: skip
+    config = tfds.ReadConfig(try_autocache=autocache)
 
     def one_pass() -> Result:
         count = 0
         with timed() as timing:
-            for _ in builder.as_dataset(split=SPLIT, decoders=images):
+            for _ in builder.as_dataset(split=SPLIT, decoders=images, read_config=config):
                 count += 1
         return Result(count, timing.seconds)
 
@@ -314,6 +321,7 @@ def local_section(tf: Any, args: argparse.Namespace, data: Data) -> tuple[Table,
     sides: dict[str, Callable[[], Result]] = {"tf.data": lambda: tf_pass(tf, data)}
     if callable(tfds_pass):
         sides["TFDS"] = tfds_pass
+        sides["TFDS, default ReadConfig"] = tfds_reader(tf, data, autocache=True)
     sides["tfrecord, 1 worker"] = lambda: tfrecord_workers(data, 1)
     sides["tfrecord, 2 workers"] = lambda: tfrecord_workers(data, 2)
     indexes = random_indexes(data, args.random, args.seed)
@@ -338,7 +346,7 @@ def local_section(tf: Any, args: argparse.Namespace, data: Data) -> tuple[Table,
         table.line(f"TFDS: skipped, {tfds_pass}")
     else:
         table.figure("ratio TFDS/tf.data", figures.add("ratio_tfds", ratio(best["TFDS"].per_s, base)), TFDS_TARGET,
-                     "(records/s, same shards)")  # fmt: skip
+                     "(records/s, same shards; TFDS's autocache off)")  # fmt: skip
     results = {name: {"records": r.records, "seconds": r.seconds, "records_per_s": r.per_s, "ratio": ratio(r.per_s, base)}
                for name, r in best.items()}  # fmt: skip
     return table, {"readers": results, "tfds_skipped": "" if callable(tfds_pass) else tfds_pass,
