@@ -52,14 +52,15 @@ def images(spark, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def table(spark, tmp_path_factory) -> str:
-    """20 rows: an int key, a float, a string, an int left empty in every third row (left out of its record)."""
+    """20 rows: an int key, a float, a string, an int left empty in every third row (left out of its record, read
+    as -1)."""
     folder = tmp_path_factory.mktemp("readers-tab")
     csv = folder / "rows.csv"
     rows = [f"{i},{i * 0.25},n{i},{'' if i % 3 == 0 else 20 + i},{'xy'[i % 2]}\n" for i in range(20)]
     csv.write_text("id,x,name,age,label\n" + "".join(rows))
     out = folder / "table"
     argv = ["--input", str(csv), "--output", str(out), "--label", "label", "--key", "id", "--num-shards", "2"]
-    assert convert_table.main(argv) == 0
+    assert convert_table.main([*argv, "--null-default", "age=-1"]) == 0  # not 0: a reader that ignores it shows
     return str(out)
 
 
@@ -124,7 +125,7 @@ def test_tfrecord_package_reads_each_record_once_over_two_workers(kind, images, 
     if kind == "images":
         assert set(manifest.splits) == {"train", "test"}
     else:
-        assert manifest.features["age"].null_count == 7 and manifest.features["age"].default == 0
+        assert manifest.features["age"].null_count == 7 and manifest.features["age"].default == -1
     for split in manifest.splits:
         shards = tf_shards(data, split)
         records = [r for s in shards for r in s]
