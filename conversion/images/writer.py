@@ -57,6 +57,7 @@ class ShardResult:
     first_frame_only: dict[str, int] = field(default_factory=dict)  # original format → multi-frame files
     warnings: tuple[tuple[str, str], ...] = ()  # (relpath, Pillow's warning) of the files written
     seconds: float = 0.0
+    cpu_s: float = 0.0  # the task process's CPU time while it wrote this shard
     attempt: int = 0
     record_index: str | None = None  # `<name>.idx` (uncompressed shards; gzip has none: dataset.record_index)
     record_index_tmp: str | None = None  # where it was written: beside `tmp_path`, renamed with it
@@ -72,7 +73,7 @@ def write_shard(
     `first` (the task's first shard) place it for the test-only fault injection.
     """
     fail_after = job.fail_once_after if first else None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     fs_in, root = filesystem(job.input_url)
     fs_out, staging = filesystem(job.staging_url)
     tmp_path = f"{staging}/{plan.name}" if job.final_names else f"{staging}/{plan.name}.tmp-{attempt_tag}"
@@ -141,6 +142,7 @@ def write_shard(
         first_frame_only=dict(first_frame_only),
         warnings=tuple(warned),
         seconds=time.perf_counter() - start,
+        cpu_s=time.process_time() - cpu_start,
         attempt=attempt,
         record_index=record_index,
         record_index_tmp=index_tmp,
