@@ -63,6 +63,41 @@ class ShardResult:
     record_index_tmp: str | None = None  # where it was written: beside `tmp_path`, renamed with it
 
 
+WRITE_BATCH = 1 << 20  # bytes of framed records handed to the output stream at once
+
+
+class BatchedWrites:
+    """Passes writes on to `raw` in batches of about `WRITE_BATCH` bytes: a local file's 8 KB buffer would make a
+    system call for nearly every framed record of a few KB. `close` (or `flush`) writes what is held; after an
+    error nothing held is written (the output is thrown away then, see `discarded_on_error`)."""
+
+    def __init__(self, raw: Any, batch: int = WRITE_BATCH) -> None:
+        self._raw = raw
+        self._batch = batch
+        self._held: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> int:
+        self._held.append(data)
+        self._size += len(data)
+        if self._size >= self._batch:
+            self._pass_on()
+        return len(data)
+
+    def _pass_on(self) -> None:
+        if self._held:
+            self._raw.write(self._held[0] if len(self._held) == 1 else b"".join(self._held))
+            self._held, self._size = [], 0
+
+    def flush(self) -> None:
+        self._pass_on()
+        self._raw.flush()
+
+    def close(self) -> None:
+        self._pass_on()
+        self._raw.close()
+
+
 def write_shard(
     plan: ShardPlan, job: ShardJob, attempt_tag: str, attempt: int = 0, partition: int = 0, first: bool = True
 ) -> ShardResult:
@@ -85,7 +120,8 @@ def write_shard(
     warned: list[tuple[str, str]] = []
     input_bytes = 0
     raw = fs_out.open(tmp_path, "wb")
-    writer = TFRecordFileWriter(raw, plan.compression)
+    batched = BatchedWrites(raw)
+    writer = TFRecordFileWriter(batched, plan.compression)  # type: ignore[arg-type]
     files = list(plan.files)  # a TaskPlan's files are built as they are read: once
     reads = read_files(fs_in, (f"{root}/{task.relpath}" for task in files), job.read_concurrency)
     try:
@@ -105,7 +141,7 @@ def write_shard(
                 writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
                 labels[task.label_id] += 1
                 if job.pause_after is not None and partition == 0 and writer.num_records == job.pause_after:
-                    _pause(raw, fs_out, staging)
+                    _pause(batched, fs_out, staging)
                 warned.extend((task.relpath, text) for text in said)
                 original = image.source_format or image.format
                 if image.source_format:
