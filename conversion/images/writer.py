@@ -125,7 +125,7 @@ def write_shard(
     files = list(plan.files)  # a TaskPlan's files are built as they are read: once
     reads = read_files(fs_in, (f"{root}/{task.relpath}" for task in files), job.read_concurrency)
     try:
-        with discarded_on_error(raw):  # closed below only when every record is in
+        with discarded_on_error(raw), recorded_warnings() as caught:  # closed below only when every record is in
             for task, (_, data) in zip(files, reads):
                 if should_fail(fail_after, partition, attempt, writer.num_records):
                     raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
@@ -133,7 +133,7 @@ def write_shard(
                     rejects.append(Skip(task.relpath, "unreadable", f"{type(data).__name__}: {data.strerror or data}"))
                     continue
                 input_bytes += len(data)
-                image, said = checked(data, job)
+                image, said = checked(data, job, caught)
                 if isinstance(image, Rejected):
                     detail = "; ".join([image.detail, *(f"Pillow warned: {text}" for text in said)])
                     rejects.append(Skip(task.relpath, image.reason, detail.lstrip("; ")))
@@ -192,17 +192,33 @@ def _pause(raw: Any, fs_out: Any, staging: str) -> None:
     time.sleep(3600)
 
 
-def checked(data: bytes, job: ShardJob) -> tuple[ImageRecord | Rejected, list[str]]:
-    """`check_image`'s record (or rejection) and the warnings Pillow raised on the way, which would otherwise
-    print on the executor's console: the summary and the rejected report carry them instead."""
+@contextlib.contextmanager
+def recorded_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Record every warning raised in the block (none printed), for `checked` to read per file: one
+    `catch_warnings` per shard instead of one per file."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            image: ImageRecord | Rejected = check_image(data, job.transform)
-        except Rejected as rejected:
-            image = rejected
-    said = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))  # once each, in order
-    return image, said
+        yield caught  # type: ignore[misc]
+
+
+def checked(
+    data: bytes, job: ShardJob, caught: list[warnings.WarningMessage] | None = None
+) -> tuple[ImageRecord | Rejected, list[str]]:
+    """`check_image`'s record (or rejection) and the warnings Pillow raised on the way, which would otherwise
+    print on the executor's console: the summary and the rejected report carry them instead.
+
+    `caught`: the list of an enclosing `recorded_warnings` block (emptied first); without it, the call records
+    its own."""
+    if caught is None:
+        with recorded_warnings() as caught:
+            return checked(data, job, caught)
+    caught.clear()
+    try:
+        image: ImageRecord | Rejected = check_image(data, job.transform)
+    except Rejected as rejected:
+        image = rejected
+    said = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)) if caught else []
+    return image, said  # each once, in order
 
 
 @contextlib.contextmanager
