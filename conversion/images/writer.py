@@ -108,6 +108,8 @@ def write_shard(
     `first` (the task's first shard) place it for the test-only fault injection.
     """
     fail_after = job.fail_once_after if first else None
+    fail_here = should_fail(fail_after, partition, attempt, fail_after or 0)  # test-only: this task fails
+    pause_after = job.pause_after if partition == 0 else None  # test-only
     start, cpu_start = time.perf_counter(), time.process_time()
     fs_in, root = filesystem(job.input_url)
     fs_out, staging = filesystem(job.staging_url)
@@ -127,7 +129,7 @@ def write_shard(
     try:
         with discarded_on_error(raw), recorded_warnings() as caught:  # closed below only when every record is in
             for task, (_, data) in zip(files, reads):
-                if should_fail(fail_after, partition, attempt, writer.num_records):
+                if fail_here and should_fail(fail_after, partition, attempt, writer.num_records):
                     raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
                 if isinstance(data, OSError):
                     rejects.append(Skip(task.relpath, "unreadable", f"{type(data).__name__}: {data.strerror or data}"))
@@ -140,9 +142,10 @@ def write_shard(
                     continue
                 writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
                 labels[task.label_id] += 1
-                if job.pause_after is not None and partition == 0 and writer.num_records == job.pause_after:
+                if pause_after is not None and writer.num_records == pause_after:
                     _pause(batched, fs_out, staging)
-                warned.extend((task.relpath, text) for text in said)
+                if said:
+                    warned.extend((task.relpath, text) for text in said)
                 original = image.source_format or image.format
                 if image.source_format:
                     converted[image.source_format] += 1
@@ -150,7 +153,7 @@ def write_shard(
                     turned[original] += 1
                 if image.frames > 1:
                     first_frame_only[original] += 1
-            if should_fail(fail_after, partition, attempt, fail_after or 0):  # a shorter shard fails before closing
+            if fail_here:  # a shorter shard fails before closing
                 raise InjectedFault(f"injected failure in {plan.name} at its end")
             num_records = writer.num_records
             writer.close()
