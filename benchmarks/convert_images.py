@@ -641,6 +641,7 @@ def measure(args: argparse.Namespace) -> int:
     chosen = workloads(args)
 
     print(f"Preparing data in {args.workdir}", flush=True)
+    print("Load average (1, 5, 15 min) at the start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     data = {w.name: prepare(w, args) for w in chosen}
 
     tf = import_tensorflow()
@@ -671,6 +672,7 @@ def measure(args: argparse.Namespace) -> int:
     finally:
         spark.stop()
 
+    print("Load average (1, 5, 15 min) at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     write_results(
         args,
         cores=args.cores,
