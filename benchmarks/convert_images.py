@@ -1,21 +1,22 @@
-"""Benchmark: the Spark `convert_images` job against a plain single-process Python loop.
+"""Benchmark: the Spark `convert_images` job against a plain single-process Python loop, fixed cost apart from throughput.
 
-    python -m benchmarks.convert_images                       # both workloads, default sizes
+    python -m benchmarks.convert_images                       # both workloads: N = 50,000 small files, 5,000 photos
     python -m benchmarks.convert_images --workload small --small-files 2000 --cores 2
-    python -m benchmarks.convert_images --smoke               # 200 PNGs + 20 photos, a temporary folder
+    python -m benchmarks.convert_images --smoke               # N = 200 PNGs + 20 photos, a temporary folder
 
-Two workloads are generated (deterministically, seeded) under `--workdir` and reused by later
-runs while complete:
+Two workloads are generated (deterministically, seeded) into a pool under `--workdir`
+(`pool-<workload>-<count>`, reused by later runs and by `benchmarks.incremental`):
 
 * small files: 64x64 RGB PNGs of a few KB in 10 label folders; header check only.
 * photos: ~100 KB JPEGs cut from scikit-learn's sample photographs (random crops, flips and
   scales) in 10 label folders; resized to 224x224 and re-encoded as JPEG.
 
-Each workload is converted twice: by a plain Python loop (os.walk, `check_image`, a
-`tf.train.Example` per image, three `tf.io.TFRecordWriter` split files) and by the Spark job.
-One SparkSession serves both workloads; its start-up time is counted in the end-to-end time of
-each of them. The comparison is printed (benchmarks/harness.py) and written to
-`<workdir>/results.json`.
+Each workload runs at N and at 4N files (folders of hard links into the pool). The plain loop (os.walk,
+`check_image`, a `tf.train.Example` per image, three `tf.io.TFRecordWriter` split files) converts N, then 4N;
+the Spark job, in one SparkSession whose start is timed apart, converts N (the session's first job), 4N, then N
+again. Printed: both sides' marginal rates (the 3N files between the runs), the job's fixed cost (session start,
+the first job's extra, every job's own), the marginal efficiency against the cores' rate, the whole-run ratios,
+and the CPU per marginal file of each process. The figures go to `<workdir>/results.json` (benchmarks/harness.py).
 """
 
 from __future__ import annotations
