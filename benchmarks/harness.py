@@ -296,6 +296,46 @@ def jvm_thread_cpu(spark: Any) -> dict[str, float]:
     return used
 
 
+def _proc_cpu(pid: int, children: bool) -> float:
+    """CPU seconds of process `pid` from /proc (with its reaped children's when `children`); 0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # fields from the state on: utime is the 12th, stime, cutime, cstime
+    used = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return used / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(root: int) -> list[int]:
+    """The live processes under `root` (its children, theirs, ...), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def spark_cpu(spark: Any) -> dict[str, float]:
+    """CPU seconds used so far by this driver process, the local Spark JVM and the Python processes it started
+    (the worker daemon and the Python workers, counting workers that ended and were reaped): take the difference
+    of two readings. Linux /proc; the JVM and workers are {} where the JVM is not this process's child."""
+    used = {"driver": time.process_time()}
+    proc = getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
+    if proc is not None and Path(f"/proc/{proc.pid}").is_dir():
+        used["jvm"] = _proc_cpu(proc.pid, children=False)
+        used["python workers"] = sum(_proc_cpu(pid, children=True) for pid in _descendants(proc.pid))
+    return used
+
+
 def write_results(args: argparse.Namespace, **figures: Any) -> Path:
     """`<workdir>/results.json`: when, on which machine, then `figures`; prints and returns its path."""
     summary = {

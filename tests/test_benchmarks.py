@@ -31,11 +31,16 @@ TARGET = r"   target (>=|<=) [\d.]+  (PASS|MISS)"
 
 EXPECTED = {
     "convert_images": [
-        r"^== small files: 200 PNG 64x64 RGB, header check only ==$",
-        r"^== photos: 20 JPEG ~100 KB, resize 224x224 \+ JPEG q90 ==$",
-        rf"^  ratio loop/spark {FIGURE}{TARGET}   \(>1: Spark is faster\)$",
-        rf"^  fixed cost {FIGURE} s{TARGET}   \(session start ",
-        rf"^  per-core efficiency {FIGURE}{TARGET}   \(work images/s / \d+ cores / loop images/s\)$",
+        r"^== small files: 200 PNG 64x64 RGB, header check only; runs of N and 4N = 800 files ==$",
+        r"^== photos: 20 JPEG ~100 KB, resize 224x224 \+ JPEG q90; runs of N and 4N = 80 files ==$",
+        r"^  python loop, 4N +\d+\.\d\d s +\d+ images/s   \(CPU \d+\.\d µs/file\)$",
+        r"^  spark, 4N +\d+\.\d\d s +\d+ images/s   \(listing/planning \d+\.\d\d s, tasks \d+\.\d\d s, commit ",
+        r"^  spark marginal rate +(-?\d+|-?inf|nan) images/s   \(the 3N files between N again and 4N\)$",
+        rf"^  marginal efficiency {FIGURE}{TARGET}   \(spark marginal images/s / \(\d+ cores x loop marginal images/s\)\)$",
+        rf"^  fixed cost {FIGURE} s{TARGET}   \(session start \d+\.\d\d s \+ first job's extra -?\d+\.\d\d s \+ every job",
+        rf"^  ratio loop/spark, N {FIGURE}   \(whole runs, session start included; >1: Spark is faster\)$",
+        rf"^  ratio loop/spark, 4N {FIGURE}   \(whole runs as a session's first job\)$",
+        r"^  CPU µs per marginal file: loop \S+; spark \S+ \(driver .+, python workers .+; in the task function ",
     ],
     "convert_table": [
         r"^== table: 2,000 rows x 30 columns, 8 Parquet files \(.+ MB\), \d+ cores ==$",

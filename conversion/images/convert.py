@@ -287,6 +287,7 @@ def _convert_listed(
     results = _run_tasks(spark, plans, job, progress_every, listing_rejects) if plans else []
     rewritten = rewrite_shards(spark, rewrites(plan, staging.run, options.output)) if plan is not None else []
     timings["work_s"] = time.perf_counter() - start - timings["listing_planning_s"]
+    timings["tasks_cpu_s"] = sum(r.cpu_s for r in results)  # the shard tasks' own CPU (benchmarks/convert_images)
     commit_start = time.perf_counter()
     rejects = list(found.skipped) + [s for r in results for s in r.rejects]
     staging.write_text(REJECTED_REPORT, _rejected_lines(rejects))

@@ -57,9 +57,45 @@ class ShardResult:
     first_frame_only: dict[str, int] = field(default_factory=dict)  # original format → multi-frame files
     warnings: tuple[tuple[str, str], ...] = ()  # (relpath, Pillow's warning) of the files written
     seconds: float = 0.0
+    cpu_s: float = 0.0  # the task process's CPU time while it wrote this shard
     attempt: int = 0
     record_index: str | None = None  # `<name>.idx` (uncompressed shards; gzip has none: dataset.record_index)
     record_index_tmp: str | None = None  # where it was written: beside `tmp_path`, renamed with it
+
+
+WRITE_BATCH = 1 << 20  # bytes of framed records handed to the output stream at once
+
+
+class BatchedWrites:
+    """Passes writes on to `raw` in batches of about `WRITE_BATCH` bytes: a local file's 8 KB buffer would make a
+    system call for nearly every framed record of a few KB. `close` (or `flush`) writes what is held; after an
+    error nothing held is written (the output is thrown away then, see `discarded_on_error`)."""
+
+    def __init__(self, raw: Any, batch: int = WRITE_BATCH) -> None:
+        self._raw = raw
+        self._batch = batch
+        self._held: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> int:
+        self._held.append(data)
+        self._size += len(data)
+        if self._size >= self._batch:
+            self._pass_on()
+        return len(data)
+
+    def _pass_on(self) -> None:
+        if self._held:
+            self._raw.write(self._held[0] if len(self._held) == 1 else b"".join(self._held))
+            self._held, self._size = [], 0
+
+    def flush(self) -> None:
+        self._pass_on()
+        self._raw.flush()
+
+    def close(self) -> None:
+        self._pass_on()
+        self._raw.close()
 
 
 def write_shard(
@@ -72,7 +108,9 @@ def write_shard(
     `first` (the task's first shard) place it for the test-only fault injection.
     """
     fail_after = job.fail_once_after if first else None
-    start = time.perf_counter()
+    fail_here = should_fail(fail_after, partition, attempt, fail_after or 0)  # test-only: this task fails
+    pause_after = job.pause_after if partition == 0 else None  # test-only
+    start, cpu_start = time.perf_counter(), time.process_time()
     fs_in, root = filesystem(job.input_url)
     fs_out, staging = filesystem(job.staging_url)
     tmp_path = f"{staging}/{plan.name}" if job.final_names else f"{staging}/{plan.name}.tmp-{attempt_tag}"
@@ -84,28 +122,30 @@ def write_shard(
     warned: list[tuple[str, str]] = []
     input_bytes = 0
     raw = fs_out.open(tmp_path, "wb")
-    writer = TFRecordFileWriter(raw, plan.compression)
+    batched = BatchedWrites(raw)
+    writer = TFRecordFileWriter(batched, plan.compression)  # type: ignore[arg-type]
     files = list(plan.files)  # a TaskPlan's files are built as they are read: once
     reads = read_files(fs_in, (f"{root}/{task.relpath}" for task in files), job.read_concurrency)
     try:
-        with discarded_on_error(raw):  # closed below only when every record is in
+        with discarded_on_error(raw), recorded_warnings() as caught:  # closed below only when every record is in
             for task, (_, data) in zip(files, reads):
-                if should_fail(fail_after, partition, attempt, writer.num_records):
+                if fail_here and should_fail(fail_after, partition, attempt, writer.num_records):
                     raise InjectedFault(f"injected failure in {plan.name} after {fail_after} records")
                 if isinstance(data, OSError):
                     rejects.append(Skip(task.relpath, "unreadable", f"{type(data).__name__}: {data.strerror or data}"))
                     continue
                 input_bytes += len(data)
-                image, said = checked(data, job)
+                image, said = checked(data, job, caught)
                 if isinstance(image, Rejected):
                     detail = "; ".join([image.detail, *(f"Pillow warned: {text}" for text in said)])
                     rejects.append(Skip(task.relpath, image.reason, detail.lstrip("; ")))
                     continue
                 writer.write(image_example(image, task.label_id, job.labels[task.label_id], task.relpath))
                 labels[task.label_id] += 1
-                if job.pause_after is not None and partition == 0 and writer.num_records == job.pause_after:
-                    _pause(raw, fs_out, staging)
-                warned.extend((task.relpath, text) for text in said)
+                if pause_after is not None and writer.num_records == pause_after:
+                    _pause(batched, fs_out, staging)
+                if said:
+                    warned.extend((task.relpath, text) for text in said)
                 original = image.source_format or image.format
                 if image.source_format:
                     converted[image.source_format] += 1
@@ -113,7 +153,7 @@ def write_shard(
                     turned[original] += 1
                 if image.frames > 1:
                     first_frame_only[original] += 1
-            if should_fail(fail_after, partition, attempt, fail_after or 0):  # a shorter shard fails before closing
+            if fail_here:  # a shorter shard fails before closing
                 raise InjectedFault(f"injected failure in {plan.name} at its end")
             num_records = writer.num_records
             writer.close()
@@ -141,6 +181,7 @@ def write_shard(
         first_frame_only=dict(first_frame_only),
         warnings=tuple(warned),
         seconds=time.perf_counter() - start,
+        cpu_s=time.process_time() - cpu_start,
         attempt=attempt,
         record_index=record_index,
         record_index_tmp=index_tmp,
@@ -154,17 +195,33 @@ def _pause(raw: Any, fs_out: Any, staging: str) -> None:
     time.sleep(3600)
 
 
-def checked(data: bytes, job: ShardJob) -> tuple[ImageRecord | Rejected, list[str]]:
-    """`check_image`'s record (or rejection) and the warnings Pillow raised on the way, which would otherwise
-    print on the executor's console: the summary and the rejected report carry them instead."""
+@contextlib.contextmanager
+def recorded_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Record every warning raised in the block (none printed), for `checked` to read per file: one
+    `catch_warnings` per shard instead of one per file."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            image: ImageRecord | Rejected = check_image(data, job.transform)
-        except Rejected as rejected:
-            image = rejected
-    said = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))  # once each, in order
-    return image, said
+        yield caught  # type: ignore[misc]
+
+
+def checked(
+    data: bytes, job: ShardJob, caught: list[warnings.WarningMessage] | None = None
+) -> tuple[ImageRecord | Rejected, list[str]]:
+    """`check_image`'s record (or rejection) and the warnings Pillow raised on the way, which would otherwise
+    print on the executor's console: the summary and the rejected report carry them instead.
+
+    `caught`: the list of an enclosing `recorded_warnings` block (emptied first); without it, the call records
+    its own."""
+    if caught is None:
+        with recorded_warnings() as caught:
+            return checked(data, job, caught)
+    caught.clear()
+    try:
+        image: ImageRecord | Rejected = check_image(data, job.transform)
+    except Rejected as rejected:
+        image = rejected
+    said = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)) if caught else []
+    return image, said  # each once, in order
 
 
 @contextlib.contextmanager
