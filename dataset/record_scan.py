@@ -1,0 +1,265 @@
+"""Validate's one pass over a dataset's shards: each shard read once (one GET on an object store), its frames
+walked and their CRCs checked, its record index compared with the walk, its records parsed against the manifest
+and their images decoded with training's decoder, all from the bytes read.
+
+The pass is one tf.data pipeline. A Python generator (run in a tf.data thread) reads, walks and checks shard after
+shard, a few shards ahead (`dataset.reads.read_files`), and hands each shard's bytes and record offsets on; chunks
+of records are parsed in parallel, then images are decoded one by one in parallel (AUTOTUNE), on every core.
+Records that fail to parse or decode drop out (`ignore_errors`): those that did not come back are examined one by
+one afterwards, eagerly, to name the first. A shard whose frames, record count or index are wrong stops the pass.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import numpy as np
+
+from dataset.decode import BadRecord, decode_image, decoder_error, op_error_text
+from dataset.errors import DatasetError
+from dataset.features import IMAGE_ENCODED, IMAGE_FILENAME
+from dataset.manifest import Feature, Manifest
+from dataset.reads import read_files
+from dataset.record_index import check_index_spans
+from dataset.tfrecord import FrameError, frame_spans
+
+CHUNK_RECORDS = 512  # records parsed by one call
+READ_AHEAD = 4  # files (shards and their indexes) read ahead of the walk; memory holds at most these
+PARSE_CALLS = 2  # chunks parsed at once
+RESULT_BATCH = 1024  # records handed back to Python at a time
+
+UNDECODABLE_ADVICE = (
+    "training would stop there: convert the data again with --verify decode or full (conversion checks "
+    "TensorFlow's decoding rules there and stores such files as PNG or rejects them; --verify header does not) "
+    "or train with --skip-undecodable"
+)
+
+
+@dataclass(frozen=True)
+class ShardScan:
+    """One shard to check: where it is, what the manifest says of it, and how many of its images to decode."""
+
+    split: str
+    url: str  # named in messages
+    path: str  # on the dataset's filesystem
+    num_records: int
+    index_url: str | None = None
+    index_path: str | None = None
+    decode: int = 0  # its first `decode` records' images are decoded
+
+
+@dataclass
+class _Stop:
+    """What stopped the generator, read by the caller's thread once the pipeline is drained."""
+
+    shard: int | None = None
+    error: DatasetError | None = None
+    crash: BaseException | None = None
+
+
+def feature_problem(manifest: Manifest, counts: np.ndarray) -> tuple[str, int] | None:
+    """The first fixed-length feature (sorted by name) whose count of values in a record is wrong: (name, count).
+
+    `counts` holds a record's number of values of each of `fixed_features(manifest)`. A count of 0 is right where
+    the manifest counts records that leave the feature out (a missing value).
+    """
+    for (name, info), got in zip(fixed_features(manifest), counts.tolist()):
+        if got != _width(info) and (got != 0 or info.null_count == 0):
+            return name, got
+    return None
+
+
+def feature_message(manifest: Manifest, name: str, got: int, record: int, shard: str) -> str:
+    """The one line naming a record whose feature `name` holds `got` values where the manifest says otherwise."""
+    info = manifest.features[name]
+    what = "lacks feature" if got == 0 else f"has {got} values (the manifest says {_width(info)}) for feature"
+    return (
+        f"record {record} of shard {shard} {what} {name!r} ({info.dtype}) that the manifest lists; "
+        "the manifest does not describe these records: convert the data again"
+    )
+
+
+def fixed_features(manifest: Manifest) -> list[tuple[str, Feature]]:
+    return [(name, info) for name, info in sorted(manifest.features.items()) if info.length == "fixed"]
+
+
+def _width(info: Feature) -> int:
+    return int(np.prod(info.shape)) if info.shape else 1
+
+
+def presence_spec(tf: Any, manifest: Manifest) -> dict[str, Any]:
+    """Every manifest feature as a VarLenFeature of its dtype: a missing feature parses as no value
+    (a FixedLenFeature would fail without naming it), another dtype fails to parse."""
+    dtypes = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
+    return {name: tf.io.VarLenFeature(dtypes[info.dtype]) for name, info in manifest.features.items()}
+
+
+def _shard_bytes(shard: ShardScan, data: bytes | OSError, compression: str) -> bytes:
+    if isinstance(data, OSError):
+        raise DatasetError(f"cannot read shard {shard.url}: {data.strerror or data}")
+    if compression != "gzip":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as err:
+        raise DatasetError(f"corrupt shard {shard.url}: its gzip stream does not decompress ({err})") from None
+
+
+def _walk(shard: ShardScan, data: bytes) -> list[tuple[int, int]]:
+    """The shard's frames, their CRCs checked, their number the manifest's."""
+    try:
+        spans = frame_spans(data, shard.url)
+    except FrameError as err:
+        raise DatasetError(
+            f"corrupt shard {shard.url} at byte offset {err.offset} (after {err.good} good records): "
+            f"{err.reason.split(': ', 1)[-1]}"
+        ) from None
+    if len(spans) != shard.num_records:
+        raise DatasetError(f"shard {shard.url} holds {len(spans)} records, the manifest says {shard.num_records}")
+    return spans
+
+
+def _checked_shards(
+    fs: fsspec.AbstractFileSystem, shards: list[ShardScan], compression: str, stop: _Stop
+) -> Iterator[tuple[int, bytes, np.ndarray, np.ndarray, int]]:
+    """Each shard read once, walked and its index checked: (number, bytes, record offsets, record lengths, how many
+    to decode). Stops at the first shard that is wrong, leaving its error in `stop` (this runs in a tf.data thread:
+    an exception raised here would reach the caller as a TensorFlow error without its message)."""
+    paths = [path for shard in shards for path in (shard.path, shard.index_path) if path]
+    reads = read_files(fs, paths, READ_AHEAD)
+    number = 0
+    try:
+        for number, shard in enumerate(shards):
+            data = _shard_bytes(shard, next(reads)[1], compression)
+            spans = _walk(shard, data)
+            if shard.index_path:
+                index = next(reads)[1]
+                if isinstance(index, OSError):
+                    raise DatasetError(f"cannot read index {shard.index_url}: {index.strerror or index}")
+                check_index_spans(spans, index, shard.index_url or shard.index_path)
+            if spans:
+                at = np.asarray(spans, dtype=np.int64)
+                yield number, data, at[:, 0] + 12, at[:, 1] - 16, shard.decode
+    except DatasetError as err:
+        stop.shard, stop.error = number, err
+    except Exception as err:  # noqa: BLE001 - a bug: re-raised in the caller's thread
+        stop.shard, stop.crash = number, err
+    finally:
+        reads.close()
+
+
+def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: bool) -> Any:
+    """The records of the shards `source` yields as batches of (shard number, record number, value counts)."""
+    spec = presence_spec(tf, manifest)
+    fixed = [name for name, _ in fixed_features(manifest)]
+    signature = (
+        tf.TensorSpec([], tf.int32),
+        tf.TensorSpec([], tf.string),
+        tf.TensorSpec([None], tf.int64),
+        tf.TensorSpec([None], tf.int64),
+        tf.TensorSpec([], tf.int64),
+    )
+
+    def chunks(shard: Any, data: Any, offsets: Any, lengths: Any, limit: Any) -> Any:
+        numbers = tf.range(tf.shape(offsets, out_type=tf.int64)[0])
+        pieces = tf.data.Dataset.from_tensor_slices((numbers, offsets, lengths)).batch(CHUNK_RECORDS)
+        return pieces.map(lambda i, at, size: (shard, i, tf.strings.substr(data, at, size), limit))
+
+    def parsed(shard: Any, i: Any, records: Any, limit: Any) -> tuple[Any, ...]:
+        values = tf.io.parse_example(records, spec)
+        n = tf.shape(records)[0]
+        counts = [
+            tf.math.bincount(tf.cast(values[name].indices[:, 0], tf.int32), minlength=n, maxlength=n) for name in fixed
+        ]
+        out = (tf.fill([n], shard), i, tf.stack(counts, axis=1) if counts else tf.zeros([n, 0], tf.int32))
+        if not decode:
+            return out
+        encoded = tf.pad(tf.sparse.to_dense(values[IMAGE_ENCODED]), [[0, 0], [0, 1]])[:, 0]
+        return (*out, encoded, i < limit)
+
+    def decoded(shard: Any, i: Any, counts: Any, encoded: Any, wanted: Any) -> tuple[Any, ...]:
+        size = tf.cond(wanted, lambda: tf.size(decode_image(encoded, 3)), lambda: tf.constant(0))
+        return shard, i + tf.cast(size * 0, tf.int64), counts  # depends on the decode, so it is not pruned
+
+    records = tf.data.Dataset.from_generator(source, output_signature=signature).flat_map(chunks)
+    records = records.map(parsed, num_parallel_calls=PARSE_CALLS, deterministic=False).ignore_errors()
+    if decode:
+        records = records.unbatch().map(decoded, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        records = records.ignore_errors().batch(RESULT_BATCH)
+    return records.prefetch(2)
+
+
+def scan_shards(fs: fsspec.AbstractFileSystem, manifest: Manifest, shards: list[ShardScan]) -> None:
+    """Check every record of `shards` (in the order given) in one read of each; see the module doc.
+
+    Raises:
+        DatasetError: one line naming the first shard (in the order given) that is wrong, and in it the first
+            record that does not parse, holds another number of values than the manifest says, or (among the
+            records to decode) whose image does not decode.
+    """
+    import tensorflow as tf
+
+    stop = _Stop()
+    decode = any(shard.decode for shard in shards)
+    pipeline = _pipeline(tf, lambda: _checked_shards(fs, shards, manifest.compression, stop), manifest, decode)
+    fixed = fixed_features(manifest)
+    want = np.array([_width(info) for _, info in fixed], dtype=np.int64)
+    strict = np.array([info.null_count == 0 for _, info in fixed], dtype=bool)
+    seen = [np.zeros(shard.num_records, dtype=bool) for shard in shards]
+    wrong_at = [shard.num_records for shard in shards]  # the first record whose counts are wrong, per shard
+    for numbers, indices, counts in pipeline.as_numpy_iterator():
+        wrong = ((counts != want) & ((counts != 0) | strict)).any(axis=1)
+        for number, index in zip(numbers[wrong].tolist(), indices[wrong].tolist()):
+            wrong_at[number] = min(wrong_at[number], index)
+        for number in np.unique(numbers).tolist():
+            seen[number][indices[numbers == number]] = True
+    if stop.crash is not None:
+        raise stop.crash
+    for number in range(len(shards) if stop.shard is None else stop.shard):
+        candidates = np.flatnonzero(~seen[number][: wrong_at[number]]).tolist() + [wrong_at[number]]
+        if candidates[0] < shards[number].num_records:
+            raise DatasetError(_first_bad_record(fs, manifest, shards[number], candidates))
+    if stop.error is not None:
+        raise stop.error
+
+
+def _first_bad_record(
+    fs: fsspec.AbstractFileSystem, manifest: Manifest, shard: ShardScan, candidates: list[int]
+) -> str:
+    """The message for the first of `candidates` (record numbers of `shard`, ascending) that is wrong, read again
+    record by record (an error path: the shard is read a second time)."""
+    import tensorflow as tf
+
+    data = _shard_bytes(shard, next(read_files(fs, [shard.path], 1))[1], manifest.compression)
+    spans = _walk(shard, data)
+    spec = presence_spec(tf, manifest)
+    fixed = [name for name, _ in fixed_features(manifest)]
+    for k in candidates:
+        if k >= len(spans):
+            break
+        at, size = spans[k]
+        try:
+            values = tf.io.parse_example(tf.constant([data[at + 12 : at + size - 4]]), spec)
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+            return f"corrupt shard {shard.url} at record {k} (after {k} good records): {op_error_text(err)}"
+        counts = np.array([int(tf.size(values[name].values)) for name in fixed], dtype=np.int64)
+        problem = feature_problem(manifest, counts)
+        if problem:
+            return feature_message(manifest, *problem, k, shard.url)
+        if k < shard.decode:
+            encoded = values[IMAGE_ENCODED].values.numpy()
+            error = decoder_error(encoded[0]) if encoded.size else "the record holds no image"
+            if error:
+                filename = values[IMAGE_FILENAME].values.numpy() if IMAGE_FILENAME in values else np.array([])
+                name = filename[0].decode("utf-8", "replace") if filename.size else "no image/filename"
+                bad = BadRecord(shard.split, shard.url, k, name, error)
+                return f"cannot decode the image of {bad.text()}; {UNDECODABLE_ADVICE}"
+    return (
+        f"records of shard {shard.url} from record {candidates[0]} did not come through the check, yet each reads "
+        "alone; validate again, and report it if it stays"
+    )
