@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dataset.errors import DatasetError
@@ -36,6 +37,7 @@ class ValidationReport:
     records_per_split: dict[str, int]
     num_decoded: int = 0  # image records decoded with the training decoder
     unlisted: tuple[str, ...] = ()  # files in the folder that the manifest does not list
+    seconds: dict[str, float] = field(default_factory=dict, compare=False)  # time per phase (benchmarks/validate.py)
 
     def text(self) -> str:
         per_split = ", ".join(f"{name} {n}" for name, n in sorted(self.records_per_split.items()))
@@ -207,20 +209,32 @@ def validate_dataset(data_url: str, decode_sample: int | None = None, version: i
         DatasetError: naming the first shard or record that is missing, corrupt, lacks a feature,
             holds another count or whose image does not decode, or the index that does not match its shard.
     """
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal start
+        now = time.perf_counter()
+        seconds[name], start = now - start, now
+
     manifest = read_manifest(data_url, version)
     _check_manifest_features(manifest)
     _tensorflow()  # a one-line error without it, before anything is read
     folder = DatasetFolder(data_url)
+    phase("manifest")
     found = set(list_files(data_url).relpaths.to_pylist())
     shards = _shard_scans(folder, manifest, found, decode_sample)
+    phase("listing")
     scan_shards(folder.fs, manifest, shards)
+    phase("shards")
     per_split: dict[str, int] = {}
     for shard in shards:
         per_split[shard.split] = per_split.get(shard.split, 0) + shard.num_records
     per_split.update({split: 0 for split in manifest.splits if split not in per_split})
     decoded = sum(shard.decode for shard in shards)
     unlisted = _unlisted_files(folder, found)
-    return ValidationReport(data_url, len(shards), sum(per_split.values()), per_split, decoded, unlisted)
+    phase("unlisted_note")
+    return ValidationReport(data_url, len(shards), sum(per_split.values()), per_split, decoded, unlisted, seconds)
 
 
 def inspect_examples(data_url: str, split: str, count: int, version: int | None = None) -> Iterator[dict[str, Any]]:
