@@ -153,10 +153,28 @@ def _checked_shards(
         reads.close()
 
 
-def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: bool) -> Any:
-    """The records of the shards `source` yields as batches of (shard number, record number, value counts)."""
+def _parse_spec(tf: Any, manifest: Manifest) -> tuple[dict[str, Any], list[str]]:
+    """The spec the pass parses records with, and the fixed-length features whose values it counts.
+
+    A fixed-length feature that no record may leave out is parsed dense (the cheapest parse; a record that lacks it
+    or holds another number of values fails to parse and is examined alone afterwards); one that records may leave
+    out (a missing value) is counted; a variable-length one is parsed for its dtype only.
+    """
     spec = presence_spec(tf, manifest)
-    fixed = [name for name, _ in fixed_features(manifest)]
+    counted = []
+    for name, info in fixed_features(manifest):
+        if info.null_count == 0:
+            spec[name] = tf.io.FixedLenFeature(info.shape, spec[name].dtype)
+        else:
+            counted.append(name)
+    return spec, counted
+
+
+def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: str) -> Any:
+    """The records of the shards `source` yields, as batches of (shard number, record number, value counts of the
+    counted features and a column of ones). `decode`: "all" images, "some" (the records below each shard's limit)
+    or "none"."""
+    spec, counted = _parse_spec(tf, manifest)
     signature = (
         tf.TensorSpec([], tf.int32),
         tf.TensorSpec([], tf.string),
@@ -174,21 +192,31 @@ def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: bool) -> Any:
         values = tf.io.parse_example(records, spec)
         n = tf.shape(records)[0]
         counts = [
-            tf.math.bincount(tf.cast(values[name].indices[:, 0], tf.int32), minlength=n, maxlength=n) for name in fixed
+            tf.math.bincount(tf.cast(values[name].indices[:, 0], tf.int32), minlength=n, maxlength=n)
+            for name in counted
         ]
-        out = (tf.fill([n], shard), i, tf.stack(counts, axis=1) if counts else tf.zeros([n, 0], tf.int32))
-        if not decode:
+        # the column of ones keeps the counts two-dimensional with a width above 0: unbatching a [n, 0] tensor
+        # crashed TensorFlow 2.15 (a segmentation fault)
+        out = (tf.fill([n], shard), i, tf.stack([*counts, tf.ones([n], tf.int32)], axis=1))
+        if decode == "none":
             return out
-        encoded = tf.pad(tf.sparse.to_dense(values[IMAGE_ENCODED]), [[0, 0], [0, 1]])[:, 0]
+        encoded = values[IMAGE_ENCODED]
+        if isinstance(encoded, tf.SparseTensor):
+            encoded = tf.pad(tf.sparse.to_dense(encoded), [[0, 0], [0, 1]])[:, 0]
+        else:
+            encoded = tf.reshape(encoded, [n, -1])[:, 0]
         return (*out, encoded, i < limit)
 
     def decoded(shard: Any, i: Any, counts: Any, encoded: Any, wanted: Any) -> tuple[Any, ...]:
-        size = tf.cond(wanted, lambda: tf.size(decode_image(encoded, 3)), lambda: tf.constant(0))
+        if decode == "all":
+            size = tf.size(decode_image(encoded, 3))
+        else:
+            size = tf.cond(wanted, lambda: tf.size(decode_image(encoded, 3)), lambda: tf.constant(0))
         return shard, i + tf.cast(size * 0, tf.int64), counts  # depends on the decode, so it is not pruned
 
     records = tf.data.Dataset.from_generator(source, output_signature=signature).flat_map(chunks)
     records = records.map(parsed, num_parallel_calls=PARSE_CALLS, deterministic=False).ignore_errors()
-    if decode:
+    if decode != "none":
         records = records.unbatch().map(decoded, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         records = records.ignore_errors().batch(RESULT_BATCH)
     return records.prefetch(2)
@@ -205,11 +233,14 @@ def scan_shards(fs: fsspec.AbstractFileSystem, manifest: Manifest, shards: list[
     import tensorflow as tf
 
     stop = _Stop()
-    decode = any(shard.decode for shard in shards)
+    if not any(shard.decode for shard in shards):
+        decode = "none"
+    else:
+        decode = "all" if all(shard.decode == shard.num_records for shard in shards) else "some"
     pipeline = _pipeline(tf, lambda: _checked_shards(fs, shards, manifest.compression, stop), manifest, decode)
-    fixed = fixed_features(manifest)
-    want = np.array([_width(info) for _, info in fixed], dtype=np.int64)
-    strict = np.array([info.null_count == 0 for _, info in fixed], dtype=bool)
+    loose = [info for _, info in fixed_features(manifest) if info.null_count != 0]
+    want = np.array([_width(info) for info in loose] + [1], dtype=np.int64)
+    strict = np.array([False] * len(loose) + [True], dtype=bool)
     seen = [np.zeros(shard.num_records, dtype=bool) for shard in shards]
     wrong_at = [shard.num_records for shard in shards]  # the first record whose counts are wrong, per shard
     for numbers, indices, counts in pipeline.as_numpy_iterator():
