@@ -116,8 +116,7 @@ def _walk(shard: ShardScan, data: bytes) -> list[tuple[int, int]]:
         spans = frame_spans(data, shard.url)
     except FrameError as err:
         raise DatasetError(
-            f"corrupt shard {shard.url} at byte offset {err.offset} (after {err.good} good records): "
-            f"{err.reason.split(': ', 1)[-1]}"
+            f"corrupt shard {shard.url} at byte offset {err.offset} (after {err.good} good records): {err.cause}"
         ) from None
     if len(spans) != shard.num_records:
         raise DatasetError(f"shard {shard.url} holds {len(spans)} records, the manifest says {shard.num_records}")
@@ -195,9 +194,14 @@ def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: str) -> Any:
             tf.math.bincount(tf.cast(values[name].indices[:, 0], tf.int32), minlength=n, maxlength=n)
             for name in counted
         ]
-        # the column of ones keeps the counts two-dimensional with a width above 0: unbatching a [n, 0] tensor
-        # crashed TensorFlow 2.15 (a segmentation fault)
-        out = (tf.fill([n], shard), i, tf.stack([*counts, tf.ones([n], tf.int32)], axis=1))
+        # The column of ones keeps the counts two-dimensional with a width above 0 (unbatching a [n, 0] tensor
+        # crashed TensorFlow 2.15 with a segmentation fault) and depends on the parse's values, so the parse runs
+        # where nothing else reads them (tf.data's optimizer prunes an op no output needs, even one named in
+        # tf.control_dependencies: a record that does not parse then went unnoticed).
+        first = tf.nest.flatten(values, expand_composites=True)[0]
+        first = tf.strings.length(first) if first.dtype == tf.string else first
+        ones = tf.ones([n], tf.int32) + tf.cast(tf.reduce_sum(tf.cast(first, tf.int64)) * 0, tf.int32)
+        out = (tf.fill([n], shard), i, tf.stack([*counts, ones], axis=1))
         if decode == "none":
             return out
         encoded = values[IMAGE_ENCODED]
@@ -278,6 +282,8 @@ def _first_bad_record(
             values = tf.io.parse_example(tf.constant([data[at + 12 : at + size - 4]]), spec)
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
             return f"corrupt shard {shard.url} at record {k} (after {k} good records): {op_error_text(err)}"
+        except UnicodeDecodeError:  # TensorFlow's message quotes the record's bytes, which are not UTF-8
+            return f"corrupt shard {shard.url} at record {k} (after {k} good records): it is not a tf.train.Example"
         counts = np.array([int(tf.size(values[name].values)) for name in fixed], dtype=np.int64)
         problem = feature_problem(manifest, counts)
         if problem:

@@ -66,13 +66,14 @@ class TFRecordFileWriter:
 
 
 class FrameError(DatasetError):
-    """A shard's frames stop reading at byte `offset`, after `good` whole frames: `reason` (truncated, a CRC fails)."""
+    """A shard's frames stop reading at byte `offset`, after `good` whole frames: truncated or corrupt, by `cause`."""
 
-    def __init__(self, name: str, offset: int, good: int, reason: str) -> None:
-        super().__init__(f"shard {name} is {reason}")
+    def __init__(self, name: str, offset: int, good: int, truncated: bool, cause: str) -> None:
+        where = f"truncated at byte {offset} ({cause})" if truncated else f"corrupt at byte {offset}: {cause}"
+        super().__init__(f"shard {name} is {where}")
         self.offset = offset
         self.good = good
-        self.reason = reason
+        self.cause = cause
 
 
 _LENGTH = struct.Struct("<Q")
@@ -90,16 +91,16 @@ def frame_spans(data: bytes, name: str) -> list[tuple[int, int]]:
     at, spans, end = 0, [], len(data)
     while at < end:
         if at + 12 > end:
-            raise FrameError(name, at, len(spans), f"truncated at byte {at} (a frame header is cut)")
+            raise FrameError(name, at, len(spans), True, "a frame header is cut")
         length_bytes = data[at : at + 8]
         if _CRC.unpack_from(data, at + 8)[0] != masked_crc32c(length_bytes):
-            raise FrameError(name, at, len(spans), f"corrupt at byte {at}: the length CRC does not match")
+            raise FrameError(name, at, len(spans), False, "the length CRC does not match")
         (length,) = _LENGTH.unpack(length_bytes)
         body_end = at + 12 + length
         if body_end + 4 > end:
-            raise FrameError(name, at, len(spans), f"truncated at byte {at} (a record of {length} bytes is cut)")
+            raise FrameError(name, at, len(spans), True, f"a record of {length} bytes is cut")
         if _CRC.unpack_from(data, body_end)[0] != masked_crc32c(data[at + 12 : body_end]):
-            raise FrameError(name, at, len(spans), f"corrupt at byte {at}: the record CRC does not match")
+            raise FrameError(name, at, len(spans), False, "the record CRC does not match")
         spans.append((at, body_end + 4 - at))
         at = body_end + 4
     return spans

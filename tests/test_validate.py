@@ -11,6 +11,7 @@ from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions, ImageTransform
 from dataset.check import inspect_examples, validate_dataset
 from dataset.errors import DatasetError
+from dataset.tfrecord import frame
 from dataset.versions import read_manifest
 from jobs import validate as validate_job
 from tests.images import corrupt_png, image_bytes, write
@@ -53,7 +54,13 @@ def test_flipped_byte_names_the_shard_and_offset(dataset, tmp_path, capsys):
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0x01
     shard.write_bytes(bytes(data))
-    with pytest.raises(DatasetError, match=r"corrupt shard .*train-00001-of-00002.tfrecord at byte offset \d+"):
+    offsets = _record_offsets(bytes(data))
+    hit = max(i for i, at in enumerate(offsets) if at <= len(data) // 2)  # the record holding the byte
+    message = (
+        rf"^corrupt shard file://{shard} at byte offset {offsets[hit]} \(after {hit} good records\): "
+        "the (length|record) CRC does not match$"
+    )
+    with pytest.raises(DatasetError, match=message):
         validate_dataset(str(copy))
     assert validate_job.main(["--data", str(copy)]) == 2  # every job: a user's problem exits with 2
     err = capsys.readouterr().err
@@ -64,8 +71,53 @@ def test_flipped_byte_names_the_shard_and_offset(dataset, tmp_path, capsys):
 def test_shard_cut_short_names_the_shard(dataset, tmp_path):
     copy, shard = damaged(dataset, tmp_path)
     data = shard.read_bytes()
+    offsets = _record_offsets(data)
     shard.write_bytes(data[: len(data) - 100])
-    with pytest.raises(DatasetError, match=r"train-00001-of-00002.tfrecord"):
+    last = len(offsets) - 1
+    size = len(data) - offsets[last] - 16
+    with pytest.raises(
+        DatasetError,
+        match=rf"^corrupt shard file://{shard} at byte offset {offsets[last]} \(after {last} good records\): "
+        rf"a record of {size} bytes is cut$",
+    ):
+        validate_dataset(str(copy))
+
+
+@pytest.mark.needs_tf
+def test_a_record_that_is_not_an_example_is_named(dataset, tmp_path):
+    """Its frame and CRCs are whole (and its index right): only parsing finds it."""
+    copy, shard = damaged(dataset, tmp_path)
+    data = shard.read_bytes()
+    offsets = _record_offsets(data)
+    at = offsets[3]
+    length = int.from_bytes(data[at : at + 8], "little")
+    shard.write_bytes(data[:at] + frame(b"\xff" * length) + data[at + 16 + length :])
+    with pytest.raises(
+        DatasetError, match=rf"^corrupt shard file://{shard} at record 3 \(after 3 good records\): it is not a tf.train.Example$"
+    ):
+        validate_dataset(str(copy), decode_sample=0)
+
+
+@pytest.mark.needs_tf
+def test_a_shard_missing_or_holding_another_count_is_named(dataset, tmp_path):
+    copy, shard = damaged(dataset, tmp_path)
+    path = str(shard.relative_to(copy))
+
+    def recount(manifest):
+        (listed,) = [f for f in manifest["splits"]["train"]["files"] if f["path"] == path]
+        listed["num_records"] += 1
+        manifest["splits"]["train"]["num_records"] += 1
+        manifest["num_records"] += 1
+        manifest["num_files_seen"] += 1
+
+    _edit_manifest(copy, recount)
+    found = len(_record_offsets(shard.read_bytes()))
+    with pytest.raises(
+        DatasetError, match=rf"^shard file://{shard} holds {found} records, the manifest says {found + 1}$"
+    ):
+        validate_dataset(str(copy))
+    shard.unlink()
+    with pytest.raises(DatasetError, match=rf"^shard file://{shard} listed in the manifest is missing$"):
         validate_dataset(str(copy))
 
 
