@@ -223,3 +223,24 @@ def test_files_the_manifest_does_not_list_are_reported(dataset, tmp_path):
     assert report.text().splitlines()[1] == (
         "  note: 2 files are not in the manifest (readers ignore them): notes/todo.txt, train-00002-of-00003.tfrecord"
     )
+
+
+@pytest.mark.needs_tf
+def test_gzip_shards_a_decode_sample_and_a_damaged_gzip_stream(spark, tmp_path):
+    root = tmp_path / "in"
+    for i in range(8):
+        write(root, f"{'xy'[i % 2]}/{i}.png", image_bytes("PNG", (16, 16), seed=i))
+    out = tmp_path / "data"
+    options = ImageConvertOptions(str(root), str(out), splits=(("train", 1.0),), num_shards=2, compression="gzip")
+    convert_images(spark, options)
+    report = validate_dataset(str(out))
+    assert (report.num_shards, report.num_records, report.num_decoded) == (2, 8, 8)
+    assert validate_dataset(str(out), decode_sample=1).num_decoded == 2  # the first record of each shard
+    (shard,) = out.glob("run-*/train-00001-of-00002.tfrecord.gz")
+    data = bytearray(shard.read_bytes())
+    data[-6] ^= 0x01  # in the gzip trailer's CRC-32
+    shard.write_bytes(bytes(data))
+    with pytest.raises(
+        DatasetError, match=rf"^corrupt shard file://{shard}: its gzip stream does not decompress \(CRC check failed"
+    ):
+        validate_dataset(str(out), decode_sample=0)
