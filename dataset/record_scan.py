@@ -32,6 +32,7 @@ CHUNK_RECORDS = 512  # records parsed by one call
 READ_AHEAD = 4  # files (shards and their indexes) read ahead of the walk; memory holds at most these
 PARSE_CALLS = 2  # chunks parsed at once
 RESULT_BATCH = 1024  # records handed back to Python at a time
+_SHARD_KEY = 1 << 40  # a record's key: its shard's number times this, plus its number in the shard
 
 UNDECODABLE_ADVICE = (
     "training would stop there: convert the data again with --verify decode or full (conversion checks "
@@ -170,10 +171,11 @@ def _parse_spec(tf: Any, manifest: Manifest) -> tuple[dict[str, Any], list[str]]
 
 
 def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: str) -> Any:
-    """The records of the shards `source` yields, as batches of (shard number, record number, value counts of the
-    counted features and a column of ones). `decode`: "all" images, "some" (the records below each shard's limit)
-    or "none"."""
+    """Batches of the keys (`_key`) of the records of the shards `source` yields that parse (and, where `decode` asks,
+    whose image decodes); a record holding a wrong number of values of a feature records may leave out comes back
+    as -key-1. `decode`: "all" images, "some" (the records below each shard's limit) or "none"."""
     spec, counted = _parse_spec(tf, manifest)
+    widths = tf.constant([_width(manifest.features[name]) for name in counted], tf.int32)
     signature = (
         tf.TensorSpec([], tf.int32),
         tf.TensorSpec([], tf.string),
@@ -183,40 +185,46 @@ def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: str) -> Any:
     )
 
     def chunks(shard: Any, data: Any, offsets: Any, lengths: Any, limit: Any) -> Any:
-        numbers = tf.range(tf.shape(offsets, out_type=tf.int64)[0])
-        pieces = tf.data.Dataset.from_tensor_slices((numbers, offsets, lengths)).batch(CHUNK_RECORDS)
-        return pieces.map(lambda i, at, size: (shard, i, tf.strings.substr(data, at, size), limit))
+        keys = tf.cast(shard, tf.int64) * _SHARD_KEY + tf.range(tf.shape(offsets, out_type=tf.int64)[0])
+        pieces = tf.data.Dataset.from_tensor_slices((keys, offsets, lengths)).batch(CHUNK_RECORDS)
+        return pieces.map(lambda key, at, size: (key, tf.strings.substr(data, at, size), limit))
 
-    def parsed(shard: Any, i: Any, records: Any, limit: Any) -> tuple[Any, ...]:
+    def parsed(keys: Any, records: Any, limit: Any) -> tuple[Any, ...]:
         values = tf.io.parse_example(records, spec)
         n = tf.shape(records)[0]
-        counts = [
-            tf.math.bincount(tf.cast(values[name].indices[:, 0], tf.int32), minlength=n, maxlength=n)
-            for name in counted
-        ]
-        # The column of ones keeps the counts two-dimensional with a width above 0 (unbatching a [n, 0] tensor
-        # crashed TensorFlow 2.15 with a segmentation fault) and depends on the parse's values, so the parse runs
-        # where nothing else reads them (tf.data's optimizer prunes an op no output needs, even one named in
-        # tf.control_dependencies: a record that does not parse then went unnoticed).
-        first = tf.nest.flatten(values, expand_composites=True)[0]
-        first = tf.strings.length(first) if first.dtype == tf.string else first
-        ones = tf.ones([n], tf.int32) + tf.cast(tf.reduce_sum(tf.cast(first, tf.int64)) * 0, tf.int32)
-        out = (tf.fill([n], shard), i, tf.stack([*counts, ones], axis=1))
+        wanted = tf.math.floormod(keys, _SHARD_KEY) < limit  # records to decode: the first `limit` of the shard
+        if counted:
+            counts = tf.stack(
+                [
+                    tf.math.bincount(tf.cast(values[name].indices[:, 0], tf.int32), minlength=n, maxlength=n)
+                    for name in counted
+                ],
+                axis=1,
+            )
+            wrong = tf.reduce_any((counts != widths) & (counts != 0), axis=1)
+            keys = tf.where(wrong, -keys - 1, keys)
         if decode == "none":
-            return out
+            # The keys depend on the parse's values, so the parse runs where nothing else reads them: tf.data's
+            # optimizer prunes an op no output needs, even one named in tf.control_dependencies (a record that does
+            # not parse then went unnoticed).
+            first = tf.nest.flatten(values, expand_composites=True)[0]
+            first = tf.strings.length(first) if first.dtype == tf.string else first
+            return keys + tf.reduce_sum(tf.cast(first, tf.int64)) * 0
         encoded = values[IMAGE_ENCODED]
         if isinstance(encoded, tf.SparseTensor):
             encoded = tf.pad(tf.sparse.to_dense(encoded), [[0, 0], [0, 1]])[:, 0]
         else:
             encoded = tf.reshape(encoded, [n, -1])[:, 0]
-        return (*out, encoded, i < limit)
-
-    def decoded(shard: Any, i: Any, counts: Any, encoded: Any, wanted: Any) -> tuple[Any, ...]:
         if decode == "all":
+            return keys, encoded
+        return keys, encoded, wanted
+
+    def decoded(key: Any, encoded: Any, wanted: Any = None) -> Any:
+        if wanted is None:
             size = tf.size(decode_image(encoded, 3))
         else:
             size = tf.cond(wanted, lambda: tf.size(decode_image(encoded, 3)), lambda: tf.constant(0))
-        return shard, i + tf.cast(size * 0, tf.int64), counts  # depends on the decode, so it is not pruned
+        return key + tf.cast(size * 0, tf.int64)  # depends on the decode, so it is not pruned
 
     records = tf.data.Dataset.from_generator(source, output_signature=signature).flat_map(chunks)
     records = records.map(parsed, num_parallel_calls=PARSE_CALLS, deterministic=False).ignore_errors()
@@ -242,13 +250,12 @@ def scan_shards(fs: fsspec.AbstractFileSystem, manifest: Manifest, shards: list[
     else:
         decode = "all" if all(shard.decode == shard.num_records for shard in shards) else "some"
     pipeline = _pipeline(tf, lambda: _checked_shards(fs, shards, manifest.compression, stop), manifest, decode)
-    loose = [info for _, info in fixed_features(manifest) if info.null_count != 0]
-    want = np.array([_width(info) for info in loose] + [1], dtype=np.int64)
-    strict = np.array([False] * len(loose) + [True], dtype=bool)
     seen = [np.zeros(shard.num_records, dtype=bool) for shard in shards]
     wrong_at = [shard.num_records for shard in shards]  # the first record whose counts are wrong, per shard
-    for numbers, indices, counts in pipeline.as_numpy_iterator():
-        wrong = ((counts != want) & ((counts != 0) | strict)).any(axis=1)
+    for keys in pipeline.as_numpy_iterator():
+        wrong = keys < 0
+        keys = np.where(wrong, -keys - 1, keys)
+        numbers, indices = keys // _SHARD_KEY, keys % _SHARD_KEY
         for number, index in zip(numbers[wrong].tolist(), indices[wrong].tolist()):
             wrong_at[number] = min(wrong_at[number], index)
         for number in np.unique(numbers).tolist():
