@@ -244,3 +244,23 @@ def test_gzip_shards_a_decode_sample_and_a_damaged_gzip_stream(spark, tmp_path):
         DatasetError, match=rf"^corrupt shard file://{shard}: its gzip stream does not decompress \(CRC check failed"
     ):
         validate_dataset(str(out), decode_sample=0)
+
+
+@pytest.mark.needs_tf
+def test_features_records_may_leave_out_are_counted(dataset, tmp_path):
+    """A feature the manifest counts missing values of may be absent from a record, not hold another count."""
+    copy, _ = damaged(dataset, tmp_path)
+    sometimes = {"dtype": "int64", "shape": [], "length": "fixed", "spark_type": "bigint", "null_count": 3}
+    _edit_manifest(copy, lambda m: m["features"].update({"image/depth": sometimes}))
+    assert validate_dataset(str(copy)).num_records == 24  # every record leaves it out: allowed
+
+    def two_heights(manifest):
+        manifest["features"]["image/height"].update({"shape": [2], "null_count": 1})
+
+    _edit_manifest(copy, two_heights)
+    with pytest.raises(
+        DatasetError,
+        match=r"^record 0 of shard file://.*/test-00000-of-00002.tfrecord has 1 values \(the manifest says 2\) for "
+        r"feature 'image/height' \(int64\) that the manifest lists; the manifest does not describe these records",
+    ):
+        validate_dataset(str(copy))
