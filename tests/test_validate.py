@@ -93,7 +93,8 @@ def test_a_record_that_is_not_an_example_is_named(dataset, tmp_path):
     length = int.from_bytes(data[at : at + 8], "little")
     shard.write_bytes(data[:at] + frame(b"\xff" * length) + data[at + 16 + length :])
     with pytest.raises(
-        DatasetError, match=rf"^corrupt shard file://{shard} at record 3 \(after 3 good records\): it is not a tf.train.Example$"
+        DatasetError,
+        match=rf"^corrupt shard file://{shard} at record 3 \(after 3 good records\): it is not a tf.train.Example$",
     ):
         validate_dataset(str(copy), decode_sample=0)
 
