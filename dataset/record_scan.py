@@ -30,6 +30,8 @@ from dataset.tfrecord import FrameError, frame_spans
 
 CHUNK_RECORDS = 512  # records parsed by one call
 READ_AHEAD = 4  # files (shards and their indexes) read ahead of the walk; memory holds at most these
+PIECE_BYTES = 4 << 20  # a shard goes to TensorFlow in pieces of about this size
+PIECES_AHEAD = 8  # pieces walked ahead of the parse: the next shard's read and walk overlap the decoding
 PARSE_CALLS = 2  # chunks parsed at once
 RESULT_BATCH = 1024  # records handed back to Python at a time
 _SHARD_KEY = 1 << 40  # a record's key: its shard's number times this, plus its number in the shard
@@ -126,10 +128,12 @@ def _walk(shard: ShardScan, data: bytes) -> list[tuple[int, int]]:
 
 def _checked_shards(
     fs: fsspec.AbstractFileSystem, shards: list[ShardScan], compression: str, stop: _Stop
-) -> Iterator[tuple[int, bytes, np.ndarray, np.ndarray, int]]:
-    """Each shard read once, walked and its index checked: (number, bytes, record offsets, record lengths, how many
-    to decode). Stops at the first shard that is wrong, leaving its error in `stop` (this runs in a tf.data thread:
-    an exception raised here would reach the caller as a TensorFlow error without its message)."""
+) -> Iterator[tuple[int, int, bytes, np.ndarray, np.ndarray, int]]:
+    """Each shard read once, walked and its index checked, then handed on in pieces of about `PIECE_BYTES` (so
+    decoding starts before a whole shard is through): (shard number, number of the piece's first record, the piece's
+    bytes, record offsets in it, record lengths, how many of the shard's records to decode). Stops at the first shard
+    that is wrong, leaving its error in `stop` (this runs in a tf.data thread: an exception raised here would reach
+    the caller as a TensorFlow error without its message)."""
     paths = [path for shard in shards for path in (shard.path, shard.index_path) if path]
     reads = read_files(fs, paths, READ_AHEAD)
     number = 0
@@ -142,9 +146,15 @@ def _checked_shards(
                 if isinstance(index, OSError):
                     raise DatasetError(f"cannot read index {shard.index_url}: {index.strerror or index}")
                 check_index_spans(spans, index, shard.index_url or shard.index_path)
-            if spans:
-                at = np.asarray(spans, dtype=np.int64)
-                yield number, data, at[:, 0] + 12, at[:, 1] - 16, shard.decode
+            at = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+            first = 0
+            while first < len(at):
+                start = int(at[first, 0])
+                last = max(first + 1, int(np.searchsorted(at[:, 0], start + PIECE_BYTES)))
+                end = int(at[last - 1, 0] + at[last - 1, 1])
+                piece = at[first:last]
+                yield number, first, data[start:end], piece[:, 0] - start + 12, piece[:, 1] - 16, shard.decode
+                first = last
     except DatasetError as err:
         stop.shard, stop.error = number, err
     except Exception as err:  # noqa: BLE001 - a bug: re-raised in the caller's thread
@@ -178,14 +188,15 @@ def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: str) -> Any:
     widths = tf.constant([_width(manifest.features[name]) for name in counted], tf.int32)
     signature = (
         tf.TensorSpec([], tf.int32),
+        tf.TensorSpec([], tf.int64),
         tf.TensorSpec([], tf.string),
         tf.TensorSpec([None], tf.int64),
         tf.TensorSpec([None], tf.int64),
         tf.TensorSpec([], tf.int64),
     )
 
-    def chunks(shard: Any, data: Any, offsets: Any, lengths: Any, limit: Any) -> Any:
-        keys = tf.cast(shard, tf.int64) * _SHARD_KEY + tf.range(tf.shape(offsets, out_type=tf.int64)[0])
+    def chunks(shard: Any, first: Any, data: Any, offsets: Any, lengths: Any, limit: Any) -> Any:
+        keys = tf.cast(shard, tf.int64) * _SHARD_KEY + first + tf.range(tf.shape(offsets, out_type=tf.int64)[0])
         pieces = tf.data.Dataset.from_tensor_slices((keys, offsets, lengths)).batch(CHUNK_RECORDS)
         return pieces.map(lambda key, at, size: (key, tf.strings.substr(data, at, size), limit))
 
@@ -226,7 +237,8 @@ def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: str) -> Any:
             size = tf.cond(wanted, lambda: tf.size(decode_image(encoded, 3)), lambda: tf.constant(0))
         return key + tf.cast(size * 0, tf.int64)  # depends on the decode, so it is not pruned
 
-    records = tf.data.Dataset.from_generator(source, output_signature=signature).flat_map(chunks)
+    records = tf.data.Dataset.from_generator(source, output_signature=signature).prefetch(PIECES_AHEAD)
+    records = records.flat_map(chunks)
     records = records.map(parsed, num_parallel_calls=PARSE_CALLS, deterministic=False).ignore_errors()
     if decode != "none":
         records = records.unbatch().map(decoded, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
