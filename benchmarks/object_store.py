@@ -13,15 +13,18 @@ processes) and the requests the proxy forwarded, so that a missed target can be 
 
 1. conversion: `convert_images` (the real job, Spark `--master`, default local[<cores>]) of `--images` generated
    64x64 PNGs from s3://bucket/raw to s3://bucket/datasets/x with the default `read_concurrency` (overlapped reads,
-   dataset/reads.py), against the same job with `read_concurrency=1` (one file at a time per task, the behaviour
-   before overlapped reads) into s3://bucket/datasets/x1. Untimed first: every image read once straight from the
-   server (its JIT warm-up), and a small conversion that starts the Python workers. Target: overlapped >= 10x the
-   images/s of one at a time. The last line bounds the ratio by the CPU the overlapped run used per image.
-2. reads alone: `dataset.reads.read_files` of `--read-files` of those images in this process, one at a time against
-   `--read-concurrency` in flight (no Spark: what the overlap gives the reads by themselves).
-3. listing: `dataset.fs.list_files` of s3://bucket/listing (`--list-keys` empty objects in `--list-folders` label
-   folders; the root, then the folders 16 at a time) against one serial listing of the root (`fs.find`), and
-   against `list_files`'s own requests made one after another.
+   dataset/reads.py, through obstore), against the same job with `read_concurrency=1` (one file at a time per task)
+   into s3://bucket/datasets/x1. Untimed first: every image read once straight from the server (its JIT warm-up),
+   and a small conversion that starts the Python workers. Target: overlapped >= 15x the images/s of one at a time,
+   or, where the cores bound it, >= 0.9 of the ratio they allow (the CPU the overlapped run's process tree used per
+   image spread over the cores, against the one-at-a-time rate).
+2. reads alone: `dataset.reads.read_files` of `--read-files` of those images in this process, with each client
+   (s3fs/aiobotocore, the client before, and obstore), one at a time and `--read-concurrency` in flight (no Spark):
+   the CPU a GET costs the client (this process), the S3 server and the proxy, all from one run on the same
+   objects; then the ratio the cores allow obstore's overlapped reads and the share of it reached.
+3. listing: `dataset.fs.list_files` of s3://bucket/listing (`--list-keys` one-byte objects in `--list-folders`
+   label folders; the root, then the folders 16 at a time) through obstore and through s3fs, against one serial
+   listing of the root (`fs.find`), and against `list_files`'s own requests made one after another.
 4. commit: of a dataset of `--shards` shards of `--shard-kb` KB, already written in a run folder under their final
    names: the one commit path (conversion/publish.py: the rejected report, the version file by a conditional PUT,
    its copy `manifest.json`, `_SUCCESS`, the report copied to `_rejected/`; no shard is moved).
@@ -70,13 +73,17 @@ from dataset.fs import LISTING_THREADS, list_files
 from dataset.layout import REJECTED_REPORT, shard_file_name
 from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, ShardFile, SplitInfo, image_features
 from dataset.object_store import s3_filesystem
+from dataset.obstore_io import OBSTORE_VARIABLE
 from dataset.reads import DEFAULT_READ_CONCURRENCY, read_files
 from jobs.spark_cli import add_spark_arguments
 from tests.latency_proxy import LatencyProxy
 from tests.s3server import S3Endpoint, s3_server
 
 SECTIONS = ("conversion", "reads", "listing", "commit")
-CONVERSION_TARGET = Target(">=", 10)
+CONVERSION_TARGET = Target(">=", 15)
+READS_TARGET = Target(">=", 15)
+CAP_SHARE_TARGET = Target(">=", 0.9)  # of the ratio this machine's cores allow (where they, not latency, bound it)
+CLIENTS = ("s3fs", "obstore")  # aiobotocore (the client before) and Rust's object_store, both through read_files
 BUCKET = "bucket"
 UPLOAD_CONCURRENCY = 64  # PUTs in flight for the bulk uploads (straight to the server)
 WARMUP_PER_LABEL = 4  # images per label of the conversion that starts the Python workers
@@ -171,6 +178,7 @@ class Phase:
     seconds: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
+    server_threads: dict[str, float] = field(default_factory=dict)  # the S3 server's CPU seconds by thread kind
 
     @property
     def ours(self) -> float:
@@ -202,10 +210,18 @@ def measured(proxy: LatencyProxy) -> Iterator[Phase]:
     """Time the block and attribute its CPU and requests (the proxy's counts start from zero)."""
     phase = Phase()
     proxy.reset()
+    server = _server_pid()
+    threads_before = thread_cpu(server)
     before = cpu_sample()
     with timed() as timing:
         yield phase
     after = cpu_sample()
+    threads_after = thread_cpu(server)
+    phase.server_threads = {
+        kind: threads_after[kind] - threads_before.get(kind, 0.0)
+        for kind in threads_after
+        if threads_after[kind] - threads_before.get(kind, 0.0) > 0
+    }
     phase.seconds = timing.seconds
     roles = set(before.by_role) | set(after.by_role)
     phase.cpu = {role: after.by_role.get(role, 0.0) - before.by_role.get(role, 0.0) for role in roles}
@@ -217,6 +233,54 @@ def measured(proxy: LatencyProxy) -> Iterator[Phase]:
 def phase_rows(table: Table, phase: Phase, cores: int) -> None:
     table.line(phase.cpu_line(cores), indent=4)
     table.line(phase.requests_line(), indent=4)
+    if phase.server_threads:
+        kinds = sorted(phase.server_threads.items(), key=lambda kv: -kv[1])
+        table.line("S3 server CPU s by thread: " + ", ".join(f"{kind} {sec:.2f}" for kind, sec in kinds), indent=4)
+
+
+_THREAD_KINDS = (
+    ("C2 Compiler", "JIT"),
+    ("C1 Compiler", "JIT"),
+    ("GC", "GC"),
+    ("G1", "GC"),
+    ("S3Proxy-Jetty", "Jetty"),
+    ("qtp", "Jetty"),
+)
+
+
+def _server_pid() -> int | None:
+    me = psutil.Process()
+    for proc in me.children(recursive=True):
+        try:
+            if _role(proc, me.pid) == "S3 server":
+                return proc.pid
+        except psutil.Error:
+            continue
+    return None
+
+
+def thread_cpu(pid: int | None) -> dict[str, float]:
+    """CPU seconds of the live threads of `pid` by kind (JIT, GC, Jetty's request threads, other), from
+    /proc/<pid>/task/*/stat; threads that ended between two samples are left out of the difference."""
+    out: collections.Counter[str] = collections.Counter()
+    if pid is None:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        kind = next((k for prefix, k in _THREAD_KINDS if name.startswith(prefix)), "other")
+        out[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return dict(out)
 
 
 def phase_dict(phase: Phase) -> dict[str, Any]:
@@ -292,40 +356,129 @@ def conversion_section(bench: Bench, spark: Any) -> tuple[Table, dict[str, Any]]
     table.figure("ratio overlapped/one", speedup, CONVERSION_TARGET, "(images/s; >1: overlapped is faster)")
     overlapped = runs["overlapped"]["phase"]
     per_image = overlapped.ours / runs["overlapped"]["images"]  # CPU seconds of this process tree per image
-    ceiling = per_second(bench.cores, per_image)
-    table.line(
-        f"overlapped, this process tree used {1000 * per_image:.2f} ms of CPU an image: on {bench.cores} idle cores "
-        f"at most {ceiling:.0f} images/s ({ratio(ceiling, one_rate):.1f}x one at a time); other processes took "
-        f"{per_second(overlapped.others, overlapped.seconds):.2f} cores meanwhile"
-    )
+    cap = cap_figures(table, bench, overlapped, per_image, one_rate, speedup, "images")
+    tasks = {name: per_second(run["images"], run["timings"]["work_s"]) for name, run in runs.items()}
+    table.figure("tasks alone overlapped/one", ratio(tasks["overlapped"], tasks["one_at_a_time"]), None,
+                 f"(images/s of the tasks' phase: {tasks['overlapped']:.0f} against {tasks['one_at_a_time']:.0f}; "
+                 "without the job's listing, planning and commit)")  # fmt: skip
     results = {
         name: {k: v for k, v in run.items() if k != "phase"} | phase_dict(run["phase"]) for name, run in runs.items()
     }
-    return table, {**results, "ratio": CONVERSION_TARGET.as_dict(speedup), "cpu_ceiling_images_per_s": ceiling}
+    return table, {**results, "ratio": CONVERSION_TARGET.as_dict(speedup), "cap": cap, "tasks_images_per_s": tasks}
 
 
-# --------------------------------------------------------------------------- 2. reads alone
+# --------------------------------------------------------------------------- 2. reads alone, both clients
+
+
+@contextmanager
+def client(name: str) -> Iterator[None]:
+    """This process's object-store reads through `name`: "obstore" (the project's default) or "s3fs" (aiobotocore,
+    the client before; `USE_OBSTORE=0`)."""
+    saved = os.environ.get(OBSTORE_VARIABLE)
+    os.environ[OBSTORE_VARIABLE] = "1" if name == "obstore" else "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(OBSTORE_VARIABLE, None)
+        else:
+            os.environ[OBSTORE_VARIABLE] = saved
+
+
+def per_get(phase: Phase, role: str, gets: int) -> float:
+    """Milliseconds of `role`'s CPU per GET in `phase`."""
+    return 1000 * phase.cpu.get(role, 0.0) / max(gets, 1)
 
 
 def reads_section(bench: Bench) -> tuple[Table, dict]:
+    """`read_files` (the image tasks' reads) of the same objects through the same proxy, with each client, one at a
+    time and overlapped: time, and CPU per GET of this process (the client), the server and the proxy."""
     args = bench.args
     paths = [f"{bench.s3.bucket}/{image_key('raw', i)}" for i in range(min(args.read_files, args.images))]
-    phases = {}
+    phases: dict[tuple[str, int], Phase] = {}
     for concurrency in (args.read_concurrency, 1):
-        with bench.measured() as phase:
-            failed = [p for p, data in read_files(bench.proxied, paths, concurrency) if not isinstance(data, bytes)]
-        if failed:
-            raise RuntimeError(f"{len(failed)} reads failed, e.g. {failed[0]}")
-        phases[concurrency] = phase
-    speedup = ratio(phases[1].seconds, phases[args.read_concurrency].seconds)
-    table = Table(f"reads alone: {len(paths):,} of those images read by this process, {args.delay_ms:g} ms a request")
-    for label, concurrency in ((f"{args.read_concurrency} in flight", args.read_concurrency), ("one at a time", 1)):
-        phase = phases[concurrency]
-        table.row(label, seconds_cell(phase.seconds), rate_cell(per_second(len(paths), phase.seconds), "reads/s"))
-        bench.rows(table, phase)
-    table.figure("ratio one/overlapped", speedup, None, "(>1: overlapped is faster; no target)")
-    results = {str(c): {"seconds": p.seconds} | phase_dict(p) for c, p in phases.items()}
-    return table, {"files": len(paths), **results, "ratio": speedup}
+        for name in CLIENTS:
+            with client(name), bench.measured() as phase:
+                failed = [p for p, data in read_files(bench.proxied, paths, concurrency) if not isinstance(data, bytes)]
+            if failed:
+                raise RuntimeError(f"{len(failed)} reads through {name} failed, e.g. {failed[0]}")
+            gets = phase.requests.get("get", 0)
+            if gets != len(paths):
+                raise RuntimeError(f"{name}: the proxy saw {gets} GETs for {len(paths)} reads")
+            phases[name, concurrency] = phase
+    table = Table(
+        f"reads alone: {len(paths):,} of those images read by this process with each client, "
+        f"{args.delay_ms:g} ms a request (CPU ms a GET: this process = the client, the server, the proxy)"
+    )
+    results: dict[str, Any] = {"files": len(paths)}
+    for name in CLIENTS:
+        for concurrency in (args.read_concurrency, 1):
+            phase = phases[name, concurrency]
+            label = f"{name}, {concurrency} in flight" if concurrency > 1 else f"{name}, one at a time"
+            cpu = {role: per_get(phase, role, len(paths)) for role in ("this process", "S3 server", "proxy")}
+            table.row(label, seconds_cell(phase.seconds), rate_cell(per_second(len(paths), phase.seconds), "reads/s"),
+                      f"CPU a GET: client {cpu['this process']:.3f} ms, server {cpu['S3 server']:.3f} ms, "
+                      f"proxy {cpu['proxy']:.3f} ms")  # fmt: skip
+            bench.rows(table, phase)
+            results[f"{name}_{concurrency}"] = {"seconds": phase.seconds, "cpu_ms_per_get": cpu} | phase_dict(phase)
+    for name in CLIENTS:
+        speedup = ratio(phases[name, 1].seconds, phases[name, args.read_concurrency].seconds)
+        results[f"{name}_ratio"] = READS_TARGET.as_dict(speedup)
+        table.figure(f"{name}: overlapped/one", speedup, READS_TARGET, "(reads/s; >1: overlapped is faster)")
+    lean = ratio(per_get(phases["s3fs", args.read_concurrency], "this process", len(paths)),
+                 per_get(phases["obstore", args.read_concurrency], "this process", len(paths)))  # fmt: skip
+    table.figure(
+        "client CPU s3fs/obstore", lean, None, f"(a GET, {args.read_concurrency} in flight; >1: obstore is leaner)"
+    )
+    results["client_cpu_ratio_s3fs_obstore"] = lean
+    results["cap"] = reads_cap(
+        table, bench, phases[("obstore", args.read_concurrency)], phases["obstore", 1], len(paths)
+    )
+    return table, results
+
+
+def reads_cap(table: Table, bench: Bench, overlapped: Phase, one: Phase, reads: int) -> dict[str, Any]:
+    """`cap_figures` of obstore's overlapped reads, with the CPU a read cost each of its parts."""
+    cpu_per_read = overlapped.ours / reads
+    parts = {role: per_get(overlapped, role, reads) for role in ("S3 server", "proxy", "this process")}
+    table.line(
+        f"obstore, {bench.args.read_concurrency} in flight: {1000 * cpu_per_read:.3f} ms of CPU a read (server "
+        f"{parts['S3 server']:.3f}, proxy {parts['proxy']:.3f}, client {parts['this process']:.3f})"
+    )
+    one_rate = per_second(reads, one.seconds)
+    reached = ratio(per_second(reads, overlapped.seconds), one_rate)
+    return cap_figures(table, bench, overlapped, cpu_per_read, one_rate, reached, "reads")
+
+
+def cap_figures(
+    table: Table, bench: Bench, overlapped: Phase, cpu_per_unit: float, one_rate: float, reached: float, unit: str
+) -> dict[str, Any]:
+    """The ratio overlapped/one at a time this machine allows, and the share of it `reached`: the lower of the CPU
+    bound (its cores over the CPU seconds a unit cost this process tree: client, server, proxy, Spark) and the
+    latency bound (`--read-concurrency` times the requests in flight); also with the cores that other processes
+    left free during the overlapped run (a busy machine), for information."""
+    concurrency = bench.args.read_concurrency
+    others = per_second(overlapped.others, overlapped.seconds)  # cores other processes took meanwhile
+    idle = ratio(per_second(bench.cores, cpu_per_unit), one_rate)
+    left = ratio(per_second(max(bench.cores - others, 0.0), cpu_per_unit), one_rate)
+    cap, cap_left = min(idle, concurrency), min(left, concurrency)
+    table.line(
+        f"cap: {bench.cores} idle cores allow {per_second(bench.cores, cpu_per_unit):.0f} {unit}/s, {idle:.1f}x one at "
+        f"a time ({one_rate:.0f}/s); {concurrency} in flight allow {concurrency}x: cap {cap:.1f}x. Other processes "
+        f"took {others:.2f} cores meanwhile; with what they left, cap {cap_left:.1f}x"
+    )
+    table.figure("share of the cap", ratio(reached, cap), CAP_SHARE_TARGET, f"({reached:.1f}x of {cap:.1f}x)")
+    table.figure("share, busy machine", ratio(reached, cap_left), None, f"({reached:.1f}x of {cap_left:.1f}x)")
+    # the server's JIT compiles once per fresh JVM (a real object store is warm): the cap without it, for information
+    units = overlapped.ours / cpu_per_unit if cpu_per_unit else 0.0  # images or reads
+    jit = overlapped.server_threads.get("JIT", 0.0)
+    warm = cap
+    if jit and units:
+        warm = min(ratio(per_second(bench.cores, cpu_per_unit - jit / units), one_rate), concurrency)
+        table.line(f"the S3 server's JIT took {jit:.1f} s of it; without that (a warm server) the cap is {warm:.1f}x")
+    return {"cpu_ms_per_unit": 1000 * cpu_per_unit, "cpu_bound_ratio": idle, "latency_bound_ratio": concurrency,
+            "cap_ratio": cap, "reached_ratio": reached, "share": CAP_SHARE_TARGET.as_dict(ratio(reached, cap)),
+            "other_processes_cores": others, "cap_ratio_busy": cap_left, "cap_ratio_warm_server": warm}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- 3. listing
@@ -344,35 +497,44 @@ def list_folders_one_by_one(fs: Any, root: str) -> list[str]:
 
 def listing_section(bench: Bench) -> tuple[Table, dict]:
     args = bench.args
-    keys = {f"listing/c{i % args.list_folders:04d}/k{i:07d}": b"" for i in range(args.list_keys)}
+    # one byte each: obstore hands a listing with a zero-byte object (maybe a folder marker) to s3fs
+    keys = {f"listing/c{i % args.list_folders:04d}/k{i:07d}": b"x" for i in range(args.list_keys)}
     with timed() as upload:
         put_objects(bench.s3, keys)
-    print(f"  uploaded {len(keys):,} empty objects in {upload.seconds:.1f} s", flush=True)
+    print(f"  uploaded {len(keys):,} one-byte objects in {upload.seconds:.1f} s", flush=True)
     root = f"{bench.s3.bucket}/listing"
-    with bench.measured() as parallel:
-        found = list_files(f"s3://{root}")
+    found: dict[str, int] = {}
+    by_client: dict[str, Phase] = {}
+    for name in CLIENTS:
+        with client(name), bench.measured() as by_client[name]:
+            found[name] = len(list_files(f"s3://{root}"))
     bench.proxied.invalidate_cache()
-    with bench.measured() as serial:
+    with client("s3fs"), bench.measured() as serial:
         listed = bench.proxied.find(root)
-    with bench.measured() as one_by_one:
+    with client("s3fs"), bench.measured() as one_by_one:
         by_folder = list_folders_one_by_one(bench.proxied, root)
-    if {len(found), len(listed), len(by_folder)} != {len(keys)}:
-        raise RuntimeError(f"listed {len(found)}, {len(listed)} and {len(by_folder)} keys of {len(keys)}")
+    if {*found.values(), len(listed), len(by_folder)} != {len(keys)}:
+        raise RuntimeError(f"listed {found}, {len(listed)} and {len(by_folder)} keys of {len(keys)}")
+    parallel = by_client["obstore"]
     table = Table(f"listing: {len(keys):,} keys in {args.list_folders:,} label folders, {args.delay_ms:g} ms a request")
     rows = (
-        (f"list_files, {LISTING_THREADS} at a time", parallel, "(the root, then the label folders)"),
-        ("fs.find, serial", serial, "(the root's pages of 1,000 keys, one after another)"),
-        ("folders one by one", one_by_one, "(list_files's requests, one after another)"),
+        (f"list_files, {LISTING_THREADS} at a time", parallel, "(obstore: the root, then the label folders)"),
+        ("list_files through s3fs", by_client["s3fs"], "(the same requests, through aiobotocore)"),
+        ("fs.find, serial", serial, "(s3fs: the root's pages of 1,000 keys, one after another)"),
+        ("folders one by one", one_by_one, "(s3fs: list_files's requests, one after another)"),
     )
     for label, phase, detail in rows:
-        table.row(label, seconds_cell(phase.seconds), rate_cell(per_second(len(keys), phase.seconds), "keys/s"), detail)
+        table.row(label, seconds_cell(phase.seconds), rate_cell(per_second(len(keys), phase.seconds), "keys/s"),
+                  f"client {1e6 * phase.cpu.get('this process', 0.0) / len(keys):.1f} us a key {detail}")  # fmt: skip
         bench.rows(table, phase)
     speedup = ratio(serial.seconds, parallel.seconds)
     table.figure("ratio serial/parallel", speedup, None, "(fs.find / list_files; >1: list_files is faster; no target)")
+    table.figure("ratio s3fs/obstore", ratio(by_client["s3fs"].seconds, parallel.seconds), None, "(list_files)")
     table.figure("ratio one by one/parallel", ratio(one_by_one.seconds, parallel.seconds), None, "(the same requests)")
     results = {"keys": len(keys), "folders": args.list_folders, "upload_s": upload.seconds, "ratio": speedup,
                **{name: {"seconds": phase.seconds} | phase_dict(phase)
-                  for name, phase in (("list_files", parallel), ("find", serial), ("one_by_one", one_by_one))}}  # fmt: skip
+                  for name, phase in (("list_files", parallel), ("list_files_s3fs", by_client["s3fs"]),
+                                      ("find", serial), ("one_by_one", one_by_one))}}  # fmt: skip
     return table, results
 
 

@@ -32,6 +32,7 @@ from dataset.file_index import read_index, remap_shards, write_index
 from dataset.layout import REJECTED_DIR, DatasetFolder, index_file_name, shard_file_name
 from dataset.manifest import Manifest, ShardFile, SplitInfo
 from dataset.record_index import render_index
+from dataset.tfds_metadata import one_template
 from dataset.tfrecord import frame_spans
 from dataset.versions import Version, public_url, read_version
 
@@ -50,6 +51,9 @@ class CompactOptions:
         version: the version to compact; it must be the current one (default: the current one).
         threads: old shards read (and checked) at once, ahead of the one new shard being written; at most this
             many are held in memory.
+        whole_splits: a split whose shards do not share one folder and one name pattern (after an append), or
+            that has shards to compact, is rewritten whole into the run folder (large shards copied as they are),
+            so each split has one file template: what TFDS needs (`dataset.tfds_metadata`).
     """
 
     target_shard_mb: float = 128.0
@@ -57,6 +61,7 @@ class CompactOptions:
     splits: tuple[str, ...] = ()
     version: int | None = None
     threads: int = 8
+    whole_splits: bool = False
 
     def __post_init__(self) -> None:
         if not self.target_shard_mb > 0:
@@ -119,7 +124,8 @@ class CompactSummary:
 
 def plan_groups(manifest: Manifest, options: CompactOptions) -> list[ShardGroup]:
     """The groups of small shards to concatenate, split by split in manifest order: consecutive small shards,
-    greedily, while the group stays within the target (a group holds at least two shards)."""
+    greedily, while the group stays within the target (a group holds at least two shards; with `whole_splits`,
+    a split rewritten whole has every shard in a group, alone if need be)."""
     wanted = options.splits or tuple(sorted(manifest.splits))
     for split in wanted:
         manifest.split(split)  # an unknown split: one line
@@ -136,11 +142,24 @@ def plan_groups(manifest: Manifest, options: CompactOptions) -> list[ShardGroup]
                 current.append(shard)
         runs.append(tuple(current))
         kept = [run for run in runs if len(run) >= 2]
+        files = manifest.splits[split].files
+        if options.whole_splits and (kept or not one_template(files)):
+            kept = _whole(files, options.target_bytes)
         groups += [
             ShardGroup(split, shard_file_name(split, i, len(kept), manifest.compression), run)
             for i, run in enumerate(kept)
         ]
     return groups
+
+
+def _whole(files: tuple[ShardFile, ...], target: int) -> list[tuple[ShardFile, ...]]:
+    """Every shard of a split in groups of consecutive shards up to `target` bytes (a larger shard alone)."""
+    groups: list[list[ShardFile]] = []
+    for shard in files:
+        if not groups or sum(f.bytes for f in groups[-1]) + shard.bytes > target:
+            groups.append([])
+        groups[-1].append(shard)
+    return [tuple(group) for group in groups]
 
 
 def compact(data_url: str, options: CompactOptions) -> CompactSummary:

@@ -29,9 +29,10 @@ from dataset.errors import ConversionError, RejectLimitExceeded, StorageError
 from dataset.fs import filesystem, is_local
 from dataset.layout import MANIFEST, REJECTED_DIR, RUN_PREFIX, SUCCESS, VERSIONS_DIR, DatasetFolder, run_folder_name
 from dataset.manifest import Manifest
+from dataset.tfds_metadata import is_tfds_file
 from dataset.versions import Version, commit_version, current_number, publish_current, read_version
 
-OURS = (VERSIONS_DIR, MANIFEST, SUCCESS, REJECTED_DIR)  # besides run folders: what a dataset folder holds
+OURS = (VERSIONS_DIR, MANIFEST, SUCCESS, REJECTED_DIR)  # besides run folders and TFDS metadata: what a dataset holds
 
 
 class RunFolder:
@@ -89,7 +90,7 @@ class RunFolder:
         """Whether the output holds files that are neither a dataset's nor a run folder."""
         self.fs.invalidate_cache(self.output)
         names = [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(self.output, detail=False)]
-        return any(not n.startswith(RUN_PREFIX) and n not in OURS for n in names)
+        return any(not n.startswith(RUN_PREFIX) and n not in OURS and not is_tfds_file(n) for n in names)
 
     def keep_attempts(self, winners: dict[str, str]) -> None:
         """Rename the attempt files Spark reported (temporary path → shard name) and drop the ones that lost

@@ -24,6 +24,7 @@ from dataset.layout import (
 from dataset.manifest import Manifest, shard_urls
 from dataset.object_store import local_copies
 from dataset.record_scan import ShardScan, feature_message, feature_problem, fixed_features, presence_spec, scan_shards
+from dataset.tfds_metadata import is_tfds_file
 from dataset.versions import all_versions, read_manifest
 
 _OFFSET = re.compile(r"at (?:byte )?(\d+)")
@@ -159,9 +160,9 @@ def _unlisted_files(folder: DatasetFolder, found: set[str]) -> tuple[str, ...]:
 
 
 def _kept(path: str) -> bool:
-    """A version manifest, or a rejected report (of the current version or of a run)."""
+    """A version manifest, a rejected report (of the current version or of a run), or TFDS metadata."""
     parts = path.split("/")
-    return parts[0] == VERSIONS_DIR or REJECTED_DIR in parts[:-1]
+    return parts[0] == VERSIONS_DIR or REJECTED_DIR in parts[:-1] or is_tfds_file(parts[-1])
 
 
 def _shard_scans(

@@ -8,8 +8,11 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import fsspec
+import numpy as np
+import pyarrow.compute as pc
 from fsspec.implementations.local import LocalFileSystem
 
+from dataset import obstore_io
 from dataset.errors import StorageError
 from dataset.listing import ListedFile as ListedFile  # re-exported: callers import it from here
 from dataset.listing import Listing, ListingBuilder
@@ -78,11 +81,16 @@ def _walk_local(root: str, found: ListingBuilder) -> None:
 def list_files(url: str) -> Listing:
     """All files under `url`, recursively, sorted by relative path, as columns (iterating yields `ListedFile`s), with
     each file's stamp (`Listing.stamps`: mtime in ns locally, ETag on object stores; from the listing itself).
+    S3 listings go through obstore where it lists exactly what s3fs would (`dataset.obstore_io`), else s3fs.
 
     Raises:
         StorageError: the root does not exist or is not a folder.
     """
     fs, root = filesystem(url)
+    if not is_local(fs):
+        listed = _find_with_obstore(fs, root)
+        if listed is not None:
+            return listed
     fs.invalidate_cache(root)  # a fresh listing; on an object store isdir lists the root and caches it for below
     if not fs.isdir(root):
         raise StorageError(f"input {url} does not exist or is not a folder; pass the root of the label folders")
@@ -103,26 +111,59 @@ def _find_remote(fs: fsspec.AbstractFileSystem, root: str, found: ListingBuilder
     under `root`. Each folder's listing becomes columns as soon as it is in."""
     top = fs.ls(root, detail=True)  # from the listing `list_files`' isdir just made
     folders = [entry["name"].rstrip("/") for entry in top if entry["type"] == "directory"]
-
-    prefix = root.rstrip("/") + "/"
-
-    def add(listed: dict) -> None:
-        for path, info in listed.items():
-            if not path.endswith("/"):  # a folder marker object
-                # cutting the prefix costs 0.08 us a key, posixpath.relpath 4.6 (it calls getcwd twice)
-                relpath = path[len(prefix) :] if path.startswith(prefix) else posixpath.relpath(path, root)
-                found.add(relpath, int(info.get("size") or 0), stamp=_stamp(info))
-
-    def find(folder: str) -> dict:
-        listed = fs.find(folder, detail=True, withdirs=False)
-        _forget(fs, folder)
-        return listed
-
-    add({entry["name"]: entry for entry in top if entry["type"] != "directory"})
+    _add_found(found, root, {entry["name"]: entry for entry in top if entry["type"] != "directory"})
     if folders:
         with ThreadPoolExecutor(min(LISTING_THREADS, len(folders))) as pool:
-            for listed in pool.map(find, folders):
-                add(listed)
+            for listed in pool.map(lambda folder: _find_folder(fs, folder), folders):
+                _add_found(found, root, listed)
+
+
+def _find_folder(fs: fsspec.AbstractFileSystem, folder: str) -> dict:
+    """s3fs's recursive listing of `folder` (path -> info), left out of its listing cache."""
+    listed = fs.find(folder, detail=True, withdirs=False)
+    _forget(fs, folder)
+    return listed
+
+
+def _add_found(found: ListingBuilder, root: str, listed: dict) -> None:
+    prefix = root.rstrip("/") + "/"
+    for path, info in listed.items():
+        if not path.endswith("/"):  # a folder marker object
+            # cutting the prefix costs 0.08 us a key, posixpath.relpath 4.6 (it calls getcwd twice)
+            relpath = path[len(prefix) :] if path.startswith(prefix) else posixpath.relpath(path, root)
+            found.add(relpath, int(info.get("size") or 0), stamp=_stamp(info))
+
+
+def _find_with_obstore(fs: fsspec.AbstractFileSystem, root: str) -> Listing | None:
+    """What `_find_remote` lists, through obstore (`dataset.obstore_io`): the root's first level, then each top-level
+    folder recursively, `LISTING_THREADS` at once, its pages as Arrow columns (no Python object per key); a folder
+    obstore declines (one with a zero-byte object, say) is listed by s3fs. None when obstore declines the root's
+    first level, or finds nothing there (s3fs then lists it all, with its own errors for a missing root)."""
+    top = obstore_io.list_top(fs, root)
+    if top is None or not (top.folders or top.objects):
+        return None
+    bucket = root.split("/", 1)[0]
+    prefix = root[len(bucket) + 1 :] + "/" if "/" in root else ""  # of every key under the root ("" for a bucket)
+    found = ListingBuilder()
+    for key, size, etag in top.objects:
+        found.add(key[len(prefix) :], size, stamp=etag.strip('"') if etag is not None else None)
+
+    def listed(folder: str) -> list | dict:
+        batches = obstore_io.list_folder(fs, f"{bucket}/{folder}")
+        return _find_folder(fs, f"{bucket}/{folder}") if batches is None else batches
+
+    with ThreadPoolExecutor(max(1, min(LISTING_THREADS, len(top.folders)))) as pool:
+        for batches in pool.map(listed, top.folders):
+            if isinstance(batches, dict):  # s3fs's
+                _add_found(found, root, batches)
+                continue
+            for batch in batches:
+                found.add_columns(
+                    pc.utf8_slice_codeunits(batch.column("path"), len(prefix)),  # code points, as `len` counts
+                    batch.column("size").to_numpy(zero_copy_only=False).astype(np.int64),
+                    pc.utf8_trim(batch.column("e_tag"), '"'),
+                )
+    return found.build()
 
 
 def _stamp(info: dict) -> str | None:

@@ -11,6 +11,8 @@ and translated, by pure functions that return new dicts, for:
 * fsspec/s3fs: :func:`s3fs_storage_options` (botocore >= 1.31.6x also reads ``AWS_ENDPOINT_URL`` by itself; the
   explicit options make it independent of the botocore version and of the process environment).
 * Spark's S3A: :func:`spark_s3a_conf` (also maps ``s3://`` and ``s3n://`` to S3A, so all three schemes work).
+* obstore (Rust's ``object_store``) for the hot paths (whole-object reads, shard downloads and uploads, listings):
+  ``dataset/obstore_io.py``, from the same variables; it hands to s3fs whatever it cannot serve exactly.
 * TensorFlow 2.15 via ``tensorflow-io`` (its ``s3://`` file system, AWS SDK for C++): :func:`tensorflow_env`
   (training does not use it: it stages through local disk, see ``training/storage.py``).
 
@@ -45,6 +47,9 @@ S3A_PACKAGES = "org.apache.hadoop:hadoop-aws:3.3.4,com.amazonaws:aws-java-sdk-bu
 # whatever --read-concurrency said; benchmarks/object_store.py). As many as the largest --read-concurrency
 # (conversion.images.options.MAX_READ_CONCURRENCY); connections are opened only when used.
 MAX_POOL_CONNECTIONS = 256
+
+# "0" sends the hot paths (dataset/obstore_io.py) through s3fs too; read there, defined here for client_env()
+OBSTORE_VARIABLE = "USE_OBSTORE"
 
 # botocore >= 1.36 sends CRC checksums (aws-chunked trailers) that several S3-compatible servers refuse
 # (S3Proxy: "A header you provided implies functionality that is not implemented."). Older botocore ignores these.
@@ -219,7 +224,7 @@ def stage_to_local(
     local = local_paths(urls, dest, root)
     for folder in sorted({os.fspath(dest), *(os.path.dirname(p) for p in local)}):
         os.makedirs(folder, exist_ok=True)
-    if urls:
+    if urls and not _obstore_io().download(urls, local, env):  # obstore declined or failed: s3fs does it all
         s3_filesystem(env).get(urls, local)
     return local
 
@@ -257,8 +262,17 @@ def sync_dir_to_store(local_dir: str | os.PathLike[str], url: str, env: Mapping[
     if not files:
         return 0
     prefix = fsspec_url(url).rstrip("/")
-    s3_filesystem(env).put([str(p) for p in files], [f"{prefix}/{p.relative_to(root).as_posix()}" for p in files])
+    urls = [f"{prefix}/{p.relative_to(root).as_posix()}" for p in files]
+    if not _obstore_io().upload(files, urls, env):  # obstore declined or failed: s3fs does it all
+        s3_filesystem(env).put([str(p) for p in files], urls)
     return len(files)
+
+
+def _obstore_io() -> Any:
+    """`dataset.obstore_io`, the hot paths' client (imported late: it imports this module)."""
+    from dataset import obstore_io as module
+
+    return module
 
 
 # ---- Spark S3A -----------------------------------------------------------------------------------------------------
@@ -435,6 +449,8 @@ def client_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     if store.custom_endpoint:
         for name, value in BOTOCORE_CHECKSUM_ENV.items():
             out[name] = env.get(name) or value
+    if env.get(OBSTORE_VARIABLE):  # the hot paths' client choice (dataset/obstore_io.py), for the workers too
+        out[OBSTORE_VARIABLE] = env[OBSTORE_VARIABLE]
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -10,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import fsspec
 
 from dataset.fs import is_local
+from dataset.obstore_io import object_reader
 
 DEFAULT_READ_CONCURRENCY = 32  # requests in flight per task: ~20x one-at-a-time at 20 ms a request (benchmarks/)
 
@@ -48,16 +50,19 @@ def read_files(
     """Yield `(path, bytes)` for each path in order, or `(path, OSError)` for one that cannot be read.
 
     At most `concurrency` reads are in flight or waiting to be consumed, so memory stays within `concurrency` files.
-    Local files are read one at a time (the page cache gains nothing from threads); other stores (s3fs's sync
-    calls are thread-safe and share one event loop) get a thread pool.
+    Local files are read one at a time (the page cache gains nothing from threads); other stores get a thread pool
+    (S3 objects through obstore, `dataset.obstore_io`, which releases the GIL while it waits; s3fs's sync calls
+    for the rest, thread-safe on one event loop).
     """
     if is_local(fs):
         for path in paths:
             yield path, _read_local(path)
         return
+    s3fs_read = functools.partial(_read, fs)
+    read = object_reader(fs, s3fs_read) or s3fs_read  # S3: obstore, at a tenth of botocore's CPU a request
     if concurrency <= 1:
         for path in paths:
-            yield path, _read(fs, path)
+            yield path, read(path)
         return
     window: collections.deque[tuple[str, Future]] = collections.deque()
     with ThreadPoolExecutor(concurrency, thread_name_prefix="read") as pool:
@@ -65,7 +70,7 @@ def read_files(
             if len(window) >= concurrency:
                 done, future = window.popleft()
                 yield done, future.result()
-            window.append((path, pool.submit(_read, fs, path)))
+            window.append((path, pool.submit(read, path)))
         while window:
             done, future = window.popleft()
             yield done, future.result()

@@ -25,7 +25,8 @@ from dataset.layout import MANIFEST, REJECTED_DIR, RUN_PREFIX, SUCCESS, VERSIONS
 from dataset.versions import Version, all_versions, shard_paths
 
 DEFAULT_MIN_AGE_S = 24 * 3600
-_SHARD_NAME = re.compile(r"^[^/]+-\d{5,}-of-\d{5,}\.tfrecord(\.gz)?(\.idx)?(\.tmp-.*)?$")
+# `<split>-00000-of-00002[-<run token>].tfrecord[.gz][.idx][.tmp-<attempt>]`: any shard name `layout` gives
+_SHARD_NAME = re.compile(r"^[^/]+-\d{5,}-of-\d{5,}(-[0-9a-z]+)?\.tfrecord(\.gz)?(\.idx)?(\.tmp-.*)?$")
 TASK_PLANS_DIR = "_plan"  # conversion.images.task_plans.PLAN_FOLDER: removed before a commit, left by a killed run
 _VERSION_FILE = re.compile(rf"^{VERSIONS_DIR}/(\d{{8}})\.json$")
 

@@ -246,9 +246,11 @@ def commit_version(
 
 
 def publish_current(folder: DatasetFolder, report_from: str | None = None) -> None:
-    """Copy the current version to `manifest.json` (atomically replaced), write `_SUCCESS` if missing, and copy
-    run folder `report_from`'s rejected report to `_rejected/`. A writer that copied an older version meanwhile
-    is corrected by the re-check."""
+    """Copy the current version to `manifest.json` (atomically replaced) and write its TFDS metadata
+    (`dataset.tfds_metadata`), write `_SUCCESS` if missing, and copy run folder `report_from`'s rejected report to
+    `_rejected/`. A writer that copied an older version meanwhile is corrected by the re-check."""
+    from dataset.tfds_metadata import publish_metadata  # it reads versions: imported here, not at the top
+
     fs = folder.fs
     copied = None
     while True:
@@ -258,6 +260,7 @@ def publish_current(folder: DatasetFolder, report_from: str | None = None) -> No
         copied = numbers[-1]
         data = fs.cat_file(folder.path(version_file(copied)))
         _replace(folder, MANIFEST, data)
+        publish_metadata(folder.url, _parse(folder.url, copied, data))
     _copy_rejected(folder, report_from)
     if not fs.exists(folder.path(SUCCESS)):
         fs.pipe_file(folder.path(SUCCESS), b"")

@@ -2,6 +2,7 @@
 
 python jobs/compact.py --data DATASET                          # shards under 64 MB joined into shards of ~128 MB
 python jobs/compact.py --data DATASET --target-shard-mb 256 --min-shard-mb 32 --split train
+python jobs/compact.py --data DATASET --whole-splits          # one folder per split: TFDS reads the root again
 python jobs/versions.py --data DATASET --vacuum --keep 1 --yes  # afterwards: delete the old small shards
 
 Records are unchanged (same bytes, same order per split); no Spark is needed.
@@ -31,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", action="append", dest="splits", metavar="S", help="compact only split S (repeat for more)"
     )
     parser.add_argument(
+        "--whole-splits",
+        action="store_true",
+        help="rewrite a split that spans several run folders (or has shards to compact) whole into the new run "
+        "folder, so each split has one file template and TFDS's builder_from_directory reads the dataset",
+    )
+    parser.add_argument(
         "--version",
         dest="data_version",
         type=int,
@@ -49,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             min_shard_mb=args.min_shard_mb,
             splits=tuple(dict.fromkeys(args.splits or ())),
             version=args.data_version,
+            whole_splits=args.whole_splits,
         )
         print(compact(args.data, options).text())
         return 0

@@ -4,6 +4,7 @@ python jobs/versions.py --data DATASET                        # number, time, pa
 python jobs/versions.py --data DATASET --rollback 3           # a new version whose content is version 3's
 python jobs/versions.py --data DATASET --vacuum --keep 2      # what would go (dry run); --yes deletes it
 python jobs/versions.py --data DATASET --write-indexes        # <shard>.idx beside each shard, a new version names them
+python jobs/versions.py --data DATASET --tfds                 # TFDS metadata of the current version (no new version)
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dataset.errors import OptionError
+from dataset.errors import DatasetError, OptionError
 from dataset.record_index import index_version
+from dataset.tfds_metadata import write_current_metadata
 from dataset.vacuum import DEFAULT_MIN_AGE_S, plan_vacuum, vacuum
 from dataset.versions import Version, all_versions, public_url, rollback
 from jobs.errors import reporting_errors
@@ -29,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write each shard's record index (<shard>.idx, for the tfrecord package and DALI) and commit a "
         "version that names them (shards are not rewritten)",
+    )
+    action.add_argument(
+        "--tfds",
+        action="store_true",
+        help="write the current version's TFDS metadata (dataset_info.json, features.json, labels) for "
+        "tfds.builder_from_directory; no shard is rewritten and no version is committed",
     )
     parser.add_argument("--keep", type=int, default=1, metavar="K", help="--vacuum: keep the K newest versions")
     parser.add_argument(
@@ -80,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"every shard of {shown} has its index already; nothing committed")
             else:
                 print(f"version {version.number} of {shown} names {count} new shard indexes (shards unchanged)")
+        elif args.tfds:
+            version, refusal = write_current_metadata(args.data)
+            if refusal is not None:
+                raise DatasetError(refusal)
+            print(f"version {version.number} of {shown}: TFDS metadata written; tfds.builder_from_directory({shown!r})")
         elif args.vacuum:
             if args.min_age_hours < 0:
                 raise OptionError(f"--min-age-hours must be 0 or more, got {args.min_age_hours}")

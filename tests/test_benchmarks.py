@@ -122,8 +122,21 @@ EXPECTED = {
         r"^  run 1 +\d+\.\d\d s ",
         rf"^  fixed cost {FIGURE} s   \(lowest of 1 runs\)$",
     ],
+    "readers": [
+        r"^== local disk, digits: 1,797 records in 4 shards \(\d+\.\d MB\), split train, best of 1 round\(s\) ==$",
+        r"^== local disk, photos: 24 records in 8 shards \(\d+\.\d MB\), split train, best of 1 round\(s\) ==$",
+        r"^  tf\.data +\d+ records/s$",
+        r"^  (TFDS +\d+ records/s   ratio \d+\.\d\d vs tf\.data|TFDS: skipped, .+)$",
+        r"^  tfrecord, 2 workers +\d+ records/s   ratio \d+\.\d\d vs tf\.data$",
+        r"^  read_records, 40 at once +\d+ records/s   ratio \d+\.\d\d vs tf\.data$",
+        r"^== S3 behind 20 ms a request, photos: 24 records in 8 shards \(\d+\.\d MB\), split train ==$",
+        r"^  copy-first \(stage, then tf\.data\) +\d+ records/s   \(copy \d+\.\d\d s, ",
+        r"^  SplitReader\[k\] x 24, in turn +\d+ records/s   \(one ranged GET a record, one at a time\)$",
+        r"^  read_record x 5, in turn +\d+ records/s   \(\d+\.\d requests a record: the manifest, then the range\)$",
+    ],
 }
 TABLES = {
+    "readers": 4,
     "object_store": 4,
     "image_writer": 2,
     "incremental": 5,

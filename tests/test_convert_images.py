@@ -42,6 +42,8 @@ BAD = {
     "cat/readme.txt": "unsupported_extension",
 }
 
+TFDS_FILES = ["dataset_info.json", "features.json", "image.class.label.labels.txt"]  # dataset.tfds_metadata
+
 
 def make_tree(root: Path, extra_per_label: int = 20) -> dict[str, bytes]:
     """Write GOOD, BAD and `extra_per_label` more PNGs per label; return relpath → bytes of the good ones."""
@@ -161,7 +163,14 @@ def test_layout_manifest_and_shards(converted):
     shards = {split: min(2, info.num_records) for split, info in manifest.splits.items()}
     assert sorted(shards) == ["test", "train", "validation"] and shards["train"] == 2
     run = run_folder(out)
-    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "_rejected", "_versions", "manifest.json", run.name]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_SUCCESS",
+        "_rejected",
+        "_versions",
+        *TFDS_FILES,
+        "manifest.json",
+        run.name,
+    ]
     assert sorted(p.name for p in run.iterdir()) == ["_files.parquet", "_rejected"] + sorted(
         f"{split}-0000{i}-of-0000{n}.tfrecord{idx}"
         for split, n in shards.items()
@@ -266,6 +275,7 @@ def test_output_modes_and_bad_paths(spark, tree, converted, tmp_path):
         "_SUCCESS",
         "_rejected",
         "_versions",
+        *TFDS_FILES,
         "manifest.json",
         "old-file",
         run.name,

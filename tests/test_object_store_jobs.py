@@ -27,7 +27,16 @@ from tests.test_convert_images import BAD, make_tree, read_records
 
 REPO = Path(__file__).resolve().parent.parent
 s3 = s3_bucket_fixture(scope="module")
-DATASET_NAMES = ["_SUCCESS", "_rejected", "_versions", "manifest.json"]  # and one run folder per conversion
+# and one run folder per conversion; dataset_info.json ... labels: its TFDS metadata (dataset.tfds_metadata)
+DATASET_NAMES = [
+    "_SUCCESS",
+    "_rejected",
+    "_versions",
+    "dataset_info.json",
+    "features.json",
+    "image.class.label.labels.txt",
+    "manifest.json",
+]
 
 
 @pytest.fixture(scope="module")

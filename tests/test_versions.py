@@ -60,6 +60,8 @@ def make_legacy(spark, source: Path, out: Path) -> None:
         shard.rename(out / shard.name)
     shutil.rmtree(run)
     shutil.rmtree(out / "_versions")
+    for name in ("dataset_info.json", "features.json", "image.class.label.labels.txt"):  # TFDS metadata came later
+        (out / name).unlink()
     manifest = read_version_text(out / "manifest.json")
     stripped = {
         name: dataclasses.replace(
@@ -208,6 +210,9 @@ def test_vacuum_keeps_what_kept_versions_list_and_removes_old_unlisted_runs(spar
     young = out / "run-29990101T000000Z-0badcafe"  # a run still writing: no version lists it yet
     write(young, "train-00000-of-00001.tfrecord", b"being written")
     write(out, "notes.txt", b"not written by a conversion")
+    lost = "train-00001-of-00002-deadbeef.tfrecord.tmp-3"  # a lost attempt of an append's (tagged) shard
+    write(out / run_a, lost, b"lost attempt")
+    os.utime(out / run_a / lost, (time.time() - 48 * 3600,) * 2)
     before = digests(out)
     capsys.readouterr()
 
@@ -217,7 +222,7 @@ def test_vacuum_keeps_what_kept_versions_list_and_removes_old_unlisted_runs(spar
     doomed = [line.split()[0] for line in dry[:-1]]
     b_files = sorted(p for p in before if p.startswith(run_b + "/"))
     killed = "run-20200101T000000Z-deadbeef/train-00000-of-00001.tfrecord"
-    assert doomed == ["_versions/00000001.json", "_versions/00000002.json", *sorted([*b_files, killed])]
+    assert doomed == ["_versions/00000001.json", "_versions/00000002.json", *sorted([*b_files, killed, f"{run_a}/{lost}"])]
     total = sum((out / p).stat().st_size for p in doomed)
     assert dry[-1] == (
         f"would delete {len(doomed)} files, {total} bytes, from {out}; versions kept: 3 (dry run: pass --yes to delete)"
