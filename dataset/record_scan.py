@@ -3,8 +3,9 @@ walked and their CRCs checked, its record index compared with the walk, its reco
 and their images decoded with training's decoder, all from the bytes read.
 
 The pass is one tf.data pipeline. A Python generator (run in a tf.data thread) reads, walks and checks shard after
-shard, a few shards ahead (`dataset.reads.read_files`), and hands each shard's bytes and record offsets on; chunks
-of records are parsed in parallel, then images are decoded one by one in parallel (AUTOTUNE), on every core.
+shard (reads a few files ahead, `dataset.reads.read_files`), and hands each shard's bytes and record offsets on in
+pieces of a few MB, walking ahead of TensorFlow; chunks of records are parsed in parallel, then images are decoded
+one by one in parallel (AUTOTUNE), on every core.
 Records that fail to parse or decode drop out (`ignore_errors`): those that did not come back are examined one by
 one afterwards, eagerly, to name the first. A shard whose frames, record count or index are wrong stops the pass.
 """
