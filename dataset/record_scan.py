@@ -196,11 +196,16 @@ def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: str) -> Any:
         tf.TensorSpec([], tf.int64),
     )
 
+    # plain graph functions: no tensor decides Python control flow here, and AutoGraph reads the source again
+    plain = tf.autograph.experimental.do_not_convert
+
+    @plain
     def chunks(shard: Any, first: Any, data: Any, offsets: Any, lengths: Any, limit: Any) -> Any:
         keys = tf.cast(shard, tf.int64) * _SHARD_KEY + first + tf.range(tf.shape(offsets, out_type=tf.int64)[0])
         pieces = tf.data.Dataset.from_tensor_slices((keys, offsets, lengths)).batch(CHUNK_RECORDS)
-        return pieces.map(lambda key, at, size: (key, tf.strings.substr(data, at, size), limit))
+        return pieces.map(plain(lambda key, at, size: (key, tf.strings.substr(data, at, size), limit)))
 
+    @plain
     def parsed(keys: Any, records: Any, limit: Any) -> tuple[Any, ...]:
         values = tf.io.parse_example(records, spec)
         n = tf.shape(records)[0]
@@ -231,6 +236,7 @@ def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: str) -> Any:
             return keys, encoded
         return keys, encoded, wanted
 
+    @plain
     def decoded(key: Any, encoded: Any, wanted: Any = None) -> Any:
         if wanted is None:
             size = tf.size(decode_image(encoded, 3))
