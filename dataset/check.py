@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dataset.errors import DatasetError
 from dataset.features import IMAGE_ENCODED
-from dataset.fs import filesystem
+from dataset.fs import list_files
 from dataset.layout import (
     MANIFEST,
     REJECTED_DIR,
@@ -22,8 +22,8 @@ from dataset.layout import (
     tf_compression,
 )
 from dataset.manifest import Manifest, shard_urls
-from dataset.object_store import local_copies, local_dataset
-from dataset.record_index import check_index
+from dataset.object_store import local_copies
+from dataset.record_scan import ShardScan, feature_message, feature_problem, fixed_features, presence_spec, scan_shards
 from dataset.tfds_metadata import is_tfds_file
 from dataset.versions import all_versions, read_manifest
 
@@ -38,6 +38,7 @@ class ValidationReport:
     records_per_split: dict[str, int]
     num_decoded: int = 0  # image records decoded with the training decoder
     unlisted: tuple[str, ...] = ()  # files in the folder that the manifest does not list
+    seconds: dict[str, float] = field(default_factory=dict, compare=False)  # time per phase (benchmarks/validate.py)
 
     def text(self) -> str:
         per_split = ", ".join(f"{name} {n}" for name, n in sorted(self.records_per_split.items()))
@@ -67,12 +68,7 @@ def _tensorflow() -> Any:
 
 
 def _presence_spec(manifest: Manifest) -> dict[str, Any]:
-    """Every manifest feature as a VarLenFeature of its dtype: a missing feature parses as no value
-    (a FixedLenFeature would fail without naming it), another dtype fails to parse."""
-    tf = _tensorflow()
-
-    dtypes = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
-    return {name: tf.io.VarLenFeature(dtypes[info.dtype]) for name, info in manifest.features.items()}
+    return presence_spec(_tensorflow(), manifest)
 
 
 def _check_values(manifest: Manifest, path: str, parsed: dict[str, Any], first: int) -> None:
@@ -80,20 +76,15 @@ def _check_values(manifest: Manifest, path: str, parsed: dict[str, Any], first: 
     none, where the manifest counts records that leave the feature out: a missing value)."""
     import numpy as np
 
-    for name, info in sorted(manifest.features.items()):
-        if info.length != "fixed":
-            continue
-        want = int(np.prod(info.shape)) if info.shape else 1
-        rows = parsed[name].indices.numpy()[:, 0]
-        counts = np.bincount(rows, minlength=int(parsed[name].dense_shape.numpy()[0]))
-        wrong = np.nonzero((counts != want) & ((counts != 0) | (info.null_count == 0)))[0]
-        if wrong.size:
-            at, got = first + int(wrong[0]), int(counts[wrong[0]])
-            what = "lacks feature" if got == 0 else f"has {got} values (the manifest says {want}) for feature"
-            raise DatasetError(
-                f"record {at} of shard {path} {what} {name!r} ({info.dtype}) that the manifest lists; "
-                "the manifest does not describe these records: convert the data again"
-            )
+    fixed = fixed_features(manifest)
+    if not fixed:
+        return
+    rows = int(parsed[fixed[0][0]].dense_shape.numpy()[0])
+    counts = np.stack([np.bincount(parsed[name].indices.numpy()[:, 0], minlength=rows) for name, _ in fixed], axis=1)
+    for row in range(rows):
+        problem = feature_problem(manifest, counts[row])
+        if problem:
+            raise DatasetError(feature_message(manifest, *problem, first + row, path))
 
 
 def _count_shard(manifest: Manifest, path: str, spec: dict[str, Any] | None = None, name: str | None = None) -> int:
@@ -157,32 +148,15 @@ def _check_manifest_features(manifest: Manifest) -> None:
             )
 
 
-def _unlisted_files(folder: DatasetFolder) -> tuple[str, ...]:
-    """Files that no version lists and no conversion keeps (version manifests, file indexes, rejected reports)."""
+def _unlisted_files(folder: DatasetFolder, found: set[str]) -> tuple[str, ...]:
+    """Of `found` (the folder's files), those that no version lists and no conversion keeps (version manifests,
+    file indexes, rejected reports)."""
     versions = all_versions(folder.url)
     listed = {f.path for version in versions for split in version.manifest.splits.values() for f in split.files}
     listed |= {index_file_name(path) for path in listed}  # an index belongs to its shard
     listed |= {version.manifest.file_index for version in versions if version.manifest.file_index}
     listed |= {MANIFEST, SUCCESS, REJECTED_REPORT}
-    root = folder.root.rstrip("/")
-    found = [path[len(root) + 1 :] for path in folder.fs.find(root)]
     return tuple(sorted(p for p in found if p not in listed and not _kept(p)))
-
-
-def _check_record_index(folder: DatasetFolder, index: str, copy: str, shard_url: str) -> None:
-    """The shard's record index must exist and list its frames (a local copy of the shard at URL `copy`).
-
-    Raises:
-        DatasetError: one line naming the index that is missing or wrong.
-    """
-    index_url = folder.file_url(index)
-    if not folder.fs.exists(folder.path(index)):
-        raise DatasetError(
-            f"index {index_url} listed in the manifest is missing; "
-            "write the dataset's indexes again (jobs/versions.py --write-indexes)"
-        )
-    fs, path = filesystem(copy)
-    check_index(fs.cat_file(path), folder.fs.cat_file(folder.path(index)), index_url, shard_url)
 
 
 def _kept(path: str) -> bool:
@@ -191,57 +165,77 @@ def _kept(path: str) -> bool:
     return parts[0] == VERSIONS_DIR or REJECTED_DIR in parts[:-1] or is_tfds_file(parts[-1])
 
 
+def _shard_scans(
+    folder: DatasetFolder, manifest: Manifest, found: set[str], decode_sample: int | None
+) -> list[ShardScan]:
+    """Every shard of the manifest (splits sorted by name, shards in manifest order) with its index and how many of
+    its images to decode: all, or about `decode_sample` per split spread over its shards (the first of each), 0 for
+    none.
+
+    Raises:
+        DatasetError: a shard or index the manifest lists is not in the folder's listing `found`.
+    """
+    decode = manifest.kind == "images" and decode_sample != 0
+    shards = []
+    for split, info in sorted(manifest.splits.items()):
+        per_shard = None if decode_sample is None else -(-decode_sample // max(1, len(info.files)))
+        for shard in info.files:
+            url = folder.file_url(shard.path)
+            if shard.path not in found:
+                raise DatasetError(f"shard {url} listed in the manifest is missing")
+            index_url = folder.file_url(shard.index) if shard.index else None
+            if shard.index and shard.index not in found:
+                raise DatasetError(
+                    f"index {index_url} listed in the manifest is missing; "
+                    "write the dataset's indexes again (jobs/versions.py --write-indexes)"
+                )
+            limit = (shard.num_records if per_shard is None else min(shard.num_records, per_shard)) if decode else 0
+            index_path = folder.path(shard.index) if shard.index else None
+            shards.append(
+                ShardScan(split, url, folder.path(shard.path), shard.num_records, index_url, index_path, limit)
+            )
+    return shards
+
+
 def validate_dataset(data_url: str, decode_sample: int | None = None, version: int | None = None) -> ValidationReport:
     """Read every record of every shard: CRCs, every manifest feature present with its dtype and
-    length, counts as in the manifest; decode the images of image records with training's decoder
-    (all of them, or `decode_sample` per split, 0 for none); list files the manifest does not name.
+    length, counts as in the manifest, each shard's record index; decode the images of image records
+    with training's decoder (all of them, or about `decode_sample` per split, 0 for none); list files
+    the manifest does not name.
+
+    One listing of the folder (for the files the manifest does not name; it also finds missing shards without a
+    request per shard) and one read of each shard and of its index: `dataset.record_scan`.
 
     Raises:
         DatasetError: naming the first shard or record that is missing, corrupt, lacks a feature,
-            holds another count or whose image does not decode.
+            holds another count or whose image does not decode, or the index that does not match its shard.
     """
-    from dataset.decode import scan_undecodable
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal start
+        now = time.perf_counter()
+        seconds[name], start = now - start, now
 
     manifest = read_manifest(data_url, version)
     _check_manifest_features(manifest)
+    _tensorflow()  # a one-line error without it, before anything is read
     folder = DatasetFolder(data_url)
-    fs = folder.fs
-    spec = _presence_spec(manifest)
-    per_split, shards, decoded = {}, 0, 0
-    for split, info in sorted(manifest.splits.items()):
-        total = 0
-        urls = [folder.file_url(shard.path) for shard in info.files]
-        for shard, path in zip(info.files, urls):
-            if not fs.exists(folder.path(shard.path)):
-                raise DatasetError(f"shard {path} listed in the manifest is missing")
-        # TensorFlow reads no s3:// here: a split at a time on local disk, each shard at its path in the dataset
-        with local_dataset(data_url, [shard.path for shard in info.files]) as readable:
-            local = [DatasetFolder(readable).file_url(shard.path) for shard in info.files]
-            for shard, path, copy in zip(info.files, urls, local):
-                found = _count_shard(manifest, copy, spec, path)
-                if found != shard.num_records:
-                    raise DatasetError(f"shard {path} holds {found} records, the manifest says {shard.num_records}")
-                if shard.index:
-                    _check_record_index(folder, shard.index, copy, path)
-                total += found
-                shards += 1
-            per_split[split] = total
-            bad = []
-            if manifest.kind == "images" and decode_sample != 0:
-                bad = scan_undecodable(readable, manifest, split, first_only=True, sample=decode_sample)
-                by_copy = dict(zip(local, urls))  # records name the shard's URL, not a copy
-                bad = [dataclasses.replace(b, shard=by_copy.get(b.shard, b.shard)) for b in bad]
-        if manifest.kind == "images" and decode_sample != 0:
-            if bad:
-                raise DatasetError(
-                    f"cannot decode the image of {bad[0].text()}; training would stop there: convert the data "
-                    "again with --verify decode or full (conversion checks TensorFlow's decoding rules there and "
-                    "stores such files as PNG or rejects them; --verify header does not) or train with "
-                    "--skip-undecodable"
-                )
-            decoded += total if decode_sample is None else min(total, decode_sample)
-    unlisted = _unlisted_files(folder)
-    return ValidationReport(data_url, shards, sum(per_split.values()), per_split, decoded, unlisted)
+    phase("manifest")
+    found = set(list_files(data_url).relpaths.to_pylist())
+    shards = _shard_scans(folder, manifest, found, decode_sample)
+    phase("listing")
+    scan_shards(folder.fs, manifest, shards)
+    phase("shards")
+    per_split: dict[str, int] = {}
+    for shard in shards:
+        per_split[shard.split] = per_split.get(shard.split, 0) + shard.num_records
+    per_split.update({split: 0 for split in manifest.splits if split not in per_split})
+    decoded = sum(shard.decode for shard in shards)
+    unlisted = _unlisted_files(folder, found)
+    phase("unlisted_note")
+    return ValidationReport(data_url, len(shards), sum(per_split.values()), per_split, decoded, unlisted, seconds)
 
 
 def inspect_examples(data_url: str, split: str, count: int, version: int | None = None) -> Iterator[dict[str, Any]]:

@@ -50,14 +50,15 @@ def op_error_text(err: Exception) -> str:
     return re.sub(r"\s*\[Op:\w+\].*$", "", text)
 
 
-def _decoder_error(encoded: bytes) -> str:
+def decoder_error(encoded: bytes) -> str | None:
+    """Why the decoder cannot read `encoded` (the cause of its error), or None: it decodes."""
     import tensorflow as tf
 
     try:
         decode_image(tf.constant(encoded), 3)
     except tf.errors.OpError as err:
         return op_error_text(err)
-    return "decodes alone but not in the pipeline"
+    return None
 
 
 def scan_undecodable(
@@ -97,7 +98,8 @@ def scan_undecodable(
             if int(index) in wanted:
                 parsed = tf.io.parse_single_example(serialized, spec)
                 name = parsed[IMAGE_FILENAME].numpy().decode("utf-8", "replace")
-                bad.append(BadRecord(split, url, int(index), name, _decoder_error(parsed[IMAGE_ENCODED].numpy())))
+                error = decoder_error(parsed[IMAGE_ENCODED].numpy()) or "decodes alone but not in the pipeline"
+                bad.append(BadRecord(split, url, int(index), name, error))
         if first_only:
             break
     return bad

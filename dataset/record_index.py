@@ -60,7 +60,15 @@ def check_index(shard: bytes, index: bytes, index_name: str, shard_name: str) ->
     Raises:
         DatasetError: one line naming the index and its first wrong line, or the shard's frame error.
     """
-    want = frame_spans(shard, shard_name)
+    check_index_spans(frame_spans(shard, shard_name), index, index_name)
+
+
+def check_index_spans(want: Spans, index: bytes, index_name: str) -> None:
+    """Check that `index` lists the frames `want` (a walk of its shard, `frame_spans`): `check_index` without the walk.
+
+    Raises:
+        DatasetError: one line naming the index and its first wrong line.
+    """
     have = parse_index(index, index_name)
     for number, (expected, found) in enumerate(zip(want, have), 1):
         if expected != found:

@@ -65,6 +65,17 @@ class TFRecordFileWriter:
         self.close()
 
 
+class FrameError(DatasetError):
+    """A shard's frames stop reading at byte `offset`, after `good` whole frames: truncated or corrupt, by `cause`."""
+
+    def __init__(self, name: str, offset: int, good: int, truncated: bool, cause: str) -> None:
+        where = f"truncated at byte {offset} ({cause})" if truncated else f"corrupt at byte {offset}: {cause}"
+        super().__init__(f"shard {name} is {where}")
+        self.offset = offset
+        self.good = good
+        self.cause = cause
+
+
 _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
 
@@ -75,21 +86,21 @@ def frame_spans(data: bytes, name: str) -> list[tuple[int, int]]:
     (`dataset.record_index`), and what copying frames byte for byte (a compaction) checks first.
 
     Raises:
-        DatasetError: a frame is truncated or a CRC does not match (naming `name` and the byte offset).
+        FrameError: a frame is truncated or a CRC does not match (naming `name` and the byte offset).
     """
     at, spans, end = 0, [], len(data)
     while at < end:
         if at + 12 > end:
-            raise DatasetError(f"shard {name} is truncated at byte {at} (a frame header is cut)")
+            raise FrameError(name, at, len(spans), True, "a frame header is cut")
         length_bytes = data[at : at + 8]
         if _CRC.unpack_from(data, at + 8)[0] != masked_crc32c(length_bytes):
-            raise DatasetError(f"shard {name} is corrupt at byte {at}: the length CRC does not match")
+            raise FrameError(name, at, len(spans), False, "the length CRC does not match")
         (length,) = _LENGTH.unpack(length_bytes)
         body_end = at + 12 + length
         if body_end + 4 > end:
-            raise DatasetError(f"shard {name} is truncated at byte {at} (a record of {length} bytes is cut)")
+            raise FrameError(name, at, len(spans), True, f"a record of {length} bytes is cut")
         if _CRC.unpack_from(data, body_end)[0] != masked_crc32c(data[at + 12 : body_end]):
-            raise DatasetError(f"shard {name} is corrupt at byte {at}: the record CRC does not match")
+            raise FrameError(name, at, len(spans), False, "the record CRC does not match")
         spans.append((at, body_end + 4 - at))
         at = body_end + 4
     return spans

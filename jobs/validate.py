@@ -1,6 +1,6 @@
 """Check a dataset folder with tf.data, or print decoded examples.
 
-python jobs/validate.py --data DIR                     # CRCs, features, counts per shard; decode images
+python jobs/validate.py --data DIR                     # each shard read once: CRCs, index, features, counts; decode images
 python jobs/validate.py --data DIR --decode-sample 1000  # decode about 1000 images per split (or --no-decode)
 python jobs/validate.py --data DIR --inspect 5 --split train
 """

@@ -11,6 +11,7 @@ from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions, ImageTransform
 from dataset.check import inspect_examples, validate_dataset
 from dataset.errors import DatasetError
+from dataset.tfrecord import frame
 from dataset.versions import read_manifest
 from jobs import validate as validate_job
 from tests.images import corrupt_png, image_bytes, write
@@ -53,7 +54,13 @@ def test_flipped_byte_names_the_shard_and_offset(dataset, tmp_path, capsys):
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0x01
     shard.write_bytes(bytes(data))
-    with pytest.raises(DatasetError, match=r"corrupt shard .*train-00001-of-00002.tfrecord at byte offset \d+"):
+    offsets = _record_offsets(bytes(data))
+    hit = max(i for i, at in enumerate(offsets) if at <= len(data) // 2)  # the record holding the byte
+    message = (
+        rf"^corrupt shard file://{shard} at byte offset {offsets[hit]} \(after {hit} good records\): "
+        "the (length|record) CRC does not match$"
+    )
+    with pytest.raises(DatasetError, match=message):
         validate_dataset(str(copy))
     assert validate_job.main(["--data", str(copy)]) == 2  # every job: a user's problem exits with 2
     err = capsys.readouterr().err
@@ -64,8 +71,54 @@ def test_flipped_byte_names_the_shard_and_offset(dataset, tmp_path, capsys):
 def test_shard_cut_short_names_the_shard(dataset, tmp_path):
     copy, shard = damaged(dataset, tmp_path)
     data = shard.read_bytes()
+    offsets = _record_offsets(data)
     shard.write_bytes(data[: len(data) - 100])
-    with pytest.raises(DatasetError, match=r"train-00001-of-00002.tfrecord"):
+    last = len(offsets) - 1
+    size = len(data) - offsets[last] - 16
+    with pytest.raises(
+        DatasetError,
+        match=rf"^corrupt shard file://{shard} at byte offset {offsets[last]} \(after {last} good records\): "
+        rf"a record of {size} bytes is cut$",
+    ):
+        validate_dataset(str(copy))
+
+
+@pytest.mark.needs_tf
+def test_a_record_that_is_not_an_example_is_named(dataset, tmp_path):
+    """Its frame and CRCs are whole (and its index right): only parsing finds it."""
+    copy, shard = damaged(dataset, tmp_path)
+    data = shard.read_bytes()
+    offsets = _record_offsets(data)
+    at = offsets[3]
+    length = int.from_bytes(data[at : at + 8], "little")
+    shard.write_bytes(data[:at] + frame(b"\xff" * length) + data[at + 16 + length :])
+    with pytest.raises(
+        DatasetError,
+        match=rf"^corrupt shard file://{shard} at record 3 \(after 3 good records\): it is not a tf.train.Example$",
+    ):
+        validate_dataset(str(copy), decode_sample=0)
+
+
+@pytest.mark.needs_tf
+def test_a_shard_missing_or_holding_another_count_is_named(dataset, tmp_path):
+    copy, shard = damaged(dataset, tmp_path)
+    path = str(shard.relative_to(copy))
+
+    def recount(manifest):
+        (listed,) = [f for f in manifest["splits"]["train"]["files"] if f["path"] == path]
+        listed["num_records"] += 1
+        manifest["splits"]["train"]["num_records"] += 1
+        manifest["num_records"] += 1
+        manifest["num_files_seen"] += 1
+
+    _edit_manifest(copy, recount)
+    found = len(_record_offsets(shard.read_bytes()))
+    with pytest.raises(
+        DatasetError, match=rf"^shard file://{shard} holds {found} records, the manifest says {found + 1}$"
+    ):
+        validate_dataset(str(copy))
+    shard.unlink()
+    with pytest.raises(DatasetError, match=rf"^shard file://{shard} listed in the manifest is missing$"):
         validate_dataset(str(copy))
 
 
@@ -171,3 +224,44 @@ def test_files_the_manifest_does_not_list_are_reported(dataset, tmp_path):
     assert report.text().splitlines()[1] == (
         "  note: 2 files are not in the manifest (readers ignore them): notes/todo.txt, train-00002-of-00003.tfrecord"
     )
+
+
+@pytest.mark.needs_tf
+def test_gzip_shards_a_decode_sample_and_a_damaged_gzip_stream(spark, tmp_path):
+    root = tmp_path / "in"
+    for i in range(8):
+        write(root, f"{'xy'[i % 2]}/{i}.png", image_bytes("PNG", (16, 16), seed=i))
+    out = tmp_path / "data"
+    options = ImageConvertOptions(str(root), str(out), splits=(("train", 1.0),), num_shards=2, compression="gzip")
+    convert_images(spark, options)
+    report = validate_dataset(str(out))
+    assert (report.num_shards, report.num_records, report.num_decoded) == (2, 8, 8)
+    assert validate_dataset(str(out), decode_sample=1).num_decoded == 2  # the first record of each shard
+    (shard,) = out.glob("run-*/train-00001-of-00002.tfrecord.gz")
+    data = bytearray(shard.read_bytes())
+    data[-6] ^= 0x01  # in the gzip trailer's CRC-32
+    shard.write_bytes(bytes(data))
+    with pytest.raises(
+        DatasetError, match=rf"^corrupt shard file://{shard}: its gzip stream does not decompress \(CRC check failed"
+    ):
+        validate_dataset(str(out), decode_sample=0)
+
+
+@pytest.mark.needs_tf
+def test_features_records_may_leave_out_are_counted(dataset, tmp_path):
+    """A feature the manifest counts missing values of may be absent from a record, not hold another count."""
+    copy, _ = damaged(dataset, tmp_path)
+    sometimes = {"dtype": "int64", "shape": [], "length": "fixed", "spark_type": "bigint", "null_count": 3}
+    _edit_manifest(copy, lambda m: m["features"].update({"image/depth": sometimes}))
+    assert validate_dataset(str(copy)).num_records == 24  # every record leaves it out: allowed
+
+    def two_heights(manifest):
+        manifest["features"]["image/height"].update({"shape": [2], "null_count": 1})
+
+    _edit_manifest(copy, two_heights)
+    with pytest.raises(
+        DatasetError,
+        match=r"^record 0 of shard file://.*/test-00000-of-00002.tfrecord has 1 values \(the manifest says 2\) for "
+        r"feature 'image/height' \(int64\) that the manifest lists; the manifest does not describe these records",
+    ):
+        validate_dataset(str(copy))
