@@ -117,6 +117,13 @@ EXPECTED = {
         r"^  GIF 320x240, 20 frames +rules +\d+\.\d{3} ms   default check +\d+\.\d{3} ms   tf\.io\.decode_image ",
         r"^  default check, orientation 6 +\d+\.\d{3} ms/image   ratio +\d+\.\d\d$",
     ],
+    "validate": [
+        r"^== validate: 300 records, every image decoded, \d+ cores ==$",
+        r"^  tf\.data +\d+\.\d\d s   CPU +\d+\.\d\d s +\d+ records/s$",
+        r"^  validate +\d+\.\d\d s   CPU +\d+\.\d\d s +\d+ records/s$",
+        rf"^  ratio validate/tf\.data {FIGURE}   target <= 1\.2  (PASS|MISS)   \(wall; lowest of each\)$",
+        r"^  validate's phases: manifest \d+\.\d\d s, listing \d+\.\d\d s, shards \d+\.\d\d s, ",
+    ],
     "train": [
         r"^== 1\. Training: Horovod processes 1 vs 2 \(5 steps, batch 8 per process, ",
         r"^  1 process +\d+ examples/s ",
@@ -155,6 +162,7 @@ TABLES = {
     "input_pipeline": 1,
     "train": 4,
     "verify_levels": 4,
+    "validate": 1,
 }
 NOT_BENCHMARKS = {"__init__", "harness", "_repo_root"}  # the modules of benchmarks/ that are not a benchmark
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
