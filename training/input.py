@@ -5,24 +5,39 @@ fewer files than ranks), parallel interleave, optional label filter, shuffle buf
 batch, vectorized `parse_example`, parallel decode/resize/normalize, prefetch, and exactly
 `steps` batches so every rank runs the same number of steps.
 Evaluation: every record of the split once, in file order.
+
+Shards on an object store reach tf.data through a `FileFeed` (training/streaming.py): the same file order,
+computed in Python from the same seeded file pipeline, handed over as local paths once each file is on disk.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import tensorflow as tf
 
 from dataset.errors import DatasetError
 from dataset.layout import tf_compression
 from dataset.manifest import Manifest, shard_urls
+from training.config import INTERLEAVE_CYCLE
 
 KEY_FEATURE = "__key__"  # every parser passes the record's key along under this name; no model reads it
 
 Parser = Callable[[tf.Tensor], tuple[dict, tf.Tensor]]  # a batch of serialized Examples → (features, labels)
 RecordFilter = Callable[[tf.Tensor], tf.Tensor]  # a serialized Example → keep it (bool)
+
+
+class FileFeed(Protocol):
+    """Local files that tf.data reads as they become available (shards fetched from an object store)."""
+
+    def paths(self, order: Callable[[], Iterator[str]]) -> tf.data.Dataset:
+        """The paths of `order()` (a subset of the spec's files), each once it can be opened."""
+
+    def read(self, path: tf.Tensor, compression: str) -> tf.data.Dataset:
+        """The records of one file that `paths` gave (the feed may free the file after its last record)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,8 @@ class InputSpec:
     parse: Parser
     threads: int  # tf.data threads for this rank
     keep: RecordFilter | None = None
+    feed: FileFeed | None = None  # None: `files` are readable now; else they become so through the feed
+    deterministic: bool = False  # records in the same order on every run (tf.data waits for a slow file)
 
 
 def input_spec(
@@ -84,24 +101,48 @@ def dataset_options(threads: int, deterministic: bool) -> tf.data.Options:
     return options
 
 
+def file_order(files: tuple[str, ...], rank: int, num_ranks: int, seed: int) -> tf.data.Dataset:
+    """The endless order in which one rank reads `files`: its own files (all of them when there are fewer files than
+    ranks), in a new order every epoch. The permutation depends on the number of files and the seeds only."""
+    order = tf.data.Dataset.from_tensor_slices(list(files))
+    if len(files) >= num_ranks:
+        order = order.shard(num_ranks, rank)  # Horovod: each rank reads its own files
+    # A fixed seed with reshuffle_each_iteration gives a new, reproducible file order every epoch.
+    return order.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+
+
+def python_file_order(files: tuple[str, ...], rank: int, num_ranks: int, seed: int, graph_seed: int) -> Iterator[str]:
+    """`file_order` as Python strings, as a graph whose seed is `graph_seed` gives it (the Estimator's graph has
+    `tf_random_seed`): the same pipeline run in a private graph, so the caller's graph and seeds are untouched."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(graph_seed)
+        following = tf.compat.v1.data.make_one_shot_iterator(file_order(files, rank, num_ranks, seed)).get_next()
+    with tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1)) as session:
+        while True:
+            yield session.run(following).decode()
+
+
 def train_input_fn(
     spec: InputSpec, batch_size: int, steps: int, rank: int, num_ranks: int, seed: int, shuffle_buffer: int
 ) -> Callable[[], tf.data.Dataset]:
     """Exactly `steps` shuffled training batches for one rank."""
 
     def input_fn() -> tf.data.Dataset:
-        files = tf.data.Dataset.from_tensor_slices(list(spec.files))
         by_files = len(spec.files) >= num_ranks
-        if by_files:
-            files = files.shard(num_ranks, rank)  # Horovod: each rank reads its own files
-        # A fixed seed with reshuffle_each_iteration gives a new, reproducible file order every epoch.
-        files = files.shuffle(len(spec.files), seed=seed, reshuffle_each_iteration=True).repeat()
-        cycle = min(len(spec.files), 4)
+        if spec.feed is None:
+            files = file_order(spec.files, rank, num_ranks, seed)
+            read = lambda path: tf.data.TFRecordDataset(path, compression_type=spec.compression)  # noqa: E731
+        else:  # the same order, computed in Python with the seeds this graph gives the shuffle
+            graph_seed = tf.compat.v1.get_seed(seed)[0]
+            files = spec.feed.paths(lambda: python_file_order(spec.files, rank, num_ranks, seed, graph_seed))
+            read = lambda path: spec.feed.read(path, spec.compression)  # noqa: E731
+        cycle = min(len(spec.files), INTERLEAVE_CYCLE)
         records = files.interleave(
-            lambda path: tf.data.TFRecordDataset(path, compression_type=spec.compression),
+            read,
             cycle_length=cycle,
             num_parallel_calls=min(spec.threads, cycle),  # tf.data refuses more calls than the cycle length
-            deterministic=False,
+            deterministic=spec.deterministic,
         )
         if not by_files:
             records = records.shard(num_ranks, rank)  # Horovod: fewer files than ranks: shard records
@@ -109,10 +150,17 @@ def train_input_fn(
             records = records.filter(spec.keep)
         records = records.shuffle(shuffle_buffer, seed=seed + rank)
         batches = records.batch(batch_size, drop_remainder=True).take(steps)
-        batches = batches.map(spec.parse, num_parallel_calls=spec.threads, deterministic=False)
-        return batches.prefetch(2).with_options(dataset_options(spec.threads, deterministic=False))
+        batches = batches.map(spec.parse, num_parallel_calls=spec.threads, deterministic=spec.deterministic)
+        return batches.prefetch(2).with_options(dataset_options(spec.threads, deterministic=spec.deterministic))
 
     return input_fn
+
+
+def read_in_order(spec: InputSpec, files: tuple[str, ...]) -> tf.data.Dataset:
+    """The records of `files` (some of the spec's), one file after the other."""
+    if spec.feed is None:
+        return tf.data.TFRecordDataset(list(files), compression_type=spec.compression)
+    return spec.feed.paths(lambda: iter(files)).flat_map(lambda path: spec.feed.read(path, spec.compression))
 
 
 def eval_input_fn(spec: InputSpec, batch_size: int) -> Callable[[], tf.data.Dataset]:
