@@ -33,11 +33,12 @@ RecordFilter = Callable[[tf.Tensor], tf.Tensor]  # a serialized Example → keep
 class FileFeed(Protocol):
     """Local files that tf.data reads as they become available (shards fetched from an object store)."""
 
-    def paths(self, order: Callable[[], Iterator[str]]) -> tf.data.Dataset:
-        """The paths of `order()` (a subset of the spec's files), each once it can be opened."""
+    def paths(self, order: Callable[[], Iterator[str]], count: int | None = None) -> tf.data.Dataset:
+        """The places 0, 1, ... (`count` of them, or endless) of the files of `order()` (some of the spec's)."""
 
-    def read(self, path: tf.Tensor, compression: str) -> tf.data.Dataset:
-        """The records of one file that `paths` gave (the feed may free the file after its last record)."""
+    def read(self, place: tf.Tensor, compression: str) -> tf.data.Dataset:
+        """The records of the file at one place of the order, once it can be opened (the feed may free the file
+        after its last record)."""
 
 
 @dataclass(frozen=True)
@@ -130,20 +131,22 @@ def train_input_fn(
 
     def input_fn() -> tf.data.Dataset:
         by_files = len(spec.files) >= num_ranks
+        cycle = min(len(spec.files), INTERLEAVE_CYCLE)
         if spec.feed is None:
-            files = file_order(spec.files, rank, num_ranks, seed)
-            read = lambda path: tf.data.TFRecordDataset(path, compression_type=spec.compression)  # noqa: E731
+            records = file_order(spec.files, rank, num_ranks, seed).interleave(
+                lambda path: tf.data.TFRecordDataset(path, compression_type=spec.compression),
+                cycle_length=cycle,
+                num_parallel_calls=min(spec.threads, cycle),  # tf.data refuses more calls than the cycle length
+                deterministic=spec.deterministic,
+            )
         else:  # the same order, computed in Python with the seeds this graph gives the shuffle
             graph_seed = tf.compat.v1.get_seed(seed)[0]
-            files = spec.feed.paths(lambda: python_file_order(spec.files, rank, num_ranks, seed, graph_seed))
-            read = lambda path: spec.feed.read(path, spec.compression)  # noqa: E731
-        cycle = min(len(spec.files), INTERLEAVE_CYCLE)
-        records = files.interleave(
-            read,
-            cycle_length=cycle,
-            num_parallel_calls=min(spec.threads, cycle),  # tf.data refuses more calls than the cycle length
-            deterministic=spec.deterministic,
-        )
+            places = spec.feed.paths(lambda: python_file_order(spec.files, rank, num_ranks, seed, graph_seed))
+            # An element waits for its file: in a parallel interleave, waiting elements would hold every worker
+            # thread while files already on disk are not read. Sequential (the order of a deterministic parallel
+            # one), read ahead by the prefetch's thread.
+            read = lambda place: spec.feed.read(place, spec.compression)  # noqa: E731
+            records = places.interleave(read, cycle_length=cycle).prefetch(tf.data.AUTOTUNE)
         if not by_files:
             records = records.shard(num_ranks, rank)  # Horovod: fewer files than ranks: shard records
         if spec.keep is not None:
@@ -160,7 +163,8 @@ def read_in_order(spec: InputSpec, files: tuple[str, ...]) -> tf.data.Dataset:
     """The records of `files` (some of the spec's), one file after the other."""
     if spec.feed is None:
         return tf.data.TFRecordDataset(list(files), compression_type=spec.compression)
-    return spec.feed.paths(lambda: iter(files)).flat_map(lambda path: spec.feed.read(path, spec.compression))
+    places = spec.feed.paths(lambda: iter(files), len(files))
+    return places.flat_map(lambda place: spec.feed.read(place, spec.compression))
 
 
 def eval_input_fn(spec: InputSpec, batch_size: int) -> Callable[[], tf.data.Dataset]:

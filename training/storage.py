@@ -135,16 +135,14 @@ class ShardStaging:
         if self.folder is None:
             return spec, own
         from dataset.object_store import local_paths, s3_filesystem, stage_to_local
-        from training.streaming import LocalFeed, ShardFeed
+        from training.streaming import ShardFeed
 
         local = dict(zip(spec.files, local_paths(spec.files, self.folder, self.data)))
         if self.options.copy_first:
             stage_to_local([u for u in own if not os.path.exists(local[u])], self.folder, root=self.data)
-            feed = LocalFeed()
-        else:
-            urls = {local[u]: u for u in own}
-            sizes = {local[u]: self.sizes[u] for u in own if u in self.sizes}
-            feed = ShardFeed(urls, sizes, self.options, s3_filesystem)
+        urls = {local[u]: u for u in own}
+        sizes = {local[u]: self.sizes[u] for u in own if u in self.sizes}
+        feed = ShardFeed(urls, sizes, self.options, None if self.options.copy_first else s3_filesystem)
         spec = dataclasses.replace(spec, files=tuple(local[u] for u in spec.files), feed=feed)
         return spec, tuple(local[u] for u in own)
 

@@ -7,11 +7,13 @@ pipeline), one at a time, at most `window` files on local disk at once counting 
 * a download goes to ``<file>.part`` and is renamed when its size matches the manifest's;
 * a failed download is tried again after a backoff (doubled each time); after the last attempt the feed holds one
   line naming the shard's URL, and tf.data's next request for a path raises it (`FetchFailed`);
-* tf.data gets a path once the file is on disk (`Dataset.from_generator`), so training starts after one shard;
+* tf.data's interleave gets the places 0, 1, 2... of the order; each element waits until its file is on disk, so
+  training starts after one shard;
 * each file is released when tf.data has read its last record (a marker after its records) and deleted when its
   place is needed, so a share that fits the window is fetched once and a larger one never overflows it.
 
-`LocalFeed` gives copy-first training (every file already on disk) the same graph and the same order.
+Copy-first training (every file on disk before) goes through the same feed without fetching (`filesystem` None):
+the same graph, the same order.
 """
 
 from __future__ import annotations
@@ -54,30 +56,6 @@ class FeedStats:
         }
 
 
-class LocalFeed:
-    """Files already on local disk (copy-first), handed over in the given order."""
-
-    def paths(self, order: Callable[[], Iterator[str]]) -> Any:
-        import tensorflow as tf
-
-        def generate() -> Iterator[bytes]:
-            for path in order():
-                yield path.encode()
-
-        return tf.data.Dataset.from_generator(generate, output_signature=tf.TensorSpec((), tf.string))
-
-    def read(self, path: Any, compression: str) -> Any:
-        import tensorflow as tf
-
-        return tf.data.TFRecordDataset(path, compression_type=compression)
-
-    def on_disk(self) -> tuple[str, ...] | None:
-        return None  # all of them, as the caller knows
-
-    def close(self) -> None:
-        pass
-
-
 class ShardFeed:
     """Shards fetched from the store in reading order into local files, at most `options.window` at once.
 
@@ -85,7 +63,8 @@ class ShardFeed:
         urls: local path → the shard's URL, for every file the feed may be asked for.
         sizes: local path → its size in bytes (the manifest's); a download of another size is a failed try.
         options: the window and the retry policy.
-        filesystem: makes the fsspec filesystem to download with (called once, in the fetching thread).
+        filesystem: makes the fsspec filesystem to download with (called once, in the fetching thread); None: the
+            files are on local disk already (copy-first): nothing is fetched or deleted.
     """
 
     def __init__(
@@ -93,13 +72,13 @@ class ShardFeed:
         urls: Mapping[str, str],
         sizes: Mapping[str, int],
         options: StreamOptions,
-        filesystem: Callable[[], Any],
+        filesystem: Callable[[], Any] | None,
     ) -> None:
         self._urls, self._sizes, self._options, self._filesystem = dict(urls), dict(sizes), options, filesystem
         self._cond = threading.Condition()
         self._held: dict[str, int] = {}  # file on disk (or being fetched) → readers holding it; 0: idle
         self._idle: collections.OrderedDict[str, None] = collections.OrderedDict()  # idle files, oldest first
-        self._ready: collections.deque[str] = collections.deque()  # fetched, not yet handed to tf.data
+        self._placed: dict[int, str] = {}  # place in the order → its file, on disk, until tf.data has read it
         self._bytes: dict[str, int] = {}
         self._failure: str | None = None
         self._closed = False
@@ -109,26 +88,36 @@ class ShardFeed:
         self._fetch_seconds: list[float] = []
 
     # ---- what tf.data calls ----------------------------------------------------------------------------------------
-    def paths(self, order: Callable[[], Iterator[str]]) -> Any:
-        """Start fetching `order()` now; the dataset of local paths, each given once its file is on disk."""
+    def paths(self, order: Callable[[], Iterator[str]], count: int | None = None) -> Any:
+        """Start fetching the files of `order()` now; the dataset of their places in that order (0, 1, ...: `count`
+        of them, or endless), each of which `read` turns into the file's records once it is on disk.
+
+        tf.data's interleave holds its lock while it asks its input for the next element, so the input never waits:
+        an element waits for its file in its own iterator, while the others are read.
+        """
         import tensorflow as tf
 
         self.start(order)
-        return tf.data.Dataset.from_generator(self._local_paths, output_signature=tf.TensorSpec((), tf.string))
+        return tf.data.Dataset.counter() if count is None else tf.data.Dataset.range(count)
 
-    def read(self, path: Any, compression: str) -> Any:
-        """The records of `path`, then (read to its end) the file released; the marker itself is dropped."""
+    def read(self, item: Any, compression: str) -> Any:
+        """The records of the `item`-th file of the order once it is on disk, then (read to its end) the file
+        released; the release marker itself is dropped."""
         import tensorflow as tf
 
-        def release(done: Any) -> Any:
-            self.release(done.decode())
-            return done
+        def wait(place: Any) -> Any:
+            return self.wait(int(place)).encode()
 
-        records = tf.data.TFRecordDataset(path, compression_type=compression)
-        marker = tf.data.Dataset.from_tensors(path).map(
-            lambda p: tf.reshape(tf.numpy_function(release, [p], tf.string, stateful=True), [])
+        def release(place: Any) -> Any:
+            self.release(int(place))
+            return place
+
+        path = tf.data.Dataset.from_tensors(item).map(lambda n: tf.reshape(tf.numpy_function(wait, [n], tf.string), []))
+        records = path.flat_map(lambda p: tf.data.TFRecordDataset(p, compression_type=compression))
+        marker = tf.data.Dataset.from_tensors(item).map(
+            lambda n: tf.reshape(tf.numpy_function(release, [n], tf.int64, stateful=True), [])
         )
-        return records.concatenate(marker.filter(lambda _: False))
+        return records.concatenate(marker.filter(lambda _: False).map(lambda n: tf.strings.as_string(n)))
 
     # ---- the feed ----------------------------------------------------------------------------------------------------
     def start(self, order: Callable[[], Iterator[str]]) -> None:
@@ -138,10 +127,25 @@ class ShardFeed:
         self._thread = threading.Thread(target=self._fetch_all, args=(order,), name="shard-feed", daemon=True)
         self._thread.start()
 
-    def release(self, path: str) -> None:
-        """tf.data has read `path` to its end: it may be deleted when its place is needed."""
+    def wait(self, place: int) -> str:
+        """The local path of the `place`-th file of the order, once it is on disk.
+
+        Raises:
+            FetchFailed: a file of the order could not be fetched.
+        """
         with self._cond:
-            if self._held.get(path, 0) > 0:
+            while place not in self._placed and not (self._failure or self._closed or self._finished):
+                self._cond.wait()
+            if place in self._placed:
+                return self._placed[place]
+            raise FetchFailed(self._failure or "the shard feed was closed")
+
+    def release(self, place: int) -> None:
+        """tf.data has read the `place`-th file of the order to its end: it may be deleted when its place on disk is
+        needed."""
+        with self._cond:
+            path = self._placed.pop(place, None)
+            if path is not None and self._held.get(path, 0) > 0:
                 self._held[path] -= 1
                 if self._held[path] == 0:
                     self._idle[path] = None
@@ -153,8 +157,10 @@ class ShardFeed:
         with self._cond:
             return self._failure
 
-    def on_disk(self) -> tuple[str, ...]:
-        """The files on local disk now (fetched, not yet deleted)."""
+    def on_disk(self) -> tuple[str, ...] | None:
+        """The files on local disk now (fetched, not yet deleted); None: all of them (copy-first)."""
+        if self._filesystem is None:
+            return None
         with self._cond:
             return tuple(p for p in self._held if p in self._bytes)
 
@@ -181,36 +187,27 @@ class ShardFeed:
                 self._remove(path)
 
     # ---- inside ----------------------------------------------------------------------------------------------------
-    def _local_paths(self) -> Iterator[bytes]:
-        while True:
-            with self._cond:
-                while not (self._ready or self._failure or self._closed or self._finished):
-                    self._cond.wait()
-                if self._failure:
-                    raise FetchFailed(self._failure)
-                if not self._ready:
-                    return
-                path = self._ready.popleft()
-            yield path.encode()
-
     def _fetch_all(self, order: Callable[[], Iterator[str]]) -> None:
         try:
             fs = None
-            for path in order():
+            for place, path in enumerate(order()):
                 with self._cond:
                     if not self._place_for(path):
                         return
                     if path in self._bytes:  # already on disk: read again
-                        self._ready.append(path)
+                        self._placed[place] = path
                         self._cond.notify_all()
                         continue
-                fs = fs or self._filesystem()
-                size = self._fetch(fs, path)
+                if self._filesystem is None:
+                    size = os.path.getsize(path)
+                else:
+                    fs = fs or self._filesystem()
+                    size = self._fetch(fs, path)
                 with self._cond:
                     self._bytes[path] = size
                     self._high_files = max(self._high_files, len(self._held))
                     self._high_bytes = max(self._high_bytes, sum(self._bytes.values()))
-                    self._ready.append(path)
+                    self._placed[place] = path
                     self._cond.notify_all()
         except FetchFailed as err:
             with self._cond:
@@ -246,6 +243,8 @@ class ShardFeed:
         self._held.pop(path, None)
         self._idle.pop(path, None)
         self._bytes.pop(path, None)
+        if self._filesystem is None:
+            return  # copy-first: the files stay
         for name in (path, f"{path}.part"):
             try:
                 os.remove(name)
