@@ -108,6 +108,15 @@ EXPECTED = {
         r"^  GIF 320x240, 20 frames +rules +\d+\.\d{3} ms   default check +\d+\.\d{3} ms   tf\.io\.decode_image ",
         r"^  default check, orientation 6 +\d+\.\d{3} ms/image   ratio +\d+\.\d\d$",
     ],
+    "streaming": [
+        r"^== streaming vs copy-first: [\d,]+ records in 4 shards, 2 ranks, 5 steps of 8, 20 ms a request, window 5 ==$",
+        r"^  fetch one shard +\d+\.\d\d s   \([\d,]+ B\)$",
+        r"^  copy-first +first step +\d+\.\d\d s   +\d+\.\d\d steps/s   accuracy \d\.\d{3}$",
+        r"^  streaming +first step +\d+\.\d\d s   +\d+\.\d\d steps/s   accuracy \d\.\d{3}$",
+        rf"^  first step \(streaming\) {FIGURE} s{TARGET}   \(one shard's fetch \+ 2 s\)$",
+        rf"^  ratio steps/s {FIGURE}{TARGET}   \(streaming / copy-first\)$",
+        r"^  disk high-water mark +[\d,]+ B in \d+ files   \(window 5 x largest shard = [\d,]+ B; a rank's share ",
+    ],
     "train": [
         r"^== 1\. Training: Horovod processes 1 vs 2 \(5 steps, batch 8 per process, ",
         r"^  1 process +\d+ examples/s ",
@@ -133,6 +142,7 @@ TABLES = {
     "input_pipeline": 1,
     "train": 4,
     "verify_levels": 4,
+    "streaming": 1,
 }
 NOT_BENCHMARKS = {"__init__", "harness", "_repo_root"}  # the modules of benchmarks/ that are not a benchmark
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd

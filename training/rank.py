@@ -122,6 +122,8 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     config = plan.config
     if config.fail_on_rank == rank:
         raise RuntimeError(f"injected failure on rank {rank} (fail_on_rank)")
+    if config.deterministic:  # Keras draws the seeds of unseeded initializers from Python's `random`
+        tf.keras.utils.set_random_seed(config.seed)
     # On an object store: rank 0 trains into a local copy of model_dir (a rank that trains nothing evaluates the
     # stored checkpoint, so it fetches it too), and every rank reads local copies of its shards (training/storage.py).
     fetch = rank == 0 or plan.steps == 0  # Horovod: rank 0 resumes from the checkpoint; the others get its weights
@@ -200,7 +202,7 @@ def _run_rank(
         with staging.reading(spec), _naming_bad_records(staging, manifest, config.train_split, spec, own):
             estimator.train(train, hooks=hooks, saving_listeners=listeners)
         result["first_step_seconds"] = first_step.seconds
-        if hasattr(spec.feed, "stats"):  # streamed from the object store
+        if staging.streams:  # from the object store while training: disk high-water mark, fetches
             result["stream"] = spec.feed.stats().as_dict()
     result.update(train_seconds=time.perf_counter() - start, examples_per_sec=speed.examples_per_second)
     if estimator.latest_checkpoint():

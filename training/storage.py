@@ -123,6 +123,11 @@ class ShardStaging:
     ) -> None:
         self.data, self.folder, self.options, self.sizes = data, folder, options, dict(sizes or {})
 
+    @property
+    def streams(self) -> bool:
+        """Whether the shards are fetched while tf.data reads them."""
+        return self.folder is not None and not self.options.copy_first
+
     def rank_spec(self, spec: InputSpec, rank: int, num_ranks: int) -> tuple[InputSpec, tuple[str, ...]]:
         """`spec` reading local copies, and the files this rank reads (the rest of the split keeps its place in the
         list under a local name that is never opened: the ranks pick their files by position). Copy-first: this
