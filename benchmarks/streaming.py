@@ -11,12 +11,14 @@ S3Proxy 4.0.0 on loopback (tests/s3server.py), and read through the proxy tests/
 2. streaming: each rank fetches its shards while it trains, at most `--window` on local disk.
 
 Figures per path: the time to the first step (from before the rank's shards are fetched to the end of its first
-step, the slowest rank), steps/s (the training hook's examples/s of each rank over the batch size, first step left
+step, the slowest rank; it includes the Estimator's graph and session start, the same for both paths), the input's
+start-up (the copy of the share before training, plus the time from the training session being ready to the end of
+the first step: the wait for the first batch, and one step), steps/s (the training hook's examples/s of each rank over the batch size, first step left
 out, mean of the ranks), and for streaming the local disk high-water mark each rank's feed measured. The time to
 fetch one shard (the largest of the training split, through the proxy, lowest of 3) sets the start-up target. The
 shuffle buffer is `--shuffle-buffer` (256) for both: tf.data's shuffle fills it before the first batch, so start-up
 waits for that many records whatever the path (ceil(buffer / records per shard) shards).
-Targets: streaming's time to first step <= one shard's fetch + 2 s; streaming steps/s >= 0.95 x copy-first's.
+Targets: streaming's input start-up <= one shard's fetch + 2 s; streaming steps/s >= 0.95 x copy-first's.
 
 `run(spark, workdir, StreamBench(...))` returns the figures (for other benchmarks); results.json gets them too.
 """
@@ -107,6 +109,9 @@ def _path_figures(result: Any, batch_size: int) -> dict[str, Any]:
     ranks = result.per_rank
     figures = {
         "first_step_s": max(r["first_step_seconds"] for r in ranks),
+        # what the input adds to start-up: the share's copy before training (copy-first), and from the session
+        # being ready to the end of the first step (waiting for the first batch, and one step)
+        "input_start_s": max(r["staging_seconds"] + r["first_step_seconds"] - r["session_seconds"] for r in ranks),
         "steps_per_s": statistics.mean(r["examples_per_sec"] / batch_size for r in ranks),
         "accuracy": result.metrics["eval"]["accuracy"],
     }
@@ -185,12 +190,15 @@ def report(figures: dict[str, Any]) -> Table:
         table.row(
             name.replace("_", "-"),
             f"first step {path['first_step_s']:6.2f} s",
+            f"input start-up {path['input_start_s']:6.2f} s",
             f"{path['steps_per_s']:7.2f} steps/s",
             f"accuracy {path['accuracy']:.3f}",
         )
     stream = figures["streaming"]
     start_target = Target("<=", round(figures["fetch_one_shard_s"] + 2.0, 2))
-    table.figure("first step (streaming)", stream["first_step_s"], start_target, "(one shard's fetch + 2 s)", unit="s")
+    table.figure(
+        "input start (streaming)", stream["input_start_s"], start_target, "(one shard's fetch + 2 s)", unit="s"
+    )
     table.figure("ratio steps/s", figures["steps_ratio"], STEPS_TARGET, "(streaming / copy-first)")
     table.row(
         "disk high-water mark",

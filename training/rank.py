@@ -62,7 +62,8 @@ def _session_config(threads: int, local_rank: int) -> Any:
 
 
 class FirstStepHook:
-    """Records when the first training step of this process ended (`seconds` after `start`)."""
+    """Records when this process's training session was ready and when its first step ended (seconds after
+    `start`): the difference is what the first batch waited for (its data), plus one step."""
 
     def __init__(self, start: float) -> None:
         import tensorflow as tf
@@ -70,11 +71,14 @@ class FirstStepHook:
         outer = self
 
         class _Hook(tf.compat.v1.train.SessionRunHook):
+            def after_create_session(self, session, coord) -> None:
+                outer.session_seconds = time.perf_counter() - start
+
             def after_run(self, run_context, run_values) -> None:
                 if outer.seconds is None:
                     outer.seconds = time.perf_counter() - start
 
-        self.start, self.seconds, self.hook = start, None, _Hook()
+        self.start, self.seconds, self.session_seconds, self.hook = start, None, None, _Hook()
 
 
 @contextlib.contextmanager
@@ -192,7 +196,9 @@ def _run_rank(
             training=True,
             skip=plan.skipped.get(config.train_split, ()),
         )
+        staged = time.perf_counter()
         spec, own = staging.rank_spec(spec, rank, size)  # Horovod: this rank's shards, on local disk
+        result["staging_seconds"] = time.perf_counter() - staged  # copy-first: the share's copy
         spec = dataclasses.replace(spec, deterministic=config.deterministic)
         train = train_input_fn(
             spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step, config.shuffle_buffer
@@ -201,7 +207,7 @@ def _run_rank(
         listeners = [checkpoint_listener(sync)] if sync else []
         with staging.reading(spec), _naming_bad_records(staging, manifest, config.train_split, spec, own):
             estimator.train(train, hooks=hooks, saving_listeners=listeners)
-        result["first_step_seconds"] = first_step.seconds
+        result.update(first_step_seconds=first_step.seconds, session_seconds=first_step.session_seconds)
         if staging.streams:  # from the object store while training: disk high-water mark, fetches
             result["stream"] = spec.feed.stats().as_dict()
     result.update(train_seconds=time.perf_counter() - start, examples_per_sec=speed.examples_per_second)
