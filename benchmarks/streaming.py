@@ -14,7 +14,8 @@ Figures per path: the time to the first step (from before the rank's shards are 
 step, the slowest rank; it includes the Estimator's graph and session start, the same for both paths), the input's
 start-up (the copy of the share before training, plus the time from the training session being ready to the end of
 the first step: the wait for the first batch, and one step), steps/s (the training hook's examples/s of each rank over the batch size, first step left
-out, mean of the ranks), and for streaming the local disk high-water mark each rank's feed measured. The time to
+out, mean of the ranks), each the best of `--repeats` (2) runs of each path, alternating (the machine is shared),
+and for streaming the local disk high-water mark each rank's feed measured. The time to
 fetch one shard (the largest of the training split, through the proxy, lowest of 3) sets the start-up target. The
 shuffle buffer is `--shuffle-buffer` (256) for both: tf.data's shuffle fills it before the first batch, so start-up
 waits for that many records whatever the path (ceil(buffer / records per shard) shards).
@@ -29,6 +30,7 @@ if not __package__:  # run by path, `python benchmarks/streaming.py`: import as 
     import _repo_root  # noqa: F401
 
 import argparse
+import itertools
 import os
 import shutil
 import statistics
@@ -52,7 +54,7 @@ from benchmarks.harness import (
 from jobs.spark_cli import add_spark_arguments
 
 BUCKET = "bench"
-SMOKE = {"per_label": 40, "shards": 4, "steps": 5, "batch_size": 8}
+SMOKE = {"per_label": 40, "shards": 4, "steps": 5, "batch_size": 8, "repeats": 1}
 STEPS_TARGET = Target(">=", 0.95)
 
 
@@ -68,6 +70,7 @@ class StreamBench:
     window: int = 5
     shuffle_buffer: int = 256
     delay_ms: float = 20.0
+    repeats: int = 2  # runs of each path, alternating; the best figures of each count
 
 
 def prepare(spark: Any, workdir: Path, sizes: StreamBench) -> Path:
@@ -123,6 +126,18 @@ def _path_figures(result: Any, batch_size: int) -> dict[str, Any]:
     return figures
 
 
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best of each figure over the runs of one path (the machine is shared: the others' load only slows)."""
+    best = dict(runs[0], runs=runs)
+    best["first_step_s"] = min(r["first_step_s"] for r in runs)
+    best["input_start_s"] = min(r["input_start_s"] for r in runs)
+    best["steps_per_s"] = max(r["steps_per_s"] for r in runs)
+    for key in ("high_water_bytes", "high_water_files"):
+        if key in best:
+            best[key] = max(r[key] for r in runs)
+    return best
+
+
 def run(spark: Any, workdir: Path, sizes: StreamBench = StreamBench()) -> dict[str, Any]:
     """Copy-first and streaming training on the same data behind the proxy; the figures (see the module doc)."""
     from dataset.manifest import shard_urls
@@ -147,8 +162,10 @@ def run(spark: Any, workdir: Path, sizes: StreamBench = StreamBench()) -> dict[s
             os.environ.update(s3.env(proxy.endpoint))  # this process and the ranks: through the proxy
             largest = max(zip(train.files, shard_urls(url, manifest, "train")), key=lambda pair: pair[0].bytes)
             fetch_s = _fetch_one(s3_filesystem(), largest[1])
-            paths = {}
-            for name, stream in (("copy_first", COPY_FIRST), ("streaming", StreamOptions(window=sizes.window))):
+            runs: dict[str, list[dict[str, Any]]] = {"copy_first": [], "streaming": []}
+            for _, (name, stream) in itertools.product(
+                range(sizes.repeats), (("copy_first", COPY_FIRST), ("streaming", StreamOptions(window=sizes.window)))
+            ):
                 model_dir = workdir / "models" / name
                 shutil.rmtree(model_dir, ignore_errors=True)
                 config = TrainConfig(
@@ -160,10 +177,11 @@ def run(spark: Any, workdir: Path, sizes: StreamBench = StreamBench()) -> dict[s
                     export=False,
                     stream=stream,
                 )
-                paths[name] = _path_figures(run_training(spark, config, sizes.num_proc), sizes.batch_size)
+                runs[name].append(_path_figures(run_training(spark, config, sizes.num_proc), sizes.batch_size))
         finally:
             os.environ.clear()
             os.environ.update(saved)
+    paths = {name: _best(found) for name, found in runs.items()}
     shares = [sum(f.bytes for f in train.files[rank :: sizes.num_proc]) for rank in range(sizes.num_proc)]
     return {
         "sizes": asdict(sizes),
@@ -225,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--window", type=int, default=defaults.window, help="--stream-window of the streaming path")
     parser.add_argument("--shuffle-buffer", type=int, default=defaults.shuffle_buffer, help="records, both paths")
     parser.add_argument("--delay-ms", type=float, default=defaults.delay_ms, help="added by the proxy to a request")
+    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="runs of each path, alternating")
     add_run_arguments(parser, "streaming", "where the data and results.json go")
     add_spark_arguments(parser)
     return parser
@@ -232,14 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    least = {"per_label": 2, "shards": 1, "steps": 2, "batch_size": 1, "num_proc": 1, "window": 5}
+    least = {"per_label": 2, "shards": 1, "steps": 2, "batch_size": 1, "num_proc": 1, "window": 5, "repeats": 1}
     with benchmark_run(parser, argv, "streaming", SMOKE, least) as args:
         import_tensorflow()
         spark, _ = start_spark(args, "benchmark_streaming", f"local[{args.num_proc}]")
         try:
             sizes = StreamBench(
                 args.per_label, args.shards, args.steps, args.batch_size, args.num_proc, args.window,
-                args.shuffle_buffer, args.delay_ms,
+                args.shuffle_buffer, args.delay_ms, args.repeats,
             )  # fmt: skip
             figures = run(spark, args.workdir, sizes)
         finally:

@@ -33,6 +33,16 @@ RecordFilter = Callable[[tf.Tensor], tf.Tensor]  # a serialized Example → keep
 class FileFeed(Protocol):
     """Local files that tf.data reads as they become available (shards fetched from an object store)."""
 
+    @property
+    def failure(self) -> str | None:
+        """One line naming the file that could not be made available, if one could not."""
+
+    def on_disk(self) -> tuple[str, ...] | None:
+        """The files on local disk now (None: all of them)."""
+
+    def close(self) -> None:
+        """Stop: no more files; those the feed made local are removed."""
+
     def paths(self, order: Callable[[], Iterator[str]], count: int | None = None) -> tf.data.Dataset:
         """The places 0, 1, ... (`count` of them, or endless) of the files of `order()` (some of the spec's)."""
 
