@@ -92,8 +92,9 @@ class ShardFeed:
         """Start fetching the files of `order()` now; the dataset of their places in that order (0, 1, ...: `count`
         of them, or endless), each of which `read` turns into the file's records once it is on disk.
 
-        tf.data's interleave holds its lock while it asks its input for the next element, so the input never waits:
-        an element waits for its file in its own iterator, while the others are read.
+        The input never waits: TF 2.15's interleave stopped every element while its input (a `from_generator` of
+        paths) waited here. An element waits for its file in its own iterator instead, and the interleave that reads
+        them is sequential (training/input.py): waiting elements of a parallel one held all its worker threads.
         """
         import tensorflow as tf
 
