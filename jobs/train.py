@@ -17,7 +17,7 @@ import sys
 from jobs.errors import reporting_errors
 from jobs.spark_cli import add_spark_arguments, spark_session
 from jobs.versions import add_version_argument
-from training.config import TrainConfig, load_params
+from training.config import DEFAULT_STREAM_WINDOW, StreamOptions, TrainConfig, load_params
 from training.run import run_training
 
 
@@ -64,6 +64,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="images: skip the records whose image does not decode (found by decoding every record of the "
         "train and eval splits first) and count them in metrics.json, instead of failing",
     )
+    fetch = parser.add_mutually_exclusive_group()
+    fetch.add_argument(
+        "--stream-window",
+        type=int,
+        metavar="N",
+        default=DEFAULT_STREAM_WINDOW,
+        help="data on an object store: each rank fetches its shards while it trains, at most N on its local disk at "
+        "once (disk per node: N x the largest shard x ranks per node)",
+    )
+    fetch.add_argument(
+        "--copy-first",
+        action="store_true",
+        help="data on an object store: each rank copies its whole share of the shards to local disk before training",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="the same records in the same order on every run with the same --seed (tf.data waits for slow files)",
+    )
     add_spark_arguments(parser)
     return parser
 
@@ -90,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             export=not args.no_export,
             skip_undecodable=args.skip_undecodable,
             warm_start_from=args.warm_start_from,
+            stream=StreamOptions(copy_first=args.copy_first, window=args.stream_window),
+            deterministic=args.deterministic,
         )
         print(run_training(spark_session(args, "train"), config, args.num_proc).text())
         return 0

@@ -124,6 +124,15 @@ EXPECTED = {
         rf"^  ratio validate/tf\.data {FIGURE}   target <= 1\.2  (PASS|MISS)   \(wall; lowest of each\)$",
         r"^  validate's phases: manifest \d+\.\d\d s, listing \d+\.\d\d s, shards \d+\.\d\d s, ",
     ],
+    "streaming": [
+        r"^== streaming vs copy-first: [\d,]+ records in 4 shards, 2 ranks, 5 steps of 8, 20 ms a request, window 5 ==$",
+        r"^  fetch one shard +\d+\.\d\d s   \([\d,]+ B\)$",
+        r"^  copy-first +first step +\d+\.\d\d s   input start-up +\d+\.\d\d s   +\d+\.\d\d steps/s   accuracy ",
+        r"^  streaming +first step +\d+\.\d\d s   input start-up +\d+\.\d\d s   +\d+\.\d\d steps/s   accuracy ",
+        rf"^  input start \(streaming\) {FIGURE} s{TARGET}   \(one shard's fetch \+ 2 s\)$",
+        rf"^  ratio steps/s {FIGURE}{TARGET}   \(streaming / copy-first\)$",
+        r"^  disk high-water mark +[\d,]+ B in \d+ files   \(window 5 x largest shard = [\d,]+ B; a rank's share ",
+    ],
     "train": [
         r"^== 1\. Training: Horovod processes 1 vs 2 \(5 steps, batch 8 per process, ",
         r"^  1 process +\d+ examples/s ",
@@ -163,6 +172,7 @@ TABLES = {
     "train": 4,
     "verify_levels": 4,
     "validate": 1,
+    "streaming": 1,
 }
 NOT_BENCHMARKS = {"__init__", "harness", "_repo_root"}  # the modules of benchmarks/ that are not a benchmark
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
@@ -221,7 +231,9 @@ def test_run_by_path_from_another_folder_into_a_new_workdir(shapes_dataset, tmp_
     )
     output = result.stdout
     assert result.returncode == 0, f"exit {result.returncode}\n{output[-4000:]}\n{result.stderr[-4000:]}"
-    title = r"^== input pipeline: 400 records \(mean \d+ KB\), 224x224, augment imagenet, batch 8, \d+ tf\.data threads ==$"
+    title = (
+        r"^== input pipeline: 400 records \(mean \d+ KB\), 224x224, augment imagenet, batch 8, \d+ tf\.data threads ==$"
+    )
     assert re.search(title, output, re.MULTILINE), output
     assert f"Figures written to {workdir / 'results.json'} (temporary)\n" in output, output
     results = json.loads((workdir / "results.json").read_text())

@@ -43,6 +43,40 @@ def resolve_params(defaults: Mapping[str, Any], overrides: dict[str, Any]) -> di
     return params
 
 
+INTERLEAVE_CYCLE = 4  # shards a training rank reads at once (tf.data interleave), at most
+MIN_STREAM_WINDOW = INTERLEAVE_CYCLE + 1  # the files being read, and one fetched ahead
+DEFAULT_STREAM_WINDOW = 8
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How a rank gets its shards when the dataset is on an object store (local data is read where it is).
+
+    Streaming (the default): the shards are fetched in the order the rank reads them, at most `window` on local disk
+    at once (counting the one being fetched), each deleted once read when its place is needed. Copy-first: the rank's
+    whole share is copied to local disk before training starts.
+    """
+
+    copy_first: bool = False
+    window: int = DEFAULT_STREAM_WINDOW
+    attempts: int = 4  # tries of one shard's download before the run stops
+    backoff_seconds: float = 0.5  # the wait after the first failed try, doubled after each next one
+
+    def __post_init__(self) -> None:
+        if self.window < MIN_STREAM_WINDOW:
+            raise TrainingError(
+                f"--stream-window must be at least {MIN_STREAM_WINDOW} shards (the {INTERLEAVE_CYCLE} a rank reads "
+                f"at once and one fetched ahead), got {self.window}"
+            )
+        if self.attempts < 1:
+            raise TrainingError(f"fetch attempts must be at least 1, got {self.attempts}")
+        if self.backoff_seconds < 0:
+            raise TrainingError(f"fetch backoff must be >= 0 seconds, got {self.backoff_seconds}")
+
+
+COPY_FIRST = StreamOptions(copy_first=True)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs; every rank gets the same copy."""
@@ -65,6 +99,8 @@ class TrainConfig:
     export: bool = True
     skip_undecodable: bool = False  # images: skip (and count) records whose image does not decode
     warm_start_from: str | None = None  # a new model starting from this model dir's or export's variables
+    stream: StreamOptions = field(default_factory=StreamOptions)  # shards on an object store: streamed or copied
+    deterministic: bool = False  # records in the same order on every run with the same seed (tf.data waits)
     fail_on_rank: int | None = None  # test-only: this rank raises right after Horovod starts
 
     def __post_init__(self) -> None:

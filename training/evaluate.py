@@ -15,16 +15,16 @@ from typing import Any
 
 import tensorflow as tf
 
-from training.input import InputSpec, dataset_options, rank_files
+from training.input import InputSpec, dataset_options, rank_files, read_in_order
 
 
 def rank_eval_input_fn(spec: InputSpec, batch_size: int, rank: int, num_ranks: int) -> Callable[[], tf.data.Dataset]:
     """This rank's part of the split, each record once across the ranks, in file order."""
     by_files = len(spec.files) >= num_ranks
-    files = list(rank_files(spec.files, rank, num_ranks))
+    files = rank_files(spec.files, rank, num_ranks)
 
     def input_fn() -> tf.data.Dataset:
-        records = tf.data.TFRecordDataset(files, compression_type=spec.compression)
+        records = read_in_order(spec, files)  # shards on an object store: as they are fetched
         if not by_files:
             records = records.shard(num_ranks, rank)  # Horovod: fewer files than ranks: every n-th record
         if spec.keep is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import time
@@ -13,6 +14,7 @@ from typing import Any
 from dataset.decode import BadRecord
 from dataset.manifest import Manifest
 from training.config import TrainConfig
+from training.input import InputSpec
 from training.model_spec import write_model_spec
 from training.storage import DirSync, ShardStaging, checkpoint_listener, local_view_of, needs_staging, shard_staging
 from training.warm_start import WarmStart, local_checkpoint
@@ -59,12 +61,33 @@ def _session_config(threads: int, local_rank: int) -> Any:
     return config
 
 
+class FirstStepHook:
+    """Records when this process's training session was ready and when its first step ended (seconds after
+    `start`): the difference is what the first batch waited for (its data), plus one step."""
+
+    def __init__(self, start: float) -> None:
+        import tensorflow as tf
+
+        outer = self
+
+        class _Hook(tf.compat.v1.train.SessionRunHook):
+            def after_create_session(self, session, coord) -> None:
+                outer.session_seconds = time.perf_counter() - start
+
+            def after_run(self, run_context, run_values) -> None:
+                if outer.seconds is None:
+                    outer.seconds = time.perf_counter() - start
+
+        self.start, self.seconds, self.session_seconds, self.hook = start, None, None, _Hook()
+
+
 @contextlib.contextmanager
 def _naming_bad_records(
-    staging: ShardStaging, manifest: Manifest, split: str, files: tuple[str, ...]
+    staging: ShardStaging, manifest: Manifest, split: str, spec: InputSpec, own: tuple[str, ...]
 ) -> Iterator[None]:
-    """tf.data's errors for damaged records name neither file nor record: find the corrupt shard among `files` (those
-    this rank reads), else (local data) the first record whose image does not decode, and say which."""
+    """tf.data's errors for damaged records name neither file nor record: say which shard could not be fetched, or
+    find the corrupt shard among the files this rank reads, else (local data) the first record whose image does not
+    decode, and say which."""
     import tensorflow as tf
 
     from dataset.check import find_corrupt_shard
@@ -73,8 +96,13 @@ def _naming_bad_records(
 
     try:
         yield
-    except (tf.errors.DataLossError, tf.errors.UnknownError, tf.errors.InvalidArgumentError):
-        corrupt = find_corrupt_shard(manifest, list(files))
+    except tf.errors.OpError as err:
+        failure = getattr(spec.feed, "failure", None)
+        if failure:
+            raise DatasetError(failure) from None
+        if not isinstance(err, (tf.errors.DataLossError, tf.errors.UnknownError, tf.errors.InvalidArgumentError)):
+            raise
+        corrupt = find_corrupt_shard(manifest, list(staging.scannable(spec, own)))
         if corrupt is not None:
             raise DatasetError(corrupt) from None
         scan = kind_for(manifest).scan_undecodable if staging.folder is None else None  # staged: a part of the split
@@ -98,13 +126,15 @@ def train_on_rank(plan: RunPlan) -> dict[str, Any]:
     config = plan.config
     if config.fail_on_rank == rank:
         raise RuntimeError(f"injected failure on rank {rank} (fail_on_rank)")
+    if config.deterministic:  # Keras draws the seeds of unseeded initializers from Python's `random`
+        tf.keras.utils.set_random_seed(config.seed)
     # On an object store: rank 0 trains into a local copy of model_dir (a rank that trains nothing evaluates the
     # stored checkpoint, so it fetches it too), and every rank reads local copies of its shards (training/storage.py).
     fetch = rank == 0 or plan.steps == 0  # Horovod: rank 0 resumes from the checkpoint; the others get its weights
     warm = plan.warm_start if rank == 0 and plan.steps > 0 else None  # Horovod: rank 0's weights are broadcast
     with contextlib.ExitStack() as stack:
         model_dir = stack.enter_context(local_view_of(config.model_dir, fetch))
-        staging = stack.enter_context(shard_staging(config.data))
+        staging = stack.enter_context(shard_staging(config.data, config.stream, plan.manifest))
         warm_from = stack.enter_context(local_checkpoint(warm.source)) if warm else None
         sync = DirSync(model_dir, config.model_dir) if rank == 0 and needs_staging(config.model_dir) else None
         if rank == 0 and plan.steps > 0:  # Horovod: rank 0 records what the checkpoints it writes were built from
@@ -155,6 +185,7 @@ def _run_rank(
     result: dict[str, Any] = {"rank": rank, "size": size, "steps": plan.steps}
     start = time.perf_counter()
     if plan.steps > 0:
+        first_step = FirstStepHook(time.perf_counter())  # from before the shards are fetched
         spec = split_input_spec(
             config.data,
             manifest,
@@ -165,14 +196,20 @@ def _run_rank(
             training=True,
             skip=plan.skipped.get(config.train_split, ()),
         )
+        staged = time.perf_counter()
         spec, own = staging.rank_spec(spec, rank, size)  # Horovod: this rank's shards, on local disk
+        result["staging_seconds"] = time.perf_counter() - staged  # copy-first: the share's copy
+        spec = dataclasses.replace(spec, deterministic=config.deterministic)
         train = train_input_fn(
             spec, config.batch_size, plan.steps, rank, size, config.seed + plan.start_step, config.shuffle_buffer
         )
-        hooks = [hvd.BroadcastGlobalVariablesHook(0), speed]  # Horovod: start every rank from rank 0's weights
+        hooks = [hvd.BroadcastGlobalVariablesHook(0), speed, first_step.hook]  # Horovod: start from rank 0's weights
         listeners = [checkpoint_listener(sync)] if sync else []
-        with _naming_bad_records(staging, manifest, config.train_split, staging.scannable(spec.files, own)):
+        with staging.reading(spec), _naming_bad_records(staging, manifest, config.train_split, spec, own):
             estimator.train(train, hooks=hooks, saving_listeners=listeners)
+        result.update(first_step_seconds=first_step.seconds, session_seconds=first_step.session_seconds)
+        if staging.streams:  # from the object store while training: disk high-water mark, fetches
+            result["stream"] = spec.feed.stats().as_dict()
     result.update(train_seconds=time.perf_counter() - start, examples_per_sec=speed.examples_per_second)
     if estimator.latest_checkpoint():
         result["weights_sha256"] = weights_checksum(estimator)
@@ -190,7 +227,7 @@ def _run_rank(
     # A rank that trained evaluates its own final checkpoint (the same weights as rank 0's); else rank 0's.
     checkpoint = estimator.latest_checkpoint() or tf.train.latest_checkpoint(model_dir)
     start = time.perf_counter()
-    with _naming_bad_records(staging, manifest, plan.eval_split, staging.scannable(spec.files, own)):
+    with staging.reading(spec), _naming_bad_records(staging, manifest, plan.eval_split, spec, own):
         # Horovod: every rank evaluates its part of the split; the metric sums are combined
         metrics = evaluate_on_rank(estimator, spec, config.batch_size, rank, size, plan.eval_split, checkpoint)
     result.update(metrics={k: float(v) for k, v in metrics.items()}, eval_seconds=time.perf_counter() - start)

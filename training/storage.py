@@ -3,7 +3,8 @@
 TensorFlow here reads no ``s3://`` (tensorflow-io aborts every process at exit, see
 docs/object_store_findings.md §5), so:
 
-* each rank copies the shards it reads (its share of a split) to a local temporary folder before tf.data opens them;
+* each rank fetches the shards it reads (its share of a split) into a local temporary folder: streamed while it trains,
+  a bounded window at a time (training/streaming.py), or with --copy-first all of them before tf.data opens them;
 * rank 0 trains into a local model_dir, uploaded to the store after every checkpoint and after the export;
 * a resumed run first fetches the store's latest checkpoint into that local folder (the driver too, for its step).
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from dataset.fs import filesystem
 from dataset.manifest import Manifest, shard_urls
 from dataset.object_store import is_s3_url
+from training.config import COPY_FIRST, StreamOptions
 from training.input import InputSpec, rank_files
 
 CHECKPOINT_STATE = "checkpoint"  # tf.train's file naming the latest checkpoint
@@ -112,15 +114,24 @@ def checkpoint_listener(sync: DirSync):
 
 
 class ShardStaging:
-    """The shards a rank reads, copied into a local folder at their paths in the dataset (none when the data is
-    local): a version's shards sit in several run folders, under the same file names."""
+    """The shards a rank reads, as local files at their paths in the dataset under a local folder (none when the data
+    is local): a version's shards sit in several run folders, under the same file names. Streamed (`options`) or
+    copied first; `sizes` (URL → bytes, from the manifest) checks each streamed download."""
 
-    def __init__(self, data: str, folder: str | None) -> None:
-        self.data, self.folder = data, folder
+    def __init__(
+        self, data: str, folder: str | None, options: StreamOptions = COPY_FIRST, sizes: dict[str, int] | None = None
+    ) -> None:
+        self.data, self.folder, self.options, self.sizes = data, folder, options, dict(sizes or {})
+
+    @property
+    def streams(self) -> bool:
+        """Whether the shards are fetched while tf.data reads them."""
+        return self.folder is not None and not self.options.copy_first
 
     def rank_spec(self, spec: InputSpec, rank: int, num_ranks: int) -> tuple[InputSpec, tuple[str, ...]]:
         """`spec` reading local copies, and the files this rank reads (the rest of the split keeps its place in the
-        list under a local name that is never opened: the ranks pick their files by position).
+        list under a local name that is never opened: the ranks pick their files by position). Copy-first: this
+        rank's files are copied now; streaming: the spec's feed fetches them while tf.data reads.
 
         Returns:
             (the spec to read, the files of it that this rank reads).
@@ -128,16 +139,35 @@ class ShardStaging:
         own = rank_files(spec.files, rank, num_ranks)
         if self.folder is None:
             return spec, own
-        from dataset.object_store import local_paths, stage_to_local
+        from dataset.object_store import local_paths, s3_filesystem, stage_to_local
+        from training.streaming import ShardFeed
 
         local = dict(zip(spec.files, local_paths(spec.files, self.folder, self.data)))
-        stage_to_local([u for u in own if not os.path.exists(local[u])], self.folder, root=self.data)
-        return dataclasses.replace(spec, files=tuple(local[u] for u in spec.files)), tuple(local[u] for u in own)
+        if self.options.copy_first:
+            stage_to_local([u for u in own if not os.path.exists(local[u])], self.folder, root=self.data)
+        urls = {local[u]: u for u in own}
+        sizes = {local[u]: self.sizes[u] for u in own if u in self.sizes}
+        feed = ShardFeed(urls, sizes, self.options, None if self.options.copy_first else s3_filesystem)
+        spec = dataclasses.replace(spec, files=tuple(local[u] for u in spec.files), feed=feed)
+        return spec, tuple(local[u] for u in own)
 
-    def scannable(self, files: tuple[str, ...], own: tuple[str, ...]) -> tuple[str, ...]:
-        """The shards to scan for the one a tf.data error came from: all of `files` when they are local (cheap, and
-        a rank's error may surface on another), only this rank's copies when staged."""
-        return files if self.folder is None else own
+    def scannable(self, spec: InputSpec, own: tuple[str, ...]) -> tuple[str, ...]:
+        """The shards to scan for the one a tf.data error came from: all of the spec's files when they are local
+        (cheap, and a rank's error may surface on another), this rank's copies when copied, the files on disk now
+        when streamed (a file is deleted only after it was read to its end)."""
+        if self.folder is None:
+            return spec.files
+        on_disk = spec.feed.on_disk() if spec.feed is not None else None
+        return own if on_disk is None else on_disk
+
+    @contextlib.contextmanager
+    def reading(self, spec: InputSpec) -> Iterator[InputSpec]:
+        """`spec` while tf.data reads it; then its feed stops and its files are deleted."""
+        try:
+            yield spec
+        finally:
+            if spec.feed is not None:
+                spec.feed.close()
 
     def splits_folder(self, manifest: Manifest, splits: tuple[str, ...]) -> str:
         """A dataset URL whose shards of `splits` tf.data reads: `data` itself, or the local folder holding copies
@@ -152,15 +182,27 @@ class ShardStaging:
         return self.folder
 
 
+def shard_sizes(data: str, manifest: Manifest) -> dict[str, int]:
+    """URL → size in bytes of every shard of the dataset's version, as its manifest records them."""
+    return {
+        url: shard.bytes
+        for name, split in manifest.splits.items()
+        for url, shard in zip(shard_urls(data, manifest, name), split.files)
+        if shard.bytes  # 0: not recorded
+    }
+
+
 @contextlib.contextmanager
-def shard_staging(data: str) -> Iterator[ShardStaging]:
-    """A `ShardStaging` for the dataset `data`, its folder removed on exit."""
+def shard_staging(
+    data: str, options: StreamOptions = COPY_FIRST, manifest: Manifest | None = None
+) -> Iterator[ShardStaging]:
+    """A `ShardStaging` for the dataset `data` (its shards' sizes from `manifest`), its folder removed on exit."""
     if not needs_staging(data):
         yield ShardStaging(data, None)
         return
     folder = tempfile.mkdtemp(prefix="shards-")
     try:
-        yield ShardStaging(data, folder)
+        yield ShardStaging(data, folder, options, shard_sizes(data, manifest) if manifest is not None else None)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
