@@ -28,7 +28,8 @@ untimed warm-up pass (the files in the page cache); the best round counts. On S3
 `tests/latency_proxy.py` proxy adding `--delay-ms` to every request), tf.data, TFDS and the `tfrecord` package read
 no `s3://` here (TF 2.15 has no S3 file system without tensorflow-io; the package opens local files): the row
 `copy-first` is what training does today, `stage_to_local` of the split's shards then tf.data, timed together.
-The streaming-training section (another change) joins the S3 sections (`S3_SECTIONS`).
+Streaming training's figures (time to first step, steps/s against copy-first, the local disk high-water mark) are
+`python -m benchmarks.streaming`: it needs Spark and Horovod ranks, this one neither.
 """
 
 from __future__ import annotations
@@ -417,8 +418,7 @@ def s3_section(tf: Any, run: S3Run, data: Data, local_tf: float) -> tuple[Table,
     return table, results
 
 
-# The S3 sections, each given (tf, run, data, local tf.data records/s) -> (table, results); the streaming-training
-# section (its own change) is added here.
+# The S3 sections, each given (tf, run, data, local tf.data records/s) -> (table, results).
 S3_SECTIONS: dict[str, Callable[..., tuple[Table, dict[str, Any]]]] = {"readers": s3_section}
 
 
