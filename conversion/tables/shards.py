@@ -114,6 +114,18 @@ def bucket_values(spark: SparkSession, total: int) -> list[int]:
     return [found[i] for i in range(total)]
 
 
+def shard_count_aggregates(total: int) -> list[Column]:
+    """Rows per global shard, as aggregates to observe on the write (`shard_records` reads them back): for the odd
+    plan whose shard counts the survey's buckets do not give."""
+    shard = F.col(SHARD_COLUMN)
+    return [F.sum(F.when(shard == i, 1).otherwise(0).cast("long")).alias(f"shard_{i}") for i in range(total)]
+
+
+def shard_records(observed: dict[str, int]) -> dict[int, int]:
+    """{shard: rows} of the non-empty shards from `shard_count_aggregates`' observed values."""
+    return {int(name.split("_")[1]): int(n) for name, n in observed.items() if n}
+
+
 @dataclass(frozen=True)
 class WrittenShards:
     sizes: dict[int, int]  # bytes of each non-empty shard's file, by global shard number
