@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from conversion.tables.convert import convert_table
 from conversion.tables.options import TableConvertOptions
+from conversion.tables.shards import bucket_values, spark_hash_long
 from dataset.tfrecord import count_frames
 from tests.conftest import needs_tfrecord_jar
 
@@ -121,3 +123,19 @@ def test_the_task_and_label_counts_come_from_the_survey(spark, source, tmp_path)
     reads, manifest = converted(spark, source, tmp_path / "many", label="id")  # 400 integer values
     assert len(reads) == 2
     assert manifest["table"]["task"] == "regression" and manifest["labels"] == []
+
+
+def test_bucket_values_are_spark_hash_partitions(spark):
+    """The values `ordered` repartitions on, computed without Spark, land in the partition of their bucket."""
+    values = [-(2**63), -1, 0, 1, 41, 2**31, 2**40 + 7, 2**63 - 1]
+    found = spark.createDataFrame([(v,) for v in values], "v long").select(F.hash("v")).collect()
+    assert [spark_hash_long(v) for v in values] == [r[0] for r in found]
+    total = 24
+    buckets = bucket_values(total)
+    partitions = (
+        spark.createDataFrame([(v,) for v in buckets], "v long")
+        .repartition(total, "v")
+        .select("v", F.spark_partition_id().alias("p"))
+        .collect()
+    )
+    assert {r["v"]: r["p"] for r in partitions} == {v: i for i, v in enumerate(buckets)}

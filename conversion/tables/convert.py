@@ -532,7 +532,7 @@ def _write(
     if records is None:  # a split with fewer rows than --num-shards: its shards are counted on the write
         shard_counts = Observation(f"tfrecordpipe_shards_{uuid.uuid4().hex}")
         filled = filled.observe(shard_counts, *shard_count_aggregates(plan.total))
-    rows = ordered(filled, bucket_values(spark, plan.total), sort)
+    rows = ordered(filled, bucket_values(plan.total), sort)
     phases.begin("writing shards")
     result = write_shards(spark, rows, spark_schema_of(features), plan, staging, fault_from_conf(spark))
     if shard_counts is not None:
