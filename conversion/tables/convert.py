@@ -29,11 +29,13 @@ from conversion.tables.shards import (
     bucket_column,
     bucket_values,
     ordered,
+    shard_count_aggregates,
+    shard_records,
     write_indexes,
     write_shards,
 )
 from conversion.tables.sidecar import VOCAB_CAP, Sidecar
-from conversion.tables.survey import Survey, survey
+from conversion.tables.survey import LabelPairs, Survey, survey
 from dataset import temporal
 from dataset.errors import ConversionError
 from dataset.file_index import FileIndex
@@ -48,6 +50,14 @@ FILE_COLUMN = "_tfrecordpipe_file"  # a row's input file (the file index counts 
 ROW_BYTES_GUESS = 12  # bytes per scalar feature, to size shards from --target-shard-mb
 MAX_CLASSES_FOR_AUTO = 50
 ONE_CLASS_PER_ROW = 0.5  # --task auto stops when a text label has more distinct values than this share of its rows
+# The survey counts rows per shard hash mod SURVEY_BUCKETS (a power of two); a split's shard count from
+# --target-shard-mb is a power of two up to it, so the records of every shard follow from the survey.
+SURVEY_BUCKETS = 4096
+# (label text, split) pairs the survey collects at most; a classification with more (hundreds of thousands of
+# classes) counts its labels in a pass of its own.
+LABEL_PAIRS_CAP = 1_000_000
+_LABEL_PRESENT = "_tfrecordpipe_label_present"  # observed by the survey: rows with a label
+_LABEL_DISTINCT = "_tfrecordpipe_label_distinct"  # observed by the survey (text labels, --task auto): about how many
 _ALL_REJECTED_ADVICE = {
     "null": "drop or fill that column, or pass --null-policy keep (leave it missing) or fill",
     "null_label": "choose another --label",
@@ -80,7 +90,7 @@ class TableSummary:
     rows_seen: int
     seconds: float
     retried_shards: int = 0  # task attempts of the shard write that failed and were retried
-    phases: dict[str, float] = field(default_factory=dict)  # seconds: count (with statistics), write, publish
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: survey (with statistics), write, index, commit
     notes: tuple[str, ...] = ()  # how the source was read (multiLine, spellings read as missing or non-finite)
     version: int | None = None  # the version committed (None: nothing was)
     headline: str | None = None  # an append: what it added (or that nothing was new), instead of "Converted ..."
@@ -128,19 +138,64 @@ def _col(name: str) -> Column:
     return F.col(f"`{name}`")
 
 
-def _task(options: TableConvertOptions, label: ColumnSpec, df: DataFrame) -> str:
-    """The task `--task auto` gives: strings and booleans classification, integers with few values too.
-
-    Raises:
-        ConversionError: the label is empty in every row, or a text label would make nearly one class per row.
-    """
-    value = _col(label.name)
+def _known_task(options: TableConvertOptions, label: ColumnSpec, append: AppendPlan | None) -> str | None:
+    """The task before any row is read (an append keeps the version's), or None: the survey's labels decide."""
+    if append is not None:
+        return append.parent.manifest.table.task
     if options.task != "auto":
         return options.task
     if label.spark_type == "boolean":
         return "classification"
+    if label.dtype == "float32":
+        return "regression"
+    return None
+
+
+def _label_survey(options: TableConvertOptions, label: ColumnSpec, known: str | None) -> LabelPairs | None:
+    """What the survey counts of the label: (text, split) pairs where they are the label counts (classification)
+    or decide `--task auto` (an integer label: more than MAX_CLASSES_FOR_AUTO values, null counted, is
+    regression; with up to that many values there are at most (MAX_CLASSES_FOR_AUTO + 1) x (splits + 1) pairs)."""
+    if known == "regression":
+        return None
+    text = _label_text(label, "classification")
+    split = F.when(F.col("_reason").isNull(), F.col("_split"))
+    if known is None and label.dtype == "int64":
+        return LabelPairs(text, split, (MAX_CLASSES_FOR_AUTO + 1) * (len(options.splits) + 1))
+    return LabelPairs(text, split, LABEL_PAIRS_CAP)
+
+
+def _label_observed(label: ColumnSpec, known: str | None) -> tuple[Column, ...]:
+    """The aggregates the survey observes for the label: rows that have one; a text label's distinct values
+    (approximately, as `--task auto` has always counted them)."""
+    value = _col(label.name)
+    present = F.count(value).alias(_LABEL_PRESENT)
+    if known is None and label.dtype == "string":
+        return present, F.approx_count_distinct(value).alias(_LABEL_DISTINCT)
+    return (present,)
+
+
+def _check_label_present(label: ColumnSpec, found: Survey, where: str) -> None:
+    """Stop when the label has no value in any row (every row would be rejected as null_label)."""
+    if not found.observed[_LABEL_PRESENT]:
+        raise ConversionError(
+            f"label column {label.name!r} is empty in every row of {where}; choose another --label "
+            "(or fill the column in the source)"
+        )
+
+
+def _task(label: ColumnSpec, known: str | None, found: Survey, rows: int, df: DataFrame) -> str:
+    """The task `--task auto` gives, from the survey: strings and booleans classification, integers with few
+    values too.
+
+    Raises:
+        ConversionError: a text label would make nearly one class per row.
+    """
+    if known is not None:
+        return known
+    value = _col(label.name)
+    present = found.observed[_LABEL_PRESENT]
     if label.dtype == "string":
-        present, distinct = df.select(F.count(value), F.approx_count_distinct(value)).first()
+        distinct = found.observed[_LABEL_DISTINCT]
         if present and distinct > MAX_CLASSES_FOR_AUTO and distinct >= ONE_CLASS_PER_ROW * present:
             examples = ", ".join(repr(r[0]) for r in df.where(value.isNotNull()).select(value).limit(3).collect())
             raise ConversionError(
@@ -149,21 +204,26 @@ def _task(options: TableConvertOptions, label: ColumnSpec, df: DataFrame) -> str
                 f"regression with --schema '{label.name} DOUBLE' if it holds numbers"
             )
         return "classification"
-    if (
-        label.dtype == "int64"
-        and df.select(value).distinct().limit(MAX_CLASSES_FOR_AUTO + 1).count() <= MAX_CLASSES_FOR_AUTO
-    ):
-        return "classification"
-    return "regression"
+    if found.label_pairs > len(found.labels):  # more pairs than collected: more values than any class count
+        return "regression"
+    values = len({text for text, _ in found.labels}) + (1 if present < rows else 0)  # a null is one value more
+    return "classification" if values <= MAX_CLASSES_FOR_AUTO else "regression"
 
 
-def _check_label_present(label: ColumnSpec, df: DataFrame, where: str) -> None:
-    """Stop when the label has no value in any row (every row would be rejected as null_label)."""
-    if df.where(_col(label.name).isNotNull()).limit(1).count() == 0:
-        raise ConversionError(
-            f"label column {label.name!r} is empty in every row of {where}; choose another --label "
-            "(or fill the column in the source)"
-        )
+def _label_counts(found: Survey, df: DataFrame, label: ColumnSpec) -> dict[str, dict[str, int]]:
+    """Rows kept per split and label text (classification), from the survey; a pass of their own when the
+    survey collected only the LABEL_PAIRS_CAP most frequent pairs."""
+    pairs = found.labels
+    if found.label_pairs > len(pairs):
+        text = _label_text(label, "classification")
+        kept = df.where(F.col("_reason").isNull() & text.isNotNull())
+        rows = kept.groupBy(F.col("_split").alias("split"), text.alias("text")).count().collect()
+        pairs = {(r["text"], r["split"]): int(r["count"]) for r in rows}
+    counts: dict[str, dict[str, int]] = {}
+    for (text, split), n in pairs.items():
+        if split is not None:
+            counts.setdefault(split, {})[text] = n
+    return counts
 
 
 def _defaults(columns: list[ColumnSpec], overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
@@ -325,10 +385,6 @@ def _convert(
     inputs: tuple[Listing, tuple[str, ...]] | None = None,
 ) -> TableSummary:
     phases.begin("reading")
-    _check_label_present(label, source, options.input or options.table)
-    task = (
-        append.parent.manifest.table.task if append else _task(options, label, source)
-    )  # an append keeps the version's
     key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
     df = source.withColumn("_h", F.xxhash64(*key))
     df = df.withColumn("_split", split_column(_key_text(options), options.splits))
@@ -359,7 +415,7 @@ def _convert(
             )
     if inputs is not None:
         df = df.withColumn(FILE_COLUMN, F.input_file_name())
-    return _write(spark, options, df, columns, label, defaults, staging, start, task, phases, append, inputs)
+    return _write(spark, options, df, columns, label, defaults, staging, start, phases, append, inputs)
 
 
 def _row_text(df: DataFrame, columns: list[ColumnSpec]) -> Column:
@@ -382,43 +438,52 @@ def _write(
     defaults: dict[str, Any],
     staging: Staging,
     start: float,
-    task: str,
     phases: Phases,
     append: AppendPlan | None = None,
     inputs: tuple[Listing, tuple[str, ...]] | None = None,
 ) -> TableSummary:
     """Count and compute statistics (one pass), report rejects, plan shards, write them, write the manifest, commit
     (an append: merged onto the parent version, see `conversion.tables.commit`)."""
-    buckets = options.num_shards or 1  # rows are counted per shard bucket too: see ShardPlan.records
+    buckets = options.num_shards or SURVEY_BUCKETS  # rows are counted per shard bucket too: see ShardPlan.records
     stats_split = options.splits[0][0]
     kept = df.where(F.col("_reason").isNull())
     group = {
         "reason": F.col("_reason"),
         "split": F.col("_split"),
-        "label": _label_text(label, task),
         "bucket": F.when(F.col("_reason").isNull(), bucket_column(F.col("_h"), buckets)),
     }
     selected = F.col("_reason").isNull() & (F.col("_split") == stats_split)
     phases.begin("counting rows and statistics")
     file = F.col(FILE_COLUMN) if inputs is not None else None
-    found = survey(df, group, selected, columns, options.max_vocab, F.col("_reason").isNull(), VOCAB_CAP, file)
+    known = _known_task(options, label, append)
+    found = survey(
+        df,
+        group,
+        selected,
+        columns,
+        options.max_vocab,
+        F.col("_reason").isNull(),
+        VOCAB_CAP,
+        file,
+        _label_survey(options, label, known),
+        _label_observed(label, known),
+    )
+    _check_label_present(label, found, options.input or options.table)
     rows_seen = sum(found.counts.values())
     if rows_seen == 0:
         raise ConversionError(f"{options.input or options.table} has no rows")
+    task = _task(label, known, found, rows_seen, df)
+    label_counts = _label_counts(found, df, label) if task == "classification" else {}
     rejected = df.where(F.col("_reason").isNotNull())
     rejected_counts: dict[str, int] = {}
     split_counts: dict[str, int] = {}
-    label_counts: dict[str, dict[str, int]] = {}
     bucket_counts: dict[tuple[str, int], int] = {}
-    for (reason, split, value, bucket), n in found.counts.items():
+    for (reason, split, bucket), n in found.counts.items():
         if reason is not None:
             rejected_counts[reason] = rejected_counts.get(reason, 0) + n
             continue
         split_counts[split] = split_counts.get(split, 0) + n
         bucket_counts[split, bucket] = bucket_counts.get((split, bucket), 0) + n
-        if value is not None:
-            per_split = label_counts.setdefault(split, {})
-            per_split[value] = per_split.get(value, 0) + n
     rejected_total = sum(rejected_counts.values())
     if not rejected_total:  # the same empty report, without a pass over the rows
         rejected = rejected.limit(0)
@@ -440,11 +505,8 @@ def _write(
             f"{advice}; see {staging.url()}/{REJECTED_DIR}"
         )
     laps = _Laps(start)
-    laps.lap("count")  # reading, the label's task, counts and statistics, the rejected report
-    wanted = {
-        split: options.shards_for(split_counts[split], split_counts[split] * len(columns) * ROW_BYTES_GUESS)
-        for split in sorted(split_counts)
-    }
+    laps.lap("survey")  # reading, counts, statistics and the label's task, the rejected report
+    wanted = {split: _shard_count(options, split_counts[split], len(columns)) for split in sorted(split_counts)}
     plan = ShardPlan(tuple(wanted.items()), options.compression)
     names = plan.names()
     keep = options.null_policy == "keep"  # nulls left out of the records (fill: written as the default)
@@ -466,11 +528,15 @@ def _write(
         filled = filled.withColumn("_row", F.xxhash64(*[_col(c.name) for c in columns]))
         sort.append("_row")
     records = plan.records(bucket_counts, buckets)
-    if records is None:  # --target-shard-mb made a split's shard count that does not divide the buckets
-        records = {int(r[SHARD_COLUMN]): int(r["count"]) for r in filled.groupBy(SHARD_COLUMN).count().collect()}
-    rows = ordered(filled, bucket_values(spark, plan.total), sort)
+    shard_counts = None
+    if records is None:  # a split with fewer rows than --num-shards: its shards are counted on the write
+        shard_counts = Observation(f"tfrecordpipe_shards_{uuid.uuid4().hex}")
+        filled = filled.observe(shard_counts, *shard_count_aggregates(plan.total))
+    rows = ordered(filled, bucket_values(plan.total), sort)
     phases.begin("writing shards")
     result = write_shards(spark, rows, spark_schema_of(features), plan, staging, fault_from_conf(spark))
+    if shard_counts is not None:
+        records = shard_records(shard_counts.get)
     sizes = result.sizes
     if set(sizes) != set(records):
         raise ConversionError(f"shards written {sorted(sizes)} are not the shards with rows {sorted(records)}")
@@ -479,8 +545,9 @@ def _write(
         if index not in sizes:
             staging.fs.touch(f"{staging.path}/{name}")
         written[index] = (records.get(index, 0), sizes.get(index, 0))
-    indexes = write_indexes(spark, staging, tuple(names), written) if plan.compression == "none" else {}
     laps.lap("write")
+    indexes = write_indexes(spark, staging, tuple(names), written) if plan.compression == "none" else {}
+    laps.lap("index")
     labels = sorted({v for per_split in label_counts.values() for v in per_split})
     column_stats = {name: dict(values) for name, values in found.stats.items()}
     for name, values in stats.from_aggregates(quantiles.get if boundaries else {}).items():  # the write has run
@@ -520,7 +587,7 @@ def _write(
     version_manifest, version, inexact = commit_table(
         staging, manifest, sidecar, index, append, counted, rows_seen, options.max_reject_fraction
     )
-    laps.lap("publish")
+    laps.lap("commit")
     headline, notes = None, ()
     if append is not None:
         headline = (
@@ -544,6 +611,16 @@ def _write(
         version.number,
         headline,
     )
+
+
+def _shard_count(options: TableConvertOptions, records: int, num_columns: int) -> int:
+    """A split's shards: `--num-shards`, or one per `--target-shard-mb` rounded up to a power of two (a divisor of
+    SURVEY_BUCKETS, which it does not exceed), never more than its records (the largest power of two that fits)."""
+    wanted = options.shards_for(records, records * num_columns * ROW_BYTES_GUESS)
+    if options.num_shards:
+        return wanted
+    power = min(1 << (wanted - 1).bit_length(), SURVEY_BUCKETS)
+    return power if power <= records else 1 << (records.bit_length() - 1)
 
 
 def _file_index(listing: Listing) -> FileIndex:

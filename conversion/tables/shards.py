@@ -91,27 +91,61 @@ def bucket_column(row_hash: Column, buckets: int) -> Column:
     return F.pmod(shard_hash(row_hash), F.lit(buckets))
 
 
-def bucket_values(spark: SparkSession, total: int) -> list[int]:
-    """For every bucket i < `total`, a long whose Spark hash partition among `total` is i.
+_MASK32 = 0xFFFFFFFF
+
+
+def _rotl32(value: int, bits: int) -> int:
+    return ((value << bits) | (value >> (32 - bits))) & _MASK32
+
+
+def _mix(h1: int, k1: int) -> int:
+    k1 = _rotl32((k1 * 0xCC9E2D51) & _MASK32, 15) * 0x1B873593 & _MASK32
+    return (_rotl32(h1 ^ k1, 13) * 5 + 0xE6546B64) & _MASK32
+
+
+def spark_hash_long(value: int, seed: int = 42) -> int:
+    """Spark's `hash(value)` of a long (Murmur3_x86_32.hashLong, seed 42), as the signed int Spark returns."""
+    h1 = _mix(_mix(seed, value & _MASK32), (value >> 32) & _MASK32)
+    h1 ^= 8
+    h1 ^= h1 >> 16
+    h1 = (h1 * 0x85EBCA6B) & _MASK32
+    h1 ^= h1 >> 13
+    h1 = (h1 * 0xC2B2AE35) & _MASK32
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 >= 1 << 31 else h1
+
+
+def bucket_values(total: int) -> list[int]:
+    """For every bucket i < `total`, a long whose Spark hash partition among `total` is i (the smallest).
 
     `repartition(total, column)` puts a row in partition pmod(murmur3(column, 42), total), the
     same as `pmod(hash(column), total)`; repartitioning on these values makes partition i hold
-    shard i alone (one shard per task, none shared, none split).
+    shard i alone (one shard per task, none shared, none split). Computed here, without a Spark job
+    (`tests/test_table_reads.py` checks the hash against Spark's).
 
     Raises:
         ConversionError: some bucket has no value in the range tried (not seen with Spark's hash).
     """
-    rows = (
-        spark.range(0, 64 * total)  # misses a bucket with probability about total * e**-64
-        .select("id", F.pmod(F.hash("id"), F.lit(total)).alias("bucket"))
-        .groupBy("bucket")
-        .agg(F.min("id").alias("id"))
-        .collect()
-    )
-    found = {int(r["bucket"]): int(r["id"]) for r in rows}
+    found: dict[int, int] = {}
+    for value in range(64 * total):  # misses a bucket with probability about total * e**-64
+        found.setdefault(spark_hash_long(value) % total, value)
+        if len(found) == total:
+            break
     if len(found) != total:
         raise ConversionError(f"no hash value found for {total - len(found)} of {total} shard partitions")
     return [found[i] for i in range(total)]
+
+
+def shard_count_aggregates(total: int) -> list[Column]:
+    """Rows per global shard, as aggregates to observe on the write (`shard_records` reads them back): for the odd
+    plan whose shard counts the survey's buckets do not give."""
+    shard = F.col(SHARD_COLUMN)
+    return [F.sum(F.when(shard == i, 1).otherwise(0).cast("long")).alias(f"shard_{i}") for i in range(total)]
+
+
+def shard_records(observed: dict[str, int]) -> dict[int, int]:
+    """{shard: rows} of the non-empty shards from `shard_count_aggregates`' observed values."""
+    return {int(name.split("_")[1]): int(n) for name, n in observed.items() if n}
 
 
 @dataclass(frozen=True)
