@@ -15,6 +15,7 @@ shards (`tfds.builder_from_directories([...])` joins them) and the root gets non
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -268,9 +269,14 @@ def _put(folder: DatasetFolder, relpath: str, data: bytes) -> None:
         fs.pipe_file(path, data)
         return
     tmp = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}"
-    with open(tmp, "wb") as out:
-        out.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)  # no stray temporary file at the root when the disk is full or the folder read-only
+        raise
 
 
 def _remove_tfds_files(folder: DatasetFolder, relpath: str, keep: frozenset[str] = frozenset()) -> None:
@@ -360,7 +366,9 @@ def tfds_directory(data_url: str) -> str:
     folder = DatasetFolder(data_url)
     try:
         stored = json.loads(folder.fs.cat_file(folder.path(DATASET_INFO)))
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):  # missing, or cut/edited by hand: not this version's metadata
+        stored = {}
+    if not isinstance(stored, dict):
         stored = {}
     if stored.get("version") != f"{version.number}.0.0":
         raise DatasetError(

@@ -25,7 +25,7 @@ from dataset.errors import DatasetError
 from dataset.fs import is_local
 from dataset.layout import DatasetFolder
 from dataset.manifest import Feature, Manifest
-from dataset.versions import public_url, read_manifest
+from dataset.versions import public_url, read_manifest, read_version
 
 _NUMPY = {"string": object, "int64": np.int64, "float32": np.float32}
 _LIST = {"string": "bytes_list", "int64": "int64_list", "float32": "float_list"}
@@ -125,7 +125,8 @@ def worker_examples(
         DatasetError: as `worker_records`; a key the manifest does not list; a record without a feature that every
             record holds, or with another number of values than its shape (named).
     """
-    manifest = read_manifest(data_url, version)
+    pinned = read_version(data_url, version)  # one version for the features and the shards, whatever commits meanwhile
+    manifest, version = pinned.manifest, pinned.info.number
     unknown = sorted(set(keys or ()) - set(manifest.features))
     if unknown:
         names = ", ".join(sorted(manifest.features))

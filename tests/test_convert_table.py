@@ -551,3 +551,20 @@ def test_a_split_with_fewer_rows_than_num_shards_still_has_exact_shard_counts(sp
     assert len(files) == 3
     assert [f.num_records for f in files] == [len(file_records(out / f.path)) for f in files]
     assert sum(f.num_records for f in files) == 3
+
+
+def test_gzip_shards_counted_on_the_write_are_checked_against_their_frames(spark, tmp_path):
+    # A split with fewer rows than --num-shards has its shard counts observed on the write (metrics Spark may sum
+    # over retried attempts); gzip shards have no index to check them by, so the job counts their frames.
+    source = tmp_path / "rows.parquet"
+    spark.range(0, 12).selectExpr("id", "IF(id % 2 = 0, 'a', 'b') AS y").write.parquet(str(source))
+    options = TableConvertOptions(
+        output=str(tmp_path / "out"), label="y", input=str(source), format="parquet", key="id",
+        splits=(("train", 0.5), ("test", 0.5)), num_shards=16, compression="gzip",
+    )  # fmt: skip
+    convert_table(spark, options)
+    manifest = read_manifest(str(tmp_path / "out"))
+    files = [f for s in manifest.splits.values() for f in s.files]
+    assert len(files) == 12 and all(f.index is None for f in files)  # a split of n < 16 rows: n shards
+    counted = {f.path: len(list(file_records(tmp_path / "out" / f.path))) for f in files}
+    assert {f.path: f.num_records for f in files} == counted and sum(counted.values()) == 12

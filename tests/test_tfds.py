@@ -263,6 +263,10 @@ def test_tfds_flag_writes_the_metadata_of_an_old_dataset_and_rewrites_no_shard(t
         DatasetError, match=r"has no TFDS metadata of its version 1; write it with `python jobs/versions.py"
     ):
         tfds_directory(str(old))
+    (old / DATASET_INFO).write_text('{"name": "tfrecordpipe_ima')  # cut short, or edited by hand: the same line
+    with pytest.raises(DatasetError, match=r"has no TFDS metadata of its version 1; write it with"):
+        tfds_directory(str(old))
+    (old / DATASET_INFO).unlink()
     assert versions_job.main(["--data", str(old), "--tfds"]) == 0
     assert capsys.readouterr().out == (
         f"version 1 of {old}: TFDS metadata written; tfds.builder_from_directory({str(old)!r})\n"

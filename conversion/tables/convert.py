@@ -28,6 +28,7 @@ from conversion.tables.shards import (
     ShardPlan,
     bucket_column,
     bucket_values,
+    check_gzip_counts,
     ordered,
     shard_count_aggregates,
     shard_records,
@@ -547,6 +548,8 @@ def _write(
         written[index] = (records.get(index, 0), sizes.get(index, 0))
     laps.lap("write")
     indexes = write_indexes(spark, staging, tuple(names), written) if plan.compression == "none" else {}
+    if shard_counts is not None and plan.compression != "none":  # observed counts, no index to check them by
+        check_gzip_counts(spark, staging, tuple(names), written)
     laps.lap("index")
     labels = sorted({v for per_split in label_counts.values() for v in per_split})
     column_stats = {name: dict(values) for name, values in found.stats.items()}

@@ -23,6 +23,7 @@ from conversion.publish import Staging
 from dataset.errors import ConversionError
 from dataset.layout import index_file_name, shard_file_name
 from dataset.record_index import write_index
+from dataset.tfrecord import frames
 
 SHARD_COLUMN = "_tfrecordpipe_shard"
 PARTS_DIR = "_parts"  # Spark's output folder inside staging; removed once the shards are named
@@ -259,3 +260,29 @@ def write_indexes(
         if count != records[index][0]:
             raise ConversionError(f"shard {name} holds {count} records, {records[index][0]} were written to it")
     return {name: index_file_name(name) for name in names}
+
+
+def _count_gzip_records(url: str) -> int:
+    """The records of one gzip shard, every frame's CRCs checked (one read, decompressed as it streams)."""
+    import fsspec
+
+    with fsspec.open(url, "rb", compression="gzip") as stream:
+        return sum(1 for _ in frames(stream, f"shard {url}"))
+
+
+def check_gzip_counts(
+    spark: SparkSession, staging: Staging, names: tuple[str, ...], records: dict[int, tuple[int, int]]
+) -> None:
+    """Count the records of each gzip shard after the write (one Spark task and one read per shard) where the
+    counts came from metrics observed on the write, which Spark may sum over retried task attempts: a gzip shard
+    has no index whose writing would check them.
+
+    Raises:
+        ConversionError: a shard holds another number of records than was counted for it.
+    """
+    urls = [staging.url(f"{staging.path}/{n}") for n in names]
+    counts = spark.sparkContext.parallelize(urls, max(1, len(urls))).map(_count_gzip_records).collect()
+    for index, (name, count) in enumerate(zip(names, counts)):
+        if count != records[index][0]:
+            raise ConversionError(f"shard {name} holds {count} records, {records[index][0]} were written to it")
+
