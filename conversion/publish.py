@@ -29,8 +29,9 @@ from dataset.errors import ConversionError, RejectLimitExceeded, StorageError
 from dataset.fs import filesystem, is_local
 from dataset.layout import MANIFEST, REJECTED_DIR, RUN_PREFIX, SUCCESS, VERSIONS_DIR, DatasetFolder, run_folder_name
 from dataset.manifest import Manifest
+from dataset.publishing import publish_current
 from dataset.tfds_metadata import is_tfds_file
-from dataset.versions import Version, commit_version, current_number, publish_current, read_version
+from dataset.versions import Version, commit_version, current_number, read_version
 
 OURS = (VERSIONS_DIR, MANIFEST, SUCCESS, REJECTED_DIR)  # besides run folders and TFDS metadata: what a dataset holds
 

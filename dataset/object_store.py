@@ -26,13 +26,19 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-DEFAULT_REGION = "us-east-1"
-S3_SCHEMES = ("s3", "s3a", "s3n")
+from dataset import obstore_io
+from dataset.store_env import (  # noqa: F401  (re-exported: callers import them from here)
+    DEFAULT_REGION,
+    OBSTORE_VARIABLE,
+    S3_SCHEMES,
+    ObjectStore,
+    _get,
+    is_s3_url,
+    object_store_from_env,
+)
 
 # Maven coordinates of the S3A jars matching pyspark 3.5.1 (Hadoop 3.3.4 client); see mk/objectstore.mk.
 S3A_JARS = (
@@ -48,9 +54,6 @@ S3A_PACKAGES = "org.apache.hadoop:hadoop-aws:3.3.4,com.amazonaws:aws-java-sdk-bu
 # (conversion.images.options.MAX_READ_CONCURRENCY); connections are opened only when used.
 MAX_POOL_CONNECTIONS = 256
 
-# "0" sends the hot paths (dataset/obstore_io.py) through s3fs too; read there, defined here for client_env()
-OBSTORE_VARIABLE = "USE_OBSTORE"
-
 # botocore >= 1.36 sends CRC checksums (aws-chunked trailers) that several S3-compatible servers refuse
 # (S3Proxy: "A header you provided implies functionality that is not implemented."). Older botocore ignores these.
 BOTOCORE_CHECKSUM_ENV = {
@@ -59,61 +62,7 @@ BOTOCORE_CHECKSUM_ENV = {
 }
 
 
-@dataclass(frozen=True)
-class ObjectStore:
-    """Where the object store is and how to sign in, as read from the standard AWS variables."""
-
-    endpoint_url: str | None = None
-    access_key: str | None = None
-    secret_key: str | None = None
-    session_token: str | None = None
-    region: str = DEFAULT_REGION
-
-    @property
-    def custom_endpoint(self) -> bool:
-        """True for an S3-compatible server (path-style addressing), False for AWS itself."""
-        return bool(self.endpoint_url)
-
-    @property
-    def secure(self) -> bool:
-        """Whether the endpoint speaks TLS (from the URL's scheme; AWS itself always does)."""
-        return not self.endpoint_url or urlsplit(self.endpoint_url).scheme.lower() != "http"
-
-    @property
-    def host_port(self) -> str | None:
-        """The endpoint without its scheme (``127.0.0.1:9000``), as Hadoop and older tools want it."""
-        return urlsplit(self.endpoint_url).netloc if self.endpoint_url else None
-
-
-def _get(env: Mapping[str, str], *names: str) -> str | None:
-    for name in names:
-        value = env.get(name)
-        if value:
-            return value.strip()
-    return None
-
-
-def object_store_from_env(env: Mapping[str, str] | None = None) -> ObjectStore:
-    """Read the standard AWS variables (see the module doc) from `env` (default ``os.environ``)."""
-    env = os.environ if env is None else env
-    endpoint = _get(env, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-    if endpoint and "://" not in endpoint:
-        raise ValueError(f"AWS_ENDPOINT_URL must be a URL with a scheme (http:// or https://), got {endpoint!r}")
-    return ObjectStore(
-        endpoint_url=endpoint.rstrip("/") if endpoint else None,
-        access_key=_get(env, "AWS_ACCESS_KEY_ID"),
-        secret_key=_get(env, "AWS_SECRET_ACCESS_KEY"),
-        session_token=_get(env, "AWS_SESSION_TOKEN"),
-        region=_get(env, "AWS_REGION", "AWS_DEFAULT_REGION") or DEFAULT_REGION,
-    )
-
-
 # ---- URLs ----------------------------------------------------------------------------------------------------------
-def is_s3_url(url: str) -> bool:
-    """Whether `url` is on S3 (``s3://``, ``s3a://`` or ``s3n://``)."""
-    return urlsplit(str(url)).scheme.lower() in S3_SCHEMES
-
-
 def fsspec_url(url: str) -> str:
     """`url` with ``s3a://``/``s3n://`` written as ``s3://`` (what s3fs, pyarrow and tf.io.gfile read); others as is."""
     url = str(url)
@@ -269,8 +218,8 @@ def sync_dir_to_store(local_dir: str | os.PathLike[str], url: str, env: Mapping[
 
 
 def _obstore_io() -> Any:
-    """`dataset.obstore_io`, the hot paths' client (imported late: it imports this module)."""
-    from dataset import obstore_io as module
+    """`dataset.obstore_io`, the hot paths' client."""
+    module = obstore_io
 
     return module
 

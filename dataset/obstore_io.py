@@ -31,7 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dataset.object_store import OBSTORE_VARIABLE, ObjectStore, is_s3_url, object_store_from_env
+from dataset.store_env import OBSTORE_VARIABLE, ObjectStore, is_s3_url, object_store_from_env
 
 TRANSFER_THREADS = 8  # whole-file downloads or uploads at once (large objects: bandwidth, not round trips)
 LIST_CHUNK = 1_000  # objects per listing page (S3's page size)

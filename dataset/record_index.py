@@ -14,8 +14,9 @@ from dataclasses import replace
 from dataset.errors import DatasetError
 from dataset.fs import filesystem
 from dataset.layout import DatasetFolder, index_file_name
+from dataset.publishing import commit
 from dataset.tfrecord import frame_spans
-from dataset.versions import Version, commit, public_url, read_version
+from dataset.versions import Version, public_url, read_version
 
 Spans = list[tuple[int, int]]
 

@@ -13,10 +13,11 @@ import argparse
 import sys
 
 from dataset.errors import DatasetError, OptionError
+from dataset.publishing import rollback
 from dataset.record_index import index_version
 from dataset.tfds_metadata import write_current_metadata
 from dataset.vacuum import DEFAULT_MIN_AGE_S, plan_vacuum, vacuum
-from dataset.versions import Version, all_versions, public_url, rollback
+from dataset.versions import Version, all_versions, public_url
 from jobs.errors import reporting_errors
 
 

@@ -33,10 +33,11 @@ from dataset.file_index import FileIndex, merge, read_index, write_index
 from dataset.fs import filesystem
 from dataset.layout import DatasetFolder, shard_file_name
 from dataset.manifest import IMAGE_KEY_FEATURE, IMAGE_LABEL_FEATURE, Manifest, ShardFile, SplitInfo, image_features
+from dataset.publishing import publish_current
+from dataset.publishing import rollback as rollback_to
 from dataset.tfrecord import TFRecordFileWriter
 from dataset.vacuum import plan_vacuum
-from dataset.versions import CommitConflict, Version, commit_version, committed_numbers, publish_current, read_version
-from dataset.versions import rollback as rollback_to
+from dataset.versions import CommitConflict, Version, commit_version, committed_numbers, read_version
 from jobs import compact as compact_job
 from jobs import versions as versions_job
 from tests.example_reader import index_lines, tfrecords

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from dataset.object_store import s3_filesystem, s3fs_storage_options
+from dataset.tfds_metadata import is_tfds_file
 from dataset.versions import read_manifest, read_version
 from demo.data import SHAPES, generate_tree
 from jobs import convert_images, predict, train, validate
@@ -112,7 +113,8 @@ def test_a_table_from_parquet_on_s3a_to_the_store(s3, store_env, tmp_path):
     assert manifest.num_records == 200 and manifest.kind == "table"
     names = sorted(p.rsplit("/", 1)[-1] for p in store_env.ls(out, detail=False))
     run = next(n for n in names if n.startswith("run-"))
-    assert names == ["_SUCCESS", "_rejected", "_versions", "manifest.json", run]
+    assert [n for n in names if not is_tfds_file(n)] == ["_SUCCESS", "_rejected", "_versions", "manifest.json", run]
+    assert {"dataset_info.json", "features.json"} <= set(names)  # the TFDS metadata of version 1, at the root
     shards = sorted(p.rsplit("/", 1)[-1] for p in store_env.ls(f"{out}/{run}", detail=False))
     assert shards == ["_files.parquet", "_rejected", "_stats.parquet", *sorted(
         f"{split}-0000{i}-of-00002.tfrecord{idx}"

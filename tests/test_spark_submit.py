@@ -161,7 +161,11 @@ def test_convert_and_train_submitted_to_a_standalone_cluster(cluster, tmp_path):
         write(tmp_path / "images", f"l{i % 2}/{i}.png", image_bytes("PNG", (16, 16), seed=i))
     appended = submit(master, env, "convert_images", *convert, dist=tmp_path / "dist")
     assert appended.returncode == 0, appended.stderr[-3000:]
-    assert appended.stdout.startswith("Converted 10 images")
+    # spark-submit's PythonRunner merges the driver's stderr into its stdout: first the TFDS line of version 2
+    # (its train split spans two run folders; docs/readers.md), then the summary
+    tfds_line, summary = appended.stdout.split("\n", 1)
+    assert tfds_line.startswith(f"tfds: version 2 of {data}: split 'train' spans run folders run-"), tfds_line
+    assert summary.startswith("Converted 10 images")
     assert "  version 2 = version 1 + 10 new records; records now: " in appended.stdout
     assert read_manifest(str(data), 1).num_records == 120 and read_manifest(str(data)).num_records == 130
     trained = submit(

@@ -19,8 +19,9 @@ from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.errors import DatasetError
 from dataset.manifest import Manifest, ShardFile, SplitInfo, image_features
+from dataset.publishing import rollback
 from dataset.tfds_metadata import DATASET_INFO, FEATURES, render_features, shard_template, tfds_directory
-from dataset.versions import read_manifest, read_version, rollback
+from dataset.versions import read_manifest, read_version
 from jobs import convert_table
 from jobs import versions as versions_job
 from tests.example_reader import file_records, parse_example
