@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import stat
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import fsspec
@@ -35,6 +37,25 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
+
+
+def replace_whole(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write `path` so that a reader sees the old or the new bytes, never a part: locally a temporary file, synced,
+    renamed over it (removed if the write fails); on object stores one PUT."""
+    if not is_local(fs):
+        fs.pipe_file(path, data)
+        return
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)  # no stray temporary file when the disk is full or the folder read-only
+        raise
 
 
 def _kind(mode: int) -> str:

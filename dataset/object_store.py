@@ -173,7 +173,7 @@ def stage_to_local(
     local = local_paths(urls, dest, root)
     for folder in sorted({os.fspath(dest), *(os.path.dirname(p) for p in local)}):
         os.makedirs(folder, exist_ok=True)
-    if urls and not _obstore_io().download(urls, local, env):  # obstore declined or failed: s3fs does it all
+    if urls and not obstore_io.download(urls, local, env):  # obstore declined or failed: s3fs does it all
         s3_filesystem(env).get(urls, local)
     return local
 
@@ -203,6 +203,14 @@ def local_dataset(root: str, paths: Iterable[str], env: Mapping[str, str] | None
         yield folder
 
 
+def download_file(url: str, dest: str, env: Mapping[str, str] | None = None) -> None:
+    """Copy the object at `url` to the local path `dest` (its folder exists): obstore where it serves, else s3fs, as
+    `stage_to_local` does for many."""
+    url = fsspec_url(url)
+    if not obstore_io.download([url], [dest], env):  # obstore declined or failed: s3fs does it
+        s3_filesystem(env).get_file(url, dest)
+
+
 def sync_dir_to_store(local_dir: str | os.PathLike[str], url: str, env: Mapping[str, str] | None = None) -> int:
     """Upload every file under `local_dir` to the prefix `url` (a model_dir or an export), overwriting; returns the
     number of files. Objects under `url` that no longer exist locally are left alone."""
@@ -212,16 +220,9 @@ def sync_dir_to_store(local_dir: str | os.PathLike[str], url: str, env: Mapping[
         return 0
     prefix = fsspec_url(url).rstrip("/")
     urls = [f"{prefix}/{p.relative_to(root).as_posix()}" for p in files]
-    if not _obstore_io().upload(files, urls, env):  # obstore declined or failed: s3fs does it all
+    if not obstore_io.upload(files, urls, env):  # obstore declined or failed: s3fs does it all
         s3_filesystem(env).put([str(p) for p in files], urls)
     return len(files)
-
-
-def _obstore_io() -> Any:
-    """`dataset.obstore_io`, the hot paths' client."""
-    module = obstore_io
-
-    return module
 
 
 # ---- Spark S3A -----------------------------------------------------------------------------------------------------

@@ -5,16 +5,14 @@ its put-if-absent commit), because the TFDS metadata reads versions: this module
 
 from __future__ import annotations
 
-import os
 import posixpath
-import uuid
 
 from dataset.errors import DatasetError
-from dataset.fs import is_local
+from dataset.fs import replace_whole
 from dataset.layout import MANIFEST, REJECTED_DIR, SUCCESS, DatasetFolder, version_file
 from dataset.manifest import Manifest
 from dataset.tfds_metadata import publish_metadata
-from dataset.versions import Version, _parse, commit_version, committed_numbers, read_version
+from dataset.versions import Version, commit_version, committed_numbers, parse_version, read_version
 
 
 def commit(
@@ -49,8 +47,8 @@ def publish_current(folder: DatasetFolder, report_from: str | None = None) -> No
             break
         copied = numbers[-1]
         data = fs.cat_file(folder.path(version_file(copied)))
-        _replace(folder, MANIFEST, data)
-        publish_metadata(folder.url, _parse(folder.url, copied, data))
+        replace_whole(fs, folder.path(MANIFEST), data)
+        publish_metadata(folder.url, parse_version(folder.url, copied, data))
     _copy_rejected(folder, report_from)
     if not fs.exists(folder.path(SUCCESS)):
         fs.pipe_file(folder.path(SUCCESS), b"")
@@ -83,17 +81,3 @@ def _copy_rejected(folder: DatasetFolder, run: str | None) -> None:
         copy = f"{target}/{path[len(source) + 1 :]}"
         fs.makedirs(posixpath.dirname(copy), exist_ok=True)  # local disk; nothing on object stores
         fs.copy(path, copy)
-
-
-def _replace(folder: DatasetFolder, name: str, data: bytes) -> None:
-    """Write `name` so that a reader sees the old or the new bytes, never a part."""
-    fs, path = folder.fs, folder.path(name)
-    if is_local(fs):
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-        with open(tmp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    else:
-        fs.pipe_file(path, data)  # one PUT: atomic on object stores

@@ -15,18 +15,15 @@ shards (`tfds.builder_from_directories([...])` joins them) and the root gets non
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import posixpath
 import re
 import sys
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from dataset.errors import DatasetError
-from dataset.fs import is_local
+from dataset.fs import replace_whole
 from dataset.layout import DatasetFolder
 from dataset.manifest import Manifest, ShardFile
 from dataset.versions import Version, public_url, read_version
@@ -263,20 +260,8 @@ def folder_url(data_url: str, relpath: str) -> str:
 
 
 def _put(folder: DatasetFolder, relpath: str, data: bytes) -> None:
-    """Write a file so that a reader sees all of it or none (local: rename; object stores: one PUT)."""
-    fs, path = folder.fs, folder.path(relpath)
-    if not is_local(fs):
-        fs.pipe_file(path, data)
-        return
-    tmp = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}"
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)  # no stray temporary file at the root when the disk is full or the folder read-only
-        raise
+    """Write a file so that a reader sees all of it or none."""
+    replace_whole(folder.fs, folder.path(relpath), data)
 
 
 def _remove_tfds_files(folder: DatasetFolder, relpath: str, keep: frozenset[str] = frozenset()) -> None:

@@ -25,7 +25,7 @@ from dataset.errors import DatasetError
 from dataset.fs import is_local
 from dataset.layout import DatasetFolder
 from dataset.manifest import Feature, Manifest
-from dataset.versions import public_url, read_manifest, read_version
+from dataset.versions import public_url, read_manifest
 
 _NUMPY = {"string": object, "int64": np.int64, "float32": np.float32}
 _LIST = {"string": "bytes_list", "int64": "int64_list", "float32": "float_list"}
@@ -89,9 +89,13 @@ def worker_records(
         DatasetError: as `worker_shards`; or a shard gave another number of records than its index and the
             manifest say (named; validate the dataset).
     """
+    yield from _records(data_url, read_manifest(data_url, version), split, worker, num_workers)
+
+
+def _records(data_url: str, manifest: Manifest, split: str, worker: int, num_workers: int) -> Iterator[bytes]:
+    """`worker_records` of a manifest already read."""
     from tfrecord.reader import tfrecord_iterator
 
-    manifest = read_manifest(data_url, version)
     for shard in worker_shards(data_url, manifest, split, worker, num_workers):
         if shard.index is None:
             records = tfrecord_iterator(shard.path)
@@ -125,8 +129,7 @@ def worker_examples(
         DatasetError: as `worker_records`; a key the manifest does not list; a record without a feature that every
             record holds, or with another number of values than its shape (named).
     """
-    pinned = read_version(data_url, version)  # one version for the features and the shards, whatever commits meanwhile
-    manifest, version = pinned.manifest, pinned.info.number
+    manifest = read_manifest(data_url, version)  # one read: the features and the shards of one version
     unknown = sorted(set(keys or ()) - set(manifest.features))
     if unknown:
         names = ", ".join(sorted(manifest.features))
@@ -134,7 +137,7 @@ def worker_examples(
     wanted = {name: manifest.features[name] for name in (keys or sorted(manifest.features))}
     from tfrecord import example_pb2  # after the checks: a process with TensorFlow gets their error, not a clash
 
-    for number, record in enumerate(worker_records(data_url, split, worker, num_workers, version)):
+    for number, record in enumerate(_records(data_url, manifest, split, worker, num_workers)):
         features = example_pb2.Example.FromString(record).features.feature
         yield {
             name: _value(features, name, feature, f"record {number} of worker {worker}")

@@ -101,7 +101,7 @@ def render(manifest: Manifest, info: VersionInfo) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _parse(url: str, number: int, data: bytes) -> Version:
+def parse_version(url: str, number: int, data: bytes) -> Version:
     try:
         manifest = Manifest.from_json(data.decode("utf-8"))
         raw = json.loads(data).get("version")
@@ -173,7 +173,7 @@ def read_version(data_url: str, number: int | None = None) -> Version:
         data = fs.cat_file(path)
     except FileNotFoundError as err:  # vacuumed between the listing and the read
         raise DatasetError(f"version {wanted} of {data_url} is gone (vacuumed?); read another version") from err
-    return _parse(data_url, wanted, data)
+    return parse_version(data_url, wanted, data)
 
 
 def all_versions(data_url: str) -> list[Version]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -255,11 +257,27 @@ def write_indexes(
         ConversionError: a shard's frames are not the records counted for it (`records`: index → (count, bytes)).
     """
     pairs = [(staging.url(f"{staging.path}/{n}"), staging.url(f"{staging.path}/{index_file_name(n)}")) for n in names]
-    counts = spark.sparkContext.parallelize(pairs, max(1, len(pairs))).map(lambda pair: write_index(*pair)).collect()
-    for index, (name, count) in enumerate(zip(names, counts)):
-        if count != records[index][0]:
-            raise ConversionError(f"shard {name} holds {count} records, {records[index][0]} were written to it")
+    _check_counts(spark, pairs, lambda pair: write_index(*pair), names, records)
     return {name: index_file_name(name) for name in names}
+
+
+def _check_counts(
+    spark: SparkSession,
+    shards: list,
+    count: Callable[[Any], int],
+    names: tuple[str, ...],
+    records: dict[int, tuple[int, int]],
+) -> None:
+    """`count` each of `shards` (one Spark task and one read per shard) and compare with the records counted for
+    it (`records`: index → (count, bytes)).
+
+    Raises:
+        ConversionError: a shard holds another number of records.
+    """
+    counts = spark.sparkContext.parallelize(shards, max(1, len(shards))).map(count).collect()
+    for index, (name, got) in enumerate(zip(names, counts)):
+        if got != records[index][0]:
+            raise ConversionError(f"shard {name} holds {got} records, {records[index][0]} were written to it")
 
 
 def _count_gzip_records(url: str) -> int:
@@ -280,9 +298,5 @@ def check_gzip_counts(
     Raises:
         ConversionError: a shard holds another number of records than was counted for it.
     """
-    urls = [staging.url(f"{staging.path}/{n}") for n in names]
-    counts = spark.sparkContext.parallelize(urls, max(1, len(urls))).map(_count_gzip_records).collect()
-    for index, (name, count) in enumerate(zip(names, counts)):
-        if count != records[index][0]:
-            raise ConversionError(f"shard {name} holds {count} records, {records[index][0]} were written to it")
+    _check_counts(spark, [staging.url(f"{staging.path}/{n}") for n in names], _count_gzip_records, names, records)
 
