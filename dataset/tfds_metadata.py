@@ -241,7 +241,7 @@ def plan_metadata(data_url: str, version: Version) -> TfdsPlan:
         return TfdsPlan(MetadataFolder("", {**common, DATASET_INFO: _info(name, version, root_splits)}))
     runs = tuple(
         MetadataFolder(folder, {**common, DATASET_INFO: _info(name, version, entries)})
-        for folder, entries in sorted(per_folder.items())
+        for folder, entries in per_folder.items()  # manifest order: TFDS reads the folders' shards in this order
     )
     folders = [folder_url(data_url, run.folder) for run in runs]
     readable = "" not in per_folder

@@ -139,7 +139,7 @@ class ShardStaging:
         own = rank_files(spec.files, rank, num_ranks)
         if self.folder is None:
             return spec, own
-        from dataset.object_store import download_file, local_paths, stage_to_local
+        from dataset.object_store import local_paths, s3_filesystem, stage_to_local
         from training.streaming import ShardFeed
 
         local = dict(zip(spec.files, local_paths(spec.files, self.folder, self.data)))
@@ -147,7 +147,7 @@ class ShardStaging:
             stage_to_local([u for u in own if not os.path.exists(local[u])], self.folder, root=self.data)
         urls = {local[u]: u for u in own}
         sizes = {local[u]: self.sizes[u] for u in own if u in self.sizes}
-        feed = ShardFeed(urls, sizes, self.options, None if self.options.copy_first else download_file)
+        feed = ShardFeed(urls, sizes, self.options, None if self.options.copy_first else s3_filesystem)
         spec = dataclasses.replace(spec, files=tuple(local[u] for u in spec.files), feed=feed)
         return spec, tuple(local[u] for u in own)
 

@@ -63,7 +63,7 @@ class ShardFeed:
         urls: local path → the shard's URL, for every file the feed may be asked for.
         sizes: local path → its size in bytes (the manifest's); a download of another size is a failed try.
         options: the window and the retry policy.
-        download: copies the object at a URL to a local path (`dataset.object_store.download_file`); None: the
+        filesystem: makes the fsspec filesystem to download with (called once, in the fetching thread); None: the
             files are on local disk already (copy-first): nothing is fetched or deleted.
     """
 
@@ -72,9 +72,9 @@ class ShardFeed:
         urls: Mapping[str, str],
         sizes: Mapping[str, int],
         options: StreamOptions,
-        download: Callable[[str, str], None] | None,
+        filesystem: Callable[[], Any] | None,
     ) -> None:
-        self._urls, self._sizes, self._options, self._download = dict(urls), dict(sizes), options, download
+        self._urls, self._sizes, self._options, self._filesystem = dict(urls), dict(sizes), options, filesystem
         self._cond = threading.Condition()
         self._held: dict[str, int] = {}  # file on disk (or being fetched) → readers holding it; 0: idle
         self._idle: collections.OrderedDict[str, None] = collections.OrderedDict()  # idle files, oldest first
@@ -160,7 +160,7 @@ class ShardFeed:
 
     def on_disk(self) -> tuple[str, ...] | None:
         """The files on local disk now (fetched, not yet deleted); None: all of them (copy-first)."""
-        if self._download is None:
+        if self._filesystem is None:
             return None
         with self._cond:
             return tuple(p for p in self._held if p in self._bytes)
@@ -190,6 +190,7 @@ class ShardFeed:
     # ---- inside ----------------------------------------------------------------------------------------------------
     def _fetch_all(self, order: Callable[[], Iterator[str]]) -> None:
         try:
+            fs = None
             for place, path in enumerate(order()):
                 with self._cond:
                     if not self._place_for(path):
@@ -198,10 +199,11 @@ class ShardFeed:
                         self._placed[place] = path
                         self._cond.notify_all()
                         continue
-                if self._download is None:
+                if self._filesystem is None:
                     size = os.path.getsize(path)
                 else:
-                    size = self._fetch(path)
+                    fs = fs or self._filesystem()
+                    size = self._fetch(fs, path)
                 with self._cond:
                     self._bytes[path] = size
                     self._high_files = max(self._high_files, len(self._held))
@@ -242,7 +244,7 @@ class ShardFeed:
         self._held.pop(path, None)
         self._idle.pop(path, None)
         self._bytes.pop(path, None)
-        if self._download is None:
+        if self._filesystem is None:
             return  # copy-first: the files stay
         for name in (path, f"{path}.part"):
             try:
@@ -250,7 +252,7 @@ class ShardFeed:
             except FileNotFoundError:
                 pass
 
-    def _fetch(self, path: str) -> int:
+    def _fetch(self, fs: Any, path: str) -> int:
         """Download the shard of `path` to `path` (through `.part`); returns its size.
 
         Raises:
@@ -263,7 +265,7 @@ class ShardFeed:
         for attempt in range(1, attempts + 1):
             start = time.perf_counter()
             try:
-                self._download(url, part)
+                fs.get_file(url, part)
                 size = os.path.getsize(part)
                 if expected is not None and size != expected:
                     raise OSError(f"got {size} bytes, the manifest says {expected}")
