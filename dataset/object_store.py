@@ -203,14 +203,6 @@ def local_dataset(root: str, paths: Iterable[str], env: Mapping[str, str] | None
         yield folder
 
 
-def download_file(url: str, dest: str, env: Mapping[str, str] | None = None) -> None:
-    """Copy the object at `url` to the local path `dest` (its folder exists): obstore where it serves, else s3fs, as
-    `stage_to_local` does for many."""
-    url = fsspec_url(url)
-    if not obstore_io.download([url], [dest], env):  # obstore declined or failed: s3fs does it
-        s3_filesystem(env).get_file(url, dest)
-
-
 def sync_dir_to_store(local_dir: str | os.PathLike[str], url: str, env: Mapping[str, str] | None = None) -> int:
     """Upload every file under `local_dir` to the prefix `url` (a model_dir or an export), overwriting; returns the
     number of files. Objects under `url` that no longer exist locally are left alone."""
