@@ -51,7 +51,7 @@ test: export SPARK_TFRECORD_JAR ?= $(TFRECORD_JAR)
 endif
 test: setup objectstore-jars test-airflow test-spark4
 	$(VENV)/bin/ruff check dataset conversion training inference demo jobs tests benchmarks deploy
-	$(VENV)/bin/pytest -n 2 --dist loadfile  # two test files at a time: most of a test's time is process start-up
+	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=40  # two test files at a time: most of a test's time is process start-up
 
 demo: setup
 	$(PY) -m jobs.demo --workdir demo_output
