@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,7 +79,7 @@ SPLIT = "train"
 KEYS = (IMAGE_ENCODED, IMAGE_LABEL_ID, IMAGE_FILENAME)  # what TFDS's features.json describes for images
 TFDS_TARGET = Target(">=", 0.95)
 DIGITS_SHARDS, PHOTO_SHARDS = 4, 8
-SMOKE = {"photos": 24, "random": 40, "single": 5, "rounds": 1}
+SMOKE = {"photos": 24, "random": 40, "single": 5, "rounds": 1, "min_records": 1}
 WORKER_COMMAND = "_worker"  # `python -m benchmarks.readers _worker DATA SPLIT W N`: one tfrecord-package worker
 
 
@@ -175,10 +176,10 @@ def _complete(dataset: Path, source: Path, count: int) -> bool:
 # --------------------------------------------------------------------------- the readers
 
 
-def tf_pass(tf: Any, data: Data, files: list[str] | None = None, per_file: bool = False) -> Result:
-    """One pass of tf.data over the split's shards (or over `files`), parsing `KEYS`. `per_file`: the shards read
-    as TFDS reads them (one TFRecordDataset per file in an interleave of cycle 1 with parallel calls, its
-    `disableShuffling` read), so the cost of that shape is measured apart from TFDS's own steps."""
+def tf_pass(tf: Any, data: Data, files: list[str] | None = None, per_file: bool = False, epochs: int = 1) -> Result:
+    """One timed pass of tf.data over the split's shards (or over `files`) `epochs` times, parsing `KEYS`.
+    `per_file`: the shards read as TFDS reads them (one TFRecordDataset per file in an interleave of cycle 1 with
+    parallel calls, its `disableShuffling` read), so the cost of that shape is measured apart from TFDS's steps."""
     spec = data.manifest.tf_feature_spec(list(KEYS))
     files = files or shard_urls(str(data.path), data.manifest, SPLIT, non_empty=True)
     records = (
@@ -189,19 +190,25 @@ def tf_pass(tf: Any, data: Data, files: list[str] | None = None, per_file: bool 
         else tf.data.TFRecordDataset(files)
     )
     dataset = (
-        records
-        .map(lambda r: tf.io.parse_single_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        records.map(lambda r: tf.io.parse_single_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
+        .repeat(epochs)
     )
-    count = 0
+    return _iterate(dataset)
+
+
+def _iterate(dataset: Any) -> Result:
+    """Iterate `dataset` eagerly, as a training loop does: its records, seconds and this process's CPU seconds (every
+    thread's: tf.data's are this process's too)."""
+    count, cpu = 0, cpu_seconds()
     with timed() as timing:
         for _ in dataset:
             count += 1
-    return Result(count, timing.seconds)
+    return Result(count, timing.seconds, extra={"cpu_s": cpu_seconds() - cpu})
 
 
-def tfds_reader(tf: Any, data: Data, autocache: bool = False) -> Callable[[], Result] | str:
-    """A pass of TFDS's `as_dataset` over the split, or the line that says why TFDS is skipped.
+def tfds_reader(tf: Any, data: Data, autocache: bool = False, epochs: int = 1) -> Callable[[], Result] | str:
+    """A timed pass of TFDS's `as_dataset` over the split `epochs` times, or the line that says why TFDS is skipped.
 
     TFDS caches a dataset under 250 MiB in memory while a `as_dataset` is first iterated (`try_autocache`, on by
     default): a pass over a new `as_dataset` then fills a cache it never reads. Without `autocache` TFDS reads the
@@ -224,12 +231,8 @@ def tfds_reader(tf: Any, data: Data, autocache: bool = False) -> Callable[[], Re
 
     def one_pass() -> Result:
         # built before the timer, as tf_pass builds its dataset: both time the reading, not the pipeline's set-up
-        dataset = builder.as_dataset(split=SPLIT, decoders=images, read_config=config)
-        count = 0
-        with timed() as timing:
-            for _ in dataset:
-                count += 1
-        return Result(count, timing.seconds)
+        dataset = builder.as_dataset(split=SPLIT, decoders=images, read_config=config).repeat(epochs)
+        return _iterate(dataset)
 
     return one_pass
 
@@ -328,16 +331,18 @@ def split_reader(url: str, indexes: list[int]) -> Result:
 
 
 PER_FILE = "tf.data, per-file interleave"  # the shape TFDS reads a split in (see tf_pass)
+STREAMED = ("tf.data", "TFDS", "TFDS, default ReadConfig")  # the rows timed over `epochs` epochs, CPU counted
 
 
 def local_section(tf: Any, args: argparse.Namespace, data: Data) -> tuple[Table, dict[str, Any]]:
     url = str(data.path)
-    tfds_pass = tfds_reader(tf, data)
-    sides: dict[str, Callable[[], Result]] = {"tf.data": lambda: tf_pass(tf, data)}
+    epochs = max(1, -(-args.min_records // data.records))  # a timed pass of the streaming readers: >= min_records
+    tfds_pass = tfds_reader(tf, data, epochs=epochs)
+    sides: dict[str, Callable[[], Result]] = {"tf.data": lambda: tf_pass(tf, data, epochs=epochs)}
     if callable(tfds_pass):
         sides["TFDS"] = tfds_pass
-        sides["TFDS, default ReadConfig"] = tfds_reader(tf, data, autocache=True)
-        sides[PER_FILE] = lambda: tf_pass(tf, data, per_file=True)
+        sides["TFDS, default ReadConfig"] = tfds_reader(tf, data, autocache=True, epochs=epochs)
+        sides[PER_FILE] = lambda: tf_pass(tf, data, per_file=True, epochs=epochs)
     sides["tfrecord, 1 worker"] = lambda: tfrecord_workers(data, 1)
     sides["tfrecord, 2 workers"] = lambda: tfrecord_workers(data, 2)
     indexes = random_indexes(data, args.random, args.seed)
@@ -349,11 +354,20 @@ def local_section(tf: Any, args: argparse.Namespace, data: Data) -> tuple[Table,
     if callable(tfds_pass):
         tfds_pass()
     best = {name: Result() for name in sides}
+    paired: list[float] = []  # TFDS / tf.data within each round: the two measured a few seconds apart
+    least_cpu: dict[str, float] = {}  # the least CPU seconds a record of each streamed reader over the rounds
     for _ in range(args.rounds):
-        for name, side in sides.items():
-            best[name] = best[name].best(side())
+        this_round = {name: side() for name, side in sides.items()}
+        for name, result in this_round.items():
+            best[name] = best[name].best(result)
+            if "cpu_s" in result.extra and name in (*STREAMED, PER_FILE):
+                per_record = result.extra["cpu_s"] / max(result.records, 1)
+                least_cpu[name] = min(least_cpu.get(name, per_record), per_record)
+        if callable(tfds_pass):
+            paired.append(ratio(this_round["TFDS"].per_s, this_round["tf.data"].per_s))
     base = best["tf.data"].per_s
-    table = Table(f"local disk, {data.title()}, best of {args.rounds} round(s)", label_width=34)
+    table = Table(f"local disk, {data.title()}, best of {args.rounds} round(s); tf.data and TFDS rows "
+                  f"{epochs} epoch(s) a timed pass", label_width=34)  # fmt: skip
     figures = Figures(targets={"ratio_tfds": TFDS_TARGET} if callable(tfds_pass) else {})
     results_floor = None
     for name, result in best.items():
@@ -366,10 +380,17 @@ def local_section(tf: Any, args: argparse.Namespace, data: Data) -> tuple[Table,
                      "(records/s, same shards; TFDS's autocache off)")  # fmt: skip
         floor = ratio(best["TFDS"].per_s, best[PER_FILE].per_s)
         table.line(f"ratio TFDS/{PER_FILE}: {floor:.2f}   (TFDS against tf.data read in TFDS's own file shape)")
+        table.line("ratio TFDS/tf.data round by round: " + ", ".join(f"{r:.2f}" for r in paired)
+                   + f"   (median {statistics.median(paired):.2f})")  # fmt: skip
+        table.line("CPU a record (least over the rounds, all threads): "
+                   + ", ".join(f"{name} {1e6 * cpu:.1f} µs" for name, cpu in least_cpu.items())
+                   + f"; ratio tf.data/TFDS {ratio(least_cpu['tf.data'], least_cpu['TFDS']):.2f}"
+                   "   (the same work costs the same CPU: other load moves wall time, not this)")  # fmt: skip
         results_floor = floor
     results = {name: {"records": r.records, "seconds": r.seconds, "records_per_s": r.per_s, "ratio": ratio(r.per_s, base)}
                for name, r in best.items()}  # fmt: skip
-    return table, {"readers": results, "tfds_skipped": "" if callable(tfds_pass) else tfds_pass,
+    return table, {"readers": results, "tfds_skipped": "" if callable(tfds_pass) else tfds_pass, "epochs": epochs,
+                   "tfds_paired_ratios": paired, "cpu_per_record_s": least_cpu,
                    "tfds_vs_per_file": results_floor if callable(tfds_pass) else None,
                    "figures": figures.as_dict()}  # fmt: skip
 
@@ -501,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--random", type=int, default=1000, help="random indexes read by read_records")
     parser.add_argument("--single", type=int, default=100, help="of those, read one at a time by read_record")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every local reader, the best counts")
+    parser.add_argument("--min-records", type=int, default=20000,
+                        help="records a timed pass of tf.data and TFDS reads at least (whole epochs of the split)")  # fmt: skip
     parser.add_argument("--delay-ms", type=float, default=20.0, help="latency the proxy adds to every S3 request")
     parser.add_argument("--sections", nargs="+", default=["local", "s3"], choices=("local", "s3"),
                         help="local disk only, or also S3 behind the proxy")  # fmt: skip
@@ -515,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == [WORKER_COMMAND]:
         return run_worker(argv[1:])
     parser = build_parser()
-    least = {"photos": 4, "random": 1, "single": 1, "rounds": 1}
+    least = {"photos": 4, "random": 1, "single": 1, "rounds": 1, "min_records": 1}
     with benchmark_run(parser, argv, "readers", SMOKE, least) as args:
         return measure(args)
 

@@ -152,8 +152,12 @@ EXPECTED = {
         rf"^  fixed cost {FIGURE} s   \(lowest of 1 runs\)$",
     ],
     "readers": [
-        r"^== local disk, digits: 1,797 records in 4 shards \(\d+\.\d MB\), split train, best of 1 round\(s\) ==$",
-        r"^== local disk, photos: 24 records in 8 shards \(\d+\.\d MB\), split train, best of 1 round\(s\) ==$",
+        r"^== local disk, digits: 1,797 records in 4 shards \(\d+\.\d MB\), split train, best of 1 round\(s\); "
+        r"tf\.data and TFDS rows 1 epoch\(s\) a timed pass ==$",
+        r"^== local disk, photos: 24 records in 8 shards \(\d+\.\d MB\), split train, best of 1 round\(s\); "
+        r"tf\.data and TFDS rows 1 epoch\(s\) a timed pass ==$",
+        r"^  (CPU a record \(least over the rounds, all threads\): tf\.data \d+\.\d µs, TFDS \d+\.\d µs, .+"
+        r"; ratio tf\.data/TFDS \d+\.\d\d   .+|TFDS: skipped, .+)$",
         r"^  tf\.data +\d+ records/s$",
         r"^  (TFDS +\d+ records/s   ratio \d+\.\d\d vs tf\.data|TFDS: skipped, .+)$",
         r"^  tfrecord, 2 workers +\d+ records/s   ratio \d+\.\d\d vs tf\.data$",
