@@ -121,7 +121,7 @@ def committed_numbers(folder: DatasetFolder) -> list[int]:
     fs.invalidate_cache(path)
     try:
         names = [posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)]
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no folder, or a file where the folder should be
         return []
     return sorted(int(m.group(1)) for m in map(_VERSION_NAME.match, names) if m)
 
@@ -154,10 +154,11 @@ def read_version(data_url: str, number: int | None = None) -> Version:
     """
     folder = DatasetFolder(data_url)
     fs = folder.fs
-    if not fs.isdir(folder.root):
-        raise DatasetError(f"dataset folder {data_url} does not exist; pass the --output of a conversion")
-    numbers = available(folder)
+    committed = committed_numbers(folder)  # one listing of _versions/: on a store, the first of the read's requests
+    numbers = committed or ([1] if is_legacy(folder) else [])
     if not numbers:
+        if not fs.isdir(folder.root):
+            raise DatasetError(f"dataset folder {data_url} does not exist; pass the --output of a conversion")
         raise DatasetError(
             f"{data_url} has no {SUCCESS} or {MANIFEST}: it is not a finished conversion; run the conversion (again)"
         )
@@ -167,7 +168,7 @@ def read_version(data_url: str, number: int | None = None) -> Version:
             f"{data_url} has no version {wanted}; it has versions {_ranges(numbers)} "
             f"(python jobs/versions.py --data {data_url} lists them)"
         )
-    legacy = not committed_numbers(folder)
+    legacy = not committed
     path = folder.path(MANIFEST) if legacy else folder.path(version_file(wanted))
     try:
         data = fs.cat_file(path)

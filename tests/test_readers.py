@@ -20,7 +20,7 @@ import pytest
 from conversion.images.convert import convert_images
 from conversion.images.options import ImageConvertOptions
 from dataset.errors import DatasetError
-from dataset.layout import DatasetFolder
+from dataset.layout import DatasetFolder, version_file
 from dataset.manifest import shard_urls
 from dataset.object_store import s3_filesystem
 from dataset.random_access import IndexCache, SplitReader, read_record, read_records, record_spans
@@ -236,7 +236,10 @@ def test_read_records_on_the_object_store_one_ranged_get_per_record(s3, images, 
             assert len(ranged) == len(ks)
             indexes = [r for r in gets if r.target.endswith(".idx")]
             assert len(indexes) == (len(touched) if round_ == 0 else 0)
-        reader = SplitReader(url, "train", cache=cache)
+        proxy.reset()
+        reader = SplitReader(url, "train", cache=cache)  # the current version: one listing, one GET of its file
+        listing, version = proxy.requests()
+        assert (listing.kind, version.kind) == ("list", "get") and version.target.endswith(f"/img/{version_file(1)}")
         proxy.reset()
         assert reader[4] == records[4]
         [request] = proxy.requests()  # the manifest read already, the index cached: one ranged GET
