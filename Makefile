@@ -29,7 +29,7 @@ TFRECORD_JAR_2_13 := $(TFRECORD_JARS)/spark-tfrecord_2.13-0.7.0.jar
 TFRECORD_JAR_2_13_SHA256 := e86285f2097b5574658c8dddf9fc3675635b73bf885b19ae31055582ee2de422
 TFRECORD_JAR_2_13_OK := $(shell [ -f $(TFRECORD_JAR_2_13) ] && sha256sum $(TFRECORD_JAR_2_13) | cut -d' ' -f1)
 
-.PHONY: setup test test-airflow demo bench clean
+.PHONY: setup test test-envs test-airflow demo bench clean
 
 setup: $(STAMP)
 
@@ -49,7 +49,12 @@ include mk/objectstore.mk
 ifeq ($(TFRECORD_JAR_OK),$(TFRECORD_JAR_SHA256))
 test: export SPARK_TFRECORD_JAR ?= $(TFRECORD_JAR)
 endif
-test: setup objectstore-jars test-airflow test-spark4
+# Every environment and jar the tests use, built side by side on a fresh machine (pip's downloads overlap Horovod's
+# compile); nothing to do when they are up to date. Each target's output is printed whole when it ends.
+test-envs:
+	$(MAKE) -j4 --output-sync=target setup objectstore-jars $(AIRFLOW_VENV)/.installed $(SPARK4_VENV)/.installed
+
+test: test-envs setup objectstore-jars test-airflow test-spark4
 	$(VENV)/bin/ruff check dataset conversion training inference demo jobs tests benchmarks deploy
 	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=40  # two test files at a time: most of a test's time is process start-up
 
