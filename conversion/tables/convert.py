@@ -517,8 +517,12 @@ def _write(
     every = stats.quantile_sample_every(split_counts.get(stats_split, 0), options.quantile_sample_rows)
     sampled = (F.col("_split") == stats_split) & stats.in_quantile_sample(F.col("_h"), every)
     # an append carries the version's boundaries (conversion.tables.merge): none to compute
-    boundaries = [] if append else stats.quantile_aggregates(columns, sampled, options.num_quantiles)
-    observed = kept.observe(quantiles, *boundaries) if boundaries else kept
+    boundaries = [] if append else stats.quantile_aggregates(columns, options.num_quantiles)
+    observed = (
+        kept.withColumns(stats.quantile_inputs(columns, sampled)).observe(quantiles, *boundaries)
+        if boundaries
+        else kept
+    )
     filled = (
         _record_values(observed, columns, defaults, options.null_policy == "fill")
         .withColumn(SHARD_COLUMN, plan.shard_column(F.col("_split"), F.col("_h")))

@@ -78,8 +78,9 @@ def survey(
     keep = max(max_vocab, keep_values or 0)
     strings = stats.string_columns(columns)
     observation = Observation(f"tfrecordpipe_stats_{uuid.uuid4().hex}")
-    aggregates = stats.aggregates(columns, selected) + stats.absent_aggregates(columns, written) + list(observe)
-    observed = df.observe(observation, *aggregates) if aggregates else df
+    aggregates = stats.aggregates(columns) + stats.absent_aggregates(columns, written) + list(observe)
+    observed = df.withColumns(stats.statistic_inputs(columns, selected)).observe(observation, *aggregates)
+    selected = F.col(stats.SELECTED)
     entries = [_entry(_COUNTS, F.lit(None), group)]
     if file is not None:
         entries.append(_entry(_FILES, file, {}))
