@@ -70,12 +70,16 @@ def statistic_inputs(columns: list[ColumnSpec], selected: Column) -> dict[str, C
     return inputs
 
 
+SELECTED_ROWS = "_tfrecordpipe_selected_rows"  # the observed count of the selected rows (the null counts follow)
+
+
 def aggregates(columns: list[ColumnSpec]) -> list[Column]:
     """The statistics of the selected rows (over `statistic_inputs`' columns), as aggregates named
-    `<column>|<statistic>`.
+    `<column>|<statistic>`, and the count of the selected rows, named SELECTED_ROWS.
 
-    Numeric: count (non-null, finite), sum, stddev (sample), min, max, null_count, nan_count and
-    inf_count. Strings: null_count.
+    Numeric: count (non-null, finite), sum, stddev (sample), min, max, nan_count and inf_count; the null_count
+    follows (`add_null_counts`): every selected row is null, NaN, infinite or counted. Strings: their null_count
+    follows from the count of their values, which the survey's vocabulary counts give.
     """
     out = []
     selected = F.col(SELECTED)
@@ -89,13 +93,23 @@ def aggregates(columns: list[ColumnSpec]) -> list[Column]:
             F.stddev_samp(finite).alias(f"{c.name}|stddev"),
             F.min(finite).alias(f"{c.name}|min"),
             F.max(finite).alias(f"{c.name}|max"),
-            _count_if(selected & raw.isNull()).alias(f"{c.name}|null_count"),
             (_count_if(selected & F.isnan(raw)) if is_float else F.lit(0)).alias(f"{c.name}|nan_count"),
             (_count_if(selected & (F.abs(raw) == float("inf"))) if is_float else F.lit(0)).alias(f"{c.name}|inf_count"),
         ]
+    return [*out, _count_if(selected).alias(SELECTED_ROWS)]
+
+
+def add_null_counts(
+    stats: dict[str, dict], columns: list[ColumnSpec], selected_rows: int, string_values: dict[str, int]
+) -> None:
+    """Add each scalar column's null_count of the selected rows to `stats` (from `from_aggregates`): the selected
+    rows less a numeric column's counted, NaN and infinite values, less a string column's non-null values
+    (`string_values`, by column name)."""
+    for c in numeric_columns(columns):
+        values = stats[c.name]
+        values["null_count"] = selected_rows - values["count"] - values["nan_count"] - values["inf_count"]
     for c in string_columns(columns):
-        out.append(_count_if(selected & F.col(f"`{c.name}`").isNull()).alias(f"{c.name}|null_count"))
-    return out
+        stats.setdefault(c.name, {})["null_count"] = selected_rows - string_values.get(c.name, 0)
 
 
 QUANTILE_INPUT = "_tfrecordpipe_quantile_"  # + a numeric column's index: its values the quantiles are computed from
