@@ -457,7 +457,7 @@ def _write(
     file = F.col(FILE_COLUMN) if inputs is not None else None
     known = _known_task(options, label, append)
     # The first stage of both passes: the source's columns, the row's hash, split and rejection, the statistics'
-    # inputs. The write reads them all too (`_write_rows`), so Spark generates the same code for it and reuses the
+    # inputs. The write reads them all too (`_shared_stage`), so Spark generates the same code for it and reuses the
     # class the survey compiled, already warm in the JIT (a fresh JVM's compiling is much of a run's CPU).
     surveyed = df.withColumns(stats.statistic_inputs(columns, selected))
     found = survey(
