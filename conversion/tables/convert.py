@@ -447,6 +447,7 @@ def _write(
     (an append: merged onto the parent version, see `conversion.tables.commit`)."""
     buckets = options.num_shards or SURVEY_BUCKETS  # rows are counted per shard bucket too: see ShardPlan.records
     stats_split = options.splits[0][0]
+    kept = df.where(F.col("_reason").isNull())
     group = {
         "reason": F.col("_reason"),
         "split": F.col("_split"),
@@ -456,13 +457,10 @@ def _write(
     phases.begin("counting rows and statistics")
     file = F.col(FILE_COLUMN) if inputs is not None else None
     known = _known_task(options, label, append)
-    # The first stage of both passes: the source's columns, the row's hash, split and rejection, the statistics'
-    # inputs. The write reads them all too (`_shared_stage`), so Spark generates the same code for it and reuses the
-    # class the survey compiled, already warm in the JIT (a fresh JVM's compiling is much of a run's CPU).
-    surveyed = df.withColumns(stats.statistic_inputs(columns, selected))
     found = survey(
-        surveyed,
+        df,
         group,
+        selected,
         columns,
         options.max_vocab,
         F.col("_reason").isNull(),
@@ -517,13 +515,14 @@ def _write(
     # The quantile boundaries are observed on the way to the write, from a sample sized by the split's row count.
     quantiles = Observation(f"tfrecordpipe_quantiles_{uuid.uuid4().hex}")
     every = stats.quantile_sample_every(split_counts.get(stats_split, 0), options.quantile_sample_rows)
+    sampled = (F.col("_split") == stats_split) & stats.in_quantile_sample(F.col("_h"), every)
     # an append carries the version's boundaries (conversion.tables.merge): none to compute
     boundaries = [] if append else stats.quantile_aggregates(columns, options.num_quantiles)
-    stage = _shared_stage(surveyed, inputs is not None)
-    if boundaries:
-        sampled = stats.quantile_inputs(columns, stats.in_quantile_sample(F.col("_h"), every))
-        stage = stage.withColumns(sampled).observe(quantiles, *boundaries)
-    observed = stage.where(F.col("_reason").isNull())
+    observed = (
+        kept.withColumns(stats.quantile_inputs(columns, sampled)).observe(quantiles, *boundaries)
+        if boundaries
+        else kept
+    )
     filled = (
         _record_values(observed, columns, defaults, options.null_policy == "fill")
         .withColumn(SHARD_COLUMN, plan.shard_column(F.col("_split"), F.col("_h")))
@@ -619,15 +618,6 @@ def _write(
         version.number,
         headline,
     )
-
-
-def _shared_stage(surveyed: DataFrame, with_file: bool) -> DataFrame:
-    """`surveyed` behind an observation that reads the columns the write needs not (the statistics' selection, the
-    input file): so the write's first stage is the survey's, column for column, and ends there."""
-    read = [F.first(F.col(stats.SELECTED)).alias("selected")]  # first: a count of a non-null column reads none
-    if with_file:
-        read.append(F.first(F.col(FILE_COLUMN)).alias("file"))
-    return surveyed.observe(Observation(f"tfrecordpipe_shared_{uuid.uuid4().hex}"), *read)
 
 
 def _shard_count(options: TableConvertOptions, records: int, num_columns: int) -> int:

@@ -60,6 +60,7 @@ def _entry(kind: int, value: Column, group: dict[str, Column]) -> Column:
 def survey(
     df: DataFrame,
     group: dict[str, Column],
+    selected: Column,
     columns: list[ColumnSpec],
     max_vocab: int,
     written: Column,
@@ -69,7 +70,7 @@ def survey(
     observe: tuple[Column, ...] = (),
 ) -> Survey:
     """Count `df`'s rows by `group` (the columns named in GROUP), compute the statistics of
-    the selected rows (`df` holds `stats.statistic_inputs`) and count the nulls of each column where `written` holds,
+    the rows where `selected` holds and count the nulls of each column where `written` holds,
     in one Spark job. Each string column's `keep_values` (at least `max_vocab`) most frequent values are
     kept with their counts; with `file` (the input file of a row), rows are counted per file too; with
     `label`, its non-null (text, split) pairs; `observe` (named aggregates, names without `|`) are computed
@@ -78,7 +79,7 @@ def survey(
     strings = stats.string_columns(columns)
     observation = Observation(f"tfrecordpipe_stats_{uuid.uuid4().hex}")
     aggregates = stats.aggregates(columns) + stats.absent_aggregates(columns, written) + list(observe)
-    observed = df.observe(observation, *aggregates)
+    observed = df.withColumns(stats.statistic_inputs(columns, selected)).observe(observation, *aggregates)
     selected = F.col(stats.SELECTED)
     entries = [_entry(_COUNTS, F.lit(None), group)]
     if file is not None:
