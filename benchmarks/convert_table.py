@@ -674,6 +674,7 @@ def run_child(args: argparse.Namespace, source: Path) -> int:
             rows.write.format("tfrecord").option("recordType", "Example").save(str(output))
             figures.update(shards=args.child_shards, records=None)
     figures["work_s"] = work.seconds
+    figures["jvm_cpu_s"] = jvm_thread_cpu(spark)  # tasks, JIT compilers, GC, other: where a fresh JVM's CPU went
     figures["bytes_written"] = sum(p.stat().st_size for p in output.rglob("*") if p.is_file() and "tfrecord" in p.name)
     spark.stop()
     print(CHILD_RESULT + json.dumps(figures), flush=True)
@@ -765,6 +766,10 @@ def whole_report(result: dict[str, Any]) -> Table:
         phases = "  ".join(f"{phase} {seconds:.2f}" for phase, seconds in job["phases"].items())
         rest = job["whole_s"] - job["start_s"] - job["work_s"]
         table.line(f"by phase (s): start {job['start_s']:.2f}  {phases}  (python and stop {rest:.2f})", indent=6)
+        for who, run in (("job", job), ("write", baseline)):
+            cpu = "  ".join(f"{kind} {seconds:.1f}" for kind, seconds in sorted(run.get("jvm_cpu_s", {}).items()))
+            if cpu:
+                table.line(f"JVM CPU of the {who} (s): {cpu}", indent=6)
         table.row(
             "  spark-tfrecord's write",
             seconds_cell(baseline["whole_s"]),

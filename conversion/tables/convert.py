@@ -517,8 +517,12 @@ def _write(
     every = stats.quantile_sample_every(split_counts.get(stats_split, 0), options.quantile_sample_rows)
     sampled = (F.col("_split") == stats_split) & stats.in_quantile_sample(F.col("_h"), every)
     # an append carries the version's boundaries (conversion.tables.merge): none to compute
-    boundaries = [] if append else stats.quantile_aggregates(columns, sampled, options.num_quantiles)
-    observed = kept.observe(quantiles, *boundaries) if boundaries else kept
+    boundaries = [] if append else stats.quantile_aggregates(columns, options.num_quantiles)
+    observed = (
+        kept.withColumns(stats.quantile_inputs(columns, sampled)).observe(quantiles, *boundaries)
+        if boundaries
+        else kept
+    )
     filled = (
         _record_values(observed, columns, defaults, options.null_policy == "fill")
         .withColumn(SHARD_COLUMN, plan.shard_column(F.col("_split"), F.col("_h")))
@@ -539,7 +543,7 @@ def _write(
     if shard_counts is not None:
         records = shard_records(shard_counts.get)
     sizes = result.sizes
-    if set(sizes) != set(records):
+    if {shard for shard, size in sizes.items() if size} != set(records):  # partition 0 writes a file, even empty
         raise ConversionError(f"shards written {sorted(sizes)} are not the shards with rows {sorted(records)}")
     written = {}
     for index, name in enumerate(names):  # a shard no row hashed to is written empty, so the count is exact

@@ -2,10 +2,12 @@
 that Spark SQL has typed, filled, sharded and ordered (no Python on the row path).
 
 Shard i of the run is task i: the rows are repartitioned on a value whose hash bucket is i
-(`bucket_values`), so each task writes exactly one shard, and they are written with
-`partitionBy(shard)`, so each file's shard is named by its folder (`<SHARD_COLUMN>=i`), not
-guessed from listing order. Spark's commit protocol keeps one attempt's file per task; the part
-files are then renamed to shard names inside the staging folder.
+(`bucket_values`), so each task writes exactly one shard, named by its task's partition number
+(`part-0000i-...`), not guessed from listing order; every row checks on the way that its shard is the
+partition writing it. Spark's commit protocol keeps one attempt's file per task; the part files are then
+renamed to shard names inside the staging folder. (Not `partitionBy(shard)`: Spark would then sort every
+shard by the shard column first, a sort key equal in all its rows, so every comparison of the records'
+order would fall through to the whole key.)
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ NO_TFRECORD_SOURCE = (
     "2.13 on Spark 4), e.g. --packages com.linkedin.sparktfrecord:spark-tfrecord_2.13:0.7.0, --jars "
     "spark-tfrecord_2.13-0.7.0.jar or SPARK_TFRECORD_JAR, or on Databricks the Maven library of those coordinates"
 )
-_SHARD_DIR = re.compile(rf"{SHARD_COLUMN}=(\d+)$")
+_PART_FILE = re.compile(r"part-(\d+)-")
 
 
 @dataclass(frozen=True)
@@ -166,19 +168,24 @@ def write_shards(
     fail_after: int | None = None,
 ) -> WrittenShards:
     """Write `rows` (the record columns of `schema` and `SHARD_COLUMN`, from `ordered`) as one
-    file per non-empty shard, named as the shard, in the staging folder.
+    file per shard (partition 0's, and the non-empty ones), named as the shard, in the staging folder.
 
     The records' columns are cast to `schema` (the manifest's) and written in its order.
 
     Raises:
-        ConversionError: Spark wrote other than one file per non-empty shard.
+        ConversionError: Spark wrote more than one file for a shard; (in the write) a row reached another
+            partition than its shard's.
     """
     columns = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in schema.fields]
+    misplaced = F.raise_error(
+        F.format_string("a row of shard %d reached partition %d", F.col(SHARD_COLUMN), F.spark_partition_id())
+    )
+    first = schema.fields[0].name
+    columns[0] = F.when(F.col(SHARD_COLUMN) == F.spark_partition_id(), columns[0]).otherwise(misplaced).alias(first)
     if fail_after is not None:  # test-only: fails the first attempt of task 0 mid-write
-        first = schema.fields[0].name
         columns[0] = fail_once_column(columns[0], fail_after, posixpath.basename(staging.path)).alias(first)
     writer = (
-        rows.select(*columns, SHARD_COLUMN)
+        rows.select(*columns)
         .write.format(TFRECORD_FORMAT)
         .option("recordType", "Example")
         # A task's commit moves its file into the output, not into a job folder that the job's commit moves
@@ -191,7 +198,7 @@ def write_shards(
     parts = f"{staging.path}/{PARTS_DIR}"
     before = _job_ids(spark)
     try:  # one file per task whatever spark.sql.files.maxRecordsPerFile says
-        writer.option("maxRecordsPerFile", 0).partitionBy(SHARD_COLUMN).save(staging.url(parts))
+        writer.option("maxRecordsPerFile", 0).save(staging.url(parts))
     except Exception as err:  # AnalysisException [DATA_SOURCE_NOT_FOUND]: the jar is not in the session
         if "DATA_SOURCE_NOT_FOUND" not in str(err):
             raise
@@ -219,30 +226,33 @@ def _failed_tasks(spark: SparkSession, before: set[int]) -> int:
 
 
 def ordered(rows: DataFrame, buckets: list[int], order: list[str]) -> DataFrame:
-    """`rows` in `len(buckets)` partitions, partition i holding shard i, sorted by `order` inside."""
+    """`rows` in `len(buckets)` partitions, partition i holding shard i, sorted by `order` inside (the shard
+    column left out of the sort: it is the same in every row of a partition)."""
     bucket = F.array(*[F.lit(v).cast("long") for v in buckets])[F.col(SHARD_COLUMN).cast("int")]
     return (
-        rows.withColumn(_BUCKET, bucket)
-        .repartition(len(buckets), _BUCKET)
-        .drop(_BUCKET)
-        .sortWithinPartitions(SHARD_COLUMN, *order)
+        rows.withColumn(_BUCKET, bucket).repartition(len(buckets), _BUCKET).drop(_BUCKET).sortWithinPartitions(*order)
     )
 
 
 def _name_shards(staging: Staging, parts: str, names: tuple[str, ...]) -> dict[int, int]:
-    """Move each `<SHARD_COLUMN>=i/part-*` file to shard name i; {shard: bytes}."""
+    """Move each `part-<i>-*` file (written by partition i, which holds shard i alone) to shard name i;
+    {shard: bytes}.
+
+    Raises:
+        ConversionError: a partition wrote more than one file, or its number names no shard.
+    """
     fs = staging.fs
     written: dict[int, int] = {}
-    for folder in fs.ls(parts, detail=False):
-        match = _SHARD_DIR.search(folder.rstrip("/"))
-        if match is None:
-            continue  # _SUCCESS, checksums
-        shard = int(match.group(1))
-        files = [f for f in fs.ls(folder, detail=True) if posixpath.basename(f["name"]).startswith("part-")]
-        if len(files) != 1 or shard >= len(names):
-            raise ConversionError(f"Spark wrote {len(files)} files for shard {shard} in {folder}; expected one")
-        fs.mv(files[0]["name"], f"{staging.path}/{names[shard]}")
-        written[shard] = int(files[0]["size"])  # from the listing: no request per shard to ask again
+    files: dict[int, list[dict]] = {}
+    for info in fs.ls(parts, detail=True):
+        match = _PART_FILE.match(posixpath.basename(info["name"].rstrip("/")))
+        if match is not None:  # not _SUCCESS, checksums
+            files.setdefault(int(match.group(1)), []).append(info)
+    for shard, found in sorted(files.items()):
+        if len(found) != 1 or shard >= len(names):
+            raise ConversionError(f"Spark wrote {len(found)} files for shard {shard} in {parts}; expected one")
+        fs.mv(found[0]["name"], f"{staging.path}/{names[shard]}")
+        written[shard] = int(found[0]["size"])  # from the listing: no request per shard to ask again
     fs.rm(parts, recursive=True)
     return written
 
@@ -253,11 +263,16 @@ def write_indexes(
     """Write `<shard>.idx` beside each uncompressed shard spark-tfrecord wrote (one Spark task and one read per
     shard: the writer gives no offsets); shard name → its index's name.
 
+    The frames are walked by their lengths, their CRCs not computed (`dataset.record_index.frame_lengths`: a
+    fraction of the CPU of checking both CRCs of every record in Python): spark-tfrecord framed them moments ago in
+    this job, the walk must end exactly at the file's end and find the records counted for the shard, and
+    `validate` checks every CRC of a dataset read later.
+
     Raises:
         ConversionError: a shard's frames are not the records counted for it (`records`: index → (count, bytes)).
     """
     pairs = [(staging.url(f"{staging.path}/{n}"), staging.url(f"{staging.path}/{index_file_name(n)}")) for n in names]
-    _check_counts(spark, pairs, lambda pair: write_index(*pair), names, records)
+    _check_counts(spark, pairs, lambda pair: write_index(*pair, check_crcs=False), names, records)
     return {name: index_file_name(name) for name in names}
 
 
@@ -299,4 +314,3 @@ def check_gzip_counts(
         ConversionError: a shard holds another number of records than was counted for it.
     """
     _check_counts(spark, [staging.url(f"{staging.path}/{n}") for n in names], _count_gzip_records, names, records)
-

@@ -58,16 +58,34 @@ def _count_if(condition: Column) -> Column:
     return F.sum(F.when(condition, 1).otherwise(0).cast("long"))
 
 
-def aggregates(columns: list[ColumnSpec], selected: Column) -> list[Column]:
-    """The statistics of the rows where `selected` holds, as aggregates named `<column>|<statistic>`.
+SELECTED = "_tfrecordpipe_selected"  # whether a row is in the statistics (the `selected` condition, evaluated once)
+FINITE = "_tfrecordpipe_finite_"  # + a numeric column's index: its finite values in the selected rows, else null
 
-    Numeric: count (non-null, finite), sum, stddev (sample), min, max, null_count, nan_count and
-    inf_count. Strings: null_count.
+
+def statistic_inputs(columns: list[ColumnSpec], selected: Column) -> dict[str, Column]:
+    """The columns `aggregates` read, to add before they are observed: `selected` and each numeric column's finite
+    selected values computed once per row in generated code, not once per aggregate inside the observation."""
+    inputs = {SELECTED: selected}
+    inputs.update({f"{FINITE}{i}": F.when(selected, _finite(c)) for i, c in enumerate(numeric_columns(columns))})
+    return inputs
+
+
+SELECTED_ROWS = "_tfrecordpipe_selected_rows"  # the observed count of the selected rows (the null counts follow)
+
+
+def aggregates(columns: list[ColumnSpec]) -> list[Column]:
+    """The statistics of the selected rows (over `statistic_inputs`' columns), as aggregates named
+    `<column>|<statistic>`, and the count of the selected rows, named SELECTED_ROWS.
+
+    Numeric: count (non-null, finite), sum, stddev (sample), min, max, nan_count and inf_count; the null_count
+    follows (`add_null_counts`): every selected row is null, NaN, infinite or counted. Strings: their null_count
+    follows from the count of their values, which the survey's vocabulary counts give.
     """
     out = []
-    for c in numeric_columns(columns):
+    selected = F.col(SELECTED)
+    for i, c in enumerate(numeric_columns(columns)):
         is_float = c.dtype == "float32"
-        finite = F.when(selected, _finite(c))  # null (skipped) outside the selection
+        finite = F.col(f"{FINITE}{i}")  # null (skipped) outside the selection
         raw = _raw(c)
         out += [
             F.count(finite).alias(f"{c.name}|count"),
@@ -75,24 +93,45 @@ def aggregates(columns: list[ColumnSpec], selected: Column) -> list[Column]:
             F.stddev_samp(finite).alias(f"{c.name}|stddev"),
             F.min(finite).alias(f"{c.name}|min"),
             F.max(finite).alias(f"{c.name}|max"),
-            _count_if(selected & raw.isNull()).alias(f"{c.name}|null_count"),
             (_count_if(selected & F.isnan(raw)) if is_float else F.lit(0)).alias(f"{c.name}|nan_count"),
             (_count_if(selected & (F.abs(raw) == float("inf"))) if is_float else F.lit(0)).alias(f"{c.name}|inf_count"),
         ]
+    return [*out, _count_if(selected).alias(SELECTED_ROWS)]
+
+
+def add_null_counts(
+    stats: dict[str, dict], columns: list[ColumnSpec], selected_rows: int, string_values: dict[str, int]
+) -> None:
+    """Add each scalar column's null_count of the selected rows to `stats` (from `from_aggregates`): the selected
+    rows less a numeric column's counted, NaN and infinite values, less a string column's non-null values
+    (`string_values`, by column name)."""
+    for c in numeric_columns(columns):
+        values = stats[c.name]
+        values["null_count"] = selected_rows - values["count"] - values["nan_count"] - values["inf_count"]
     for c in string_columns(columns):
-        out.append(_count_if(selected & F.col(f"`{c.name}`").isNull()).alias(f"{c.name}|null_count"))
-    return out
+        stats.setdefault(c.name, {})["null_count"] = selected_rows - string_values.get(c.name, 0)
 
 
-def quantile_aggregates(columns: list[ColumnSpec], selected: Column, num_quantiles: int) -> list[Column]:
-    """The `num_quantiles`-quantile boundaries (as JSON) of each numeric column's finite values where
-    `selected` holds, named `<column>|boundaries`."""
+QUANTILE_INPUT = "_tfrecordpipe_quantile_"  # + a numeric column's index: its values the quantiles are computed from
+
+
+def quantile_inputs(columns: list[ColumnSpec], selected: Column) -> dict[str, Column]:
+    """Per numeric column, its finite values where `selected` holds (null elsewhere), as columns to add before the
+    `quantile_aggregates` are observed: `percentile_approx` evaluates its input row by row through Spark's
+    expression interpreter, a projection runs in generated code (on 2,000,000 rows, the interpreted hash of the
+    sample test took about a tenth of the conversion's CPU)."""
+    return {f"{QUANTILE_INPUT}{i}": F.when(selected, _finite(c)) for i, c in enumerate(numeric_columns(columns))}
+
+
+def quantile_aggregates(columns: list[ColumnSpec], num_quantiles: int) -> list[Column]:
+    """The `num_quantiles`-quantile boundaries (as JSON) of each numeric column's `quantile_inputs` column,
+    named `<column>|boundaries`."""
     probabilities = [i / num_quantiles for i in range(1, num_quantiles)]
     return [
-        F.to_json(F.percentile_approx(F.when(selected, _finite(c)), probabilities, QUANTILE_ACCURACY)).alias(
+        F.to_json(F.percentile_approx(F.col(f"{QUANTILE_INPUT}{i}"), probabilities, QUANTILE_ACCURACY)).alias(
             f"{c.name}|boundaries"
         )
-        for c in numeric_columns(columns)
+        for i, c in enumerate(numeric_columns(columns))
     ]
 
 

@@ -78,8 +78,9 @@ def survey(
     keep = max(max_vocab, keep_values or 0)
     strings = stats.string_columns(columns)
     observation = Observation(f"tfrecordpipe_stats_{uuid.uuid4().hex}")
-    aggregates = stats.aggregates(columns, selected) + stats.absent_aggregates(columns, written) + list(observe)
-    observed = df.observe(observation, *aggregates) if aggregates else df
+    aggregates = stats.aggregates(columns) + stats.absent_aggregates(columns, written) + list(observe)
+    observed = df.withColumns(stats.statistic_inputs(columns, selected)).observe(observation, *aggregates)
+    selected = F.col(stats.SELECTED)
     entries = [_entry(_COUNTS, F.lit(None), group)]
     if file is not None:
         entries.append(_entry(_FILES, file, {}))
@@ -94,12 +95,15 @@ def survey(
         .count()
     )
     by_kind = Window.partitionBy("kind")
-    ranked = pairs.withColumn("rank", F.row_number().over(by_kind.orderBy(F.desc("count"), F.asc("value")))).withColumn(
-        "distinct", F.count(F.lit(1)).over(by_kind)
+    ranked = (
+        pairs.withColumn("rank", F.row_number().over(by_kind.orderBy(F.desc("count"), F.asc("value"))))
+        .withColumn("distinct", F.count(F.lit(1)).over(by_kind))
+        .withColumn("total", F.sum("count").over(by_kind))
     )
     counts: dict[tuple, int] = {}
     vocabularies: dict[int, list] = {i: [] for i in range(len(strings))}
     distinct: dict[int, int] = {i: 0 for i in range(len(strings))}
+    present: dict[int, int] = {}  # per string column: its non-null values in the selected rows
     file_rows: dict[str, int] = {}
     kind = F.col("kind")
     label_limit = label.limit if label is not None and label.limit is not None else None
@@ -121,9 +125,12 @@ def survey(
         else:
             vocabularies[row["kind"]].append([row["value"], int(row["count"])])
             distinct[row["kind"]] = int(row["distinct"])
-    values = dict(observation.get) if aggregates else {}
+            present[row["kind"]] = int(row["total"])
+    values = dict(observation.get)
+    selected_rows = int(values.pop(stats.SELECTED_ROWS))
     extra = {key: values.pop(key) for key in list(values) if "|" not in key}
     result = stats.from_aggregates(values)
+    stats.add_null_counts(result, columns, selected_rows, {c.name: present.get(i, 0) for i, c in enumerate(strings)})
     absent = {name: values.pop(stats.ABSENT) for name, values in result.items() if stats.ABSENT in values}
     result = {name: values for name, values in result.items() if values}  # lists: no statistics
     for index, c in enumerate(strings):
