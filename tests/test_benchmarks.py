@@ -182,7 +182,8 @@ TABLES = {
     "validate": 1,
     "streaming": 1,
 }
-NOT_BENCHMARKS = {"__init__", "harness", "_repo_root"}  # the modules of benchmarks/ that are not a benchmark
+# the modules of benchmarks/ that are not a benchmark (table_profile: a JFR profile of one table job, no baseline)
+NOT_BENCHMARKS = {"__init__", "harness", "_repo_root", "table_profile"}
 LEFTOVERS = ("bench_output", "spark-warehouse", "metastore_db", "derby.log")  # what a run could leave in its cwd
 
 
