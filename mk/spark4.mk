@@ -30,11 +30,11 @@ setup-spark4: $(SPARK4_VENV)/.installed
 $(SPARK4_VENV)/.installed: mk/spark4.lock pyproject.toml
 	rm -rf $(SPARK4_VENV) && $(PYTHON) -m venv $(SPARK4_VENV)
 	$(SPARK4_VENV)/bin/pip install -q --upgrade "pip>=24"
-	$(SPARK4_VENV)/bin/pip install -q -c mk/spark4.lock . pytest pytest-timeout pytest-xdist
+	$(SPARK4_VENV)/bin/pip install -q -c mk/spark4.lock . pytest pytest-timeout
 	touch $@
 
 # The worktree's code, not the copy `pip install .` made, runs on the driver and in the Python workers.
 test-spark4: $(SPARK4_VENV)/.installed
 	env $(SPARK4_JAR_ENV) PYTHONPATH=$(CURDIR) PYSPARK_PYTHON=$(abspath $(SPARK4_PY)) \
 		PYSPARK_DRIVER_PYTHON=$(abspath $(SPARK4_PY)) \
-		$(SPARK4_PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile -m "not needs_tf and not needs_spark35" $(SPARK4_TESTS)
+		$(SPARK4_PY) -m pytest -p no:cacheprovider -m "not needs_tf and not needs_spark35" $(SPARK4_TESTS)
