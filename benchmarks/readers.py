@@ -521,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--photos", type=int, default=5000, help="photos to generate and convert")
     parser.add_argument("--random", type=int, default=1000, help="random indexes read by read_records")
     parser.add_argument("--single", type=int, default=100, help="of those, read one at a time by read_record")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of every local reader, the best counts")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds of every local reader, the best counts")
     parser.add_argument("--min-records", type=int, default=20000,
                         help="records a timed pass of tf.data and TFDS reads at least (whole epochs of the split)")  # fmt: skip
     parser.add_argument("--delay-ms", type=float, default=20.0, help="latency the proxy adds to every S3 request")
