@@ -115,7 +115,7 @@ NOTE = "the Spark job builds the records in the JVM (spark-tfrecord); no Python 
 
 RATIO_TARGET = Target(">=", 6.0)  # loop seconds / Spark end-to-end seconds, on 2 cores (issue 20)
 WHOLE_TARGET = Target("<=", 1.5)  # the job's whole run / spark-tfrecord's own write's whole run (issue 20)
-SMOKE = {"rows": 2_000, "num_shards": 2, "csv_mb": 1}  # --smoke: seconds, every code path
+SMOKE = {"rows": 2_000, "num_shards": 2, "csv_mb": 1, "repeats": 1}  # --smoke: seconds, every code path
 
 
 @dataclass(frozen=True)
@@ -485,15 +485,15 @@ def ensure_csv(data: TableData, path: Path, least_mb: float) -> tuple[int, int]:
 MULTILINE_REPEATS = 2
 
 
-def run_multiline(spark: Any, data: TableData, csv: Path, least_mb: float) -> dict[str, Any]:
+def run_multiline(spark: Any, data: TableData, csv: Path, least_mb: float, repeats: int) -> dict[str, Any]:
     """The CSV parsed as the table job reads it (every column as text, RFC 4180 quotes), with multiLine off
     and on; then the open-quote line scan that decides for a file Spark splits into several tasks."""
     from pyspark.sql import functions as F
 
     rows, size = ensure_csv(data, csv, least_mb)
     names = pq.read_schema(sorted(data.folder.glob("*.parquet"))[0]).names
-    timings: dict[str, Any] = {"rows": rows, "mb": size / MB, "tasks": {}}
-    for repeat in range(MULTILINE_REPEATS):  # the order alternates; the lowest of each (the machine may be shared)
+    timings: dict[str, Any] = {"rows": rows, "mb": size / MB, "tasks": {}, "repeats": repeats}
+    for repeat in range(repeats):  # the order alternates; the lowest of each (the machine may be shared)
         for mode in (False, True)[:: 1 if repeat % 2 == 0 else -1]:
             frame = text_frame(spark, str(csv), (), names, mode)
             with timed() as parsing:  # every column parsed: a count alone would let the CSV reader skip them
@@ -513,7 +513,7 @@ def multiline_report(result: dict[str, Any], cores: int) -> Table:
     """The printed multiLine figures."""
     table = Table(
         f"multiLine: one CSV of {result['mb']:,.0f} MB, {result['rows']:,} rows, {cores} cores,"
-        f" lowest of {MULTILINE_REPEATS} runs"
+        f" lowest of {result['repeats']} runs"
     )
     for mode, label in (("false", "line by line"), ("true", "multiLine")):
         table.row(
@@ -547,6 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-shards", type=int, default=8, help="shards per split of the Spark job")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="local[N] Spark cores (unless --master)")
     parser.add_argument("--csv-mb", type=float, default=1024.0, help="multiLine section: least size of its CSV")
+    parser.add_argument(
+        "--repeats", type=int, default=0,
+        help=f"runs of each variant in the missing-values and multiLine sections, the lowest kept (default "
+        f"{NULL_COST_REPEATS} and {MULTILINE_REPEATS})",
+    )  # fmt: skip
     parser.add_argument(
         "--sections",
         choices=["all", "whole", "multiline"],
@@ -594,7 +599,7 @@ def measure(args: argparse.Namespace) -> int:
     if args.sections == "multiline":
         spark, _ = start_spark(args, "benchmark_convert_table", f"local[{args.cores}]")
         try:
-            multiline = run_multiline(spark, data, base / "table.csv", args.csv_mb)
+            multiline = run_multiline(spark, data, base / "table.csv", args.csv_mb, args.repeats or MULTILINE_REPEATS)
         finally:
             spark.stop()
         multiline_report(multiline, args.cores).print()
@@ -613,8 +618,8 @@ def measure(args: argparse.Namespace) -> int:
         spark.stop()  # the whole runs start their own; this one starts again for the sections after them
         whole = whole_runs(args, data, base)
         spark, _ = start_spark(args, "benchmark_convert_table", args.master, tfrecord=True)
-        nulls = null_cost(tf, spark, data, base, args.num_shards)
-        multiline = run_multiline(spark, data, base / "table.csv", args.csv_mb)
+        nulls = null_cost(tf, spark, data, base, args.num_shards, args.repeats or NULL_COST_REPEATS)
+        multiline = run_multiline(spark, data, base / "table.csv", args.csv_mb, args.repeats or MULTILINE_REPEATS)
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -825,12 +830,12 @@ def _parse_seconds(tf: ModuleType, output: Path) -> tuple[float, int]:
     return timing.seconds, records
 
 
-def null_cost(tf: ModuleType, spark: Any, data: TableData, base: Path, num_shards: int) -> dict[str, Any]:
+def null_cost(tf: ModuleType, spark: Any, data: TableData, base: Path, num_shards: int, repeats: int) -> dict[str, Any]:
     """The same table with nulls converted with them left out and with them filled: job seconds, bytes, and
     seconds for tf.data to parse the train split (where readers supply the defaults)."""
     source = with_nulls(spark, data, base / f"parquet_nulls_{int(NULL_COST_FRACTION * 100)}")
     runs: dict[str, Any] = {}
-    for repeat in range(NULL_COST_REPEATS):
+    for repeat in range(repeats):
         for policy in NULL_POLICIES[:: 1 if repeat % 2 == 0 else -1]:
             output = base / f"spark_out_nulls_{policy}"
             options = TableConvertOptions(
@@ -852,7 +857,7 @@ def null_cost(tf: ModuleType, spark: Any, data: TableData, base: Path, num_shard
             best = runs.setdefault(policy, run)
             for figure in ("job_s", "count_s", "write_s", "parse_train_s"):
                 best[figure] = min(best[figure], run[figure])
-    return {"null_fraction": NULL_COST_FRACTION, "rows": data.rows, "repeats": NULL_COST_REPEATS, "runs": runs}
+    return {"null_fraction": NULL_COST_FRACTION, "rows": data.rows, "repeats": repeats, "runs": runs}
 
 
 def null_report(result: dict[str, Any]) -> Table:

@@ -17,8 +17,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conversion.tables.convert import convert_table
+from conversion.tables.input_splits import MIN_PARTITIONS, balanced_input_splits
 from conversion.tables.options import TableConvertOptions
-from conversion.tables.shards import bucket_values, spark_hash_long
+from conversion.tables.shards import bucket_values, shard_groups, spark_hash_long
 from dataset.tfrecord import count_frames
 from tests.conftest import needs_tfrecord_jar
 
@@ -139,3 +140,34 @@ def test_bucket_values_are_spark_hash_partitions(spark):
         .collect()
     )
     assert {r["v"]: r["p"] for r in partitions} == {v: i for i, v in enumerate(buckets)}
+
+
+def test_the_job_reads_equal_files_in_tasks_that_end_together(spark, tmp_path):
+    """8 equal Parquet files on 2 cores: Spark's own packing makes fewer tasks than files, not a multiple of the
+    cores at every size; in the job, 8 (4 a core)."""
+    folder = tmp_path / "eight"
+    spark.range(8000).selectExpr("id", "CAST(id * 7 AS STRING) AS s").repartition(8).write.parquet(str(folder))
+
+    def tasks() -> int:
+        return spark.read.parquet(str(folder)).rdd.getNumPartitions()
+
+    assert spark.sparkContext.defaultParallelism == 2
+    plain = tasks()
+    with balanced_input_splits(spark):
+        assert tasks() == 8
+        assert spark.conf.get(MIN_PARTITIONS) == "8"
+    assert spark.conf.get(MIN_PARTITIONS, None) is None and tasks() == plain < 8
+    spark.conf.set(MIN_PARTITIONS, "1")  # the session's own setting is the user's choice: left as it is
+    try:
+        with balanced_input_splits(spark):
+            assert tasks() == 1
+        assert spark.conf.get(MIN_PARTITIONS) == "1"
+    finally:
+        spark.conf.unset(MIN_PARTITIONS)
+
+
+def test_shards_are_counted_in_groups_of_about_equal_bytes():
+    assert shard_groups([5, 1, 4, 2, 3], 2) == [[0, 3, 1], [2, 4]]
+    assert shard_groups([0, 0, 0], 4) == [[0], [1], [2]]
+    assert shard_groups([7], 4) == [[0]]
+    assert shard_groups([], 4) == []

@@ -178,8 +178,10 @@ def appended(spark, tmp_path_factory) -> Appended:
 
 
 def run_folders(out: Path) -> list[str]:
+    """The run folders of the version's shards in manifest order (oldest run first), as the tool names them: two
+    runs in the same second may sort the other way by name."""
     manifest = read_manifest(str(out))
-    return sorted({f.path.split("/")[0] for s in manifest.splits.values() for f in s.files})
+    return list(dict.fromkeys(f.path.split("/")[0] for _, s in sorted(manifest.splits.items()) for f in s.files))
 
 
 def spans_line(out: Path, number: int) -> str:

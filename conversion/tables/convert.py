@@ -19,6 +19,7 @@ from conversion.splits import split_column
 from conversion.tables import stats
 from conversion.tables.appending import AppendPlan, fit_columns, input_listing, plan_append, relpath
 from conversion.tables.commit import commit_table
+from conversion.tables.input_splits import balanced_input_splits
 from conversion.tables.merge import boundary_rank_bound
 from conversion.tables.options import TableConvertOptions
 from conversion.tables.schema import ColumnSpec, check_names, column_specs
@@ -40,7 +41,7 @@ from conversion.tables.survey import LabelPairs, Survey, survey
 from dataset import temporal
 from dataset.errors import ConversionError
 from dataset.file_index import FileIndex
-from dataset.layout import REJECTED_DIR, DatasetFolder
+from dataset.layout import REJECTED_DIR, SUCCESS, DatasetFolder
 from dataset.listing import Listing
 from dataset.manifest import ColumnStats, Manifest, ShardFile, SplitInfo, TableColumn, TableInfo, spark_schema_of
 from dataset.progress import Phases, job_group, ticking
@@ -326,7 +327,7 @@ def convert_table(
         raise ConversionError(f"label column {label.name!r} is a list; the label must be a scalar column")
     defaults = _defaults(columns, options.null_defaults)
     sc = spark.sparkContext
-    with job_group(sc, "convert_table", f"convert_table {options.output}") as group:
+    with job_group(sc, "convert_table", f"convert_table {options.output}") as group, balanced_input_splits(spark):
         phases = Phases(sc, group)
         with (
             staged_output(options.input, options.output, options.mode) as staging,
@@ -486,14 +487,16 @@ def _write(
         split_counts[split] = split_counts.get(split, 0) + n
         bucket_counts[split, bucket] = bucket_counts.get((split, bucket), 0) + n
     rejected_total = sum(rejected_counts.values())
-    if not rejected_total:  # the same empty report, without a pass over the rows
-        rejected = rejected.limit(0)
-    rejected.select(
-        _key_text(options).alias("key"),
-        F.col("_column").alias("column"),
-        F.col("_reason").alias("reason"),
-        _row_text(df, columns).alias("row"),
-    ).coalesce(1).write.option(COMMITTER_ALGORITHM, "2").json(f"{staging.url()}/{REJECTED_DIR}")
+    if rejected_total:
+        rejected.select(
+            _key_text(options).alias("key"),
+            F.col("_column").alias("column"),
+            F.col("_reason").alias("reason"),
+            _row_text(df, columns).alias("row"),
+        ).coalesce(1).write.option(COMMITTER_ALGORITHM, "2").json(f"{staging.url()}/{REJECTED_DIR}")
+    else:  # the files Spark writes for no rows (an empty part and _SUCCESS), without a Spark job (1-2 s)
+        for name in (f"part-00000-{uuid.uuid4()}-c000.json", SUCCESS):
+            staging.write_text(f"{REJECTED_DIR}/{name}", "")
     counted = rejected_total - (rejected_counts.get("malformed_row", 0) if options.csv_mode == "dropmalformed" else 0)
     refuse_over_limit(staging, counted, rows_seen, options.max_reject_fraction, "rows")  # before writing
     if not split_counts:  # every row rejected, e.g. a column null in every row under --null-policy reject
