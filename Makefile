@@ -52,7 +52,19 @@ endif
 # Every environment and jar the tests use, built side by side on a fresh machine (pip's downloads overlap Horovod's
 # compile); nothing to do when they are up to date. Each target's output is printed whole when it ends.
 test-envs:
-	$(MAKE) -j4 --output-sync=target setup objectstore-jars $(AIRFLOW_VENV)/.installed $(SPARK4_VENV)/.installed
+	$(MAKE) -j4 --output-sync=target setup objectstore-jars $(AIRFLOW_VENV)/.installed $(SPARK4_VENV)/.installed \
+		$(SPARK_CDS)
+
+# A class-data-sharing archive of the classes one small Spark run loads (tests/jvm_archive.py, about 45 s): every
+# Spark JVM the tests start maps them in ready-made instead of loading them from pyspark's jars. A JVM of another
+# class path (Spark 4) ignores it; without it (the build failed) the tests run as before.
+SPARK_CDS := .cache/spark-classes.jsa
+$(SPARK_CDS): $(STAMP) tests/jvm_archive.py
+	mkdir -p $(dir $@) && rm -f $@.tmp
+	$(if $(filter $(TFRECORD_JAR_SHA256),$(TFRECORD_JAR_OK)),SPARK_TFRECORD_JAR=$(TFRECORD_JAR)) \
+		SPARK_SUBMIT_OPTS="-XX:ArchiveClassesAtExit=$(abspath $@).tmp -Xlog:disable" $(PY) -m tests.jvm_archive \
+		> $(dir $@)jvm-archive.log 2>&1 && mv $@.tmp $@ || echo "no class archive (see $(dir $@)jvm-archive.log)"
+test: export SPARK_SUBMIT_OPTS ?= -XX:SharedArchiveFile=$(abspath $(SPARK_CDS)) -Xshare:auto -Xlog:disable
 
 test: test-envs setup objectstore-jars test-airflow test-spark4
 	$(VENV)/bin/ruff check dataset conversion training inference demo jobs tests benchmarks deploy
