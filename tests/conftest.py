@@ -32,7 +32,8 @@ def spark(tmp_path_factory):
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.warehouse.dir", str(tmp / "warehouse"))
         .config("spark.local.dir", str(tmp / "local"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={tmp}")
+        # full tiered JIT for this long-lived JVM, whatever SPARK_SUBMIT_OPTS gives the short-lived ones (Makefile)
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={tmp} -XX:TieredStopAtLevel=4")
     )
     if os.environ.get(TFRECORD_JAR_ENV):  # format("tfrecord"); set by `make test` and .ci/run
         builder = builder.config("spark.jars", os.environ[TFRECORD_JAR_ENV])

@@ -106,9 +106,9 @@ def test_a_table_from_parquet_on_s3a_to_the_store(s3, store_env, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     print(f"table conversion on the store: {counted}")
     # Spark's task commit moves each part file into the output (algorithm 2), then the writer names it as its
-    # shard by another move (conversion/tables/shards.py): two copies per shard, and one for the rejected report
-    # and two for the copy of the report's files (its part file and Spark's _SUCCESS) to the dataset's _rejected/
-    assert counted["copy"] == 2 * 6 + 1 + 2, counted
+    # shard by another move (conversion/tables/shards.py): two copies per shard; the empty rejected report is
+    # written as files (no task commit), then copied (its part file and _SUCCESS) to the dataset's _rejected/
+    assert counted["copy"] == 2 * 6 + 2, counted
     manifest = read_manifest(out)
     assert manifest.num_records == 200 and manifest.kind == "table"
     names = sorted(p.rsplit("/", 1)[-1] for p in store_env.ls(out, detail=False))
