@@ -291,7 +291,7 @@ def _check_counts(
     """
     groups = shard_groups([records[i][1] for i in range(len(shards))], 2 * spark.sparkContext.defaultParallelism)
     tasks = [[(i, shards[i]) for i in group] for group in groups]
-    found = spark.sparkContext.parallelize(tasks, len(tasks)).flatMap(lambda g: [(i, count(s)) for i, s in g])
+    found = spark.sparkContext.parallelize(tasks, max(1, len(tasks))).flatMap(lambda g: [(i, count(s)) for i, s in g])
     counts = [got for _, got in sorted(found.collect())]
     for index, (name, got) in enumerate(zip(names, counts)):
         if got != records[index][0]:
@@ -300,8 +300,9 @@ def _check_counts(
 
 def shard_groups(sizes: list[int], most: int) -> list[list[int]]:
     """The shards (by index, of `sizes` bytes) in at most `most` groups of about equal bytes, the largest shards
-    placed first, each into the lightest group (of two as light, the one of fewer shards); no empty group. A task a group: each Spark task costs about 0.1 s
-    of its own (24 shards of a 2,000,000-row table took 3.5 s in 24 tasks on 2 cores)."""
+    placed first, each into the lightest group (of two as light, the one of fewer shards); no empty group. A task
+    a group: each Spark task costs about 0.1 s of its own (24 shards of a 2,000,000-row table took 3.5 s in 24
+    tasks on 2 cores)."""
     groups: list[list[int]] = [[] for _ in range(max(1, min(most, len(sizes))))]
     loads = [0] * len(groups)
     for index in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
