@@ -1,8 +1,8 @@
 """Per-column statistics computed by Spark, stored in the manifest for training's preprocessing.
 
 The moments, extremes and counts are computed on the pass that counts the rows
-(`conversion.tables.survey`) as aggregates over the rows `selected` (the statistics split), the
-string vocabularies as (column, value) pairs that the pass counts with its other groups. The
+(`conversion.tables.survey`, each partition with Arrow: `conversion.tables.partials`) over the rows
+selected (the statistics split), with the string vocabularies. The
 quantile boundaries are observed on the write pass (`conversion.tables.convert`), when the
 statistics split's row count is known, over a deterministic sample of about
 `--quantile-sample-rows` of its rows (all of them in a smaller split): `percentile_approx` costs
@@ -54,51 +54,6 @@ def _finite(spec: ColumnSpec) -> Column:
     return F.when(F.isnan(column) | (F.abs(column) == float("inf")), None).otherwise(column)
 
 
-def _count_if(condition: Column) -> Column:
-    return F.sum(F.when(condition, 1).otherwise(0).cast("long"))
-
-
-SELECTED = "_tfrecordpipe_selected"  # whether a row is in the statistics (the `selected` condition, evaluated once)
-FINITE = "_tfrecordpipe_finite_"  # + a numeric column's index: its finite values in the selected rows, else null
-
-
-def statistic_inputs(columns: list[ColumnSpec], selected: Column) -> dict[str, Column]:
-    """The columns `aggregates` read, to add before they are observed: `selected` and each numeric column's finite
-    selected values computed once per row in generated code, not once per aggregate inside the observation."""
-    inputs = {SELECTED: selected}
-    inputs.update({f"{FINITE}{i}": F.when(selected, _finite(c)) for i, c in enumerate(numeric_columns(columns))})
-    return inputs
-
-
-SELECTED_ROWS = "_tfrecordpipe_selected_rows"  # the observed count of the selected rows (the null counts follow)
-
-
-def aggregates(columns: list[ColumnSpec]) -> list[Column]:
-    """The statistics of the selected rows (over `statistic_inputs`' columns), as aggregates named
-    `<column>|<statistic>`, and the count of the selected rows, named SELECTED_ROWS.
-
-    Numeric: count (non-null, finite), sum, stddev (sample), min, max, nan_count and inf_count; the null_count
-    follows (`add_null_counts`): every selected row is null, NaN, infinite or counted. Strings: their null_count
-    follows from the count of their values, which the survey's vocabulary counts give.
-    """
-    out = []
-    selected = F.col(SELECTED)
-    for i, c in enumerate(numeric_columns(columns)):
-        is_float = c.dtype == "float32"
-        finite = F.col(f"{FINITE}{i}")  # null (skipped) outside the selection
-        raw = _raw(c)
-        out += [
-            F.count(finite).alias(f"{c.name}|count"),
-            F.sum(finite).alias(f"{c.name}|sum"),
-            F.stddev_samp(finite).alias(f"{c.name}|stddev"),
-            F.min(finite).alias(f"{c.name}|min"),
-            F.max(finite).alias(f"{c.name}|max"),
-            (_count_if(selected & F.isnan(raw)) if is_float else F.lit(0)).alias(f"{c.name}|nan_count"),
-            (_count_if(selected & (F.abs(raw) == float("inf"))) if is_float else F.lit(0)).alias(f"{c.name}|inf_count"),
-        ]
-    return [*out, _count_if(selected).alias(SELECTED_ROWS)]
-
-
 def add_null_counts(
     stats: dict[str, dict], columns: list[ColumnSpec], selected_rows: int, string_values: dict[str, int]
 ) -> None:
@@ -133,15 +88,6 @@ def quantile_aggregates(columns: list[ColumnSpec], num_quantiles: int) -> list[C
         )
         for i, c in enumerate(numeric_columns(columns))
     ]
-
-
-ABSENT = "absent"  # the statistic: rows written without the column's feature (its value is null)
-
-
-def absent_aggregates(columns: list[ColumnSpec], written: Column) -> list[Column]:
-    """Per column (lists too), the rows where `written` holds and the value is null, named `<column>|absent`:
-    the records that will leave the feature out (every split, not only the statistics split)."""
-    return [_count_if(written & F.col(f"`{c.name}`").isNull()).alias(f"{c.name}|{ABSENT}") for c in columns]
 
 
 def from_aggregates(values: dict[str, Any]) -> dict[str, dict]:

@@ -2,31 +2,42 @@
 
 Every row is counted in its group (reject reason, split, shard bucket); every row's label text is
 counted per split (a rejected row's split left out: its labels only decide `--task auto`); the rows
-of the statistics split also yield one (column, value) pair per string column, counted in the same
-groupBy (the vocabularies), and feed the numeric statistics, which `observe` aggregates on the
-way with whatever else the caller observes (`conversion.tables.stats`; the quantiles wait for the
-write pass). One read of the source instead of one per figure: the write is the only other one.
+of the statistics split have each string column's values counted (the vocabularies) and feed the
+numeric statistics. Each partition computes its part with Arrow in the Python worker
+(`conversion.tables.partials`); Spark sums the counts over partitions and ranks each string column's
+values, and the moments are folded here. The caller's own aggregates are observed on the way (the
+quantiles wait for the write pass). One read of the source instead of one per figure: the write is the
+only other one.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, Observation, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
 from conversion.tables import stats
+from conversion.tables.partials import (
+    COUNTS,
+    FILES,
+    LABELS,
+    MOMENTS,
+    SCHEMA,
+    SurveyLayout,
+    SurveyPartials,
+    merge_moments,
+)
 from conversion.tables.schema import ColumnSpec
 
 GROUP = ("reason", "split", "bucket")
-_COUNTS = -1  # the `kind` of a group's row; a string column's pairs have its index
-_FILES = -2  # the `kind` of a (file, rows) pair: rows read per input file (the file index of appends)
-_LABELS = -3  # the `kind` of a (label text, split) pair
-
-
-_TYPES = {"reason": "string", "split": "string", "bucket": "long"}
+_INPUT = "_tfrecordpipe_survey_"  # + a number: the columns the partitions' survey reads, by position
+CONSTRAINTS = "spark.sql.constraintPropagation.enabled"
 
 
 @dataclass(frozen=True)
@@ -51,10 +62,20 @@ class Survey:
     observed: dict[str, Any] = field(default_factory=dict)  # the values of the `observe` aggregates passed in
 
 
-def _entry(kind: int, value: Column, group: dict[str, Column]) -> Column:
-    """One (kind, value, group...) struct; the fields `group` lacks are null."""
-    fields = [group.get(g, F.lit(None)).cast(_TYPES[g]).alias(g) for g in GROUP]
-    return F.struct(F.lit(kind).alias("kind"), value.cast("string").alias("value"), *fields)
+@contextmanager
+def without_constraint_inference(spark: SparkSession) -> Iterator[None]:
+    """Within the block, Spark's optimizer infers no constraints (the session's setting restored after). The survey
+    passes every column on under a new name, and the inference doubles its work for each renamed column: 30
+    columns found no plan in 10 minutes. The survey's query has no join or filter for the constraints to prune."""
+    before = spark.conf.get(CONSTRAINTS, None)
+    spark.conf.set(CONSTRAINTS, "false")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(CONSTRAINTS)
+        else:
+            spark.conf.set(CONSTRAINTS, before)
 
 
 def survey(
@@ -77,22 +98,23 @@ def survey(
     over every row on the way."""
     keep = max(max_vocab, keep_values or 0)
     strings = stats.string_columns(columns)
-    observation = Observation(f"tfrecordpipe_stats_{uuid.uuid4().hex}")
-    aggregates = stats.aggregates(columns) + stats.absent_aggregates(columns, written) + list(observe)
-    observed = df.withColumns(stats.statistic_inputs(columns, selected)).observe(observation, *aggregates)
-    selected = F.col(stats.SELECTED)
-    entries = [_entry(_COUNTS, F.lit(None), group)]
-    if file is not None:
-        entries.append(_entry(_FILES, file, {}))
-    if label is not None:
-        entries.append(_entry(_LABELS, label.text, {"split": label.split}))
-    for index, c in enumerate(strings):
-        entries.append(_entry(index, F.when(selected, F.col(f"`{c.name}`")), {}))
+    numeric = stats.numeric_columns(columns)
+    others = [c for c in columns if c not in numeric and c not in strings]
+    extra = Observation(f"tfrecordpipe_survey_{uuid.uuid4().hex}") if observe else None
+    frame = df.observe(extra, *observe) if extra is not None else df
+    inputs = [group["reason"], group["split"], group["bucket"], selected, written]
+    inputs += [file] if file is not None else []
+    inputs += [label.text, label.split] if label is not None else []
+    inputs += [c.value().cast("double") for c in numeric] + [F.col(f"`{c.name}`") for c in strings]
+    inputs += [F.col(f"`{c.name}`").isNull() for c in others]
+    layout = SurveyLayout(
+        tuple(c.dtype == "float32" for c in numeric), len(strings), len(others), file is not None, label is not None
+    )
     pairs = (
-        observed.select(F.inline(F.array(*entries)))
-        .where((F.col("kind") == _COUNTS) | F.col("value").isNotNull())
+        frame.select(*[column.alias(f"{_INPUT}{i}") for i, column in enumerate(inputs)])
+        .mapInArrow(SurveyPartials(layout), SCHEMA)
         .groupBy("kind", "value", *GROUP)
-        .count()
+        .agg(F.sum("count").alias("count"))
     )
     by_kind = Window.partitionBy("kind")
     ranked = (
@@ -107,33 +129,37 @@ def survey(
     file_rows: dict[str, int] = {}
     kind = F.col("kind")
     label_limit = label.limit if label is not None and label.limit is not None else None
-    wanted = F.when(kind.isin(_COUNTS, _FILES), True)
+    wanted = F.when(kind.isin(COUNTS, FILES, MOMENTS), True)
     if label_limit is not None:
-        wanted = wanted.when(kind == _LABELS, F.col("rank") <= label_limit)
-    wanted = wanted.when(kind >= 0, F.col("rank") <= keep).otherwise(kind == _LABELS)
+        wanted = wanted.when(kind == LABELS, F.col("rank") <= label_limit)
+    wanted = wanted.when(kind >= 0, F.col("rank") <= keep).otherwise(kind == LABELS)
     labels: dict[tuple[str, str | None], int] = {}
     label_pairs = 0
-    rows = ranked.where(wanted).orderBy("kind", "rank").collect()
+    with without_constraint_inference(df.sparkSession):
+        rows = ranked.where(wanted).orderBy("kind", "rank").collect()
+    partitions = []
     for row in rows:
-        if row["kind"] == _COUNTS:
+        if row["kind"] == MOMENTS:
+            partitions.append(json.loads(row["value"]))
+        elif row["kind"] == COUNTS:
             counts[tuple(row[g] for g in GROUP)] = int(row["count"])
-        elif row["kind"] == _FILES:
+        elif row["kind"] == FILES:
             file_rows[row["value"]] = int(row["count"])
-        elif row["kind"] == _LABELS:
+        elif row["kind"] == LABELS:
             labels[row["value"], row["split"]] = int(row["count"])
             label_pairs = int(row["distinct"])
         else:
             vocabularies[row["kind"]].append([row["value"], int(row["count"])])
             distinct[row["kind"]] = int(row["distinct"])
             present[row["kind"]] = int(row["total"])
-    values = dict(observation.get)
-    selected_rows = int(values.pop(stats.SELECTED_ROWS))
-    extra = {key: values.pop(key) for key in list(values) if "|" not in key}
+    values, selected_rows, absent_rows = merge_moments(partitions, [c.name for c in numeric])
     result = stats.from_aggregates(values)
     stats.add_null_counts(result, columns, selected_rows, {c.name: present.get(i, 0) for i, c in enumerate(strings)})
-    absent = {name: values.pop(stats.ABSENT) for name, values in result.items() if stats.ABSENT in values}
+    order = [*numeric, *strings, *others]
+    absent = {c.name: absent_rows[i] if absent_rows else 0 for i, c in enumerate(order)}
+    observed = dict(extra.get) if extra is not None else {}
     result = {name: values for name, values in result.items() if values}  # lists: no statistics
     for index, c in enumerate(strings):
         result.setdefault(c.name, {}).update(num_distinct=distinct[index], vocabulary=vocabularies[index][:max_vocab])
     value_counts = {c.name: dict(map(tuple, vocabularies[i])) for i, c in enumerate(strings)}
-    return Survey(counts, result, absent, value_counts, file_rows, labels, label_pairs, extra)
+    return Survey(counts, result, absent, value_counts, file_rows, labels, label_pairs, observed)

@@ -1,0 +1,235 @@
+"""The survey's per-partition counts and moments, computed with Arrow in the Python worker.
+
+Spark hands each partition to `SurveyPartials` as Arrow batches of the columns `SurveyLayout` names (row
+groups, flags, numeric values as doubles, string values, null flags). The partition's rows are counted per group,
+per string value and per (label, split), vectorised, and its numeric moments, absent values and selected rows go
+out as one JSON row; Spark sums the counts over partitions and `merge_moments` folds the moments, in partition
+order. Against the 190-odd aggregates Spark would observe for 30 columns, this costs a fraction of the CPU and no
+generated code to compile (on 2,000,000 rows x 30 columns: a survey stage of about 10 s instead of 22 s).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+COUNTS = -1  # the `kind` of a group's row (reason, split, bucket); a string column's values have its index
+FILES = -2  # the `kind` of a (file, rows) pair: rows read per input file (the file index of appends)
+LABELS = -3  # the `kind` of a (label text, split) pair
+MOMENTS = -4  # the `kind` of a partition's moments, absent counts and selected rows (JSON in `value`)
+SCHEMA = "kind int, value string, reason string, split string, bucket long, count long"
+_OUT = pa.schema(
+    [
+        ("kind", pa.int32()),
+        ("value", pa.string()),
+        ("reason", pa.string()),
+        ("split", pa.string()),
+        ("bucket", pa.int64()),
+        ("count", pa.int64()),
+    ]
+)
+_GROUP = ("reason", "split", "bucket")
+
+
+@dataclass(frozen=True)
+class SurveyLayout:
+    """What the input batches hold, in order: the row's reason, split and bucket, whether it is selected and
+    written; its file, then its label text and split, when counted; one double per numeric column (`floats[i]`: a
+    float column, whose NaN and infinities are counted apart); one value per string column; one null flag per
+    other column. By position: Spark names the columns after their expressions."""
+
+    floats: tuple[bool, ...]
+    strings: int
+    others: int
+    file: bool
+    label: bool
+
+    def positions(self) -> dict[str, list[int]]:
+        """The batch's column positions by role."""
+        at = 5 + self.file + 2 * self.label
+        numeric = list(range(at, at + len(self.floats)))
+        strings = list(range(at + len(self.floats), at + len(self.floats) + self.strings))
+        start = at + len(self.floats) + self.strings
+        return {
+            "file": [5] if self.file else [],
+            "label": [5 + self.file, 6 + self.file] if self.label else [],
+            "numeric": numeric,
+            "strings": strings,
+            "others": list(range(start, start + self.others)),
+        }
+
+
+@dataclass(frozen=True)
+class SurveyPartials:
+    """`mapInArrow`'s function: a partition's batches in, its partial counts out (schema SCHEMA)."""
+
+    layout: SurveyLayout
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        layout = self.layout
+        counted: dict[int, list[pa.Table]] = {}  # kind → per batch partial counts (value, reason, split, bucket, n)
+        moments = [_Moments() for _ in layout.floats]
+        absent = [0] * (len(layout.floats) + layout.strings + layout.others)
+        selected_rows = 0
+        at = layout.positions()
+        for batch in batches:
+            columns = batch.columns
+            selected = pc.fill_null(columns[3], False)
+            written = pc.fill_null(columns[4], False)
+            selected_rows += pc.sum(selected).as_py() or 0
+            groups = pa.table(dict(zip(_GROUP, columns[:3])))
+            _add(counted, COUNTS, _counts(groups, list(_GROUP)))
+            for i in at["file"]:
+                _add(counted, FILES, _counts(pa.table({"value": columns[i]}), ["value"]))
+            if at["label"]:
+                text, split = (columns[i] for i in at["label"])
+                pairs = pa.table({"value": text, "split": split}).filter(pc.is_valid(text))
+                _add(counted, LABELS, _counts(pairs, ["value", "split"]))
+            for kind, i in enumerate(at["strings"]):
+                values = pc.filter(columns[i], selected).drop_null()
+                _add(counted, kind, _counts(pa.table({"value": values}), ["value"]))
+            mask = selected.to_numpy(zero_copy_only=False)
+            for moments_of, i, is_float in zip(moments, at["numeric"], layout.floats):
+                moments_of.add(columns[i], mask, is_float)
+            for n, i in enumerate(at["numeric"] + at["strings"]):
+                absent[n] += pc.filter(columns[i], written).null_count
+            for n, i in enumerate(at["others"], len(at["numeric"]) + len(at["strings"])):
+                absent[n] += pc.sum(pc.filter(columns[i], written)).as_py() or 0
+        context = TaskContext.get()
+        summary = {
+            "partition": context.partitionId() if context else 0,
+            "selected": selected_rows,
+            "absent": absent,
+            "moments": [m.state() for m in moments],
+        }
+        out = [_summed(kind, tables) for kind, tables in sorted(counted.items())]
+        out.append(_rows(MOMENTS, pa.table({"value": [json.dumps(summary)], "count": pa.array([1], pa.int64())})))
+        for table in out:
+            yield from table.cast(_OUT).to_batches()
+
+
+def _counts(table: pa.Table, keys: list[str]) -> pa.Table:
+    """Rows per distinct `keys` (null a key value of its own)."""
+    ones = pa.array(np.ones(table.num_rows, dtype=np.int64))
+    return _grouped(table.append_column("count", ones), keys)
+
+
+def _grouped(table: pa.Table, keys: list[str]) -> pa.Table:
+    """`table`'s `count` summed per distinct `keys`. Grouped on each key without its nulls and a flag of them:
+    pyarrow 14 splits the groups of a key that holds nulls before another key (8,224 groups of 24 in 10,000 rows),
+    later versions do not."""
+    if not table.num_rows:
+        return table
+    columns: dict[str, pa.ChunkedArray] = {}
+    for key in keys:
+        column = table[key]
+        columns[key] = pc.fill_null(column, pa.scalar("" if pa.types.is_string(column.type) else 0, column.type))
+        columns[f"{key}|null"] = pc.is_null(column)
+    flagged = [name for key in keys for name in (key, f"{key}|null")]
+    grouped = pa.table({**columns, "count": table["count"]}).group_by(flagged, use_threads=False)
+    summed = grouped.aggregate([("count", "sum")]).rename_columns([*flagged, "count"])
+    restored = {key: pc.if_else(summed[f"{key}|null"], pa.scalar(None, summed[key].type), summed[key]) for key in keys}
+    return pa.table({**restored, "count": summed["count"]})
+
+
+def _add(counted: dict[int, list[pa.Table]], kind: int, table: pa.Table) -> None:
+    counted.setdefault(kind, []).append(table)
+
+
+def _summed(kind: int, tables: list[pa.Table]) -> pa.Table:
+    """A kind's partial counts over the partition's batches, as output rows."""
+    table = pa.concat_tables(tables)
+    return _rows(kind, _grouped(table, [name for name in table.column_names if name != "count"]))
+
+
+def _rows(kind: int, table: pa.Table) -> pa.Table:
+    """`table`'s columns as the output schema's (the missing ones null) with `kind`."""
+    n = table.num_rows
+    columns = {"kind": pa.array(np.full(n, kind, dtype=np.int32))}
+    for field in _OUT:
+        if field.name != "kind":
+            columns[field.name] = table[field.name] if field.name in table.column_names else pa.nulls(n, field.type)
+    return pa.table(columns)
+
+
+class _Moments:
+    """One numeric column's finite selected values so far: count, sum, mean and sum of squared deviations
+    (batches folded by Chan's formula), extremes, NaN and infinite counts."""
+
+    def __init__(self) -> None:
+        self.count, self.total, self.mean, self.m2 = 0, 0.0, 0.0, 0.0
+        self.low: float | None = None
+        self.high: float | None = None
+        self.nan = self.inf = 0
+
+    def add(self, column: pa.Array, selected: np.ndarray, is_float: bool) -> None:
+        values = column.to_numpy(zero_copy_only=False)  # nulls as NaN: dropped by the validity mask below
+        mask = selected & column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else selected
+        values = values[mask]
+        if is_float:
+            nan = np.isnan(values)
+            inf = np.isinf(values)
+            self.nan += int(nan.sum())
+            self.inf += int(inf.sum())
+            values = values[~(nan | inf)]
+        if not len(values):
+            return
+        fold(self, len(values), float(values.sum()), float(values.mean()), float(((values - values.mean()) ** 2).sum()))
+        low, high = float(values.min()), float(values.max())
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    def state(self) -> list:
+        return [self.count, self.total, self.mean, self.m2, self.low, self.high, self.nan, self.inf]
+
+
+def fold(into: _Moments, count: int, total: float, mean: float, m2: float) -> None:
+    """Add a group of `count` values (their sum, mean and sum of squared deviations) to `into`."""
+    if not count:
+        return
+    n = into.count + count
+    delta = mean - into.mean
+    into.m2 += m2 + delta * delta * into.count * count / n
+    into.mean += delta * count / n
+    into.count = n
+    into.total += total
+
+
+def merge_moments(partitions: list[dict], names: list[str]) -> tuple[dict[str, object], int, list[int]]:
+    """The partitions' summaries (in partition order) as Spark's aggregates would name them (`<column>|count`,
+    `|sum`, `|stddev` (sample; null under 2 values), `|min`, `|max`, `|nan_count`, `|inf_count`), the selected
+    rows, and the absent counts per column (in the layout's order)."""
+    merged = [_Moments() for _ in names]
+    absent: list[int] = []
+    selected = 0
+    for part in sorted(partitions, key=lambda p: p["partition"]):
+        selected += part["selected"]
+        absent = [a + b for a, b in zip(absent, part["absent"])] if absent else list(part["absent"])
+        for into, (count, total, mean, m2, low, high, nan, inf) in zip(merged, part["moments"]):
+            fold(into, count, total, mean, m2)
+            into.low = low if into.low is None else into.low if low is None else min(into.low, low)
+            into.high = high if into.high is None else into.high if high is None else max(into.high, high)
+            into.nan += nan
+            into.inf += inf
+    values: dict[str, object] = {}
+    for name, m in zip(names, merged):
+        values.update(
+            {
+                f"{name}|count": m.count,
+                f"{name}|sum": m.total if m.count else None,
+                f"{name}|stddev": math.sqrt(m.m2 / (m.count - 1)) if m.count > 1 else None,
+                f"{name}|min": m.low,
+                f"{name}|max": m.high,
+                f"{name}|nan_count": m.nan,
+                f"{name}|inf_count": m.inf,
+            }
+        )
+    return values, selected, absent

@@ -1,0 +1,133 @@
+"""The survey's per-partition counts and moments (`conversion.tables.partials`), against Spark's own aggregates."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import functions as F
+
+from conversion.tables.partials import COUNTS, MOMENTS, SurveyLayout, SurveyPartials, _counts, merge_moments
+from conversion.tables.schema import column_specs
+from conversion.tables.survey import survey
+
+
+def test_a_null_key_before_another_key_is_one_group():
+    """pyarrow 14 splits such groups when asked directly (8,224 groups of 24 in 10,000 rows)."""
+    rng = np.random.default_rng(0)
+    n = 10_000
+    split = rng.choice(["train", "validation", "test"], n)
+    bucket = rng.integers(0, 8, n)
+    reason = np.where(np.arange(n) % 3 == 0, None, "null_label")
+    table = pa.table({"reason": pa.array(reason, pa.string()), "split": pa.array(split), "bucket": pa.array(bucket)})
+    counted = _counts(table, ["reason", "split", "bucket"]).to_pylist()
+    expected: dict[tuple, int] = {}
+    for key in zip(reason, split, bucket):
+        expected[(key[0], str(key[1]), int(key[2]))] = expected.get((key[0], str(key[1]), int(key[2])), 0) + 1
+    assert len(counted) == len(expected) == 48
+    assert {(r["reason"], r["split"], r["bucket"]): r["count"] for r in counted} == expected
+
+
+def test_moments_fold_batches_and_partitions_as_one_pass_would():
+    """Two partitions of three batches each: counts, extremes, NaN and infinities exact; mean and sample stddev as
+    numpy gives them on all the values at once; a null is neither."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(1e6, 3.0, 9_000)
+    values[::97] = np.nan
+    values[5::89] = np.inf
+    nulls = np.zeros(9_000, dtype=bool)
+    nulls[7::50] = True
+    selected = np.arange(9_000) % 4 != 0
+    layout = SurveyLayout((True,), 0, 0, False, False)
+    summaries = []
+    for partition, rows in enumerate((slice(0, 4_000), slice(4_000, 9_000))):
+        batches = []
+        for chunk in np.array_split(np.arange(9_000)[rows], 3):
+            columns = [
+                pa.nulls(len(chunk), pa.string()),
+                pa.array(["train"] * len(chunk)),
+                pa.array(np.zeros(len(chunk), dtype=np.int64)),
+                pa.array(selected[chunk]),
+                pa.array(np.ones(len(chunk), dtype=bool)),
+                pa.array(values[chunk], mask=nulls[chunk]),
+            ]
+            batches.append(pa.RecordBatch.from_arrays(columns, [f"c{i}" for i in range(len(columns))]))
+        out = pa.Table.from_batches(list(SurveyPartials(layout)(iter(batches)))).to_pylist()
+        moments = [r for r in out if r["kind"] == MOMENTS]
+        summary = json.loads(moments[0]["value"])
+        summary["partition"] = partition  # outside a Spark task every partition is 0
+        summaries.append(summary)
+        assert [r["count"] for r in out if r["kind"] == COUNTS] == [len(range(9_000)[rows])]
+    merged, selected_rows, absent = merge_moments(summaries, ["x"])
+    chosen = values[selected & ~nulls]
+    finite = chosen[np.isfinite(chosen)]
+    assert selected_rows == int(selected.sum()) and absent == [int(nulls.sum())]
+    assert merged["x|count"] == len(finite)
+    assert merged["x|nan_count"] == int(np.isnan(chosen).sum()) and merged["x|inf_count"] == int(np.isinf(chosen).sum())
+    assert (merged["x|min"], merged["x|max"]) == (float(finite.min()), float(finite.max()))
+    assert math.isclose(merged["x|sum"] / merged["x|count"], float(finite.mean()), rel_tol=1e-14)
+    assert math.isclose(merged["x|stddev"], float(np.std(finite, ddof=1)), rel_tol=1e-10)
+
+
+def test_one_value_has_no_stddev_and_none_has_no_sum_or_extremes():
+    """As Spark's stddev_samp, sum, min and max: null under two values, null over none."""
+    one = {"partition": 0, "selected": 1, "absent": [0, 0], "moments": [[1, 2.5, 2.5, 0.0, 2.5, 2.5, 0, 0]] * 2}
+    none = {"partition": 1, "selected": 0, "absent": [0, 0], "moments": [[0, 0.0, 0.0, 0.0, None, None, 0, 0]] * 2}
+    merged, _, _ = merge_moments([one, none], ["a", "b"])
+    assert (merged["a|count"], merged["a|sum"], merged["a|stddev"], merged["a|min"]) == (1, 2.5, None, 2.5)
+    merged, _, _ = merge_moments([none], ["a", "b"])
+    assert (merged["a|count"], merged["a|sum"], merged["a|stddev"], merged["a|min"], merged["a|max"]) == (
+        0,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def test_the_survey_gives_what_spark_aggregates_give(spark):
+    """Four partitions of floats (NaN, infinities, nulls), integers, dates, text and a list: the statistics of the
+    selected rows, the vocabularies and the absent counts are Spark's own aggregates' (the moments to 1e-12)."""
+    df = (
+        spark.range(4_000)
+        .selectExpr(
+            "id",
+            "CASE WHEN id % 13 = 0 THEN CAST('NaN' AS FLOAT) WHEN id % 17 = 0 THEN CAST('Infinity' AS FLOAT) "
+            "WHEN id % 11 = 0 THEN NULL ELSE CAST(id * 0.37 - 400 AS FLOAT) END AS f",
+            "IF(id % 7 = 0, NULL, id * 1000003) AS i",
+            "date_add(DATE'2020-01-01', CAST(id % 400 AS INT)) AS d",
+            "IF(id % 5 = 0, NULL, CAST(id % 9 AS STRING)) AS s",
+            "IF(id % 6 = 0, NULL, array(id)) AS l",
+        )
+        .repartition(4)
+    )
+    columns = column_specs(df.schema)
+    df = df.withColumn("_split", F.when(F.col("id") % 3 == 0, "test").otherwise("train"))
+    selected = F.col("_split") == "train"
+    group = {"reason": F.lit(None).cast("string"), "split": F.col("_split"), "bucket": F.col("id") % 4}
+    found = survey(df, group, selected, columns, max_vocab=100, written=F.lit(True))
+    train = df.where(selected)
+    for name in ("f", "i", "d"):
+        value = next(c for c in columns if c.name == name).value().cast("double")
+        finite = F.when(~F.isnan(value) & (F.abs(value) != float("inf")), value)
+        row = train.agg(F.count(finite), F.sum(finite), F.stddev_samp(finite), F.min(finite), F.max(finite)).first()
+        got = found.stats[name]
+        assert (got["count"], got["min"], got["max"]) == (row[0], row[3], row[4]), name
+        assert math.isclose(got["mean"], row[1] / row[0], rel_tol=1e-12), name
+        assert math.isclose(got["stddev"], row[2], rel_tol=1e-12), name
+    f = found.stats["f"]
+    expected = train.agg(
+        F.count(F.when(F.isnan("f"), 1)),
+        F.count(F.when(F.abs("f") == float("inf"), 1)),
+        F.count(F.when(F.col("f").isNull(), 1)),
+    ).first()
+    assert (f["nan_count"], f["inf_count"], f["null_count"]) == tuple(expected)
+    counts = train.where(F.col("s").isNotNull()).groupBy("s").count().orderBy(F.desc("count"), "s").collect()
+    assert found.stats["s"]["vocabulary"] == [[r["s"], r["count"]] for r in counts]
+    assert found.absent == {name: df.where(F.col(name).isNull()).count() for name in ("id", "f", "i", "d", "s", "l")}
+    assert found.counts == {
+        (None, r["_split"], r["b"]): r["count"]
+        for r in df.groupBy("_split", (F.col("id") % 4).alias("b")).count().collect()
+    }
