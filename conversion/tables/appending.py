@@ -117,14 +117,17 @@ def relpath(root: str, url: str) -> str:
     return posixpath.relpath(_path(url), _path(root))
 
 
-def input_listing(spark: SparkSession, options: TableConvertOptions) -> tuple[Listing, list[str]] | None:
-    """The files of the `--input` folder that a conversion reads (Spark's listing: what the index must hold), with
-    size and stamp from one listing of the folder (-1 and null where it lacks a file), and their URLs for Spark in
-    the listing's order; None when `--input` is a single file (no index: no append)."""
+def input_listing(
+    spark: SparkSession, options: TableConvertOptions, files: list[str] | None = None
+) -> tuple[Listing, list[str]] | None:
+    """The files of the `--input` folder that a conversion reads (Spark's listing: what the index must hold; `files`,
+    the `inputFiles()` of the source as read, saves a listing), with size and stamp from one listing of the folder (-1
+    and null where it lacks a file), and their URLs for Spark in the listing's order; None when `--input` is a single
+    file (no index: no append)."""
     fs, root = filesystem(options.input)
     if not fs.isdir(root):
         return None
-    urls = {relpath(options.input, url): url for url in spark_files(spark, options)}
+    urls = {relpath(options.input, url): url for url in (files if files is not None else spark_files(spark, options))}
     listed = list_files(options.input)
     stamps = listed.stamps.to_pylist() if listed.stamps is not None else [None] * len(listed)
     known = {path: (size, stamp) for path, size, stamp in zip(listed.relpaths.to_pylist(), listed.sizes, stamps)}
