@@ -5,7 +5,7 @@ groups, flags, numeric values as doubles, string values, null flags). The partit
 per string value and per (label, split), vectorised, and its numeric moments, absent values and selected rows go
 out as one JSON row; Spark sums the counts over partitions and `merge_moments` folds the moments, in partition
 order. Against the 190-odd aggregates Spark would observe for 30 columns, this costs a fraction of the CPU and no
-generated code to compile (on 2,000,000 rows x 30 columns: a survey stage of about 10 s instead of 22 s).
+generated code to compile (a fresh 2,000,000-row x 30-column job: its survey stage 11.8-12.9 s instead of 22.3 s).
 """
 
 from __future__ import annotations
