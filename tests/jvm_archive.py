@@ -5,8 +5,8 @@
 A Spark driver JVM spends its first seconds loading and verifying thousands of classes from pyspark's jars; a
 dynamic CDS archive (JDK 13+) of the classes one small run loaded maps them in ready-made. The tests start well
 over a hundred such JVMs (the jobs' command lines, spark-submit, the benchmarks' smoke runs): with the archive,
-four benchmark smoke runs took 103 and 122 s against 126 s. What the JVMs compute is unchanged; a JVM whose class path or
-JDK differs from this run's (the Spark-4 environment) ignores the archive (`-Xshare:auto`, logging off).
+four benchmark smoke runs took 103 and 122 s against 126 s. What the JVMs compute is unchanged; a JVM whose class
+path or JDK differs from this run's (the Spark-4 environment) ignores the archive (`-Xshare:auto`, logging off).
 
 The run converts a small table and a few images with the library, reads the records back and runs a Python task,
 then waits for its JVM to exit, which writes the archive.

@@ -9,24 +9,18 @@ or lines, so the rows and what is written from them do not change, only how many
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from pyspark.sql import SparkSession
+
+from conversion.session_settings import session_setting
 
 MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
 SPLITS_PER_CORE = 4  # 2,000,000 rows in 8 Parquet files on 2 cores: 8 tasks of one file instead of 3 of 2-3 files
 
 
-@contextmanager
-def balanced_input_splits(spark: SparkSession) -> Iterator[None]:
+def balanced_input_splits(spark: SparkSession) -> AbstractContextManager[None]:
     """Within the block, file reads planned into SPLITS_PER_CORE tasks a core (the session's default parallelism),
     unless the session sets MIN_PARTITIONS itself; the session's setting is restored after."""
-    if spark.conf.get(MIN_PARTITIONS, None) is not None:
-        yield
-        return
-    spark.conf.set(MIN_PARTITIONS, str(SPLITS_PER_CORE * spark.sparkContext.defaultParallelism))
-    try:
-        yield
-    finally:
-        spark.conf.unset(MIN_PARTITIONS)
+    tasks = SPLITS_PER_CORE * spark.sparkContext.defaultParallelism
+    return session_setting(spark, MIN_PARTITIONS, str(tasks), unless_set=True)

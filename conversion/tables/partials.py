@@ -161,8 +161,8 @@ def _rows(kind: int, table: pa.Table) -> pa.Table:
 
 
 class _Moments:
-    """One numeric column's finite selected values so far: count, sum, mean and sum of squared deviations
-    (batches folded by Chan's formula), extremes, NaN and infinite counts."""
+    """One numeric column's finite selected values so far: count, sum, mean and sum of squared deviations, extremes,
+    NaN and infinite counts; groups of values (a batch, a partition) folded in by Chan's formula."""
 
     def __init__(self) -> None:
         self.count, self.total, self.mean, self.m2 = 0, 0.0, 0.0, 0.0
@@ -171,36 +171,40 @@ class _Moments:
         self.nan = self.inf = 0
 
     def add(self, column: pa.Array, selected: np.ndarray, is_float: bool) -> None:
+        """Fold in a batch's selected values of the column."""
         values = column.to_numpy(zero_copy_only=False)  # nulls as NaN: dropped by the validity mask below
         mask = selected & column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else selected
         values = values[mask]
+        nan = inf = 0
         if is_float:
-            nan = np.isnan(values)
-            inf = np.isinf(values)
-            self.nan += int(nan.sum())
-            self.inf += int(inf.sum())
-            values = values[~(nan | inf)]
+            nans, infs = np.isnan(values), np.isinf(values)
+            nan, inf = int(nans.sum()), int(infs.sum())
+            values = values[~(nans | infs)]
         if not len(values):
+            self.fold([0, 0.0, 0.0, 0.0, None, None, nan, inf])
             return
-        fold(self, len(values), float(values.sum()), float(values.mean()), float(((values - values.mean()) ** 2).sum()))
-        low, high = float(values.min()), float(values.max())
+        mean = float(values.mean())
+        m2 = float(((values - mean) ** 2).sum())
+        self.fold([len(values), float(values.sum()), mean, m2, float(values.min()), float(values.max()), nan, inf])
+
+    def fold(self, state: list) -> None:
+        """Fold in another group's `state()`."""
+        count, total, mean, m2, low, high, nan, inf = state
+        self.nan += nan
+        self.inf += inf
+        if not count:
+            return
+        n = self.count + count
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.count * count / n
+        self.mean += delta * count / n
+        self.count = n
+        self.total += total
         self.low = low if self.low is None else min(self.low, low)
         self.high = high if self.high is None else max(self.high, high)
 
     def state(self) -> list:
         return [self.count, self.total, self.mean, self.m2, self.low, self.high, self.nan, self.inf]
-
-
-def fold(into: _Moments, count: int, total: float, mean: float, m2: float) -> None:
-    """Add a group of `count` values (their sum, mean and sum of squared deviations) to `into`."""
-    if not count:
-        return
-    n = into.count + count
-    delta = mean - into.mean
-    into.m2 += m2 + delta * delta * into.count * count / n
-    into.mean += delta * count / n
-    into.count = n
-    into.total += total
 
 
 def merge_moments(partitions: list[dict], names: list[str]) -> tuple[dict[str, object], int, list[int]]:
@@ -213,12 +217,8 @@ def merge_moments(partitions: list[dict], names: list[str]) -> tuple[dict[str, o
     for part in sorted(partitions, key=lambda p: p["partition"]):
         selected += part["selected"]
         absent = [a + b for a, b in zip(absent, part["absent"])] if absent else list(part["absent"])
-        for into, (count, total, mean, m2, low, high, nan, inf) in zip(merged, part["moments"]):
-            fold(into, count, total, mean, m2)
-            into.low = low if into.low is None else into.low if low is None else min(into.low, low)
-            into.high = high if into.high is None else into.high if high is None else max(into.high, high)
-            into.nan += nan
-            into.inf += inf
+        for into, state in zip(merged, part["moments"]):
+            into.fold(state)
     values: dict[str, object] = {}
     for name, m in zip(names, merged):
         values.update(

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
+from conversion.session_settings import session_setting
 from conversion.tables import stats
 from conversion.tables.partials import (
     COUNTS,
@@ -62,20 +62,11 @@ class Survey:
     observed: dict[str, Any] = field(default_factory=dict)  # the values of the `observe` aggregates passed in
 
 
-@contextmanager
-def without_constraint_inference(spark: SparkSession) -> Iterator[None]:
+def without_constraint_inference(spark: SparkSession) -> AbstractContextManager[None]:
     """Within the block, Spark's optimizer infers no constraints (the session's setting restored after). The survey
     passes every column on under a new name, and the inference doubles its work for each renamed column: 30
     columns found no plan in 10 minutes. The survey's query has no join or filter for the constraints to prune."""
-    before = spark.conf.get(CONSTRAINTS, None)
-    spark.conf.set(CONSTRAINTS, "false")
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(CONSTRAINTS)
-        else:
-            spark.conf.set(CONSTRAINTS, before)
+    return session_setting(spark, CONSTRAINTS, "false")
 
 
 def survey(
