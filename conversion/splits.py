@@ -40,17 +40,25 @@ def assign_split(key: str, splits: Splits) -> str:
 
 
 def split_column(key: Any, splits: Splits) -> Any:
-    """The same rule as a Spark SQL column over a string column `key`.
-
-    The position's 16 hex digits (SHA-256's lowercase hex) are compared with each bound written as 16 hex digits:
-    strings of one length and alphabet order as their numbers do, without parsing them (a base conversion and a
-    decimal per row cost more than the hash)."""
+    """The same rule as a Spark SQL column over a string column `key`."""
     from pyspark.sql import functions as F
 
-    position = F.substring(F.sha2(key, 256), 1, 16)
+    return split_of_hex(F.sha2(key, 256), splits)
+
+
+def split_of_hex(digest: Any, splits: Splits) -> Any:
+    """The split of a Spark SQL column of SHA-256 digests in lowercase hex (64 digits).
+
+    The digest is compared with each bound written as 16 hex digits, without parsing (a base conversion and a
+    decimal per row cost more than the hash): hex strings of one length order as their numbers do, and the 64
+    digits are below a bound exactly when their first 16, the position, are (equal first 16 make the longer
+    string the greater, as `bisect_right` puts a position equal to a bound above it). No substring is cut:
+    measuring its characters and copying them cost more a row than the comparison."""
+    from pyspark.sql import functions as F
+
     expr = None
     for (name, _), bound in zip(splits[:-1], split_bounds(splits)):
-        test = position < F.lit(f"{bound:016x}") if bound < 2**64 else position.isNotNull()
+        test = digest < F.lit(f"{bound:016x}") if bound < 2**64 else digest.isNotNull()
         expr = F.when(test, name) if expr is None else expr.when(test, name)
     last = splits[-1][0]
     return expr.otherwise(last) if expr is not None else F.lit(last)
