@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 from conversion.faults import FAULT_CONF
 from conversion.tables.convert import convert_table
 from conversion.tables.options import TableConvertOptions
+from conversion.tables.quantiles import sample_hash
 from dataset.check import validate_dataset
 from dataset.errors import ConversionError
 from dataset.spark_read import read_split
@@ -189,18 +190,20 @@ def test_quantiles_come_from_a_deterministic_sample_bounded_in_rows(spark, tmp_p
         convert_table(spark, options)
         return read_manifest(str(tmp_path / name)).table.columns["x"].stats.boundaries
 
+    deciles = [i / 10 for i in range(1, 10)]
     every_row = boundaries("all", 10_000)
-    sampled = boundaries("sampled", 1000)  # 1 row in 6
-    exact = np.quantile(frame["x"], [i / 10 for i in range(1, 10)])
-    assert len(every_row) == len(sampled) == 9
-    # percentile_approx returns values of the column: within a rank of 1/1000 (6 rows) on all rows
-    ranks = np.searchsorted(np.sort(frame["x"]), every_row) / 6000
-    assert np.abs(ranks - np.arange(1, 10) / 10).max() <= 0.0015
-    # the sample's boundaries are other values, close to the exact ones (1,000 rows: rank error ~0.016 at most)
-    assert sampled != every_row
-    assert np.abs(np.searchsorted(np.sort(frame["x"]), sampled) / 6000 - np.arange(1, 10) / 10).max() < 0.05
+    sampled = boundaries("sampled", 1000)  # 1 row in 4: the largest power of two leaving at least 1,000 of 6,000
+    # every row: the exact deciles, value of rank ceil(p * n), as percentile_approx gives them up to 1,000 values
+    ordered = np.sort(frame["x"])
+    assert list(every_row) == [float(ordered[math.ceil(p * 6000) - 1]) for p in deciles]
+    # the sample: the rows whose sample hash (of the key's row hash) ends in two zero bits, its exact deciles
+    keyed = spark.read.parquet(str(tmp_path / "t.parquet")).select(
+        "x", sample_hash(F.xxhash64("id")).bitwiseAND(3).alias("low")
+    )
+    rows = np.sort([r["x"] for r in keyed.where("low = 0").collect()])
+    assert 1000 <= len(rows) < 2000
+    assert list(sampled) == [float(rows[math.ceil(p * len(rows)) - 1]) for p in deciles]
     assert boundaries("sampled_again", 1000) == sampled  # the same rows on every run
-    assert np.abs(np.asarray(every_row) - exact).max() < 0.01
 
 
 def test_null_reject_policy_and_reject_limit(spark, parquet, tmp_path):

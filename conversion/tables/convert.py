@@ -16,12 +16,13 @@ from pyspark.sql import types as T
 from conversion.faults import fault_from_conf
 from conversion.publish import Staging, refuse_over_limit, staged_output
 from conversion.splits import split_column
-from conversion.tables import stats
+from conversion.tables import quantiles, stats
 from conversion.tables.appending import AppendPlan, fit_columns, input_listing, plan_append, relpath
 from conversion.tables.commit import commit_table
 from conversion.tables.input_splits import balanced_input_splits
 from conversion.tables.merge import boundary_rank_bound
 from conversion.tables.options import TableConvertOptions
+from conversion.tables.quantiles import QuantileSample
 from conversion.tables.schema import ColumnSpec, check_names, column_specs
 from conversion.tables.shards import (
     COMMITTER_ALGORITHM,
@@ -470,6 +471,8 @@ def _write(
         file,
         _label_survey(options, label, known),
         _label_observed(label, known),
+        None if append else quantiles.sample_hash(F.col("_h")),  # an append carries the version's boundaries
+        options.quantile_sample_rows,
     )
     _check_label_present(label, found, options.input or options.table)
     rows_seen = sum(found.counts.values())
@@ -516,19 +519,8 @@ def _write(
     names = plan.names()
     keep = options.null_policy == "keep"  # nulls left out of the records (fill: written as the default)
     features = {c.name: c.feature(found.absent.get(c.name, 0) if keep else 0, defaults.get(c.name)) for c in columns}
-    # The quantile boundaries are observed on the way to the write, from a sample sized by the split's row count.
-    quantiles = Observation(f"tfrecordpipe_quantiles_{uuid.uuid4().hex}")
-    every = stats.quantile_sample_every(split_counts.get(stats_split, 0), options.quantile_sample_rows)
-    sampled = (F.col("_split") == stats_split) & stats.in_quantile_sample(F.col("_h"), every)
-    # an append carries the version's boundaries (conversion.tables.merge): none to compute
-    boundaries = [] if append else stats.quantile_aggregates(columns, options.num_quantiles)
-    observed = (
-        kept.withColumns(stats.quantile_inputs(columns, sampled)).observe(quantiles, *boundaries)
-        if boundaries
-        else kept
-    )
     filled = (
-        _record_values(observed, columns, defaults, options.null_policy == "fill")
+        _record_values(kept, columns, defaults, options.null_policy == "fill")
         .withColumn(SHARD_COLUMN, plan.shard_column(F.col("_split"), F.col("_h")))
         .withColumn("_order", F.xxhash64(F.col("_h"), F.lit("order")))
     )
@@ -561,8 +553,13 @@ def _write(
     laps.lap("index")
     labels = sorted({v for per_split in label_counts.values() for v in per_split})
     column_stats = {name: dict(values) for name, values in found.stats.items()}
-    for name, values in stats.from_aggregates(quantiles.get if boundaries else {}).items():  # the write has run
-        column_stats.setdefault(name, {}).update(values)
+    if not append:  # the quantile boundaries, from the survey's sample (an append carries the version's)
+        numeric = [c.name for c in stats.numeric_columns(columns)]
+        sample = QuantileSample.of(
+            found.samples, split_counts.get(stats_split, 0), options.quantile_sample_rows, len(numeric)
+        )
+        for name, boundaries in sample.boundaries(numeric, options.num_quantiles).items():
+            column_stats.setdefault(name, {})["boundaries"] = boundaries
     splits = {}
     for split, n in plan.counts:
         at = [plan.offset(split) + i for i in range(n)]

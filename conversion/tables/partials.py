@@ -14,10 +14,14 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyspark.accumulators import AccumulatorParam
+
+from conversion.tables.quantiles import PartitionSample, in_level
 
 COUNTS = -1  # the `kind` of a group's row (reason, split, bucket); a string column's values have its index
 FILES = -2  # the `kind` of a (file, rows) pair: rows read per input file (the file index of appends)
@@ -42,13 +46,15 @@ class SurveyLayout:
     """What the input batches hold, in order: the row's reason, split and bucket, whether it is selected and
     written; its file, then its label text and split, when counted; one double per numeric column (`floats[i]`: a
     float column, whose NaN and infinities are counted apart); one value per string column; one null flag per
-    other column. By position: Spark names the columns after their expressions."""
+    other column; with `sample_cap`, the row's quantile sample hash last (`conversion.tables.quantiles`). By
+    position: Spark names the columns after their expressions."""
 
     floats: tuple[bool, ...]
     strings: int
     others: int
     file: bool
     label: bool
+    sample_cap: int = 0  # the most sampled rows a partition keeps (0: no quantile sample)
 
     def positions(self) -> dict[str, list[int]]:
         """The batch's column positions by role."""
@@ -62,14 +68,17 @@ class SurveyLayout:
             "numeric": numeric,
             "strings": strings,
             "others": list(range(start, start + self.others)),
+            "sample": [start + self.others] if self.sample_cap else [],
         }
 
 
 @dataclass(frozen=True)
 class SurveyPartials:
-    """`mapInArrow`'s function: a partition's batches in, its partial counts out (schema SCHEMA)."""
+    """`mapInArrow`'s function: a partition's batches in, its partial counts out (schema SCHEMA); its quantile
+    sample (with `layout.sample_cap`) added to `samples`, an accumulator of `PartitionResults`."""
 
     layout: SurveyLayout
+    samples: Any = None
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
@@ -80,6 +89,7 @@ class SurveyPartials:
         absent = [0] * (len(layout.floats) + layout.strings + layout.others)
         selected_rows = 0
         at = layout.positions()
+        sample = PartitionSample(layout.sample_cap, len(layout.floats)) if layout.sample_cap else None
         for batch in batches:
             columns = batch.columns
             selected = pc.fill_null(columns[3], False)
@@ -99,13 +109,21 @@ class SurveyPartials:
             mask = selected.to_numpy(zero_copy_only=False)
             for moments_of, i, is_float in zip(moments, at["numeric"], layout.floats):
                 moments_of.add(columns[i], mask, is_float)
+            if sample is not None:
+                hashes = columns[at["sample"][0]].to_numpy(zero_copy_only=False)
+                keep = mask & in_level(hashes, sample.level)
+                if keep.any():
+                    sample.add(hashes[keep], np.column_stack([_finite(columns[i], keep) for i in at["numeric"]]))
             for n, i in enumerate(at["numeric"] + at["strings"]):
                 absent[n] += pc.filter(columns[i], written).null_count
             for n, i in enumerate(at["others"], len(at["numeric"]) + len(at["strings"])):
                 absent[n] += pc.sum(pc.filter(columns[i], written)).as_py() or 0
         context = TaskContext.get()
+        partition = context.partitionId() if context else 0
+        if sample is not None:
+            self.samples.add({partition: sample.result()})
         summary = {
-            "partition": context.partitionId() if context else 0,
+            "partition": partition,
             "selected": selected_rows,
             "absent": absent,
             "moments": [m.state() for m in moments],
@@ -114,6 +132,23 @@ class SurveyPartials:
         out.append(_rows(MOMENTS, pa.table({"value": [json.dumps(summary)], "count": pa.array([1], pa.int64())})))
         for table in out:
             yield from table.cast(_OUT).to_batches()
+
+
+class PartitionResults(AccumulatorParam):
+    """An accumulator's values by partition: a partition computed again (a retried task) replaces its own."""
+
+    def zero(self, value: dict) -> dict:
+        return {}
+
+    def addInPlace(self, value1: dict, value2: dict) -> dict:  # noqa: N802  (pyspark's name)
+        value1.update(value2)
+        return value1
+
+
+def _finite(column: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """A numeric column's values of `rows` as doubles, NaN where null, NaN or infinite."""
+    values = column.to_numpy(zero_copy_only=False)[rows]  # nulls as NaN
+    return np.where(np.isfinite(values), values, np.nan)
 
 
 def _counts(table: pa.Table, keys: list[str]) -> pa.Table:

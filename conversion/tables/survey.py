@@ -5,9 +5,10 @@ counted per split (a rejected row's split left out: its labels only decide `--ta
 of the statistics split have each string column's values counted (the vocabularies) and feed the
 numeric statistics. Each partition computes its part with Arrow in the Python worker
 (`conversion.tables.partials`); Spark sums the counts over partitions and ranks each string column's
-values, and the moments are folded here. The caller's own aggregates are observed on the way (the
-quantiles wait for the write pass). One read of the source instead of one per figure: the write is the
-only other one.
+values, and the moments are folded here; with a sample hash, each partition keeps a hash sample of the
+statistics split's numeric values for the quantile boundaries (`conversion.tables.quantiles`). The caller's own
+aggregates are observed on the way. One read of the source instead of one per figure: the write is the only
+other one.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from conversion.tables.partials import (
     LABELS,
     MOMENTS,
     SCHEMA,
+    PartitionResults,
     SurveyLayout,
     SurveyPartials,
     merge_moments,
 )
+from conversion.tables.quantiles import partition_cap
 from conversion.tables.schema import ColumnSpec
 
 GROUP = ("reason", "split", "bucket")
@@ -60,6 +63,7 @@ class Survey:
     labels: dict[tuple[str, str | None], int] = field(default_factory=dict)  # rows per (label text, split)
     label_pairs: int = 0  # how many (label text, split) pairs there are (`labels` may hold fewer: the limit)
     observed: dict[str, Any] = field(default_factory=dict)  # the values of the `observe` aggregates passed in
+    samples: dict[int, Any] = field(default_factory=dict)  # per partition: (level, hashes, values), the quantiles'
 
 
 def without_constraint_inference(spark: SparkSession) -> AbstractContextManager[None]:
@@ -80,13 +84,16 @@ def survey(
     file: Column | None = None,
     label: LabelPairs | None = None,
     observe: tuple[Column, ...] = (),
+    sample: Column | None = None,
+    sample_rows: int = 0,
 ) -> Survey:
     """Count `df`'s rows by `group` (the columns named in GROUP), compute the statistics of
     the rows where `selected` holds and count the nulls of each column where `written` holds,
     in one Spark job. Each string column's `keep_values` (at least `max_vocab`) most frequent values are
     kept with their counts; with `file` (the input file of a row), rows are counted per file too; with
     `label`, its non-null (text, split) pairs; `observe` (named aggregates, names without `|`) are computed
-    over every row on the way."""
+    over every row on the way; with `sample` (a row's quantile sample hash), each partition keeps about twice its
+    share of `sample_rows` selected rows' numeric values (`Survey.samples`)."""
     keep = max(max_vocab, keep_values or 0)
     strings = stats.string_columns(columns)
     numeric = stats.numeric_columns(columns)
@@ -98,12 +105,24 @@ def survey(
     inputs += [label.text, label.split] if label is not None else []
     inputs += [c.value().cast("double") for c in numeric] + [F.col(f"`{c.name}`") for c in strings]
     inputs += [F.col(f"`{c.name}`").isNull() for c in others]
+    sampled = sample is not None and bool(numeric)
+    inputs += [sample] if sampled else []
+    selection = frame.select(*[column.alias(f"{_INPUT}{i}") for i, column in enumerate(inputs)])
+    cap = 0
+    if sampled:
+        with without_constraint_inference(df.sparkSession):
+            cap = partition_cap(sample_rows, selection.rdd.getNumPartitions())
     layout = SurveyLayout(
-        tuple(c.dtype == "float32" for c in numeric), len(strings), len(others), file is not None, label is not None
+        tuple(c.dtype == "float32" for c in numeric),
+        len(strings),
+        len(others),
+        file is not None,
+        label is not None,
+        cap,
     )
+    samples = df.sparkSession.sparkContext.accumulator({}, PartitionResults()) if sampled else None
     pairs = (
-        frame.select(*[column.alias(f"{_INPUT}{i}") for i, column in enumerate(inputs)])
-        .mapInArrow(SurveyPartials(layout), SCHEMA)
+        selection.mapInArrow(SurveyPartials(layout, samples), SCHEMA)
         .groupBy("kind", "value", *GROUP)
         .agg(F.sum("count").alias("count"))
     )
@@ -154,4 +173,5 @@ def survey(
     for index, c in enumerate(strings):
         result.setdefault(c.name, {}).update(num_distinct=distinct[index], vocabulary=vocabularies[index][:max_vocab])
     value_counts = {c.name: dict(map(tuple, vocabularies[i])) for i, c in enumerate(strings)}
-    return Survey(counts, result, absent, value_counts, file_rows, labels, label_pairs, observed)
+    partition_samples = dict(samples.value) if samples is not None else {}
+    return Survey(counts, result, absent, value_counts, file_rows, labels, label_pairs, observed, partition_samples)
