@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -291,11 +291,36 @@ def _check_counts(
     """
     groups = shard_groups([records[i][1] for i in range(len(shards))], 2 * spark.sparkContext.defaultParallelism)
     tasks = [[(i, shards[i]) for i in group] for group in groups]
-    found = spark.sparkContext.parallelize(tasks, max(1, len(tasks))).flatMap(lambda g: [(i, count(s)) for i, s in g])
-    counts = [got for _, got in sorted(found.collect())]
+    # One group per partition of a range; through mapInArrow, whose Python workers the survey has started (an RDD
+    # job's first tasks start their own: 0.6 s more on a fresh session). The range in SQL: `spark.range` builds a
+    # typed Dataset, 0.65 s on a fresh session against 0.04 s.
+    group_ids = spark.sql(f"SELECT id FROM range(0, {len(tasks)}, 1, {max(1, len(tasks))})")
+    found = group_ids.mapInArrow(_GroupCounts(tasks, count), _COUNTED)
+    counts = [row["records"] for row in sorted(found.collect(), key=lambda row: row["shard"])]
     for index, (name, got) in enumerate(zip(names, counts)):
         if got != records[index][0]:
             raise ConversionError(f"shard {name} holds {got} records, {records[index][0]} were written to it")
+
+
+_COUNTED = "shard long, records long"
+
+
+@dataclass(frozen=True)
+class _GroupCounts:
+    """`mapInArrow`'s function: the ids of groups of `tasks` in, `count` of each of their shards out."""
+
+    tasks: list
+    count: Callable[[Any], int]
+
+    def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        for batch in batches:
+            pairs = [(i, self.count(shard)) for group in batch.column(0).to_pylist() for i, shard in self.tasks[group]]
+            yield pa.RecordBatch.from_pydict(
+                {"shard": [i for i, _ in pairs], "records": [n for _, n in pairs]},
+                schema=pa.schema([("shard", pa.int64()), ("records", pa.int64())]),
+            )
 
 
 def shard_groups(sizes: list[int], most: int) -> list[list[int]]:
