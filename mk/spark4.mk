@@ -13,7 +13,8 @@ SPARK4_PY := $(SPARK4_VENV)/bin/python
 SPARK4_TESTS := tests/test_conversion_only.py tests/test_pinned_bytes.py tests/test_validate.py tests/test_images.py \
 	tests/test_plan.py tests/test_plan_columns.py tests/test_options.py tests/test_convert_table.py \
 	tests/test_table_hostile.py tests/test_spark_read.py tests/test_spark_start.py tests/test_databricks.py \
-	tests/test_csv_dialects.py tests/test_table_types.py tests/test_survey_partials.py
+	tests/test_csv_dialects.py tests/test_table_types.py tests/test_survey_partials.py tests/test_quantiles.py \
+	tests/test_split_rule.py
 
 # The Scala 2.13 jar for this run: SPARK4_TFRECORD_JAR if set (.ci/run sets it), else the copy next to
 # the repo when its sha256 matches (the Makefile checks it); never the 2.12 jar that `make test` and
