@@ -91,3 +91,11 @@ def test_the_sample_is_every_partitions_rows_at_one_level():
 def test_levels_read_the_hash_as_unsigned_bits(hashes):
     assert in_level(hashes, 2).tolist() == [True, True, True, False, False, True]
     assert in_level(hashes, 63).tolist() == [True, False, False, False, False, True]
+
+
+def test_more_identical_rows_than_the_cap_stop_at_level_64():
+    sample = PartitionSample(cap=2, columns=1)
+    sample.add(np.zeros(5, dtype=np.int64), np.ones((5, 1)))  # five rows of the hash 0: in every level
+    level, hashes, values = sample.result()
+    assert (level, hashes.tolist(), values.tolist()) == (64, [0] * 5, [[1.0]] * 5)
+    assert QuantileSample.of({0: sample.result()}, 5, 1, 1).boundaries(["a"], 2) == {"a": [1.0]}

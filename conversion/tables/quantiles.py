@@ -68,7 +68,7 @@ class PartitionSample:
         self.hashes.append(hashes[keep])
         self.values.append(values[keep])
         self.rows += int(keep.sum())
-        while self.rows > self.cap:
+        while self.rows > self.cap and self.level < 64:  # at 64 only the hash 0 is left (identical rows)
             self.level += 1
             hashes, values = self.arrays()
             keep = in_level(hashes, self.level)

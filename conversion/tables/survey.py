@@ -63,7 +63,7 @@ class Survey:
     labels: dict[tuple[str, str | None], int] = field(default_factory=dict)  # rows per (label text, split)
     label_pairs: int = 0  # how many (label text, split) pairs there are (`labels` may hold fewer: the limit)
     observed: dict[str, Any] = field(default_factory=dict)  # the values of the `observe` aggregates passed in
-    samples: dict[int, Any] = field(default_factory=dict)  # per partition: (level, hashes, values), the quantiles'
+    samples: dict[int, Any] = field(default_factory=dict)  # per partition: its quantile sample (level, hashes, values)
 
 
 def without_constraint_inference(spark: SparkSession) -> AbstractContextManager[None]:
