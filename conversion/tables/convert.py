@@ -22,7 +22,6 @@ from conversion.tables.commit import commit_table
 from conversion.tables.input_splits import balanced_input_splits
 from conversion.tables.merge import boundary_rank_bound
 from conversion.tables.options import TableConvertOptions
-from conversion.tables.quantiles import QuantileSample
 from conversion.tables.schema import ColumnSpec, check_names, column_specs
 from conversion.tables.shards import (
     COMMITTER_ALGORITHM,
@@ -555,7 +554,7 @@ def _write(
     column_stats = {name: dict(values) for name, values in found.stats.items()}
     if not append:  # the quantile boundaries, from the survey's sample (an append carries the version's)
         numeric = [c.name for c in stats.numeric_columns(columns)]
-        sample = QuantileSample.of(
+        sample = quantiles.QuantileSample.of(
             found.samples, split_counts.get(stats_split, 0), options.quantile_sample_rows, len(numeric)
         )
         for name, boundaries in sample.boundaries(numeric, options.num_quantiles).items():

@@ -107,13 +107,14 @@ class SurveyPartials:
                 values = pc.filter(columns[i], selected).drop_null()
                 _add(counted, kind, _counts(pa.table({"value": values}), ["value"]))
             mask = selected.to_numpy(zero_copy_only=False)
-            for moments_of, i, is_float in zip(moments, at["numeric"], layout.floats):
-                moments_of.add(columns[i], mask, is_float)
+            numbers = [columns[i].to_numpy(zero_copy_only=False) for i in at["numeric"]]  # nulls as NaN
+            for moments_of, i, values, is_float in zip(moments, at["numeric"], numbers, layout.floats):
+                moments_of.add(values, columns[i], mask, is_float)
             if sample is not None:
                 hashes = columns[at["sample"][0]].to_numpy(zero_copy_only=False)
                 keep = mask & in_level(hashes, sample.level)
                 if keep.any():
-                    sample.add(hashes[keep], np.column_stack([_finite(columns[i], keep) for i in at["numeric"]]))
+                    sample.add(hashes[keep], np.column_stack([_finite(values[keep]) for values in numbers]))
             for n, i in enumerate(at["numeric"] + at["strings"]):
                 absent[n] += pc.filter(columns[i], written).null_count
             for n, i in enumerate(at["others"], len(at["numeric"]) + len(at["strings"])):
@@ -145,9 +146,8 @@ class PartitionResults(AccumulatorParam):
         return value1
 
 
-def _finite(column: pa.Array, rows: np.ndarray) -> np.ndarray:
-    """A numeric column's values of `rows` as doubles, NaN where null, NaN or infinite."""
-    values = column.to_numpy(zero_copy_only=False)[rows]  # nulls as NaN
+def _finite(values: np.ndarray) -> np.ndarray:
+    """A numeric column's values (nulls as NaN), NaN where null, NaN or infinite."""
     return np.where(np.isfinite(values), values, np.nan)
 
 
@@ -205,9 +205,9 @@ class _Moments:
         self.high: float | None = None
         self.nan = self.inf = 0
 
-    def add(self, column: pa.Array, selected: np.ndarray, is_float: bool) -> None:
-        """Fold in a batch's selected values of the column."""
-        values = column.to_numpy(zero_copy_only=False)  # nulls as NaN: dropped by the validity mask below
+    def add(self, values: np.ndarray, column: pa.Array, selected: np.ndarray, is_float: bool) -> None:
+        """Fold in a batch's selected values of the column (`values`: the column as numpy, nulls as NaN, dropped
+        here by the column's validity)."""
         mask = selected & column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else selected
         values = values[mask]
         nan = inf = 0

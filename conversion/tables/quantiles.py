@@ -17,14 +17,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 
 QUANTILE_SALT = "quantiles"
 RELATIVE_ERROR = 1 / 1000  # percentile_approx's default accuracy: its answer for p at most this (or 1 - p) is an end
 
 
-def sample_hash(row_hash):  # noqa: ANN001, ANN201  (Columns: pyspark stays out of the workers' imports)
+def sample_hash(row_hash: Column) -> Column:
     """A row's sample hash, as a Spark SQL column, from its row hash."""
     from pyspark.sql import functions as F
 
