@@ -716,9 +716,13 @@ def whole_run(args: argparse.Namespace, child: str, shards: int, output: Path) -
 
 
 def whole_runs(args: argparse.Namespace, data: TableData, base: Path) -> dict[str, Any]:
-    """The job with default options and with `--num-shards`, each then spark-tfrecord's write into as many shards."""
+    """The job with default options and with `--num-shards`, each then spark-tfrecord's write into as many shards
+    (after one untimed write, but in a smoke run)."""
     runs: dict[str, Any] = {}
     variants = (("default", 0), (f"num_shards_{args.num_shards}", args.num_shards))
+    if not args.smoke:  # the first Spark process after a while reads the JDK's, Spark's and the jar's files from disk
+        print("  whole runs: one untimed run first (spark-tfrecord's write), so no timed run pays a cold disk cache")
+        whole_run(args, "baseline", args.num_shards, base / "whole_warmup")
     for name, shards in variants[1:] if args.smoke else variants:  # a smoke run: two processes, not four
         print(f"  whole runs: the job ({name})...", flush=True)
         job = whole_run(args, "job", shards, base / f"whole_{name}")
