@@ -14,6 +14,8 @@ from dataset.check import validate_dataset
 from dataset.errors import DatasetError
 from dataset.object_store import s3_filesystem
 from dataset.random_access import read_record
+from dataset.record_index import write_index
+from dataset.tfrecord import FrameError
 from dataset.vacuum import plan_vacuum
 from dataset.versions import read_version
 from jobs import convert_table
@@ -57,6 +59,24 @@ def test_image_conversion_writes_one_index_per_shard(indexed):
         assert text == index_lines((indexed / f["path"]).read_bytes())
         assert len(text.splitlines()) == f["num_records"]
         assert sum(int(line.split()[1]) for line in text.splitlines()) == f["bytes"]
+
+
+def test_the_length_walk_of_a_local_shard_writes_the_checked_index_and_finds_a_cut_record(indexed, tmp_path):
+    """Without CRCs (a table job's own shards) a local shard is mapped, not read: the same index as the checked
+    walk; a cut last record and a cut header fail naming the byte; an empty shard is no record."""
+    shard = indexed / listed(indexed)[0]["path"]
+    data = shard.read_bytes()
+    out = tmp_path / "walked.idx"
+    assert write_index(str(shard), str(out), check_crcs=False) == len(index_lines(data).splitlines())
+    assert out.read_text() == index_lines(data)
+    last = int(index_lines(data).splitlines()[-1].split()[0])
+    for cut, offset, cause in ((len(data) - 3, last, "a record is cut"), (last + 5, last, "a frame header is cut")):
+        (tmp_path / "cut.tfrecord").write_bytes(data[:cut])
+        with pytest.raises(FrameError, match=f"truncated at byte {offset} \\({cause}\\)"):
+            write_index(str(tmp_path / "cut.tfrecord"), str(tmp_path / "cut.idx"), check_crcs=False)
+    (tmp_path / "empty.tfrecord").write_bytes(b"")
+    assert write_index(str(tmp_path / "empty.tfrecord"), str(tmp_path / "empty.idx"), check_crcs=False) == 0
+    assert (tmp_path / "empty.idx").read_bytes() == b""
 
 
 @pytest.fixture(scope="module")
