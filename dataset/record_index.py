@@ -9,7 +9,6 @@ manifest) and indexing a gzip dataset is refused.
 from __future__ import annotations
 
 import mmap
-import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -75,19 +74,27 @@ def frame_lengths(data: bytes | mmap.mmap, name: str) -> Spans:
 def write_index(shard_url: str, index_url: str, check_crcs: bool = True) -> int:
     """Read shard `shard_url` once and write its index to `index_url`; the number of records (runs on executors).
     Without `check_crcs`, the frames are walked by their lengths alone (`frame_lengths`), and a local shard is mapped
-    into memory rather than read: the walk touches its length fields, not a copy of every byte (2,000,000 records in
-    1.2 GB of shards: about 2 s of CPU less)."""
+    into memory rather than read: the walk touches its length fields, not a copy of every byte (a 2,000,000-row
+    table job's index stage 1.7-2.0 s before, 1.1-1.2 s after)."""
     fs, path = filesystem(shard_url)
-    if check_crcs:
-        spans = frame_spans(fs.cat_file(path), shard_url)
-    elif is_local(fs) and os.path.getsize(path):
-        with open(path, "rb") as shard, mmap.mmap(shard.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            spans = frame_lengths(data, shard_url)
+    mapped = None if check_crcs or not is_local(fs) else _mapped(path)
+    if mapped is not None:
+        with mapped:
+            spans = frame_lengths(mapped, shard_url)
     else:
-        spans = frame_lengths(fs.cat_file(path), shard_url)
+        spans = (frame_spans if check_crcs else frame_lengths)(fs.cat_file(path), shard_url)
     index_fs, index_path = filesystem(index_url)
     index_fs.pipe_file(index_path, render_index(spans))
     return len(spans)
+
+
+def _mapped(path: str) -> mmap.mmap | None:
+    """A local file mapped read-only, or None where it cannot be (empty; a mount that refuses mmap)."""
+    try:
+        with open(path, "rb") as shard:
+            return mmap.mmap(shard.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # ValueError: an empty file
+        return None
 
 
 def check_index(shard: bytes, index: bytes, index_name: str, shard_name: str) -> None:
