@@ -717,7 +717,7 @@ def whole_run(args: argparse.Namespace, child: str, shards: int, output: Path) -
 
 def whole_runs(args: argparse.Namespace, data: TableData, base: Path) -> dict[str, Any]:
     """The job with default options and with `--num-shards`, each then spark-tfrecord's write into as many shards
-    (after one untimed write, but in a smoke run)."""
+    (after one untimed write, except in a smoke run)."""
     runs: dict[str, Any] = {}
     variants = (("default", 0), (f"num_shards_{args.num_shards}", args.num_shards))
     if not args.smoke:  # the first Spark process after a while reads the JDK's, Spark's and the jar's files from disk

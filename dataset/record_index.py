@@ -73,16 +73,17 @@ def frame_lengths(data: bytes | mmap.mmap, name: str) -> Spans:
 
 def write_index(shard_url: str, index_url: str, check_crcs: bool = True) -> int:
     """Read shard `shard_url` once and write its index to `index_url`; the number of records (runs on executors).
-    Without `check_crcs`, the frames are walked by their lengths alone (`frame_lengths`), and a local shard is mapped
-    into memory rather than read: the walk touches its length fields, not a copy of every byte (a 2,000,000-row
-    table job's index stage 1.7-2.0 s before, 1.1-1.2 s after)."""
+    Without `check_crcs`, the frames are walked by their lengths alone (`frame_lengths`). A local shard is mapped into
+    memory rather than copied whole into it (a 2,000,000-row table job's index stage 1.7-2.0 s before, 1.1-1.2 s
+    after)."""
     fs, path = filesystem(shard_url)
-    mapped = None if check_crcs or not is_local(fs) else _mapped(path)
-    if mapped is not None:
-        with mapped:
-            spans = frame_lengths(mapped, shard_url)
+    walk = frame_spans if check_crcs else frame_lengths
+    mapped = _mapped(path) if is_local(fs) else None
+    if mapped is None:
+        spans = walk(fs.cat_file(path), shard_url)
     else:
-        spans = (frame_spans if check_crcs else frame_lengths)(fs.cat_file(path), shard_url)
+        with mapped:
+            spans = walk(mapped, shard_url)
     index_fs, index_path = filesystem(index_url)
     index_fs.pipe_file(index_path, render_index(spans))
     return len(spans)

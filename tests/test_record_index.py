@@ -14,7 +14,7 @@ from dataset.check import validate_dataset
 from dataset.errors import DatasetError
 from dataset.object_store import s3_filesystem
 from dataset.random_access import read_record
-from dataset.record_index import write_index
+from dataset.record_index import _mapped, write_index
 from dataset.tfrecord import FrameError
 from dataset.vacuum import plan_vacuum
 from dataset.versions import read_version
@@ -66,6 +66,7 @@ def test_the_length_walk_of_a_local_shard_writes_the_checked_index_and_finds_a_c
     walk; a cut last record and a cut header fail naming the byte; an empty shard is no record."""
     shard = indexed / listed(indexed)[0]["path"]
     data = shard.read_bytes()
+    assert _mapped(str(shard)) is not None  # the mapped path is the one walked
     out = tmp_path / "walked.idx"
     assert write_index(str(shard), str(out), check_crcs=False) == len(index_lines(data).splitlines())
     assert out.read_text() == index_lines(data)
