@@ -15,7 +15,7 @@ from pyspark.sql import types as T
 
 from conversion.faults import fault_from_conf
 from conversion.publish import Staging, refuse_over_limit, staged_output
-from conversion.splits import split_column
+from conversion.splits import with_split
 from conversion.tables import quantiles, stats
 from conversion.tables.appending import AppendPlan, fit_columns, input_listing, plan_append, relpath
 from conversion.tables.commit import commit_table
@@ -58,8 +58,6 @@ SURVEY_BUCKETS = 4096
 # (label text, split) pairs the survey collects at most; a classification with more (hundreds of thousands of
 # classes) counts its labels in a pass of its own.
 LABEL_PAIRS_CAP = 1_000_000
-_LABEL_PRESENT = "_tfrecordpipe_label_present"  # observed by the survey: rows with a label
-_LABEL_DISTINCT = "_tfrecordpipe_label_distinct"  # observed by the survey (text labels, --task auto): about how many
 _ALL_REJECTED_ADVICE = {
     "null": "drop or fill that column, or pass --null-policy keep (leave it missing) or fill",
     "null_label": "choose another --label",
@@ -163,22 +161,13 @@ def _label_survey(options: TableConvertOptions, label: ColumnSpec, known: str | 
     split = F.when(F.col("_reason").isNull(), F.col("_split"))
     if known is None and label.dtype == "int64":
         return LabelPairs(text, split, (MAX_CLASSES_FOR_AUTO + 1) * (len(options.splits) + 1))
-    return LabelPairs(text, split, LABEL_PAIRS_CAP)
-
-
-def _label_observed(label: ColumnSpec, known: str | None) -> tuple[Column, ...]:
-    """The aggregates the survey observes for the label: rows that have one; a text label's distinct values
-    (approximately, as `--task auto` has always counted them)."""
-    value = _col(label.name)
-    present = F.count(value).alias(_LABEL_PRESENT)
-    if known is None and label.dtype == "string":
-        return present, F.approx_count_distinct(value).alias(_LABEL_DISTINCT)
-    return (present,)
+    # a text label's distinct values are estimated (`approx_count_distinct`, as `--task auto` has always counted them)
+    return LabelPairs(text, split, LABEL_PAIRS_CAP, estimate_distinct=known is None and label.dtype == "string")
 
 
 def _check_label_present(label: ColumnSpec, found: Survey, where: str) -> None:
     """Stop when the label has no value in any row (every row would be rejected as null_label)."""
-    if not found.observed[_LABEL_PRESENT]:
+    if not found.labelled:
         raise ConversionError(
             f"label column {label.name!r} is empty in every row of {where}; choose another --label "
             "(or fill the column in the source)"
@@ -195,9 +184,9 @@ def _task(label: ColumnSpec, known: str | None, found: Survey, rows: int, df: Da
     if known is not None:
         return known
     value = _col(label.name)
-    present = found.observed[_LABEL_PRESENT]
+    present = found.labelled
     if label.dtype == "string":
-        distinct = found.observed[_LABEL_DISTINCT]
+        distinct = found.label_distinct or 0
         if present and distinct > MAX_CLASSES_FOR_AUTO and distinct >= ONE_CLASS_PER_ROW * present:
             examples = ", ".join(repr(r[0]) for r in df.where(value.isNotNull()).select(value).limit(3).collect())
             raise ConversionError(
@@ -390,7 +379,7 @@ def _convert(
     phases.begin("reading")
     key = [_col(options.key)] if options.key else [_col(c.name) for c in columns]
     df = source.withColumn("_h", F.xxhash64(*key))
-    df = df.withColumn("_split", split_column(_key_text(options), options.splits))
+    df = with_split(df, _key_text(options), options.splits, "_split")
     checks = []
     if CORRUPT in source.columns:
         checks.append((CORRUPT, F.when(F.col(CORRUPT).isNotNull(), "malformed_row")))
@@ -469,7 +458,7 @@ def _write(
         VOCAB_CAP,
         file,
         _label_survey(options, label, known),
-        _label_observed(label, known),
+        _col(label.name).isNotNull(),
         None if append else quantiles.sample_hash(F.col("_h")),  # an append carries the version's boundaries
         options.quantile_sample_rows,
     )

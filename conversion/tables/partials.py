@@ -44,7 +44,7 @@ _GROUP = ("reason", "split", "bucket")
 @dataclass(frozen=True)
 class SurveyLayout:
     """What the input batches hold, in order: the row's reason, split and bucket, whether it is selected and
-    written; its file, then its label text and split, when counted; one double per numeric column (`floats[i]`: a
+    written; its file, then its label text and split, when counted; whether it is labelled, when counted; one double per numeric column (`floats[i]`: a
     float column, whose NaN and infinities are counted apart); one value per string column; one null flag per
     other column; with `sample_cap`, the row's quantile sample hash last (`conversion.tables.quantiles`). By
     position: Spark names the columns after their expressions."""
@@ -55,16 +55,18 @@ class SurveyLayout:
     file: bool
     label: bool
     sample_cap: int = 0  # the most sampled rows a partition keeps (0: no quantile sample)
+    labelled: bool = False  # a flag column after the label's: its true rows are counted (the summary's "labelled")
 
     def positions(self) -> dict[str, list[int]]:
         """The batch's column positions by role."""
-        at = 5 + self.file + 2 * self.label
+        at = 5 + self.file + 2 * self.label + self.labelled
         numeric = list(range(at, at + len(self.floats)))
         strings = list(range(at + len(self.floats), at + len(self.floats) + self.strings))
         start = at + len(self.floats) + self.strings
         return {
             "file": [5] if self.file else [],
             "label": [5 + self.file, 6 + self.file] if self.label else [],
+            "labelled": [5 + self.file + 2 * self.label] if self.labelled else [],
             "numeric": numeric,
             "strings": strings,
             "others": list(range(start, start + self.others)),
@@ -88,6 +90,7 @@ class SurveyPartials:
         moments = [_Moments() for _ in layout.floats]
         absent = [0] * (len(layout.floats) + layout.strings + layout.others)
         selected_rows = 0
+        labelled_rows = 0
         at = layout.positions()
         sample = PartitionSample(layout.sample_cap, len(layout.floats)) if layout.sample_cap else None
         for batch in batches:
@@ -95,6 +98,8 @@ class SurveyPartials:
             selected = pc.fill_null(columns[3], False)
             written = pc.fill_null(columns[4], False)
             selected_rows += pc.sum(selected).as_py() or 0
+            for i in at["labelled"]:
+                labelled_rows += pc.sum(columns[i]).as_py() or 0
             groups = pa.table(dict(zip(_GROUP, columns[:3])))
             _add(counted, COUNTS, _counts(groups, list(_GROUP)))
             for i in at["file"]:
@@ -126,6 +131,7 @@ class SurveyPartials:
         summary = {
             "partition": partition,
             "selected": selected_rows,
+            "labelled": labelled_rows,
             "absent": absent,
             "moments": [m.state() for m in moments],
         }
