@@ -39,6 +39,7 @@ from conversion.tables.quantiles import partition_cap
 from conversion.tables.schema import ColumnSpec
 
 GROUP = ("reason", "split", "bucket")
+_COLLECTED = ("kind", "rank", "value", *GROUP, "count", "distinct", "total")  # the order the rows are read in
 _INPUT = "_tfrecordpipe_survey_"  # + a number: the columns the partitions' survey reads, by position
 CONSTRAINTS = "spark.sql.constraintPropagation.enabled"
 
@@ -135,7 +136,8 @@ def survey(
         .withColumn("distinct", F.count(F.lit(1)).over(by_kind))
         .withColumn("total", F.sum("count").over(by_kind))
     )
-    if label is not None and label.estimate_distinct:
+    estimated = label is not None and label.estimate_distinct
+    if estimated:
         ranked = ranked.withColumn("estimate", F.approx_count_distinct("value").over(by_kind))
     counts: dict[tuple, int] = {}
     vocabularies: dict[int, list] = {i: [] for i in range(len(strings))}
@@ -150,26 +152,27 @@ def survey(
     wanted = wanted.when(kind >= 0, F.col("rank") <= keep).otherwise(kind == LABELS)
     labels: dict[tuple[str, str | None], int] = {}
     label_pairs = 0
-    label_distinct = 0 if label is not None and label.estimate_distinct else None
+    label_distinct = 0 if estimated else None
     with without_constraint_inference(df.sparkSession):
-        found = ranked.where(wanted).collect()
-    rows = sorted(found, key=lambda row: (row["kind"], row["rank"]))  # here, not by Spark: a range shuffle less
+        found = ranked.where(wanted).select(*_COLLECTED, *(["estimate"] if estimated else [])).collect()
+    # by position (a Row looks a name up in its fields each time: 0.3 s for the 21,000 rows of 30 columns)
+    rows = sorted(map(tuple, found), key=lambda row: row[:2])  # here, not by Spark: a range shuffle less
     partitions = []
-    for row in rows:
-        if row["kind"] == MOMENTS:
-            partitions.append(json.loads(row["value"]))
-        elif row["kind"] == COUNTS:
-            counts[tuple(row[g] for g in GROUP)] = int(row["count"])
-        elif row["kind"] == FILES:
-            file_rows[row["value"]] = int(row["count"])
-        elif row["kind"] == LABELS:
-            labels[row["value"], row["split"]] = int(row["count"])
-            label_pairs = int(row["distinct"])
-            label_distinct = int(row["estimate"]) if label is not None and label.estimate_distinct else None
+    for kind, _, value, reason, split, bucket, count, n_distinct, total, *estimate in rows:
+        if kind == MOMENTS:
+            partitions.append(json.loads(value))
+        elif kind == COUNTS:
+            counts[reason, split, bucket] = int(count)
+        elif kind == FILES:
+            file_rows[value] = int(count)
+        elif kind == LABELS:
+            labels[value, split] = int(count)
+            label_pairs = int(n_distinct)
+            label_distinct = int(estimate[0]) if estimated else None
         else:
-            vocabularies[row["kind"]].append([row["value"], int(row["count"])])
-            distinct[row["kind"]] = int(row["distinct"])
-            present[row["kind"]] = int(row["total"])
+            vocabularies[kind].append([value, int(count)])
+            distinct[kind] = int(n_distinct)
+            present[kind] = int(total)
     values, selected_rows, absent_rows = merge_moments(partitions, [c.name for c in numeric])
     result = stats.from_aggregates(values)
     stats.add_null_counts(result, columns, selected_rows, {c.name: present.get(i, 0) for i, c in enumerate(strings)})
