@@ -648,14 +648,15 @@ def measure(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- whole runs, each in a fresh process
 
-CHILDREN = ("job", "baseline")
+CHILDREN = ("job", "baseline", "floor")
 CHILD_RESULT = "CHILD_RESULT "  # the line a child prints its figures on, as JSON
 
 
 def run_child(args: argparse.Namespace, source: Path) -> int:
     """One whole run in this (fresh) process: start Spark as the job does, then the table job (`--child job`,
     default options or `--child-shards` shards per split) or spark-tfrecord's own write into `--child-shards`
-    files (`--child baseline`); print its figures on one `CHILD_RESULT` line."""
+    files (`--child baseline`), or that write after one read of the source handed to Python as the job's survey
+    reads it (`--child floor`); print its figures on one `CHILD_RESULT` line."""
     from jobs.spark_cli import spark_session
 
     output = Path(args.child_output)
@@ -675,6 +676,10 @@ def run_child(args: argparse.Namespace, source: Path) -> int:
             figures.update(phases=summary.phases, shards=sum(summary.shards.values()))
             figures["records"] = sum(summary.records.values())
         else:
+            if args.child == "floor":
+                with timed() as read:
+                    survey_read(spark.read.parquet(str(source)))
+                figures["survey_read_s"] = read.seconds
             rows = writable(spark.read.parquet(str(source))).repartition(args.child_shards)
             rows.write.format("tfrecord").option("recordType", "Example").save(str(output))
             figures.update(shards=args.child_shards, records=None)
@@ -684,6 +689,38 @@ def run_child(args: argparse.Namespace, source: Path) -> int:
     spark.stop()
     print(CHILD_RESULT + json.dumps(figures), flush=True)
     return 0
+
+
+def survey_read(frame: Any) -> None:
+    """What the job's survey costs before any statistics: every row read, hashed and given its split, every column
+    handed to a Python worker by `mapInArrow` (numbers as doubles, strings, null flags of the rest), which drops
+    them. The floor of a survey that reads the source once more and computes its figures in Python."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from conversion.options import DEFAULT_SPLITS
+    from conversion.splits import with_split
+
+    numeric, strings, others = [], [], []
+    for field in frame.schema.fields:
+        column = F.col(f"`{field.name}`")
+        if isinstance(field.dataType, T.NumericType):
+            numeric.append(column.cast("double"))
+        elif isinstance(field.dataType, T.StringType):
+            strings.append(column)
+        else:
+            others.append(column.isNull())
+    hashed = frame.withColumn("_h", F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns]))
+    hashed = with_split(hashed, F.col("_h").cast("string"), DEFAULT_SPLITS, "_split")
+    handed = hashed.select(F.col("_split"), F.col("_h"), *numeric, *strings, *others)
+    handed.mapInArrow(_dropped, "n long").write.format("noop").mode("overwrite").save()
+
+
+def _dropped(batches: Any) -> Any:
+    """A `mapInArrow` function that reads its batches and returns nothing."""
+    for _ in batches:
+        pass
+    return iter(())
 
 
 def writable(frame: Any) -> Any:
@@ -731,6 +768,10 @@ def whole_runs(args: argparse.Namespace, data: TableData, base: Path) -> dict[st
         baseline = whole_run(args, "baseline", job["shards"], base / f"whole_{name}_baseline")
         print(f"    {json.dumps(baseline)}", flush=True)
         runs[name] = {"job": job, "baseline": baseline}
+        if not args.smoke:
+            print("  whole runs: the same write after the survey's read alone (the floor)...", flush=True)
+            runs[name]["floor"] = whole_run(args, "floor", job["shards"], base / f"whole_{name}_floor")
+            print(f"    {json.dumps(runs[name]['floor'])}", flush=True)
     return runs
 
 
@@ -750,6 +791,9 @@ def whole_figures(
     for name, run in whole.items():
         out[f"ratio_job_baseline_{name}"] = ratio(run["job"]["whole_s"], run["baseline"]["whole_s"])
         out[f"ratio_loop_job_{name}"] = ratio(loop_s, run["job"]["whole_s"])
+        if "floor" in run:
+            out[f"ratio_floor_baseline_{name}"] = ratio(run["floor"]["whole_s"], run["baseline"]["whole_s"])
+            out[f"ratio_job_floor_{name}"] = ratio(run["job"]["whole_s"], run["floor"]["whole_s"])
     return out
 
 
@@ -789,6 +833,15 @@ def whole_report(result: dict[str, Any]) -> Table:
             "  ratio job/write", result[f"ratio_job_baseline_{name}"], WHOLE_TARGET, "(whole runs; <1.5 wanted)"
         )
         table.figure("  ratio loop/job", result[f"ratio_loop_job_{name}"], RATIO_TARGET, "(>1: Spark is faster)")
+        if "floor" in run:
+            floor = run["floor"]
+            table.row(
+                "  the floor",
+                seconds_cell(floor["whole_s"]),
+                f"the same write after one read handed to Python, dropped there (survey_read, "
+                f"{floor['survey_read_s']:.2f} s): {result[f'ratio_floor_baseline_{name}']:.2f}x the write; "
+                f"the job {result[f'ratio_job_floor_{name}']:.2f}x it",
+            )
     return table
 
 
