@@ -819,8 +819,8 @@ def whole_report(result: dict[str, Any]) -> Table:
         phases = "  ".join(f"{phase} {seconds:.2f}" for phase, seconds in job["phases"].items())
         rest = job["whole_s"] - job["start_s"] - job["work_s"]
         table.line(f"by phase (s): start {job['start_s']:.2f}  {phases}  (python and stop {rest:.2f})", indent=6)
-        for who, run in (("job", job), ("write", baseline)):
-            cpu = "  ".join(f"{kind} {seconds:.1f}" for kind, seconds in sorted(run.get("jvm_cpu_s", {}).items()))
+        for who, child in (("job", job), ("write", baseline)):
+            cpu = "  ".join(f"{kind} {seconds:.1f}" for kind, seconds in sorted(child.get("jvm_cpu_s", {}).items()))
             if cpu:
                 table.line(f"JVM CPU of the {who} (s): {cpu}", indent=6)
         table.row(
