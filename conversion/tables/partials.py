@@ -44,10 +44,10 @@ _GROUP = ("reason", "split", "bucket")
 @dataclass(frozen=True)
 class SurveyLayout:
     """What the input batches hold, in order: the row's reason, split and bucket, whether it is selected and
-    written; its file, then its label text and split, when counted; whether it is labelled, when counted; one double per numeric column (`floats[i]`: a
-    float column, whose NaN and infinities are counted apart); one value per string column; one null flag per
-    other column; with `sample_cap`, the row's quantile sample hash last (`conversion.tables.quantiles`). By
-    position: Spark names the columns after their expressions."""
+    written; its file, then its label text and split, then whether it is labelled, each when counted; one double
+    per numeric column (`floats[i]`: a float column, whose NaN and infinities are counted apart); one value per
+    string column; one null flag per other column; with `sample_cap`, the row's quantile sample hash last
+    (`conversion.tables.quantiles`). By position: Spark names the columns after their expressions."""
 
     floats: tuple[bool, ...]
     strings: int
