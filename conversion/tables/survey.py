@@ -145,12 +145,12 @@ def survey(
     distinct: dict[int, int] = {i: 0 for i in range(len(strings))}
     present: dict[int, int] = {}  # per string column: its non-null values in the selected rows
     file_rows: dict[str, int] = {}
-    kind = F.col("kind")
+    of_kind = F.col("kind")
     label_limit = label.limit if label is not None and label.limit is not None else None
-    wanted = F.when(kind.isin(COUNTS, FILES, MOMENTS), True)
+    wanted = F.when(of_kind.isin(COUNTS, FILES, MOMENTS), True)
     if label_limit is not None:
-        wanted = wanted.when(kind == LABELS, F.col("rank") <= label_limit)
-    wanted = wanted.when(kind >= 0, F.col("rank") <= keep).otherwise(kind == LABELS)
+        wanted = wanted.when(of_kind == LABELS, F.col("rank") <= label_limit)
+    wanted = wanted.when(of_kind >= 0, F.col("rank") <= keep).otherwise(of_kind == LABELS)
     labels: dict[tuple[str, str | None], int] = {}
     label_pairs = 0
     label_distinct = 0 if estimated else None
