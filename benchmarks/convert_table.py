@@ -785,9 +785,14 @@ def whole_runs(args: argparse.Namespace, data: TableData, base: Path) -> dict[st
                 one["floor"] = whole_run(args, "floor", job["shards"], base / f"whole_{name}_floor")
                 print(f"    {json.dumps(one['floor'])}", flush=True)
             rounds.append(one)
-        by_ratio = sorted(rounds, key=lambda r: r["job"]["whole_s"] / r["baseline"]["whole_s"])
+        by_ratio = sorted(rounds, key=lambda r: _ratio_of(r, "job", "baseline"))
         runs[name] = {**by_ratio[(len(rounds) - 1) // 2], "rounds": rounds}  # the median round's figures, and all
     return runs
+
+
+def _ratio_of(one: dict[str, Any], upper: str, lower: str) -> float:
+    """One round's whole-run ratio of two of its processes (`job`, `baseline`, `floor`)."""
+    return ratio(one[upper]["whole_s"], one[lower]["whole_s"])
 
 
 def whole_figures(
@@ -805,16 +810,13 @@ def whole_figures(
     }
     for name, run in whole.items():
         rounds = run.get("rounds") or [run]
-
-        def median(upper: str, lower: str, rounds: list = rounds) -> float:
-            return statistics.median(ratio(r[upper]["whole_s"], r[lower]["whole_s"]) for r in rounds)
-
-        out[f"ratio_job_baseline_{name}"] = median("job", "baseline")
-        out[f"ratios_job_baseline_{name}"] = [ratio(r["job"]["whole_s"], r["baseline"]["whole_s"]) for r in rounds]
+        ratios = [_ratio_of(r, "job", "baseline") for r in rounds]
+        out[f"ratio_job_baseline_{name}"] = statistics.median(ratios)
+        out[f"ratios_job_baseline_{name}"] = ratios
         out[f"ratio_loop_job_{name}"] = statistics.median(ratio(loop_s, r["job"]["whole_s"]) for r in rounds)
         if "floor" in run:
-            out[f"ratio_floor_baseline_{name}"] = median("floor", "baseline")
-            out[f"ratio_job_floor_{name}"] = median("job", "floor")
+            out[f"ratio_floor_baseline_{name}"] = statistics.median(_ratio_of(r, "floor", "baseline") for r in rounds)
+            out[f"ratio_job_floor_{name}"] = statistics.median(_ratio_of(r, "job", "floor") for r in rounds)
     return out
 
 
