@@ -51,7 +51,7 @@ def with_split(df: Any, key: Any, splits: Splits, name: str) -> Any:
 
     The rule's CASE tests the digest once per bound; written inline (`split_column`), Spark computes the SHA-256
     again in every WHEN a row reaches (a fifth of the rows at 80/10/10: twice). As a column of its own, referenced
-    twice, it stays a column: 2,000,000 keys on 2 cores, warm, 1.64-1.93 s against 1.78-2.08 s inline."""
+    twice, it stays a column: 2,000,000 keys on 2 cores, warm, 1.64-1.93 s against 1.78-2.15 s inline."""
     from pyspark.sql import functions as F
 
     digest = "_tfrecordpipe_split_digest"  # a reserved prefix: no source column has it (conversion.tables.schema)
