@@ -10,7 +10,16 @@ import numpy as np
 import pyarrow as pa
 from pyspark.sql import functions as F
 
-from conversion.tables.partials import COUNTS, MOMENTS, SurveyLayout, SurveyPartials, _counts, merge_moments
+from conversion.tables.partials import (
+    COUNTS,
+    LABELS,
+    MOMENTS,
+    SurveyLayout,
+    SurveyPartials,
+    _counts,
+    _Pending,
+    merge_moments,
+)
 from conversion.tables.schema import column_specs
 from conversion.tables.survey import LabelPairs, survey
 
@@ -70,6 +79,62 @@ def test_moments_fold_batches_and_partitions_as_one_pass_would():
     assert (merged["x|min"], merged["x|max"]) == (float(finite.min()), float(finite.max()))
     assert math.isclose(merged["x|sum"] / merged["x|count"], float(finite.mean()), rel_tol=1e-14)
     assert math.isclose(merged["x|stddev"], float(np.std(finite, ddof=1)), rel_tol=1e-10)
+
+
+def test_counts_grouped_every_few_batches_are_the_partition_s_exact_counts(monkeypatch):
+    """A partition's rows are grouped once enough of a kind have come, then the groups summed: with a group every
+    700 rows (batches of 250) and once at the end, every kind's counts are the plain counts of its rows."""
+    rng = np.random.default_rng(3)
+    rows = 2_000
+    reasons = np.where(rng.random(rows) < 0.1, "null_label", None)
+    splits = rng.choice(["train", "validation", "test"], rows)
+    words = rng.choice(["a", "b", "c", "d", "é"], rows).astype(object)
+    words[::13] = None
+    labels = rng.choice(["cat", "dog"], rows).astype(object)
+    labels[::17] = None
+    layout = SurveyLayout((), 1, 0, False, True)
+    batches = []
+    for chunk in np.array_split(np.arange(rows), 8):
+        selected = np.equal(reasons[chunk], None) & (splits[chunk] == "train")
+        label_split = np.where(np.equal(reasons[chunk], None), splits[chunk], None)
+        columns = [
+            pa.array(list(reasons[chunk]), pa.string()),
+            pa.array(splits[chunk]),
+            pa.array(chunk % 4),
+            pa.array(selected),
+            pa.array(np.equal(reasons[chunk], None)),
+            pa.array(list(labels[chunk]), pa.string()),
+            pa.array(list(label_split), pa.string()),
+            pa.array(list(words[chunk]), pa.string()),
+        ]
+        batches.append(pa.RecordBatch.from_arrays(columns, [f"c{i}" for i in range(len(columns))]))
+
+    def counted() -> dict:
+        out = pa.Table.from_batches(list(SurveyPartials(layout)(iter(batches)))).to_pylist()
+        return {
+            (r["kind"], r["value"], r["reason"], r["split"], r["bucket"]): r["count"]
+            for r in out
+            if r["kind"] != MOMENTS
+        }
+
+    monkeypatch.setattr(_Pending, "GROUP_ROWS", 700)
+    got = counted()
+    kept = np.equal(reasons, None)
+    want = {}
+    for reason, split, bucket in zip(reasons, splits, np.arange(rows) % 4):
+        key = (COUNTS, None, reason, str(split), int(bucket))
+        want[key] = want.get(key, 0) + 1
+    for label, split, keep in zip(labels, splits, kept):
+        if label is not None:
+            key = (LABELS, label, None, str(split) if keep else None, None)
+            want[key] = want.get(key, 0) + 1
+    for word, split, keep in zip(words, splits, kept):
+        if word is not None and keep and split == "train":
+            key = (0, word, None, None, None)
+            want[key] = want.get(key, 0) + 1
+    assert got == want
+    monkeypatch.undo()
+    assert counted() == want  # grouped once, at the partition's end
 
 
 def test_one_value_has_no_stddev_and_none_has_no_sum_or_extremes():
