@@ -21,7 +21,7 @@ from conversion.tables.partials import (
     merge_moments,
 )
 from conversion.tables.schema import column_specs
-from conversion.tables.survey import LabelPairs, survey
+from conversion.tables.survey import SHUFFLE_PARTITIONS, LabelPairs, few_shuffle_partitions, survey
 
 
 def test_a_null_key_before_another_key_is_one_group():
@@ -226,3 +226,30 @@ def test_labelled_rows_and_the_distinct_label_estimate_are_spark_s_own_over_ever
         df, group, reason.isNull(), columns, 100, reason.isNull(), label=replace(pairs, estimate_distinct=False)
     )
     assert (without.labelled, without.label_distinct) == (0, None)
+
+
+def test_the_survey_s_shuffles_have_four_partitions_a_core_unless_the_session_sets_them(spark):
+    """The session's own setting (the tests' 2) is left as it is; unset, the survey's block uses 4 a core and unsets
+    it after; the survey's figures are the same either way (sums and ranks, not how rows were partitioned)."""
+    df = spark.range(5_000).selectExpr("id", "CAST(id % 37 AS STRING) AS s", "id * 0.5 AS x").repartition(3)
+    columns = column_specs(df.schema)
+    df = df.withColumn("_split", F.when(F.col("id") % 4 == 0, "test").otherwise("train"))
+    group = {"reason": F.lit(None).cast("string"), "split": F.col("_split"), "bucket": F.col("id") % 8}
+    label = LabelPairs(F.col("s"), F.col("_split"), limit=20, estimate_distinct=True)
+
+    def surveyed():
+        return survey(df, group, F.col("_split") == "train", columns, 10, F.lit(True), 30, label=label)
+
+    assert spark.sparkContext.defaultParallelism == 2 and spark.conf.get(SHUFFLE_PARTITIONS) == "2"
+    with few_shuffle_partitions(spark):
+        assert spark.conf.get(SHUFFLE_PARTITIONS) == "2"
+    own = surveyed()
+    spark.conf.unset(SHUFFLE_PARTITIONS)
+    try:
+        with few_shuffle_partitions(spark):
+            assert spark.conf.get(SHUFFLE_PARTITIONS) == "8"
+        assert spark.conf.get(SHUFFLE_PARTITIONS, None) is None
+        assert surveyed() == own
+    finally:
+        spark.conf.set(SHUFFLE_PARTITIONS, "2")
+    assert own.stats["s"]["num_distinct"] == 37 and len(own.labels) == 20 and own.label_distinct is not None
