@@ -31,7 +31,12 @@ _FRAMING = 16  # 8 length + 4 length CRC + 4 data CRC
 
 def render_index(spans: Spans) -> bytes:
     """The `.idx` text of a shard's frames."""
-    return (("%d %d\n" * len(spans)) % tuple(chain.from_iterable(spans))).encode("ascii")
+    return _index_text(list(chain.from_iterable(spans)))
+
+
+def _index_text(numbers: list[int]) -> bytes:
+    """The `.idx` text of a flat list offset, size, offset, size, ... (one `%` for the whole shard)."""
+    return (("%d %d\n" * (len(numbers) // 2)) % tuple(numbers)).encode("ascii")
 
 
 def parse_index(text: bytes, name: str) -> Spans:
@@ -77,7 +82,7 @@ def frame_lengths(data: bytes | mmap.mmap, name: str) -> tuple[int, bytes]:
     lines = np.empty((len(starts), 2), dtype=np.int64)
     lines[:, 0] = starts
     lines[:, 1] = np.diff(starts, append=at)
-    return len(starts), (("%d %d\n" * len(starts)) % tuple(lines.ravel().tolist())).encode("ascii")
+    return len(starts), _index_text(lines.ravel().tolist())
 
 
 def write_index(shard_url: str, index_url: str, check_crcs: bool = True) -> int:
