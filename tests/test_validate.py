@@ -265,3 +265,29 @@ def test_features_records_may_leave_out_are_counted(dataset, tmp_path):
         r"feature 'image/height' \(int64\) that the manifest lists; the manifest does not describe these records",
     ):
         validate_dataset(str(copy))
+
+
+@pytest.mark.needs_tf
+def test_an_undecodable_image_between_decoded_chunks_is_named_by_its_record(spark, tmp_path):
+    """Images are decoded a chunk of records at a time (CHUNK_RECORDS): a bad image drops its whole chunk, and the
+    record named is still the bad one, not the chunk's first; beyond a decode sample it is not decoded at all."""
+    from dataset.record_scan import CHUNK_RECORDS
+
+    root = tmp_path / "in"
+    count = CHUNK_RECORDS + 200
+    for i in range(count - 1):
+        write(root, f"x/{i}.png", image_bytes("PNG", (8, 8), seed=i))
+    write(root, "x/bad.png", corrupt_png(3))
+    out = tmp_path / "data"
+    header_only = ImageTransform(verify="header")
+    convert_images(spark, ImageConvertOptions(str(root), str(out), splits=(("train", 1.0),), transform=header_only))
+    names = [row["image/filename"] for row in inspect_examples(str(out), "train", count)]
+    bad = names.index("x/bad.png")
+    with pytest.raises(DatasetError) as caught:
+        validate_dataset(str(out))
+    assert bad % CHUNK_RECORDS and str(caught.value).startswith(
+        f"cannot decode the image of record {bad} of train shard "
+    )
+    assert "(x/bad.png): Invalid PNG data, size " in str(caught.value)
+    report = validate_dataset(str(out), decode_sample=bad)  # the records before it: every one of them decodes
+    assert (report.num_records, report.num_decoded) == (count, bad)
