@@ -242,15 +242,21 @@ def _pipeline(tf: Any, source: Any, manifest: Manifest, decode: str) -> Any:
         return keys, encoded, wanted
 
     @plain
-    def size(item: Any) -> Any:
+    def size(encoded: Any) -> Any:
+        return tf.size(decode_image(encoded, 3))
+
+    @plain
+    def size_if_wanted(item: Any) -> Any:
         encoded, wanted = item
-        return tf.cond(wanted, lambda: tf.size(decode_image(encoded, 3)), lambda: tf.constant(0))
+        return tf.cond(wanted, lambda: size(encoded), lambda: tf.constant(0))
 
     @plain
     def decoded(keys: Any, encoded: Any, wanted: Any = None) -> Any:
         """The chunk's keys once each of its images (those `wanted`; all without it) decoded, one after another."""
-        wanted = tf.ones_like(keys, tf.bool) if wanted is None else wanted
-        sizes = tf.map_fn(size, (encoded, wanted), fn_output_signature=tf.int32, parallel_iterations=1)
+        if wanted is None:  # no tf.cond around each decode where every image is decoded
+            sizes = tf.map_fn(size, encoded, fn_output_signature=tf.int32, parallel_iterations=1)
+        else:
+            sizes = tf.map_fn(size_if_wanted, (encoded, wanted), fn_output_signature=tf.int32, parallel_iterations=1)
         return keys + tf.cast(sizes * 0, tf.int64)  # depends on the decodes, so they are not pruned
 
     records = tf.data.Dataset.from_generator(source, output_signature=signature).prefetch(PIECES_AHEAD)
