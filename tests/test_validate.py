@@ -268,7 +268,7 @@ def test_features_records_may_leave_out_are_counted(dataset, tmp_path):
 
 
 @pytest.mark.needs_tf
-def test_an_undecodable_image_between_decoded_chunks_is_named_by_its_record(spark, tmp_path):
+def test_an_undecodable_image_inside_a_decoded_chunk_is_named_by_its_record(spark, tmp_path):
     """Images are decoded a chunk of records at a time (CHUNK_RECORDS): a bad image drops its whole chunk, and the
     record named is still the bad one, not the chunk's first; beyond a decode sample it is not decoded at all."""
     from dataset.record_scan import CHUNK_RECORDS
